@@ -1,0 +1,36 @@
+# Two commands set Kurator up on a fresh machine:
+#   make run    - install, create the SQLite database, deploy the diagrams, run the product
+#   make test   - install and run the test suite (SQLite; PostgreSQL when KURATOR_TEST_DATABASE_URL is set)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/kurator: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/kurator
+
+run: install
+	$(BIN)/kurator init-db
+	@files="$$(ls workflows/*.bpmn forms/*.json 2>/dev/null)"; \
+	  if [ -n "$$files" ]; then $(BIN)/kurator deploy --by setup $$files; fi
+	$(BIN)/kurator scheduler
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,68 @@
+"""Kurator's workflow engine: one `ProcessEngine` handing out a few services with plain verbs.
+
+    engine = ProcessEngine(Database(url))
+    engine.repository.deploy(["workflows/sop_case.bpmn", "forms/conclusion.json"])
+    instance_id = engine.runtime.start("sop_case", {"family_id": 7}, business_key="case-7")
+    engine.tasks.complete(task_id, "secretary", {"danger_level": "high"})
+    engine.management.sweep()          # timers and overdue tasks, as the scheduler does
+    engine.history.for_instance(instance_id)
+
+No Flask here: the web app and the CLI are clients of this package.
+"""
+
+from __future__ import annotations
+
+from .calendar_service import CalendarService
+from .clock import Clock, FrozenClock, SystemClock
+from .db import Database
+from .errors import (
+    Conflict,
+    ExecutionError,
+    InvalidInput,
+    KuratorError,
+    NotFound,
+    PermissionDenied,
+    Problem,
+    ValidationFailed,
+)
+from .executor import Executor
+from .history import HistoryService
+from .identity import IdentityService
+from .management import ManagementService
+from .repository import RepositoryService
+from .runtime import RuntimeService
+from .tasks import TaskService
+
+__all__ = [
+    "Clock", "Conflict", "Database", "ExecutionError", "FrozenClock", "InvalidInput", "KuratorError", "NotFound",
+    "PermissionDenied", "ProcessEngine", "Problem", "SystemClock", "ValidationFailed",
+]
+
+
+class ProcessEngine:
+    """The engine: repository, runtime, tasks, history, identity, calendar and management services."""
+
+    def __init__(self, db: Database, clock: Clock | None = None):
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = CalendarService(self)
+        self.identity = IdentityService(self)
+        self.history = HistoryService(self)
+        self.repository = RepositoryService(self)
+        self.executor = Executor(self)
+        self.runtime = RuntimeService(self)
+        self.tasks = TaskService(self)
+        self.management = ManagementService(self)
+        self._role_titles: dict[str, str] | None = None
+
+    def init_db(self) -> None:
+        """Create or upgrade the schema and seed the reference data (roles)."""
+        self.db.upgrade()
+        self.identity.ensure_default_roles()
+        self._role_titles = None
+
+    def role_titles(self) -> dict[str, str]:
+        """Role code -> title (cached; roles change rarely)."""
+        if self._role_titles is None:
+            self._role_titles = self.identity.roles()
+        return self._role_titles

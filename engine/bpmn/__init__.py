@@ -1,0 +1,1 @@
+"""The SpiffWorkflow adapter: everything that touches SpiffWorkflow objects lives in this package."""

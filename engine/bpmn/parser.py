@@ -1,0 +1,50 @@
+"""BPMN parsing: SpiffWorkflow's Camunda parser extended with the attributes Kurator needs."""
+
+from __future__ import annotations
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
+from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, SubWorkflowParser, UserTaskParser
+
+from .specs import CAMUNDA_TASK_ATTRIBUTES, KuratorEventSubprocess, KuratorUserTask
+
+
+class KuratorUserTaskParser(UserTaskParser):
+    """Reads `camunda:assignee`, `camunda:candidateGroups`, `camunda:dueDate` and friends."""
+
+    def create_task(self):
+        form = self.get_form()
+        camunda = {}
+        for name in CAMUNDA_TASK_ATTRIBUTES:
+            value = self.node.get(f"{{{CAMUNDA_MODEL_NS}}}{name}")
+            if value is not None and value.strip():
+                camunda[name] = value.strip()
+        return self.spec_class(self.spec, self.bpmn_id, form=form, camunda=camunda, **self.bpmn_attributes)
+
+
+class KuratorSubWorkflowParser(SubWorkflowParser):
+    """Embedded subprocesses; `triggeredByEvent="true"` makes an event subprocess (SpiffWorkflow's Camunda
+    parser treats those as plain subprocesses, so they would never start)."""
+
+    def create_task(self):
+        subworkflow_spec = SubprocessParser.get_subprocess_spec(self)
+        if (self.node.get("triggeredByEvent") or "").strip().lower() != "true":
+            return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec,
+                                   **self.bpmn_attributes)
+        starts = [n for n in self.node if etree.QName(n).localname == "startEvent"]
+        interrupting = all((n.get("isInterrupting") or "true").strip().lower() != "false" for n in starts)
+        return KuratorEventSubprocess(self.spec, self.bpmn_id, subworkflow_spec=subworkflow_spec,
+                                      interrupting=interrupting, **self.bpmn_attributes)
+
+
+class KuratorParser(CamundaParser):
+    """The parser used for every deployment."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("userTask"): (KuratorUserTaskParser, KuratorUserTask),
+        full_tag("subProcess"): (KuratorSubWorkflowParser, CamundaParser.OVERRIDE_PARSER_CLASSES[
+            full_tag("subProcess")][1]),
+    }

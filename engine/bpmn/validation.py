@@ -1,0 +1,192 @@
+"""Kurator's own deploy-time rules on parsed specs and forms, reported as `Problem`s with element ids."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
+from SpiffWorkflow.bpmn.specs.mixins.script_task import ScriptTask
+from SpiffWorkflow.specs.MultiChoice import MultiChoice
+
+from ..errors import Problem
+from ..sandbox import SandboxError
+from .script_engine import check_expression, check_script, is_iso_literal
+from .specs import KuratorUserTask
+
+_CRON = re.compile(r"^\S+(\s+\S+){4,6}$")
+
+
+def problem_from_exception(exc: Exception, file: str, element_id: str | None = None) -> Problem:
+    """A parser failure, however foreign the input, as a readable problem."""
+    if isinstance(exc, ValidationException):
+        message = str(exc.args[0]) if exc.args else str(exc)
+        line = f" (line {exc.line_number})" if getattr(exc, "line_number", "") else ""
+        return Problem("error", f"{message}{line}", element_id=getattr(exc, "id", None) or element_id,
+                       file=file or getattr(exc, "file_name", None))
+    detail = str(exc) or exc.__class__.__name__
+    return Problem("error", f"The diagram uses a construct the engine cannot execute ({exc.__class__.__name__}: "
+                            f"{detail}); simplify the element or remove it", element_id=element_id, file=file)
+
+
+def check_form(name: str, text: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """A form-js schema: a JSON object with a list of components whose keys are unique."""
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(Problem("error", f"Not valid JSON: {exc.msg} at line {exc.lineno}", file=name))
+        return None
+    if not isinstance(schema, dict) or not isinstance(schema.get("components"), list):
+        problems.append(Problem("error", "A form definition must be a JSON object with a 'components' list "
+                                         "(form-js schema)", file=name))
+        return None
+    seen: set[str] = set()
+
+    def walk(components):
+        for component in components:
+            if not isinstance(component, dict):
+                problems.append(Problem("error", "Every form component must be a JSON object", file=name))
+                continue
+            key = component.get("key")
+            if key is not None:
+                if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+                    problems.append(Problem("error", f"Field key '{key}' must be a name of Latin letters, digits "
+                                                     f"and '_' not starting with '_'", file=name, element_id=key))
+                elif key in seen:
+                    problems.append(Problem("error", f"Field key '{key}' is used twice", file=name,
+                                            element_id=key))
+                seen.add(str(key))
+            if isinstance(component.get("components"), list):
+                walk(component["components"])
+
+    before = len(problems)
+    walk(schema["components"])
+    return schema if len(problems) == before else None
+
+
+def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], roles: dict[str, str],
+                problems: list[Problem]) -> None:
+    """Kurator rules over a process spec and the specs it calls."""
+    from ..repository import normalize_form_key
+
+    for process in [spec, *subprocess_specs.values()]:
+        if process is None:
+            continue
+        for task_spec in process.task_specs.values():
+            element = getattr(task_spec, "bpmn_id", None) or task_spec.name
+            label = task_spec.bpmn_name or element
+
+            def report(message: str, severity: str = "error", _element=element) -> None:
+                problems.append(Problem(severity, message, element_id=_element, file=file))
+
+            if isinstance(task_spec, KuratorUserTask):
+                _check_user_task(task_spec, label, known_forms, roles, report, normalize_form_key)
+            if isinstance(task_spec, ScriptTask):
+                _check(check_script, task_spec.script or "", f"Script of '{label}'", report)
+            if isinstance(task_spec, MultiChoice):
+                for condition, _target in task_spec.cond_task_specs:
+                    if isinstance(condition, str):
+                        _check(check_expression, condition, f"Condition on a flow out of '{label}'", report)
+            if isinstance(task_spec, (MultiInstanceTask, StandardLoopTask)):
+                for attr in ("cardinality", "condition"):
+                    value = getattr(task_spec, attr, None)
+                    if isinstance(value, str) and value.strip():
+                        _check(check_expression, value, f"Loop {attr} of '{label}'", report)
+            for attr in ("prescript", "postscript"):
+                value = getattr(task_spec, attr, None)
+                if isinstance(value, str) and value.strip():
+                    _check(check_script, value, f"The {attr} of '{label}'", report)
+            definition = getattr(task_spec, "event_definition", None)
+            if definition is not None:
+                _check_event(definition, label, report)
+
+
+def _check_user_task(task_spec, label, known_forms, roles, report, normalize_form_key) -> None:
+    attrs = task_spec.camunda
+    for name in ("assignee", "candidateGroups", "candidateUsers", "dueDate", "followUpDate", "priority"):
+        value = attrs.get(name)
+        if value and ("${" in value or "#{" in value or name in ("dueDate", "followUpDate")):
+            _check(check_expression, value, f"camunda:{name} of '{label}'", report)
+    groups = [g.strip() for g in attrs.get("candidateGroups", "").split(",") if g.strip() and "{" not in g]
+    for group in groups:
+        if group not in roles:
+            report(f"Candidate group '{group}' of '{label}' is not a known role; known roles: "
+                   f"{', '.join(sorted(roles))}", "warning")
+    if not (task_spec.lane or attrs.get("candidateGroups") or attrs.get("assignee") or attrs.get("candidateUsers")):
+        report(f"User task '{label}' has no lane, candidate group or assignee: it will be offered to the "
+               f"'admin' role", "warning")
+    elif task_spec.lane and not attrs.get("candidateGroups") and resolve_role(task_spec.lane, roles) is None:
+        report(f"Lane '{task_spec.lane}' of '{label}' is not a known role: its tasks go to role "
+               f"'{task_spec.lane}'", "warning")
+    form_key = task_spec.form.key if task_spec.form is not None else ""
+    if form_key and not task_spec.form.fields and normalize_form_key(form_key) not in known_forms:
+        report(f"Form '{form_key}' of '{label}' is not deployed: deploy forms/{normalize_form_key(form_key)}.json "
+               f"together with the diagram")
+
+
+def _check_event(definition, label, report) -> None:
+    if isinstance(definition, MultipleEventDefinition):
+        for inner in definition.event_definitions:
+            _check_event(inner, label, report)
+        return
+    if isinstance(definition, TimerEventDefinition):
+        _check_timer(definition, label, report)
+    elif isinstance(definition, ConditionalEventDefinition):
+        _check(check_expression, definition.expression or "", f"Condition of '{label}'", report)
+    else:
+        expression = getattr(definition, "expression", None)
+        if isinstance(expression, str) and expression.strip():
+            _check(check_expression, expression, f"Message expression of '{label}'", report)
+
+
+def _check_timer(definition: TimerEventDefinition, label: str, report) -> None:
+    expression = (definition.expression or "").strip()
+    if not expression:
+        report(f"Timer '{label}' has no time, duration or cycle")
+        return
+    if is_iso_literal(expression):
+        try:
+            if isinstance(definition, CycleTimerEventDefinition):
+                TimerEventDefinition.parse_iso_recurring_interval(expression)
+            elif isinstance(definition, DurationTimerEventDefinition):
+                TimerEventDefinition.parse_iso_duration(expression)
+            else:
+                TimerEventDefinition.parse_time_or_duration(expression)
+        except Exception:
+            report(f"Timer '{label}': '{expression}' is not a valid ISO 8601 value (e.g. 2026-01-12T09:00:00, "
+                   f"P5D, R3/PT1H)")
+        return
+    if _CRON.match(expression) and not any(ch in expression for ch in "()[]"):
+        report(f"Timer '{label}': cron expressions ('{expression}') are not supported; use an ISO 8601 "
+               f"repeating interval such as R/P1D or a calendar function such as ${{working_days(3)}}")
+        return
+    _check(check_expression, expression, f"Timer '{label}'", report)
+
+
+def _check(checker, source: str, what: str, report) -> None:
+    try:
+        checker(source)
+    except SandboxError as exc:
+        report(f"{what}: {exc}")
+    except Exception as exc:  # pragma: no cover - the checker must not crash on odd input
+        report(f"{what}: cannot be checked ({exc})")
+
+
+def resolve_role(lane: str | None, roles: dict[str, str]) -> str | None:
+    """The role code a lane name stands for: its code or its title, case-insensitively."""
+    if not lane:
+        return None
+    wanted = lane.strip().casefold()
+    for code, title in roles.items():
+        if wanted in (code.casefold(), title.casefold()):
+            return code
+    return None

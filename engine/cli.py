@@ -1,0 +1,329 @@
+"""The `kurator` command line: database set-up, deployment, instances, tasks, time travel, identity."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from typing import Any
+
+import click
+
+from . import ProcessEngine
+from .clock import FrozenClock, SystemClock, parse_instant
+from .db import Database, database_url
+from .errors import KuratorError, ValidationFailed
+from .tasks import TASK_FIELDS
+
+
+class Context:
+    def __init__(self, url: str | None):
+        self.url = database_url(url)
+        self._engine: ProcessEngine | None = None
+
+    def engine(self, clock=None) -> ProcessEngine:
+        if self._engine is None or clock is not None:
+            self._engine = ProcessEngine(Database(self.url), clock or SystemClock())
+        return self._engine
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit(value: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+    elif text is not None:
+        click.echo(text)
+
+
+def parse_var(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise click.BadParameter(f"'{text}' must be name=value", param_hint="--var")
+    name, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value
+
+
+class KuratorGroup(click.Group):
+    """Turns engine errors into a message and exit code 1 (never a traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValidationFailed as exc:
+            click.echo(exc.message, err=True)
+            warnings = [p for p in exc.problems if p.severity == "warning"]
+            for problem in warnings:
+                click.echo(f"  - {problem}", err=True)
+            sys.exit(1)
+        except KuratorError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=KuratorGroup)
+@click.option("--database-url", envvar="KURATOR_DATABASE_URL", default=None,
+              help="Database URL (default: KURATOR_DATABASE_URL, else sqlite:///instance/kurator.db).")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """Kurator: the СОП case workflow engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = Context(database_url)
+
+
+@main.command("init-db")
+@pass_ctx
+def init_db(ctx: Context) -> None:
+    """Create or upgrade the database schema and seed the roles."""
+    ctx.engine().init_db()
+    click.echo(f"Database ready: {ctx.url}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", "deployed_by", default=None, help="Who deploys (recorded in history).")
+@click.option("--comment", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def deploy(ctx: Context, files, deployed_by, comment, as_json) -> None:
+    """Validate and deploy BPMN diagrams and form definitions."""
+    result = ctx.engine().repository.deploy(list(files), deployed_by=deployed_by, comment=comment)
+    lines = [f"{i.kind} {i.key} version {i.version} ({'new' if i.created else 'unchanged'})" for i in result.items]
+    lines += [f"  - {w}" for w in result.warnings]
+    emit(result.to_dict(), as_json, "\n".join(lines))
+
+
+@main.command()
+@click.argument("key")
+@click.option("--var", "variables", multiple=True, help="name=value (value read as JSON when it parses).")
+@click.option("--business-key", default=None)
+@click.option("--version", type=int, default=None)
+@click.option("--user", default=None, help="Who starts it (their agency's time zone applies).")
+@click.option("--timezone", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def start(ctx: Context, key, variables, business_key, version, user, timezone, as_json) -> None:
+    """Start an instance of process KEY."""
+    values = dict(parse_var(v) for v in variables)
+    instance_id = ctx.engine().runtime.start(key, values, business_key=business_key, version=version,
+                                             started_by=user, timezone=timezone)
+    emit({"instance_id": instance_id}, as_json, f"Started instance {instance_id}")
+
+
+@main.command()
+@click.option("--user", default=None)
+@click.option("--role", default=None)
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--overdue", is_flag=True, default=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tasks(ctx: Context, user, role, instance_id, overdue, as_json) -> None:
+    """List open tasks."""
+    rows = ctx.engine().tasks.query(user=user, role=role, instance_id=instance_id, overdue=True if overdue else None)
+    if as_json:
+        emit([{k: r[k] for k in TASK_FIELDS} for r in rows], True)
+        return
+    for r in rows:
+        flag = " OVERDUE" if r["overdue"] else ""
+        who = r["assignee"] or ",".join(r["candidate_roles"])
+        click.echo(f"{r['id']}  #{r['instance_id']} {r['process_key']}: {r['name']} [{who}] "
+                   f"due {r['due'] or '—'}{flag}")
+    if not rows:
+        click.echo("No tasks.")
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--user", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def claim(ctx: Context, task_id, user, as_json) -> None:
+    """Claim a task."""
+    emit(ctx.engine().tasks.claim(task_id, user), as_json, f"Task {task_id} claimed by {user}")
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--user", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def unclaim(ctx: Context, task_id, user, as_json) -> None:
+    """Give a claimed task back to its candidates."""
+    emit(ctx.engine().tasks.unclaim(task_id, user), as_json, f"Task {task_id} released by {user}")
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--user", required=True)
+@click.option("--data", default=None, help="Form data as a JSON object.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def complete(ctx: Context, task_id, user, data, as_json) -> None:
+    """Complete a task with form data."""
+    try:
+        values = json.loads(data) if data else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc.msg}", param_hint="--data") from exc
+    emit(ctx.engine().tasks.complete(task_id, user, values), as_json, f"Task {task_id} completed by {user}")
+
+
+@main.command()
+@click.option("--at", "at", default=None, help="Run the sweep as of this ISO 8601 instant (time travel).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tick(ctx: Context, at, as_json) -> None:
+    """Run one scheduler sweep: fire due timers, mark overdue tasks."""
+    try:
+        clock = FrozenClock(parse_instant(at)) if at else SystemClock()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    result = ctx.engine(clock).management.sweep()
+    emit(result.to_dict(), as_json, f"As of {clock.now().isoformat()}: {result.instances} instance(s) moved, "
+                                    f"{result.timers_fired} timer(s) fired, {result.overdue_marked} task(s) "
+                                    f"became overdue, {len(result.incidents)} incident(s)")
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def history(ctx: Context, instance_id, as_json) -> None:
+    """Show the history of an instance."""
+    events = ctx.engine().history.for_instance(instance_id)
+    emit(events, as_json, "\n".join(f"{e['at']}  {e['type']:<18} {e['actor'] or '':<12} "
+                                    f"{json.dumps(e['data'], ensure_ascii=False) if e['data'] else ''}"
+                                    for e in events) or "No history.")
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@pass_ctx
+def instance(ctx: Context, instance_id) -> None:
+    """Show an instance: status, variables, open tasks (JSON)."""
+    emit(ctx.engine().runtime.instance(instance_id), True)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--business-key", default=None)
+@click.option("--var", "variables", multiple=True)
+@click.option("--user", default=None)
+@pass_ctx
+def signal(ctx: Context, name, instance_id, business_key, variables, user) -> None:
+    """Send a signal (e.g. a threat to life) to waiting instances."""
+    payload = dict(parse_var(v) for v in variables)
+    ids = ctx.engine().runtime.send_signal(name, payload, business_key=business_key, instance_id=instance_id,
+                                           actor=user)
+    click.echo(f"Signal '{name}' received by {len(ids)} instance(s): {', '.join(map(str, ids)) or '—'}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--business-key", default=None)
+@click.option("--payload", default=None, help="JSON payload.")
+@click.option("--user", default=None)
+@pass_ctx
+def message(ctx: Context, name, instance_id, business_key, payload, user) -> None:
+    """Correlate a message to the instance(s) waiting for it."""
+    value = json.loads(payload) if payload else None
+    ids = ctx.engine().runtime.correlate_message(name, value, business_key=business_key, instance_id=instance_id,
+                                                 actor=user)
+    click.echo(f"Message '{name}' received by instance(s) {', '.join(map(str, ids))}")
+
+
+@main.group()
+def users() -> None:
+    """Users."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--agency", default=None, help="Agency name or id.")
+@click.option("--full-name", default=None)
+@pass_ctx
+def users_add(ctx: Context, name, roles, agency, full_name) -> None:
+    """Add a user with one or more roles."""
+    user_id = ctx.engine().identity.add_user(name, list(roles), agency=agency, full_name=full_name)
+    click.echo(f"User {name} created (id {user_id}, roles {', '.join(roles)})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def users_list(ctx: Context, as_json) -> None:
+    rows = [u.to_dict() for u in ctx.engine().identity.users()]
+    emit(rows, as_json, "\n".join(f"{u['username']}: {', '.join(u['roles'])} ({u['agency'] or '—'})" for u in rows))
+
+
+@main.group()
+def agencies() -> None:
+    """Agencies and municipalities."""
+
+
+@agencies.command("add")
+@click.argument("name")
+@click.option("--municipality", required=True)
+@click.option("--kind", default=None, help="commission, police, guardianship, social_protection, education, …")
+@click.option("--timezone", default=None, help="IANA time zone (default: the municipality's, else Europe/Moscow).")
+@pass_ctx
+def agencies_add(ctx: Context, name, municipality, kind, timezone) -> None:
+    """Add an agency (its municipality is created on first mention)."""
+    agency_id = ctx.engine().identity.add_agency(name, municipality, kind=kind, timezone=timezone)
+    click.echo(f"Agency {name} created (id {agency_id}) in {municipality}")
+
+
+@agencies.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def agencies_list(ctx: Context, as_json) -> None:
+    rows = ctx.engine().identity.agencies()
+    emit(rows, as_json, "\n".join(f"{a['id']}: {a['name']} — {a['municipality']} ({a['timezone']})" for a in rows))
+
+
+@main.group()
+def calendar() -> None:
+    """Production calendar overrides."""
+
+
+@calendar.command("set")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--working/--day-off", required=True)
+@click.option("--comment", default=None)
+@pass_ctx
+def calendar_set(ctx: Context, day, working, comment) -> None:
+    """Mark DAY as a working day or a day off (regional decree)."""
+    ctx.engine().calendar.set_override(day.date(), working, comment)
+    click.echo(f"{day.date().isoformat()}: {'working day' if working else 'day off'}")
+
+
+@calendar.command("check")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@pass_ctx
+def calendar_check(ctx: Context, day) -> None:
+    """Say whether DAY is a working day."""
+    d: date = day.date()
+    working = ctx.engine().calendar.calendar.is_working_day(d)
+    click.echo(f"{d.isoformat()}: {'working day' if working else 'day off'}")
+
+
+@main.command()
+@click.option("--interval", type=float, default=15.0, help="Seconds between sweeps.")
+@pass_ctx
+def scheduler(ctx: Context, interval) -> None:
+    """Run the scheduler: sweep timers and overdue tasks until stopped."""
+    from .scheduler import run_forever
+
+    run_forever(ctx.engine(), interval)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

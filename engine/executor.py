@@ -1,0 +1,360 @@
+"""Loads an instance, lets SpiffWorkflow advance it, and saves state, human tasks, timers and history at once.
+
+This is the one place where instance state is read and written. Every change goes through `operation()`:
+one transaction, the engine clock in force, and an optimistic lock on the instance's `revision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import history
+from .bpmn.script_engine import CURRENT_CLOCK, KuratorScriptEngine
+from .bpmn.serializer import StateSerializer
+from .bpmn.specs import KuratorEventSubprocess
+from .bpmn.validation import resolve_role
+from .calendar import CalendarCoverageError
+from .clock import parse_instant
+from .errors import Conflict, ExecutionError, KuratorError
+from .models import HumanTask, ProcessInstance
+from .sandbox import SandboxError
+
+if TYPE_CHECKING:
+    from . import ProcessEngine
+
+ADMIN_ROLE = "admin"
+# Camunda attributes that are plain text unless written as ${...}; dueDate and followUpDate are expressions.
+LITERAL_ATTRIBUTES = ("assignee", "candidateGroups", "candidateUsers")
+
+
+@dataclass
+class Loaded:
+    """An instance row and its live workflow, inside one transaction."""
+
+    session: Session
+    row: ProcessInstance
+    workflow: BpmnWorkflow
+    revision: int
+    actor: str | None = None
+    completed_task_ids: set[str] = field(default_factory=set)
+
+
+class Executor:
+    """The engine's single path for changing instance state."""
+
+    def __init__(self, engine: ProcessEngine):
+        self._engine = engine
+        self.serializer = StateSerializer()
+
+    # -- script engines ---------------------------------------------------------------------------------------
+
+    def script_engine(self, tz: str) -> KuratorScriptEngine:
+        functions = self._engine.calendar.functions(tz)
+        return KuratorScriptEngine(functions, tz=tz)
+
+    @contextmanager
+    def clock_in_force(self) -> Iterator[None]:
+        token = CURRENT_CLOCK.set(self._engine.clock)
+        try:
+            yield
+        finally:
+            CURRENT_CLOCK.reset(token)
+
+    # -- loading and saving -----------------------------------------------------------------------------------
+
+    def new_workflow(self, definition_id: int, tz: str) -> BpmnWorkflow:
+        spec_json = self._engine.repository.spec_json(definition_id)
+        return self.serializer.new_workflow(spec_json, self.script_engine(tz))
+
+    def load(self, session: Session, row: ProcessInstance, actor: str | None = None) -> Loaded:
+        spec_json = self._engine.repository.spec_json(row.definition_id)
+        workflow = self.serializer.restore(row.state, spec_json)
+        reconnect_event_subprocesses(workflow)
+        workflow.script_engine = self.script_engine(row.timezone)
+        return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor)
+
+    @contextmanager
+    def operation(self, instance_id: int, actor: str | None = None, what: str = "change") -> Iterator[Loaded]:
+        """Load an instance for a change and save everything in one transaction, or nothing at all."""
+        try:
+            with self.clock_in_force(), self._engine.db.session() as session:
+                row = session.get(ProcessInstance, instance_id)
+                if row is None:
+                    from .errors import NotFound
+
+                    raise NotFound(f"No process instance {instance_id}")
+                loaded = self.load(session, row, actor)
+                with translate_errors():
+                    yield loaded
+                self.save(loaded)
+        except Conflict as exc:
+            self._engine.history.record_now(history.CONFLICT_REJECTED, instance_id, actor=actor,
+                                            data={"attempt": what, "message": exc.message})
+            raise
+
+    def advance(self, loaded: Loaded) -> None:
+        """Run every engine step that is ready (scripts, gateways, events, timers that are due)."""
+        with translate_errors():
+            loaded.workflow.do_engine_steps()
+            while interrupt_for_event_subprocesses(loaded.workflow):
+                loaded.workflow.do_engine_steps()
+
+    def fire_due_timers(self, loaded: Loaded) -> list[str]:
+        """Fire the timers that are due on the engine clock; returns the element ids of those that fired."""
+        workflow = loaded.workflow
+        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING) if _is_timer(t)]
+        with translate_errors():
+            workflow.refresh_timers()
+            workflow.do_engine_steps()
+            while interrupt_for_event_subprocesses(workflow):
+                workflow.do_engine_steps()
+        fired = []
+        for task in waiting:
+            current = workflow.get_task_from_id(task.id)
+            if current is None or current.state != TaskState.WAITING or current.internal_data.get("event_fired"):
+                fired.append(task.task_spec.bpmn_id or task.task_spec.name)
+        return fired
+
+    def save(self, loaded: Loaded) -> None:
+        """Write state, human tasks, next wake-up and history; the revision check comes first."""
+        session, row, workflow = loaded.session, loaded.row, loaded.workflow
+        now = self._engine.clock.now()
+        completed = workflow.is_completed()
+        next_wakeup, waiting_for = (None, None) if completed else pending_events(workflow)
+        result = session.execute(
+            update(ProcessInstance)
+            .where(ProcessInstance.id == row.id, ProcessInstance.revision == loaded.revision)
+            .values(state=self.serializer.state_to_json(workflow), revision=loaded.revision + 1,
+                    next_wakeup=next_wakeup, waiting_for=waiting_for,
+                    status="completed" if completed else "running", error=None,
+                    ended_at=now if completed else None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"Process instance {row.id} was changed by someone else at the same time; "
+                           f"reload and try again")
+        self._sync_human_tasks(loaded, now)
+        if completed and row.status != "completed":
+            self._engine.history.record(session, history.INSTANCE_COMPLETED, row.id, actor=loaded.actor)
+        session.expire(row)
+
+    # -- human tasks ------------------------------------------------------------------------------------------
+
+    def _sync_human_tasks(self, loaded: Loaded, now: datetime) -> None:
+        session, workflow = loaded.session, loaded.workflow
+        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        open_rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == loaded.row.id,
+                                                            HumanTask.status == "open")).all()
+        for task_row in open_rows:
+            if task_row.id not in ready:
+                task_row.status = "cancelled"
+                task_row.completed_at = now
+                self._engine.history.record(session, history.TASK_CANCELLED, loaded.row.id, task_id=task_row.id,
+                                            data={"element": task_row.element_id, "name": task_row.name})
+        open_ids = {r.id for r in open_rows}
+        roles = self._engine.role_titles()
+        for task_id, task in ready.items():
+            if task_id in open_ids:
+                continue
+            values = self.human_task_values(loaded, task, roles)
+            existing = session.get(HumanTask, task_id)
+            if existing is None:
+                session.add(HumanTask(id=task_id, instance_id=loaded.row.id, created_at=now, **values))
+            else:  # the same task became ready again (e.g. after a migration back)
+                for key, value in values.items():
+                    setattr(existing, key, value)
+                existing.status, existing.completed_at, existing.completed_by, existing.data = "open", None, None, None
+                existing.created_at = now
+            self._engine.history.record(session, history.TASK_CREATED, loaded.row.id, task_id=task_id,
+                                        data={"element": values["element_id"], "name": values["name"],
+                                              "candidate_roles": values["candidate_roles"],
+                                              "assignee": values["assignee"],
+                                              "due": values["due"].isoformat() if values["due"] else None})
+
+    def human_task_values(self, loaded: Loaded, task, roles: dict[str, str]) -> dict[str, Any]:
+        """Evaluate a ready task's Camunda attributes into the columns of its inbox row."""
+        spec = task.task_spec
+        attrs: dict[str, str] = getattr(spec, "camunda", {}) or {}
+        engine = loaded.workflow.script_engine
+        element = spec.bpmn_id or spec.name
+
+        def evaluate(name: str) -> Any:
+            expression = attrs.get(name)
+            if not expression:
+                return None
+            if name in LITERAL_ATTRIBUTES and "${" not in expression and "#{" not in expression:
+                return expression
+            try:
+                return engine.evaluate_value(expression, task.data)
+            except (SandboxError, CalendarCoverageError, ValueError, TypeError) as exc:
+                raise ExecutionError(f"camunda:{name} '{expression}' could not be evaluated: {exc}",
+                                     element) from exc
+
+        candidate_roles = _as_list(evaluate("candidateGroups")) if "candidateGroups" in attrs else []
+        if not candidate_roles and spec.lane:
+            candidate_roles = [resolve_role(spec.lane, roles) or spec.lane.strip()]
+        candidate_users = _as_list(evaluate("candidateUsers"))
+        assignee = evaluate("assignee")
+        assignee = str(assignee).strip() if assignee not in (None, "") else None
+        if not candidate_roles and not candidate_users and not assignee:
+            candidate_roles = [ADMIN_ROLE]
+        priority = evaluate("priority")
+        form = getattr(spec, "form", None)
+        return {
+            "candidates": candidates_token(candidate_roles, candidate_users),
+            "process_key": loaded.row.process_key,
+            "element_id": element,
+            "name": spec.bpmn_name or element,
+            "lane": spec.lane,
+            "candidate_roles": candidate_roles,
+            "candidate_users": candidate_users,
+            "assignee": assignee,
+            "form_key": (form.key or None) if form is not None else None,
+            "due": _as_instant(evaluate("dueDate"), element, "dueDate"),
+            "follow_up": _as_instant(evaluate("followUpDate"), element, "followUpDate"),
+            "priority": int(priority) if priority not in (None, "") else None,
+            "overdue": False,
+        }
+
+
+def candidates_token(roles: list[str], users: list[str]) -> str:
+    return "|" + "".join(f"role:{r}|" for r in roles) + "".join(f"user:{u}|" for u in users)
+
+
+def pending_events(workflow: BpmnWorkflow) -> tuple[datetime | None, str | None]:
+    """The next timer wake-up, and the messages and signals the instance waits for ('|kind:name|…')."""
+    wakeup: datetime | None = None
+    names: set[str] = set()
+    for event in workflow.waiting_events():
+        kind = event.event_type
+        if "Timer" in kind or "TimeDate" in kind:
+            value = event.value
+            if isinstance(value, dict):
+                value = value.get("next")
+            if value:
+                at = parse_instant(value)
+                wakeup = at if wakeup is None or at < wakeup else wakeup
+        elif event.name:
+            names.add(f"{_event_kind(kind)}:{event.name}")
+    names.update(_event_subprocess_triggers(workflow))
+    return wakeup, ("|" + "|".join(sorted(names)) + "|") if names else None
+
+
+def reconnect_event_subprocesses(workflow: BpmnWorkflow) -> None:
+    """Re-create the spec links SpiffWorkflow adds when an event subprocess is triggered.
+
+    SpiffWorkflow connects a triggered event subprocess to its process's start and end at run time, on the
+    spec; our stored spec is the deploy-time one, so the links are restored for every triggered one.
+    """
+    for wf in [workflow, *workflow.subprocesses.values()]:
+        start = wf.spec.start
+        for name in getattr(start, "trigger_specs", []):
+            spec = wf.spec.task_specs.get(name)
+            if spec is None or start in spec.inputs:
+                continue
+            if any(task.task_spec is spec for task in wf.tasks.values()):
+                start.connect(spec)
+                spec.connect(wf.spec.end)
+
+
+def interrupt_for_event_subprocesses(workflow: BpmnWorkflow) -> bool:
+    """Cancel the rest of a (sub)process when an interrupting event subprocess has started in it.
+
+    SpiffWorkflow 3.2 runs every event subprocess beside the main flow; BPMN says an interrupting one
+    (the default) ends the enclosing flow. Returns whether anything was cancelled.
+    """
+    changed = False
+    for task in workflow.get_tasks(spec_class=KuratorEventSubprocess):
+        if not task.task_spec.interrupting or task.internal_data.get("interrupted"):
+            continue
+        if not task.has_state(TaskState.STARTED | TaskState.READY | TaskState.COMPLETED | TaskState.WAITING):
+            continue
+        task.internal_data["interrupted"] = True
+        victims = []
+        for sibling in task.parent.children if task.parent is not None else []:
+            if sibling is not task:
+                victims.extend(t for t in sibling if not t.has_state(TaskState.FINISHED_MASK))
+        for victim in sorted(victims, key=lambda t: t.depth, reverse=True):
+            if not victim.has_state(TaskState.FINISHED_MASK):
+                victim.cancel()
+        changed = changed or bool(victims)
+    return changed
+
+
+def _event_kind(type_name: str) -> str:
+    return "message" if "Message" in type_name else "signal" if "Signal" in type_name else type_name.lower()
+
+
+def _event_subprocess_triggers(workflow: BpmnWorkflow) -> set[str]:
+    """Signals and messages that start event subprocesses (SpiffWorkflow does not list them as waiting)."""
+    tokens: set[str] = set()
+    for wf in [workflow, *workflow.get_active_subprocesses()]:
+        for name in getattr(wf.spec.start, "trigger_specs", []):
+            sp_spec = workflow.subprocess_specs.get(name)
+            for start_event in getattr(sp_spec, "bpmn_start_events", []) if sp_spec is not None else []:
+                definition = start_event.event_definition
+                if getattr(definition, "name", None):
+                    tokens.add(f"{_event_kind(type(definition).__name__)}:{definition.name}")
+    return tokens
+
+
+def _is_timer(task) -> bool:
+    return isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple, set)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def _as_instant(value: Any, element: str, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_instant(value) if isinstance(value, (str, datetime)) else None
+    except ValueError as exc:
+        raise ExecutionError(f"camunda:{name} gave '{value}', which is not a date and time", element) from exc
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """SpiffWorkflow and sandbox failures become `ExecutionError`s that name the diagram element."""
+    try:
+        yield
+    except KuratorError:
+        raise
+    except (WorkflowException, SpiffWorkflowException) as exc:
+        spec = getattr(exc, "task_spec", None)
+        element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
+        raise ExecutionError(_message(exc), element) from exc
+    except (SandboxError, CalendarCoverageError) as exc:
+        raise ExecutionError(str(exc)) from exc
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else exc.__class__.__name__
+    cause = exc.__cause__ or getattr(exc, "exception", None)
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {cause}"
+    return text
+
+
+def task_uuid(task_id: str) -> UUID:
+    return UUID(task_id)

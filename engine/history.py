@@ -1,0 +1,65 @@
+"""HistoryService: the append-only record of what happened to each instance."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import HistoryEvent
+
+if TYPE_CHECKING:
+    from . import ProcessEngine
+
+# Event types written by the engine.
+DEPLOYED = "deployed"
+INSTANCE_STARTED = "instance_started"
+INSTANCE_COMPLETED = "instance_completed"
+TASK_CREATED = "task_created"
+TASK_CLAIMED = "task_claimed"
+TASK_UNCLAIMED = "task_unclaimed"
+TASK_COMPLETED = "task_completed"
+TASK_CANCELLED = "task_cancelled"
+TASK_OVERDUE = "task_overdue"
+TIMER_FIRED = "timer_fired"
+MESSAGE_RECEIVED = "message_received"
+SIGNAL_RECEIVED = "signal_received"
+CONFLICT_REJECTED = "conflict_rejected"
+INCIDENT = "incident"
+
+
+class HistoryService:
+    """Writes and reads history events; writes happen inside the caller's transaction."""
+
+    def __init__(self, engine: ProcessEngine):
+        self._engine = engine
+
+    def record(self, session: Session, event_type: str, instance_id: int | None = None, *,
+               task_id: str | None = None, actor: str | None = None, data: dict[str, Any] | None = None) -> None:
+        session.add(HistoryEvent(instance_id=instance_id, task_id=task_id, event_type=event_type, actor=actor,
+                                 at=self._engine.clock.now(), data=data))
+
+    def record_now(self, event_type: str, instance_id: int | None = None, **kwargs: Any) -> None:
+        """Record in a transaction of its own (for events about attempts that were rolled back)."""
+        with self._engine.db.session() as session:
+            self.record(session, event_type, instance_id, **kwargs)
+
+    def for_instance(self, instance_id: int) -> list[dict[str, Any]]:
+        with self._engine.db.session() as session:
+            rows = session.scalars(
+                select(HistoryEvent).where(HistoryEvent.instance_id == instance_id).order_by(HistoryEvent.id)
+            ).all()
+            return [event_to_dict(row) for row in rows]
+
+
+def event_to_dict(row: HistoryEvent) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "instance_id": row.instance_id,
+        "task_id": row.task_id,
+        "type": row.event_type,
+        "actor": row.actor,
+        "at": row.at.isoformat(),
+        "data": row.data,
+    }

@@ -1,0 +1,116 @@
+"""ManagementService: the timer sweep and the overdue marking that the scheduler runs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from . import history
+from .errors import Conflict, ExecutionError
+from .models import HumanTask, ProcessInstance
+
+if TYPE_CHECKING:
+    from . import ProcessEngine
+
+log = logging.getLogger(__name__)
+
+INCIDENT_RETRY = timedelta(hours=1)
+
+
+@dataclass
+class SweepResult:
+    instances: int = 0
+    timers_fired: int = 0
+    overdue_marked: int = 0
+    incidents: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class ManagementService:
+    """Moves instances whose timers are due and marks tasks overdue; safe to run in many processes at once."""
+
+    def __init__(self, engine: ProcessEngine):
+        self._engine = engine
+
+    def sweep(self, batch_size: int = 50) -> SweepResult:
+        """One pass as of the engine clock: due timers, then overdue tasks."""
+        result = SweepResult()
+        self.fire_due_timers(result, batch_size)
+        result.overdue_marked = self.mark_overdue()
+        return result
+
+    def fire_due_timers(self, result: SweepResult | None = None, batch_size: int = 50) -> SweepResult:
+        result = result or SweepResult()
+        seen: set[int] = set()
+        while True:
+            handled = self._fire_batch(result, batch_size, seen)
+            if handled == 0:
+                return result
+
+    def _fire_batch(self, result: SweepResult, batch_size: int, seen: set[int]) -> int:
+        """Lock a batch of due instances (SKIP LOCKED on PostgreSQL) and move each in a savepoint."""
+        engine = self._engine
+        executor = engine.executor
+        now = engine.clock.now()
+        handled = 0
+        with executor.clock_in_force(), engine.db.session() as session:
+            query = (select(ProcessInstance)
+                     .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now)
+                     .order_by(ProcessInstance.next_wakeup, ProcessInstance.id).limit(batch_size))
+            if seen:
+                query = query.where(ProcessInstance.id.not_in(seen))
+            if engine.db.is_postgresql:
+                query = query.with_for_update(skip_locked=True, of=ProcessInstance)
+            rows = session.scalars(query).unique().all()
+            for row in rows:
+                seen.add(row.id)
+                handled += 1
+                savepoint = session.begin_nested()
+                try:
+                    loaded = executor.load(session, row, actor="scheduler")
+                    fired = executor.fire_due_timers(loaded)
+                    for element in fired:
+                        engine.history.record(session, history.TIMER_FIRED, row.id, actor="scheduler",
+                                              data={"element": element})
+                    executor.save(loaded)
+                    savepoint.commit()
+                    result.instances += 1
+                    result.timers_fired += len(fired)
+                except (ExecutionError, Conflict) as exc:
+                    savepoint.rollback()
+                    self._incident(session, row.id, exc, now, result)
+        return handled
+
+    def _incident(self, session, instance_id: int, exc: Exception, now: datetime, result: SweepResult) -> None:
+        """A timer whose continuation fails: keep the instance as it was, record it, retry later."""
+        message = getattr(exc, "message", str(exc))
+        log.warning("instance %s: %s", instance_id, message)
+        session.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                        .values(error=message, next_wakeup=now + INCIDENT_RETRY)
+                        .execution_options(synchronize_session=False))
+        self._engine.history.record(session, history.INCIDENT, instance_id, actor="scheduler",
+                                    data={"message": message})
+        result.incidents.append({"instance_id": instance_id, "message": message})
+
+    def mark_overdue(self) -> int:
+        """Mark open tasks past their due date as overdue, each exactly once, with a history event."""
+        now = self._engine.clock.now()
+        with self._engine.db.session() as session:
+            rows = session.execute(
+                update(HumanTask)
+                .where(HumanTask.status == "open", HumanTask.overdue.is_(False), HumanTask.due.is_not(None),
+                       HumanTask.due < now)
+                .values(overdue=True)
+                .returning(HumanTask.id, HumanTask.instance_id, HumanTask.due, HumanTask.element_id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            for task_id, instance_id, due, element in rows:
+                self._engine.history.record(session, history.TASK_OVERDUE, instance_id, task_id=task_id,
+                                            actor="scheduler", data={"element": element, "due": due.isoformat()})
+            return len(rows)

@@ -1,0 +1,208 @@
+"""Engine tables: identity, definitions, instances, human tasks, history, calendar overrides."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Municipality(Base):
+    """A municipality (муниципальное образование): the unit of a commission and of data scope."""
+
+    __tablename__ = "municipality"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+
+
+class Agency(Base):
+    """An organisation of the system of prevention (commission, police, school…)."""
+
+    __tablename__ = "agency"
+    __table_args__ = (UniqueConstraint("municipality_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str | None] = mapped_column(String(50))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    municipality: Mapped[Municipality] = relationship(lazy="joined")
+
+
+class Role(Base):
+    """A role that diagrams name in lanes and `camunda:candidateGroups`."""
+
+    __tablename__ = "role"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+
+
+class User(Base):
+    """A person who works in Kurator; the web app adds the password hash."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str | None] = mapped_column(String(300))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    agency: Mapped[Agency | None] = relationship(lazy="joined")
+    role_links: Mapped[list[UserRole]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(link.role_code for link in self.role_links)
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    role_code: Mapped[str] = mapped_column(ForeignKey("role.code"), primary_key=True)
+
+
+class Resource(Base):
+    """A deployed file (BPMN or form), stored once per content hash."""
+
+    __tablename__ = "resource"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(10))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProcessDefinition(Base):
+    """One version of one process key; its parsed spec is stored here once."""
+
+    __tablename__ = "process_definition"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
+    spec_json: Mapped[str] = mapped_column(Text)
+    warnings: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deployed_by: Mapped[str | None] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(Text)
+    resource: Mapped[Resource] = relationship(lazy="select")
+
+
+class FormDefinition(Base):
+    """One version of a form definition (form-js schema) referenced by `camunda:formKey`."""
+
+    __tablename__ = "form_definition"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deployed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ProcessInstance(Base):
+    """A running or finished case process; `revision` is the optimistic lock."""
+
+    __tablename__ = "process_instance"
+    __table_args__ = (Index("ix_process_instance_wakeup", "next_wakeup"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    state: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    next_wakeup: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waiting_for: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+    definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
+
+
+class HumanTask(Base):
+    """A user task that is (or was) ready for a person: the inbox reads this table, never the state."""
+
+    __tablename__ = "human_task"
+    __table_args__ = (
+        Index("ix_human_task_open_due", "status", "due"),
+        Index("ix_human_task_instance", "instance_id"),
+        Index("ix_human_task_assignee", "assignee", "status"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))
+    process_key: Mapped[str] = mapped_column(String(200))
+    element_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    lane: Mapped[str | None] = mapped_column(String(200))
+    candidate_roles: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    candidate_users: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # "|role:x|user:y|": the candidates in one searchable string (the same on SQLite and PostgreSQL)
+    candidates: Mapped[str] = mapped_column(Text, default="|")
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    form_key: Mapped[str | None] = mapped_column(String(200))
+    due: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    follow_up: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    priority: Mapped[int | None] = mapped_column(Integer)
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_by: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class HistoryEvent(Base):
+    """Append-only history: what happened to which instance, when and by whom."""
+
+    __tablename__ = "history_event"
+    __table_args__ = (Index("ix_history_instance", "instance_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class CalendarOverride(Base):
+    """A day whose status differs from the federal production calendar (regional day off, late decree)."""
+
+    __tablename__ = "calendar_override"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_working: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(String(300))
+
+
+class CalendarYear(Base):
+    """A year an administrator declared complete in the override table (beyond the package's data)."""
+
+    __tablename__ = "calendar_year"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comment: Mapped[str | None] = mapped_column(String(300))

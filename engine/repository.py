@@ -1,0 +1,341 @@
+"""RepositoryService: validate and deploy BPMN diagrams and form definitions, versioned by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import history
+from .bpmn import validation
+from .bpmn.parser import KuratorParser
+from .bpmn.serializer import StateSerializer
+from .errors import Conflict, NotFound, Problem, ValidationFailed
+from .models import FormDefinition, ProcessDefinition, Resource
+
+if TYPE_CHECKING:
+    from . import ProcessEngine
+
+BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml", ".xml")
+FORM_SUFFIXES = (".json", ".form")
+_FORM_KEY_PREFIX = re.compile(r"^(camunda-forms:(deployment|app):|embedded:(deployment|app):(forms/)?)")
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, huge_tree=False)
+
+
+def normalize_form_key(form_key: str) -> str:
+    """`camunda-forms:deployment:conclusion.form` and `conclusion.json` both name the form `conclusion`."""
+    key = _FORM_KEY_PREFIX.sub("", form_key.strip())
+    for suffix in FORM_SUFFIXES + (".html",):
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+    return key
+
+
+@dataclass
+class DeployedItem:
+    kind: str  # "process" or "form"
+    key: str
+    version: int
+    created: bool
+    file: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class DeploymentResult:
+    items: list[DeployedItem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"items": [i.to_dict() for i in self.items], "warnings": [w.to_dict() for w in self.warnings]}
+
+
+@dataclass
+class _Source:
+    name: str
+    text: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+class RepositoryService:
+    """Deploys definitions and hands out the stored specs of process versions."""
+
+    def __init__(self, engine: ProcessEngine):
+        self._engine = engine
+        self._serializer = StateSerializer()
+        self._spec_cache: dict[int, str] = {}
+
+    # -- deployment -------------------------------------------------------------------------------------------
+
+    def deploy(self, files: Iterable[str | Path | tuple[str, str | bytes]], deployed_by: str | None = None,
+               comment: str | None = None) -> DeploymentResult:
+        """Validate every file, then store new versions of what changed; refuse everything on any error."""
+        sources = [_read(item) for item in files]
+        if not sources:
+            raise ValidationFailed([Problem("error", "No files to deploy")])
+        bpmn = [s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)]
+        forms = [s for s in sources if s.name.lower().endswith(FORM_SUFFIXES)]
+        problems: list[Problem] = []
+        form_schemas = {}
+        for source in forms:
+            schema = validation.check_form(source.name, source.text, problems)
+            if schema is not None:
+                form_schemas[Path(source.name).stem] = (source, schema)
+        known_forms = set(form_schemas) | self.form_keys()
+        parsed = self._parse_bpmn(bpmn, known_forms, problems)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ValidationFailed(problems)
+        warnings = [p for p in problems if p.severity == "warning"]
+        result = DeploymentResult(warnings=warnings)
+        try:
+            with self._engine.db.session() as session:
+                for key, (source, schema) in sorted(form_schemas.items()):
+                    result.items.append(self._store_form(session, key, source, schema, deployed_by))
+                for source, processes in parsed:
+                    resource = self._store_resource(session, source, "bpmn")
+                    for key, name, spec_json, spec_warnings in processes:
+                        item = self._store_process(session, key, name, source, resource, spec_json,
+                                                   [w.to_dict() for w in spec_warnings], deployed_by, comment)
+                        result.items.append(item)
+                for item in result.items:
+                    if item.created:
+                        self._engine.history.record(session, history.DEPLOYED, actor=deployed_by,
+                                                    data={"kind": item.kind, "key": item.key,
+                                                          "version": item.version, "file": item.file,
+                                                          "comment": comment})
+        except IntegrityError as exc:
+            raise Conflict("Another deployment of the same definitions happened at the same time; "
+                           "deploy again") from exc
+        return result
+
+    def validate(self, files: Iterable[str | Path | tuple[str, str | bytes]]) -> list[Problem]:
+        """All problems of a would-be deployment (errors and warnings), storing nothing."""
+        try:
+            result = self.deploy_dry_run(files)
+        except ValidationFailed as exc:
+            return exc.problems
+        return result
+
+    def deploy_dry_run(self, files) -> list[Problem]:
+        sources = [_read(item) for item in files]
+        problems: list[Problem] = []
+        forms = {Path(s.name).stem for s in sources if s.name.lower().endswith(FORM_SUFFIXES)
+                 and validation.check_form(s.name, s.text, problems) is not None}
+        self._parse_bpmn([s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)],
+                         forms | self.form_keys(), problems)
+        return problems
+
+    def _parse_bpmn(self, sources: list[_Source], known_forms: set[str], problems: list[Problem]):
+        parsed = []
+        parser = KuratorParser()
+        trees = []
+        for source in sources:
+            try:
+                tree = etree.fromstring(source.text.encode("utf-8"), _XML_PARSER)
+            except etree.XMLSyntaxError as exc:
+                problems.append(Problem("error", f"Not a well-formed XML file: {exc}", file=source.name))
+                continue
+            if etree.QName(tree).localname != "definitions":
+                problems.append(Problem("error", "Not a BPMN 2.0 file: the root element must be "
+                                                 "bpmn:definitions", file=source.name))
+                continue
+            try:
+                parser.add_bpmn_xml(tree, filename=source.name)
+            except Exception as exc:  # any parser failure on foreign input becomes a Problem
+                problems.append(validation.problem_from_exception(exc, source.name))
+                continue
+            trees.append((source, tree))
+        if not trees:
+            return parsed
+        self._add_called_processes(parser, problems)
+        roles = self._engine.role_titles()
+        for source, tree in trees:
+            process_ids = [p.get("id") for p in tree.iter("{*}process")
+                           if parser.get_process_parser(p.get("id")) is not None
+                           and parser.get_process_parser(p.get("id")).process_executable]
+            if not process_ids:
+                problems.append(Problem("error", "The file has no executable process: set "
+                                                 "isExecutable=\"true\" on the process to run", file=source.name))
+                continue
+            processes = []
+            for process_id in process_ids:
+                spec_problems: list[Problem] = []
+                try:
+                    spec = parser.get_spec(process_id)
+                    subprocess_specs = parser.get_subprocess_specs(process_id)
+                except Exception as exc:
+                    problems.append(validation.problem_from_exception(exc, source.name, process_id))
+                    continue
+                validation.check_specs(spec, subprocess_specs, source.name, known_forms, roles, spec_problems)
+                problems.extend(spec_problems)
+                if any(p.severity == "error" for p in spec_problems):
+                    continue
+                try:
+                    spec_json = self._serializer.spec_to_json(spec, subprocess_specs)
+                except Exception as exc:
+                    problems.append(Problem("error", f"The process cannot be stored: {exc}",
+                                            element_id=process_id, file=source.name))
+                    continue
+                warnings = [p for p in spec_problems if p.severity == "warning"]
+                processes.append((process_id, spec.description or process_id, spec_json, warnings))
+            parsed.append((source, processes))
+        return parsed
+
+    def _add_called_processes(self, parser: KuratorParser, problems: list[Problem]) -> None:
+        """Called processes not in this deployment are taken from their latest deployed version."""
+        added: set[str] = set()
+        missing = [key for key in parser.get_process_dependencies() if key and parser.get_process_parser(key) is None]
+        while missing:
+            key = missing.pop()
+            if key in added:
+                continue
+            added.add(key)
+            with self._engine.db.session() as session:
+                row = session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                                     .order_by(ProcessDefinition.version.desc()).limit(1))
+                content = row.resource.content if row is not None else None
+            if content is None:
+                continue  # reported by the parser as a missing called element
+            try:
+                parser.add_bpmn_xml(etree.fromstring(content.encode("utf-8"), _XML_PARSER),
+                                    filename=f"{key} (deployed)")
+            except Exception as exc:
+                problems.append(validation.problem_from_exception(exc, f"{key} (deployed)"))
+            missing.extend(k for k in parser.get_process_dependencies()
+                           if k and parser.get_process_parser(k) is None and k not in added)
+
+    # -- storage ----------------------------------------------------------------------------------------------
+
+    def _store_resource(self, session, source: _Source, kind: str) -> Resource:
+        digest = source.digest
+        resource = session.scalar(select(Resource).where(Resource.content_hash == digest))
+        if resource is None:
+            resource = Resource(name=source.name, kind=kind, content_hash=digest, content=source.text,
+                                created_at=self._engine.clock.now())
+            session.add(resource)
+            session.flush()
+        return resource
+
+    def _store_process(self, session, key, name, source, resource, spec_json, warnings, deployed_by, comment):
+        latest = session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                                .order_by(ProcessDefinition.version.desc()).limit(1))
+        if latest is not None and latest.content_hash == resource.content_hash:
+            return DeployedItem("process", key, latest.version, False, source.name)
+        version = (latest.version if latest else 0) + 1
+        session.add(ProcessDefinition(key=key, version=version, name=name, content_hash=resource.content_hash,
+                                      resource_id=resource.id, spec_json=spec_json, warnings=warnings,
+                                      deployed_at=self._engine.clock.now(), deployed_by=deployed_by,
+                                      comment=comment))
+        session.flush()
+        return DeployedItem("process", key, version, True, source.name)
+
+    def _store_form(self, session, key, source, schema, deployed_by):
+        digest = source.digest
+        latest = session.scalar(select(FormDefinition).where(FormDefinition.key == key)
+                                .order_by(FormDefinition.version.desc()).limit(1))
+        if latest is not None and latest.content_hash == digest:
+            return DeployedItem("form", key, latest.version, False, source.name)
+        version = (latest.version if latest else 0) + 1
+        session.add(FormDefinition(key=key, version=version, content_hash=digest, schema=schema,
+                                   deployed_at=self._engine.clock.now(), deployed_by=deployed_by))
+        session.flush()
+        return DeployedItem("form", key, version, True, source.name)
+
+    # -- queries ----------------------------------------------------------------------------------------------
+
+    def form_keys(self) -> set[str]:
+        with self._engine.db.session() as session:
+            return set(session.scalars(select(FormDefinition.key).distinct()))
+
+    def form(self, key: str) -> dict[str, Any] | None:
+        """The latest schema of a form, by key or by a Camunda form key."""
+        with self._engine.db.session() as session:
+            row = session.scalar(select(FormDefinition).where(FormDefinition.key == normalize_form_key(key))
+                                 .order_by(FormDefinition.version.desc()).limit(1))
+            return row.schema if row is not None else None
+
+    def definition(self, key: str, version: int | None = None) -> ProcessDefinition:
+        with self._engine.db.session() as session:
+            query = select(ProcessDefinition).where(ProcessDefinition.key == key)
+            if version is not None:
+                query = query.where(ProcessDefinition.version == version)
+            row = session.scalar(query.order_by(ProcessDefinition.version.desc()).limit(1))
+            if row is None:
+                known = ", ".join(sorted(session.scalars(select(ProcessDefinition.key).distinct()))) or "none"
+                what = f"version {version} of process '{key}'" if version else f"process '{key}'"
+                raise NotFound(f"No deployed {what}; deployed processes: {known}")
+            session.expunge(row)
+            return row
+
+    def definitions(self) -> list[dict]:
+        with self._engine.db.session() as session:
+            rows = session.execute(select(ProcessDefinition.id, ProcessDefinition.key, ProcessDefinition.version,
+                                          ProcessDefinition.name, ProcessDefinition.deployed_at,
+                                          ProcessDefinition.deployed_by)
+                                   .order_by(ProcessDefinition.key, ProcessDefinition.version)).all()
+            return [{"id": r.id, "key": r.key, "version": r.version, "name": r.name,
+                     "deployed_at": r.deployed_at.isoformat(), "deployed_by": r.deployed_by} for r in rows]
+
+    def spec_json(self, definition_id: int) -> str:
+        """The stored spec of a version (immutable, so cached in-process)."""
+        cached = self._spec_cache.get(definition_id)
+        if cached is None:
+            with self._engine.db.session() as session:
+                cached = session.scalar(select(ProcessDefinition.spec_json)
+                                        .where(ProcessDefinition.id == definition_id))
+            if cached is None:
+                raise NotFound(f"No process definition {definition_id}")
+            self._spec_cache[definition_id] = cached
+        return cached
+
+    def count_versions(self, key: str) -> int:
+        with self._engine.db.session() as session:
+            return session.scalar(select(func.count()).where(ProcessDefinition.key == key)) or 0
+
+
+def _read(item: str | Path | tuple[str, str | bytes]) -> _Source:
+    if isinstance(item, tuple):
+        name, content = item
+    else:
+        path = Path(item)
+        name, content = path.name, path.read_bytes()
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed([Problem("error", f"The file is not UTF-8 text ({exc.reason})",
+                                            file=name)]) from exc
+    return _Source(name=name, text=content)
+
+
+def form_fields(schema: dict[str, Any]) -> dict[str, dict]:
+    """The input components of a form-js schema by key (nested groups included)."""
+    fields: dict[str, dict] = {}
+
+    def walk(components):
+        for component in components or []:
+            if isinstance(component, dict):
+                if component.get("key"):
+                    fields[component["key"]] = component
+                walk(component.get("components"))
+
+    walk(schema.get("components"))
+    return fields
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)

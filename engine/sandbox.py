@@ -1,0 +1,1020 @@
+"""Restricted evaluation of diagram expressions (conditions, due dates, timers) and script tasks.
+
+Diagrams are uploaded by methodologists through the web, so their code is untrusted. Three layers:
+
+* compile time (`check`, also used by the engine at deploy time): RestrictedPython with a stricter
+  policy - no imports, no names or attributes starting with ``_``, no dangerous builtins, no classes,
+  ``global``, ``with``, ``yield`` or ``async`` - and AST rewrites that send size-sensitive operators,
+  f-strings and star-unpacking through guarded helpers;
+* run time: an allow-list of builtins, attribute access only on plain data types, guarded methods that
+  could build huge values, item writes only into lists and dicts;
+* bounded execution: a step limit and a wall-clock limit, enforced by a trace function that only
+  follows the diagram's own code.
+"""
+
+from __future__ import annotations
+
+import _string
+import ast
+import builtins
+import copy
+import functools
+import math
+import operator
+import re
+import string
+import sys
+import time
+import types
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    Sized,
+    ValuesView,
+)
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from RestrictedPython import compile_restricted_eval, compile_restricted_exec
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer, copy_locations
+
+__all__ = [
+    "FORBIDDEN_NAMES",
+    "MAX_INT_BITS",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimitError",
+    "SandboxRuntimeError",
+    "SandboxSyntaxError",
+    "check",
+]
+
+FILENAME = "<diagram>"
+MAX_INT_BITS = 10_000
+_INT_DIGITS = MAX_INT_BITS * 3 // 10  # decimal digits of the largest allowed integer, roughly
+
+FORBIDDEN_NAMES = frozenset({
+    "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr",
+    "delattr", "input", "breakpoint", "help", "memoryview", "type", "object", "super", "classmethod",
+    "staticmethod", "property", "dir", "id", "exit", "quit", "print", "printed",
+})
+
+BLOCKED_ATTRIBUTES = INSPECT_ATTRIBUTES | frozenset({
+    "mro", "func_globals", "func_code", "func_closure", "func_defaults", "func_dict",
+    "im_func", "im_self", "im_class", "gi_running", "f_lasti",
+})
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class SandboxError(Exception):
+    """A diagram expression or script was rejected or failed; `str()` is meant for the methodologist."""
+
+    def __init__(self, message: str, source: str | None = None, lineno: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.lineno = lineno
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SandboxSyntaxError(SandboxError):
+    """Invalid syntax or a forbidden construct, found without running the code (deploy time)."""
+
+
+class SandboxRuntimeError(SandboxError):
+    """An error while running; the original exception, if any, is the `__cause__`."""
+
+
+class SandboxLimitError(SandboxRuntimeError):
+    """The step, time or size limit was exceeded."""
+
+
+class _Violation(Exception):
+    """Raised by the policy at the first forbidden construct."""
+
+    def __init__(self, message: str, lineno: int | None):
+        super().__init__(message)
+        self.message = message
+        self.lineno = lineno
+
+
+class _NotData(Exception):
+    """A value that cannot be stored as a process variable."""
+
+
+# ------------------------------------------------------------------------------------ compile policy
+
+
+def _unavailable(name: str) -> str:
+    return f"Function '{name}' is not available in diagram scripts"
+
+
+def _underscore_attribute(name: str) -> str:
+    return f"Attribute '{name}' is not allowed: attributes starting with '_' are reserved"
+
+
+def _name(identifier: str) -> ast.Name:
+    return ast.Name(identifier, ast.Load())
+
+
+def _call(identifier: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
+    node = ast.Call(func=_name(identifier), args=args, keywords=[])
+    copy_locations(node, like)
+    return node
+
+
+def _splat_parts(elements: list[ast.expr]) -> list[ast.expr]:
+    """``a, *b, c`` -> ``(a,), b, (c,)``: every part becomes an iterable."""
+    return [e.value if isinstance(e, ast.Starred) else ast.Tuple([e], ast.Load()) for e in elements]
+
+
+_GUARDED_BINOPS = {ast.Add: "+", ast.Mult: "*", ast.Pow: "**", ast.LShift: "<<", ast.Mod: "%",
+                   ast.BitOr: "|", ast.BitXor: "^"}
+
+
+class _SandboxPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, stricter, with clear messages and rewrites for the runtime guards."""
+
+    def error(self, node: ast.AST, info: str) -> None:
+        raise _Violation(info, getattr(node, "lineno", None))
+
+    def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
+        if name is None:
+            return
+        if name.startswith("_"):
+            self.error(node, f"Name '{name}' is not allowed: names starting with '_' are reserved")
+        if name in FORBIDDEN_NAMES:
+            self.error(node, _unavailable(name))
+        super().check_name(node, name)
+
+    def _forbid(self, node: ast.AST, what: str) -> None:
+        self.error(node, f"{what} not allowed in diagram scripts")
+
+    # names, attributes, calls
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        self.check_name(node, node.id)
+        return super().visit_Name(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        if node.attr.startswith("_"):
+            self.error(node, _underscore_attribute(node.attr))
+        if node.attr in BLOCKED_ATTRIBUTES:
+            self.error(node, f"Attribute '{node.attr}' is not allowed in diagram scripts")
+        return super().visit_Attribute(node)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        if isinstance(node.func, ast.Name):
+            self.check_name(node.func, node.func.id)
+        node = super().visit_Call(node)
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            splat = _call("_sb_splat_", [ast.Constant("tuple"), *_splat_parts(node.args)], node)
+            starred = ast.Starred(splat, ast.Load())
+            copy_locations(starred, node)
+            node.args = [starred]
+        return node
+
+    # forbidden statements
+
+    def visit_Import(self, node: ast.Import) -> Any:
+        self.error(node, "Import statements are not allowed in diagram scripts; "
+                         "use the functions the engine provides")
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Global(self, node: ast.AST) -> Any:
+        self._forbid(node, "'global' and 'nonlocal' statements are")
+
+    visit_Nonlocal = visit_Global
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
+        self._forbid(node, "Class definitions are")
+
+    def visit_With(self, node: ast.AST) -> Any:
+        self._forbid(node, "'with' statements are")
+
+    visit_AsyncWith = visit_With
+
+    def visit_AsyncFunctionDef(self, node: ast.AST) -> Any:
+        self._forbid(node, "'async' and 'await' are")
+
+    visit_AsyncFor = visit_Await = visit_AsyncFunctionDef
+
+    def visit_Yield(self, node: ast.AST) -> Any:
+        self._forbid(node, "'yield' is")
+
+    visit_YieldFrom = visit_Yield
+
+    def visit_TryStar(self, node: ast.AST) -> Any:
+        self._forbid(node, "'except*' clauses are")
+
+    def visit_Match(self, node: ast.AST) -> Any:
+        self._forbid(node, "'match' statements are")
+
+    def visit_AnnAssign(self, node: ast.AST) -> Any:
+        self._forbid(node, "Type annotations on variables are")
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> Any:
+        if isinstance(node.target, (ast.Subscript, ast.Attribute)):
+            self.error(node, "Augmented assignment to an item or attribute (like d['k'] += 1) is not "
+                             "supported; write d['k'] = d['k'] + 1")
+        return super().visit_AugAssign(node)
+
+    # rewrites for the runtime guards
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        node = super().visit_BinOp(node)
+        op = _GUARDED_BINOPS.get(type(node.op))
+        if op is None:
+            return node
+        return _call("_sb_binop_", [ast.Constant(op), node.left, node.right], node)
+
+    def _guard_display(self, node: ast.List | ast.Tuple, kind: str) -> Any:
+        if not isinstance(node.ctx, ast.Load) or not any(isinstance(e, ast.Starred) for e in node.elts):
+            return node
+        return _call("_sb_splat_", [ast.Constant(kind), *_splat_parts(node.elts)], node)
+
+    def visit_List(self, node: ast.List) -> Any:
+        return self._guard_display(super().visit_List(node), "list")
+
+    def visit_Tuple(self, node: ast.Tuple) -> Any:
+        return self._guard_display(super().visit_Tuple(node), "tuple")
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> Any:
+        node = super().visit_JoinedStr(node)
+        parts: list[ast.expr] = []
+        for part in node.values:
+            if isinstance(part, ast.FormattedValue):
+                spec = part.format_spec if part.format_spec is not None else ast.Constant("")
+                parts.append(ast.Tuple([part.value, ast.Constant(part.conversion), spec], ast.Load()))
+            else:
+                parts.append(part)
+        return _call("_sb_fstring_", parts, node)
+
+    def _abort_check(self, like: ast.AST) -> ast.stmt:
+        statement = ast.Expr(_call("_sb_abort_check_", [], like))
+        copy_locations(statement, like)
+        return statement
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> Any:
+        # After the step/time limit fired, tracing is off: no handler may swallow the limit error.
+        node = super().visit_ExceptHandler(node)
+        node.body.insert(0, self._abort_check(node))
+        if node.type is not None:
+            node.type = ast.BoolOp(ast.Or(), [_call("_sb_abort_check_", [], node), node.type])
+            copy_locations(node.type, node)
+        return node
+
+    def visit_Try(self, node: ast.Try) -> Any:
+        node = super().visit_Try(node)
+        if node.finalbody:
+            node.finalbody.insert(0, self._abort_check(node.finalbody[0]))
+        return node
+
+
+class _Compiled(NamedTuple):
+    code: types.CodeType
+    names: frozenset[str]
+
+
+def _syntax_error(exc: SyntaxError, source: str, mode: str) -> SandboxSyntaxError:
+    message = f"Syntax error: {exc.msg}"
+    if mode == "eval":
+        try:
+            ast.parse(source, FILENAME, "exec")
+        except (SyntaxError, ValueError):
+            pass
+        else:
+            message = "An expression is expected here, not a statement (such as an assignment)"
+    return SandboxSyntaxError(message, source, exc.lineno)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str, mode: str) -> _Compiled:
+    """Parse, check and compile once per (source, mode); failures are not cached."""
+    try:
+        tree = ast.parse(source, FILENAME, mode)
+    except SyntaxError as exc:
+        raise _syntax_error(exc, source, mode) from None
+    except ValueError as exc:
+        raise SandboxSyntaxError(f"Syntax error: {exc}", source) from None
+    except (RecursionError, MemoryError):
+        raise SandboxSyntaxError("The code is too deeply nested; simplify it", source) from None
+    compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+    try:
+        result = compiler(tree, FILENAME, policy=_SandboxPolicy)
+    except _Violation as exc:
+        raise SandboxSyntaxError(exc.message, source, exc.lineno) from None
+    except SyntaxError as exc:
+        raise _syntax_error(exc, source, mode) from None
+    except (RecursionError, MemoryError):
+        raise SandboxSyntaxError("The code is too deeply nested; simplify it", source) from None
+    if result.errors or result.code is None:  # pragma: no cover - the policy raises at the first error
+        raise SandboxSyntaxError(str(result.errors[0]) if result.errors else "Cannot compile", source)
+    return _Compiled(result.code, frozenset(result.used_names))
+
+
+def _compiled(source: str, mode: str) -> _Compiled:
+    if mode not in ("eval", "exec"):
+        raise ValueError(f"mode must be 'eval' or 'exec', not {mode!r}")
+    if not isinstance(source, str):
+        raise SandboxSyntaxError(f"Code must be text, not {type(source).__name__}")
+    return _compile(source, mode)
+
+
+def check(source: str, mode: str = "eval") -> None:
+    """Deploy-time check: raise `SandboxSyntaxError` (with `lineno`) unless the code may run here."""
+    _compiled(source, mode)
+
+
+# ------------------------------------------------------------------------------------ runtime guards
+
+_SEQUENCES = (str, bytes, bytearray, list, tuple)
+_SET_LIKE = (set, frozenset, dict, KeysView, ItemsView)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_SCALARS = (float, date, dt_time, timedelta)
+# Instances of these (and their subclasses) expose their public attributes; the classes themselves too.
+_DATA_TYPES = frozenset({
+    str, bytes, int, float, complex, bool, list, tuple, dict, set, frozenset, range, type(None),
+    date, datetime, dt_time, timedelta, timezone, Decimal,
+    type({}.keys()), type({}.values()), type({}.items()),
+})
+_DATA_INSTANCES = tuple(_DATA_TYPES)
+_DATE_LIKE = (date, dt_time, timedelta, timezone, Decimal)
+
+_BINARY = {"+": operator.add, "*": operator.mul, "**": operator.pow, "<<": operator.lshift,
+           "%": operator.mod, "|": operator.or_, "^": operator.xor}
+_INPLACE = {
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift,
+    ">>=": operator.irshift, "&=": operator.iand, "|=": operator.ior, "^=": operator.ixor,
+    "@=": operator.imatmul,
+}
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?.", re.S)
+_DIGITS = re.compile(r"\d+")
+
+
+def _measure(value: Any, budget: int, data_only: bool = False) -> int:
+    """Rough size (elements + characters) counting shared and nested values each time; stops past budget.
+
+    With `data_only`, raise `_NotData` for anything that is not plain data (functions, iterators...).
+    """
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (str, bytes, bytearray)):
+            total += max(len(item), 1)
+        elif item is None or isinstance(item, bool):
+            total += 1
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        elif isinstance(item, (dict, list, tuple, set, frozenset)):
+            total += 1
+            pending.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                pending.extend(item.keys())
+        elif isinstance(item, Decimal):
+            total += len(item.as_tuple().digits) + 1
+        elif data_only and not isinstance(item, _SCALARS):
+            raise _NotData(item)
+        elif isinstance(item, BaseException):
+            total += 1
+            pending.extend(item.args)
+        elif isinstance(item, (KeysView, ValuesView, ItemsView)):
+            total += 1
+            pending.extend(item)
+        else:
+            total += 1
+        if total > budget or len(pending) > budget:
+            return max(total, len(pending))
+    return total
+
+
+def _apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+_C_IMPORTS = frozenset({"time", "_strptime"})
+
+
+def _internal_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+                     level: int = 0) -> Any:
+    """`__import__` for the C code of the date types (it imports `time` and `_strptime`).
+
+    Diagram code cannot name it: names starting with '_' are rejected at compile time.
+    """
+    if level != 0 or name not in _C_IMPORTS:
+        raise ImportError(f"Module '{name}' is not available in diagram scripts")
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def _argument(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+class _GuardedType(type):
+    """Metaclass of the stand-ins for `str` and `int`: `isinstance` works, construction is guarded."""
+
+    wrapped: type
+    construct: Callable[..., Any]
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.wrapped)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, cls.wrapped)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls.construct(*args, **kwargs)
+
+    def __repr__(cls) -> str:
+        return repr(cls.wrapped)
+
+
+def _guarded_type(real: type, construct: Callable[..., Any]) -> type:
+    return _GuardedType(real.__name__, (), {"wrapped": real, "construct": staticmethod(construct)})
+
+
+class _SafeFormatter(string.Formatter):
+    """`str.format` whose field lookups go through the sandbox's guards and whose output is bounded."""
+
+    def __init__(self, guards: _Guards):
+        super().__init__()
+        self.guards = guards
+        self.total = 0
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attribute, key in rest:
+            if is_attribute:
+                obj = self.guards.guarded_getattr(obj, key)
+            else:
+                obj = self.guards.guarded_getitem(obj, key)
+        return obj, first
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion is not None:
+            self.guards.limit(_measure(value, self.guards.max_size), "text")
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        text = self.guards.format_value(value, format_spec)
+        self.total += len(text)
+        self.guards.limit(self.total, "text")
+        return text
+
+
+class _Guards:
+    """The runtime hooks RestrictedPython's rewritten code calls, and the guarded builtins."""
+
+    def __init__(self, max_size: int):
+        self.max_size = max_size
+        self.str_type = _guarded_type(str, self.make_str)
+        self.int_type = _guarded_type(int, self.make_int)
+        g = self
+        self.method_guards: dict[tuple[type, str], Callable[..., Any]] = {
+            **{(kind, name): g.width for kind in (str, bytes)
+               for name in ("center", "ljust", "rjust", "zfill")},
+            **{(kind, "expandtabs"): g.expandtabs for kind in (str, bytes)},
+            **{(kind, "replace"): g.replace for kind in (str, bytes)},
+            **{(kind, "join"): g.join for kind in (str, bytes)},
+            (str, "translate"): g.translate,
+            (str, "format"): g.format_method,
+            (str, "format_map"): g.format_map_method,
+            (list, "extend"): g.extend,
+            **{(kind, name): g.grow_set for kind in (set, frozenset)
+               for name in ("update", "union", "symmetric_difference", "symmetric_difference_update")},
+            (dict, "update"): g.dict_update,
+            (int, "to_bytes"): g.to_bytes,
+            (Decimal, "as_integer_ratio"): g.decimal_ratio,
+            (date, "strftime"): g.strftime,
+            (dt_time, "strftime"): g.strftime,
+        }
+
+    # limits
+
+    def limit(self, size: int | float, what: str = "value") -> None:
+        if size > self.max_size:
+            raise SandboxLimitError(
+                f"Value too large: the {what} would have more than {self.max_size} elements or characters; "
+                "work with smaller data")
+
+    @staticmethod
+    def limit_bits(bits: int | float) -> None:
+        if bits > MAX_INT_BITS:
+            raise SandboxLimitError(f"Number too large: the result would have more than {MAX_INT_BITS} bits")
+
+    @staticmethod
+    def limit_decimal(value: Any) -> None:
+        if isinstance(value, Decimal) and value.is_finite() and value.adjusted() > _INT_DIGITS:
+            raise SandboxLimitError(f"Number too large to convert to an integer "
+                                    f"(more than {_INT_DIGITS} digits)")
+
+    # RestrictedPython hooks
+
+    def guarded_getattr(self, obj: Any, name: str) -> Any:
+        if not isinstance(name, str):
+            raise TypeError("attribute name must be text")
+        if name.startswith("_"):
+            raise SandboxRuntimeError(_underscore_attribute(name))
+        if name in BLOCKED_ATTRIBUTES:
+            raise SandboxRuntimeError(f"Attribute '{name}' is not allowed in diagram scripts")
+        if isinstance(obj, _GuardedType):
+            obj = obj.wrapped
+        if isinstance(obj, type):
+            if obj not in _DATA_TYPES and not issubclass(obj, _DATE_LIKE):
+                raise SandboxRuntimeError(
+                    f"Attributes of '{obj.__name__}' are not available in diagram scripts")
+            owner, instance = obj, None
+        elif isinstance(obj, _DATA_INSTANCES) or (
+                isinstance(obj, BaseException) and type(obj).__module__ == "builtins"):
+            owner, instance = type(obj), obj
+        else:
+            raise SandboxRuntimeError(
+                f"Attributes of '{type(obj).__name__}' objects are not available in diagram scripts")
+        value = getattr(obj, name)
+        guard = next((self.method_guards[base, name] for base in owner.__mro__
+                      if (base, name) in self.method_guards), None)
+        if guard is None:
+            return value
+        if instance is not None:
+            def bound(*args: Any, **kwargs: Any) -> Any:
+                return guard(value, instance, args, kwargs)
+            return bound
+
+        def unbound(self_: Any, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(self_, owner):
+                raise TypeError(f"'{name}' needs a '{owner.__name__}' object, not '{type(self_).__name__}'")
+            return guard(functools.partial(value, self_), self_, args, kwargs)
+        return unbound
+
+    @staticmethod
+    def guarded_getitem(obj: Any, index: Any) -> Any:
+        return obj[index]
+
+    @staticmethod
+    def guarded_write(obj: Any) -> Any:
+        if isinstance(obj, (list, dict)):
+            return obj
+        raise SandboxRuntimeError(f"Objects of type '{type(obj).__name__}' cannot be changed in diagram "
+                                  "scripts; only lists and dictionaries can")
+
+    def binop(self, op: str, left: Any, right: Any) -> Any:
+        self.check_operation(op, left, right)
+        return _BINARY[op](left, right)
+
+    def inplacevar(self, op: str, target: Any, value: Any) -> Any:
+        self.check_operation(op[:-1], target, value)
+        return _INPLACE[op](target, value)
+
+    def check_operation(self, op: str, a: Any, b: Any) -> None:
+        """Refuse, before computing it, an operation whose result would be too large."""
+        if op == "+":
+            if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+                self.limit(len(a) + len(b))
+        elif op == "*":
+            if isinstance(a, int) and isinstance(b, int):
+                self.limit_bits(a.bit_length() + b.bit_length())
+            elif isinstance(a, _SEQUENCES) and isinstance(b, int):
+                self.limit(len(a) * b)
+            elif isinstance(b, _SEQUENCES) and isinstance(a, int):
+                self.limit(len(b) * a)
+        elif op == "**":
+            if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1:
+                self.limit_bits(b if b > MAX_INT_BITS else b * math.log2(abs(a)))
+        elif op == "<<":
+            if isinstance(a, int) and isinstance(b, int) and a and b > 0:
+                self.limit_bits(b if b > MAX_INT_BITS else a.bit_length() + b)
+        elif op == "%":
+            if isinstance(a, (str, bytes)):
+                self.limit(self.percent_size(a, b), "text")
+        elif op in ("|", "^"):
+            if isinstance(a, _SET_LIKE) and isinstance(b, Sized):
+                self.limit(len(a) + len(b))
+
+    def percent_size(self, fmt: str | bytes, args: Any) -> int:
+        """Upper estimate of the length of ``fmt % args``."""
+        text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt
+        values = args if isinstance(args, tuple) else (args,)
+        total = len(text) + _measure(values, self.max_size)
+        for value in values:
+            self.limit_decimal(value)
+        star = False
+        for match in _PERCENT_SPEC.finditer(text):
+            for number in match.groups():
+                if number == "*":
+                    star = True
+                elif number:
+                    total += self.max_size + 1 if len(number) > 9 else int(number)
+        if star:
+            total += sum(abs(v) for v in values if isinstance(v, int))
+        return total
+
+    def splat(self, kind: str, *parts: Any) -> list | tuple:
+        items: list[Any] = []
+        for part in parts:
+            items.extend(part)
+            self.limit(len(items))
+        return tuple(items) if kind == "tuple" else items
+
+    def format_value(self, value: Any, spec: Any) -> str:
+        """`format(value, spec)` refusing huge widths, precisions and values."""
+        if not isinstance(spec, str):
+            raise TypeError(f"format specification must be text, not {type(spec).__name__}")
+        size = _measure(value, self.max_size) + 16 * len(spec)
+        for digits in _DIGITS.findall(spec):
+            size += self.max_size + 1 if len(digits) > 9 else int(digits)
+        if isinstance(value, Decimal) and value.is_finite():
+            size += abs(value.as_tuple().exponent)
+        self.limit(size, "text")
+        return format(value, spec)
+
+    def fstring(self, *parts: Any) -> str:
+        pieces = []
+        total = 0
+        for part in parts:
+            if isinstance(part, tuple):
+                value, conversion, spec = part
+                if conversion >= 0:
+                    self.limit(_measure(value, self.max_size), "text")
+                    value = {115: str, 114: repr, 97: ascii}[conversion](value)
+                part = self.format_value(value, spec)
+            total += len(part)
+            self.limit(total, "text")
+            pieces.append(part)
+        return "".join(pieces)
+
+    # guarded builtins
+
+    def make_str(self, *args: Any, **kwargs: Any) -> str:
+        if args and type(args[0]) is not str:
+            self.limit(_measure(args[0], self.max_size), "text")
+        return str(*args, **kwargs)
+
+    def make_int(self, *args: Any, **kwargs: Any) -> int:
+        if args:
+            self.limit_decimal(args[0])
+        return int(*args, **kwargs)
+
+    def guarded_round(self, number: Any, ndigits: Any = None) -> Any:
+        if ndigits is None:
+            self.limit_decimal(number)
+            return round(number)
+        if isinstance(ndigits, int) and abs(ndigits) > _INT_DIGITS:
+            raise SandboxLimitError(f"round() supports at most {_INT_DIGITS} digits")
+        return round(number, ndigits)
+
+    def guarded_range(self, *args: Any) -> range:
+        result = range(*args)
+        try:
+            size = len(result)
+        except OverflowError:
+            size = self.max_size + 1
+        if size > self.max_size:
+            raise SandboxLimitError(f"range() is too long: at most {self.max_size} numbers are allowed")
+        return result
+
+    def guarded_sum(self, iterable: Any, /, start: Any = 0) -> Any:
+        if not isinstance(start, (list, tuple)):
+            return sum(iterable, start)
+        result = list(start)  # linear, unlike sum() of lists
+        for item in iterable:
+            if not isinstance(item, type(start)):
+                raise TypeError(f'can only concatenate {type(start).__name__} (not "{type(item).__name__}")')
+            self.limit(len(result) + len(item))
+            result.extend(item)
+        return tuple(result) if isinstance(start, tuple) else result
+
+    def guarded_format(self, value: Any, format_spec: str = "") -> str:
+        return self.format_value(value, format_spec)
+
+    # guarded methods: guard(call, self_, args, kwargs) where call(*args, **kwargs) does the real work
+
+    def width(self, call: Callable[..., Any], s: Any, args: tuple, kwargs: dict) -> Any:
+        width = _argument(args, kwargs, 0, "width", 0)
+        if isinstance(width, int):
+            self.limit(width, "text")
+        return call(*args, **kwargs)
+
+    def expandtabs(self, call: Callable[..., Any], s: Any, args: tuple, kwargs: dict) -> Any:
+        size = _argument(args, kwargs, 0, "tabsize", 8)
+        if isinstance(size, int) and size > 0:
+            self.limit(len(s) + s.count("\t" if isinstance(s, str) else b"\t") * size, "text")
+        return call(*args, **kwargs)
+
+    def replace(self, call: Callable[..., Any], s: Any, args: tuple, kwargs: dict) -> Any:
+        if len(args) >= 2 and isinstance(args[0], type(s)) and isinstance(args[1], type(s)):
+            old, new = args[0], args[1]
+            count = _argument(args, kwargs, 2, "count", -1)
+            hits = s.count(old) if old else len(s) + 1
+            if isinstance(count, int) and count >= 0:
+                hits = min(hits, count)
+            self.limit(len(s) + hits * max(len(new) - len(old), 0), "text")
+        return call(*args, **kwargs)
+
+    def join(self, call: Callable[..., Any], sep: Any, args: tuple, kwargs: dict) -> Any:
+        if len(args) != 1 or kwargs:
+            return call(*args, **kwargs)
+        items = list(args[0])
+        size = len(sep) * max(len(items) - 1, 0)
+        size += sum(len(item) for item in items if isinstance(item, (str, bytes, bytearray)))
+        self.limit(size, "text")
+        return call(items)
+
+    def translate(self, call: Callable[..., Any], s: Any, args: tuple, kwargs: dict) -> Any:
+        table = _argument(args, kwargs, 0, "table", None)
+        values: Any = ()
+        if isinstance(table, dict):
+            values = table.values()
+        elif isinstance(table, (list, tuple)):
+            values = table
+        longest = max((len(v) for v in values if isinstance(v, str)), default=1)
+        self.limit(len(s) * max(longest, 1), "text")
+        return call(*args, **kwargs)
+
+    def format_method(self, call: Callable[..., Any], s: str, args: tuple, kwargs: dict) -> str:
+        return _SafeFormatter(self).vformat(s, args, kwargs)
+
+    def format_map_method(self, call: Callable[..., Any], s: str, args: tuple, kwargs: dict) -> str:
+        if len(args) != 1 or kwargs:
+            raise TypeError("format_map() takes exactly one argument")
+        return _SafeFormatter(self).vformat(s, (), args[0])
+
+    def extend(self, call: Callable[..., Any], items: list, args: tuple, kwargs: dict) -> Any:
+        if len(args) != 1 or kwargs:
+            return call(*args, **kwargs)
+        more = args[0] if isinstance(args[0], (list, tuple)) else list(args[0])
+        self.limit(len(items) + len(more))
+        return call(more)
+
+    def grow_set(self, call: Callable[..., Any], items: Any, args: tuple, kwargs: dict) -> Any:
+        others = [o if isinstance(o, (*_CONTAINERS, KeysView, ItemsView)) else list(o) for o in args]
+        self.limit(len(items) + sum(len(o) for o in others))
+        return call(*others, **kwargs)
+
+    def dict_update(self, call: Callable[..., Any], items: dict, args: tuple, kwargs: dict) -> Any:
+        others = [o if isinstance(o, (dict, list, tuple)) else list(o) for o in args]
+        self.limit(len(items) + sum(len(o) for o in others) + len(kwargs))
+        return call(*others, **kwargs)
+
+    def to_bytes(self, call: Callable[..., Any], number: int, args: tuple, kwargs: dict) -> Any:
+        length = _argument(args, kwargs, 0, "length", 1)
+        if isinstance(length, int):
+            self.limit(length, "bytes")
+        return call(*args, **kwargs)
+
+    @staticmethod
+    def decimal_ratio(call: Callable[..., Any], number: Decimal, args: tuple, kwargs: dict) -> Any:
+        if number.is_finite():
+            _sign, digits, exponent = number.as_tuple()
+            if len(digits) + abs(int(exponent)) > _INT_DIGITS:
+                raise SandboxLimitError(f"Number too large to convert (more than {_INT_DIGITS} digits)")
+        return call(*args, **kwargs)
+
+    def strftime(self, call: Callable[..., Any], moment: Any, args: tuple, kwargs: dict) -> Any:
+        pattern = _argument(args, kwargs, 0, "format", "")
+        if isinstance(pattern, str):
+            self.limit(16 * len(pattern), "text")
+        return call(*args, **kwargs)
+
+    def namespace_builtins(self) -> dict[str, Any]:
+        """The builtins of diagram code: a small allow-list plus RestrictedPython's hooks."""
+        allowed: dict[str, Any] = {
+            "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "divmod": divmod,
+            "enumerate": enumerate, "filter": filter, "float": float, "format": self.guarded_format,
+            "frozenset": frozenset, "int": self.int_type, "isinstance": isinstance, "len": len, "list": list,
+            "map": map, "max": max, "min": min, "range": self.guarded_range, "reversed": reversed,
+            "round": self.guarded_round, "set": set, "sorted": sorted, "str": self.str_type,
+            "sum": self.guarded_sum, "tuple": tuple, "zip": zip, "True": True, "False": False, "None": None,
+            "date": date, "datetime": datetime, "timedelta": timedelta, "Decimal": Decimal,
+        }
+        for error in (ArithmeticError, AssertionError, AttributeError, Exception, IndexError, KeyError,
+                      LookupError, NameError, NotImplementedError, OverflowError, RuntimeError, TypeError,
+                      ValueError, ZeroDivisionError):
+            allowed[error.__name__] = error
+        allowed.update({
+            "_getattr_": self.guarded_getattr, "_getitem_": self.guarded_getitem, "_getiter_": iter,
+            "_write_": self.guarded_write,
+            "_inplacevar_": self.inplacevar, "_apply_": _apply, "__import__": _internal_import,
+            "_unpack_sequence_": guarded_unpack_sequence,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "_sb_binop_": self.binop, "_sb_splat_": self.splat, "_sb_fstring_": self.fstring,
+        })
+        return allowed
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+class _Run:
+    """Step counter and deadline of one evaluation; the trace function calls `tick`."""
+
+    __slots__ = ("steps", "max_steps", "max_seconds", "deadline", "what", "aborted")
+
+    def __init__(self, max_steps: int, max_seconds: float, what: str):
+        self.steps = 0
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+        self.deadline = time.monotonic() + max_seconds
+        self.what = what
+        self.aborted: SandboxLimitError | None = None
+
+    def tick(self, frame: types.FrameType) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self.abort(f"{self.what} ran too long (more than {self.max_steps} steps); "
+                       "loops in diagram scripts must be short", frame)
+        if time.monotonic() > self.deadline:
+            self.abort(f"{self.what} ran too long (more than {self.max_seconds:g} seconds); "
+                       "loops in diagram scripts must be short", frame)
+
+    def abort(self, message: str, frame: types.FrameType) -> None:
+        if self.aborted is None:
+            self.aborted = SandboxLimitError(message, lineno=frame.f_lineno)
+        raise self.aborted
+
+    def abort_check(self) -> None:
+        """Injected at the start of every `except` and `finally`: re-raise once the limit was hit."""
+        if self.aborted is not None:
+            raise self.aborted
+
+
+def _script_lineno(tb: types.TracebackType | None) -> int | None:
+    lineno = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return lineno
+
+
+def _describe(exc: BaseException) -> str:
+    if _measure(exc.args, 2000) > 2000:
+        return f"{type(exc).__name__} (message too long to show)"
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - any failure just hides the text
+        text = ""
+    if len(text) > 500:
+        text = text[:500] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _translate(exc: Exception, source: str, what: str) -> SandboxError:
+    lineno = _script_lineno(exc.__traceback__)
+    if isinstance(exc, NameError) and getattr(exc, "name", None):
+        name = exc.name
+        if name in vars(builtins):
+            return SandboxRuntimeError(_unavailable(name), source, lineno)
+        return SandboxRuntimeError(f"Unknown name '{name}': it is neither a process variable "
+                                   "nor a function available to diagram scripts", source, lineno)
+    if isinstance(exc, RecursionError):
+        return SandboxLimitError(f"{what} went too deep: functions in diagram scripts must not call "
+                                 "themselves endlessly", source, lineno)
+    if isinstance(exc, MemoryError):
+        return SandboxLimitError(f"{what} ran out of memory; work with smaller data", source, lineno)
+    return SandboxRuntimeError(_describe(exc), source, lineno)
+
+
+def _check_functions(functions: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Injected names; those starting with '_' could replace the sandbox's hooks and are dropped."""
+    return {name: value for name, value in (functions or {}).items()
+            if isinstance(name, str) and not name.startswith("_")}
+
+
+def _is_code(value: Any) -> bool:
+    return callable(value) or isinstance(value, (types.ModuleType, Iterator))
+
+
+def _equal(old: Any, new: Any) -> bool:
+    try:
+        return type(old) is type(new) and bool(old == new)
+    except Exception:  # noqa: BLE001 - incomparable means changed
+        return False
+
+
+def _assignment_line(source: str, name: str) -> int | None:
+    """Line of the first assignment or deletion of `name` in a script, for error messages."""
+    for node in ast.walk(ast.parse(source, FILENAME, "exec")):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return node.lineno
+    return None
+
+
+class Sandbox:
+    """Runs diagram expressions and scripts with restricted builtins and bounded steps, time and size."""
+
+    def __init__(self, max_steps: int = 100_000, max_seconds: float = 2.0, max_size: int = 1_000_000):
+        if max_steps < 1 or max_seconds <= 0 or max_size < 1:
+            raise ValueError("sandbox limits must be positive")
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+        self.max_size = max_size
+        self._builtins = _Guards(max_size).namespace_builtins()
+
+    def evaluate(self, expression: str, variables: Mapping[str, Any],
+                 functions: Mapping[str, Callable[..., Any]] | None = None) -> Any:
+        """Value of an expression; variables are read-only (copies), functions callable by name."""
+        compiled = _compiled(expression, "eval")
+        injected = _check_functions(functions)
+        namespace = {name: copy.deepcopy(variables[name]) for name in compiled.names
+                     if name not in injected and not name.startswith("_") and name in variables}
+        namespace.update(injected)
+        return self._run(compiled, namespace, expression, "Expression")
+
+    def execute(self, script: str, variables: MutableMapping[str, Any],
+                functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        """Run a script; on success `variables` gets its new/changed variables and loses deleted ones.
+
+        On any error `variables` is left exactly as it was (the script works on a deep copy).
+        """
+        compiled = _compiled(script, "exec")
+        injected = _check_functions(functions)
+        visible = {name: value for name, value in variables.items()
+                   if isinstance(name, str) and not name.startswith("_") and name not in injected}
+        namespace = copy.deepcopy(visible)
+        copies = dict(namespace)
+        namespace.update(injected)
+        self._run(compiled, namespace, script, "Script")
+
+        updates = {}
+        for name, value in namespace.items():
+            if not isinstance(name, str) or name.startswith("_"):
+                continue
+            if name in injected:
+                if value is not injected[name]:
+                    raise SandboxRuntimeError(f"Variable '{name}' would hide the function of the same name; "
+                                              "rename it", script, _assignment_line(script, name))
+                continue
+            if _is_code(value):
+                continue
+            rebound = name not in copies or value is not copies[name]
+            if rebound or (isinstance(value, _CONTAINERS) and not _equal(visible[name], value)):
+                self._check_storable(name, value, script)
+                updates[name] = value
+        for name in injected:
+            if name not in namespace:
+                raise SandboxRuntimeError(f"'{name}' is a function provided by the engine and cannot be "
+                                          "deleted", script, _assignment_line(script, name))
+        for name in visible:
+            if name not in namespace:
+                del variables[name]
+        variables.update(updates)
+
+    def _check_storable(self, name: str, value: Any, script: str) -> None:
+        try:
+            size = _measure(value, self.max_size, data_only=True)
+        except _NotData as exc:
+            kind = type(exc.args[0]).__name__
+            raise SandboxRuntimeError(
+                f"Variable '{name}' holds a '{kind}' object, which cannot be stored; keep only data in "
+                "variables (numbers, text, dates, lists, dictionaries), e.g. convert with list(...)",
+                script, _assignment_line(script, name)) from None
+        if size > self.max_size:
+            raise SandboxLimitError(f"Variable '{name}' is too large (more than {self.max_size} elements or "
+                                    "characters, nested values included)",
+                                    script, _assignment_line(script, name))
+
+    def _run(self, compiled: _Compiled, namespace: dict[str, Any], source: str, what: str) -> Any:
+        run = _Run(self.max_steps, self.max_seconds, what)
+        namespace["__builtins__"] = {**self._builtins, "_sb_abort_check_": run.abort_check}
+        previous = sys.gettrace()
+
+        def trace_line(frame: types.FrameType, event: str, arg: Any) -> Any:
+            if event == "line":
+                run.tick(frame)
+            return trace_line
+
+        def trace_call(frame: types.FrameType, event: str, arg: Any) -> Any:
+            if frame.f_code.co_filename == FILENAME:
+                run.tick(frame)
+                return trace_line
+            return previous(frame, event, arg) if previous is not None else None
+
+        try:
+            sys.settrace(trace_call)
+            try:
+                return eval(compiled.code, namespace)  # noqa: S307 - restricted code, restricted namespace
+            finally:
+                sys.settrace(previous)
+        except SandboxError as exc:
+            if exc.source is None:
+                exc.source = source
+            if exc.lineno is None:
+                exc.lineno = _script_lineno(exc.__traceback__)
+            raise
+        except Exception as exc:
+            raise _translate(exc, source, what) from exc

@@ -1,0 +1,196 @@
+"""TaskService: query, claim, unclaim and complete human tasks, with permission checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import or_, select, update
+
+from . import history
+from .errors import Conflict, NotFound, PermissionDenied
+from .forms import validate_submission
+from .identity import UserInfo
+from .models import HumanTask, ProcessInstance
+from .runtime import check_variables
+
+if TYPE_CHECKING:
+    from . import ProcessEngine
+
+TASK_FIELDS = ("id", "name", "process_key", "instance_id", "candidate_roles", "assignee", "due", "follow_up",
+               "form_key", "overdue")
+
+
+def task_to_dict(row: HumanTask) -> dict[str, Any]:
+    """The task object of `kurator tasks --json` and of the REST API."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "process_key": row.process_key,
+        "instance_id": row.instance_id,
+        "candidate_roles": list(row.candidate_roles or []),
+        "assignee": row.assignee,
+        "due": row.due.isoformat() if row.due else None,
+        "follow_up": row.follow_up.isoformat() if row.follow_up else None,
+        "form_key": row.form_key,
+        "overdue": bool(row.overdue),
+        "element_id": row.element_id,
+        "candidate_users": list(row.candidate_users or []),
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+        "completed_by": row.completed_by,
+    }
+
+
+def is_candidate(row: HumanTask, user: UserInfo) -> bool:
+    return user.username in (row.candidate_users or []) or bool(set(row.candidate_roles or []) & set(user.roles))
+
+
+class TaskService:
+    """Human tasks as the inbox sees them."""
+
+    def __init__(self, engine: ProcessEngine):
+        self._engine = engine
+
+    def query(self, user: str | None = None, role: str | None = None, instance_id: int | None = None,
+              overdue: bool | None = None, status: str = "open", limit: int | None = None,
+              offset: int = 0) -> list[dict[str, Any]]:
+        """Tasks by user (assigned to them, or claimable by their roles), role, instance and overdue state."""
+        query = select(HumanTask)
+        if status:
+            query = query.where(HumanTask.status == status)
+        if user is not None:
+            info = self._engine.identity.get_user(user)
+            tokens = [f"%|role:{r}|%" for r in info.roles] + [f"%|user:{info.username}|%"]
+            query = query.where(or_(HumanTask.assignee == info.username,
+                                    (HumanTask.assignee.is_(None))
+                                    & or_(*[HumanTask.candidates.like(t) for t in tokens])))
+        if role is not None:
+            query = query.where(HumanTask.candidates.like(f"%|role:{role}|%"))
+        if instance_id is not None:
+            query = query.where(HumanTask.instance_id == instance_id)
+        if overdue is not None:
+            query = query.where(HumanTask.overdue.is_(overdue))
+        query = query.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        with self._engine.db.session() as session:
+            return [task_to_dict(row) for row in session.scalars(query)]
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        with self._engine.db.session() as session:
+            return task_to_dict(self._row(session, task_id))
+
+    def claim(self, task_id: str, username: str) -> dict[str, Any]:
+        user = self._engine.identity.get_user(username)
+        with self._engine.db.session() as session:
+            row = self._open_row(session, task_id)
+            if row.assignee == user.username:
+                return task_to_dict(row)
+            if not is_candidate(row, user):
+                raise PermissionDenied(f"User '{username}' is not a candidate for task '{row.name}' "
+                                       f"(roles {', '.join(row.candidate_roles) or '—'})")
+            result = session.execute(update(HumanTask)
+                                     .where(HumanTask.id == task_id, HumanTask.status == "open",
+                                            HumanTask.assignee.is_(None))
+                                     .values(assignee=user.username)
+                                     .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                session.refresh(row)
+                raise Conflict(f"Task '{row.name}' is already claimed by {row.assignee or 'someone else'}")
+            self._engine.history.record(session, history.TASK_CLAIMED, row.instance_id, task_id=task_id,
+                                        actor=user.username)
+            session.refresh(row)
+            return task_to_dict(row)
+
+    def unclaim(self, task_id: str, username: str) -> dict[str, Any]:
+        user = self._engine.identity.get_user(username)
+        with self._engine.db.session() as session:
+            row = self._open_row(session, task_id)
+            if row.assignee is None:
+                return task_to_dict(row)
+            if row.assignee != user.username:
+                raise PermissionDenied(f"Task '{row.name}' is claimed by {row.assignee}; only they can "
+                                       f"give it back")
+            result = session.execute(update(HumanTask)
+                                     .where(HumanTask.id == task_id, HumanTask.status == "open",
+                                            HumanTask.assignee == user.username)
+                                     .values(assignee=None).execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise Conflict(f"Task '{row.name}' changed at the same time; reload and try again")
+            self._engine.history.record(session, history.TASK_UNCLAIMED, row.instance_id, task_id=task_id,
+                                        actor=user.username)
+            session.refresh(row)
+            return task_to_dict(row)
+
+    def complete(self, task_id: str, username: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Complete a task with its form data and advance the instance; all or nothing."""
+        data = check_variables(data, "data")
+        user = self._engine.identity.get_user(username)
+        with self._engine.db.session() as session:
+            row = self._open_row(session, task_id)
+            self._check_may_complete(row, user)
+            instance_id, form_key = row.instance_id, row.form_key
+        if form_key:
+            schema = self._engine.repository.form(form_key)
+            if schema is not None:
+                data = validate_submission(schema, data)
+        executor = self._engine.executor
+        with executor.operation(instance_id, user.username, what="complete task") as loaded:
+            task = loaded.workflow.get_task_from_id(UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise Conflict("The task is no longer waiting for completion; reload the inbox")
+            now = self._engine.clock.now()
+            result = loaded.session.execute(
+                update(HumanTask)
+                .where(HumanTask.id == task_id, HumanTask.status == "open",
+                       or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username))
+                .values(status="completed", completed_at=now, completed_by=user.username, data=data,
+                        assignee=user.username)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise Conflict("The task was completed or claimed by someone else at the same time")
+            task.set_data(**data)
+            task.run()
+            executor.advance(loaded)
+            self._engine.history.record(loaded.session, history.TASK_COMPLETED, instance_id, task_id=task_id,
+                                        actor=user.username, data=data)
+        return self.get(task_id)
+
+    def form(self, task_id: str) -> dict[str, Any] | None:
+        task = self.get(task_id)
+        return self._engine.repository.form(task["form_key"]) if task["form_key"] else None
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(session, task_id: str) -> HumanTask:
+        row = session.get(HumanTask, str(task_id))
+        if row is None:
+            raise NotFound(f"No task {task_id}")
+        return row
+
+    def _open_row(self, session, task_id: str) -> HumanTask:
+        row = self._row(session, task_id)
+        if row.status == "completed":
+            raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
+                           f"{row.completed_at.isoformat() if row.completed_at else '?'}")
+        if row.status != "open":
+            raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
+        instance_status = session.scalar(select(ProcessInstance.status)
+                                         .where(ProcessInstance.id == row.instance_id))
+        if instance_status != "running":
+            raise Conflict(f"The process of task '{row.name}' is {instance_status}")
+        return row
+
+    @staticmethod
+    def _check_may_complete(row: HumanTask, user: UserInfo) -> None:
+        if row.assignee is not None:
+            if row.assignee != user.username:
+                raise PermissionDenied(f"Task '{row.name}' is assigned to {row.assignee}")
+            return
+        if not is_candidate(row, user):
+            raise PermissionDenied(f"User '{user.username}' may not complete task '{row.name}': it is for "
+                                   f"role(s) {', '.join(row.candidate_roles) or '—'}")

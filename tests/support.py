@@ -1,0 +1,61 @@
+"""Helpers shared by the tests: test databases (SQLite file or a private PostgreSQL schema), engines."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+
+from engine import Database, FrozenClock, ProcessEngine
+from engine.db import Base, make_engine
+
+DIAGRAMS = Path(__file__).parent / "diagrams"
+CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+DEFAULT_START = "2025-10-30T09:00:00+03:00"
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("KURATOR_TEST_DATABASE_URL") or None
+
+
+def open_database(url: str, schema: str | None = None) -> Database:
+    """A Database on `url`; on PostgreSQL every connection uses `schema` as its search path."""
+    if schema:
+        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+        return Database(url, engine=engine)
+    return Database(url, engine=make_engine(url))
+
+
+def create_postgres_schema(url: str) -> str:
+    schema = f"kurator_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    return schema
+
+
+def drop_postgres_schema(url: str, schema: str) -> None:
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def clear(db: Database) -> None:
+    """Empty every table (fast test isolation on both databases)."""
+    with db.engine.begin() as conn:
+        if db.is_postgresql:
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+def new_engine(db: Database, at: str = DEFAULT_START) -> ProcessEngine:
+    engine = ProcessEngine(db, FrozenClock(at))
+    engine.identity.ensure_default_roles()
+    return engine

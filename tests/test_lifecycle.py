@@ -1,0 +1,164 @@
+"""A diagram with lanes, a gateway, a boundary timer, an event subprocess and a call activity, run end to end.
+
+Between every step the instance is saved and restored from the database (each engine call loads it anew).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine import Conflict, InvalidInput, PermissionDenied
+
+MSK = ZoneInfo("Europe/Moscow")
+
+
+def only_task(engine, **query):
+    tasks = engine.tasks.query(**query)
+    assert len(tasks) == 1, tasks
+    return tasks[0]
+
+
+def start_case(engine, **variables):
+    values = {"received": "2025-10-30", "curator": "curator", "plan_items": [1, 2, 3]}
+    values.update(variables)
+    return engine.runtime.start("lifecycle", values, business_key="case-1", started_by="secretary")
+
+
+def test_happy_path_through_call_activity(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    assert check["name"] == "Check and conclusion"
+    assert check["candidate_roles"] == ["commission_secretary"]  # from the lane name
+    assert check["form_key"] == "check_form"
+    # 5 working days from 30.10.2025 (1.11 is a working Saturday, 3-4.11 are days off) end on 7.11.2025
+    assert datetime.fromisoformat(check["due"]) == datetime(2025, 11, 7, 23, 59, 59, tzinfo=MSK)
+    assert datetime.fromisoformat(check["follow_up"]) == datetime(2025, 11, 5, 23, 59, 59, tzinfo=MSK)
+    assert [t["id"] for t in engine.tasks.query(user="secretary")] == [check["id"]]
+    assert engine.tasks.query(user="school") == []
+
+    engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    draft = only_task(engine, instance_id=instance_id)
+    assert draft["name"] == "Draft the programme" and draft["assignee"] == "curator"
+    # 14 calendar days from 30.10.2025 09:00 -> 13.11.2025 (a working Thursday)
+    assert datetime.fromisoformat(draft["due"]) == datetime(2025, 11, 13, 23, 59, 59, tzinfo=MSK)
+    with pytest.raises(PermissionDenied):
+        engine.tasks.complete(draft["id"], "secretary", {})
+    engine.tasks.complete(draft["id"], "curator", {})
+
+    review = only_task(engine, instance_id=instance_id)
+    assert review["candidate_roles"] == ["commission"]  # lane "КДНиЗП" is the role's title
+    engine.tasks.complete(review["id"], "chair", {})
+
+    info = engine.runtime.instance(instance_id)
+    assert info["status"] == "completed"
+    assert info["variables"]["plan_done"] is True and info["variables"]["activities"] == 3
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert types[0] == "instance_started"
+    assert types.count("task_created") == 3 and types.count("task_completed") == 3
+    assert types[-1] == "instance_completed"
+
+
+def test_gateway_default_flow_rejects(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": False, "danger_level": "low"})
+    assert engine.runtime.instance(instance_id)["status"] == "completed"
+    assert engine.tasks.query(instance_id=instance_id) == []
+
+
+def test_form_validation_rejects_and_changes_nothing(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    before = engine.runtime.instance(instance_id)
+    with pytest.raises(InvalidInput) as err:
+        engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "extreme"})
+    assert "danger_level" in err.value.errors
+    with pytest.raises(InvalidInput) as err:
+        engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True})
+    assert err.value.errors == {"danger_level": "обязательное поле"}
+    after = engine.runtime.instance(instance_id)
+    assert after["revision"] == before["revision"]
+    assert only_task(engine, instance_id=instance_id)["id"] == check["id"]
+
+
+def test_boundary_timer_escalates_after_deadline(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    engine.clock.set("2025-11-07T20:00:00+00:00")  # 7.11 23:00 Moscow: not yet past the due day
+    result = engine.management.sweep()
+    assert result.timers_fired == 0 and result.overdue_marked == 0
+    engine.clock.set("2025-11-07T21:00:01+00:00")  # 8.11 00:00:01 Moscow
+    result = engine.management.sweep()
+    assert result.timers_fired == 1 and result.overdue_marked == 1
+    tasks = {t["name"]: t for t in engine.tasks.query(instance_id=instance_id)}
+    assert set(tasks) == {"Check and conclusion", "Check is overdue: take measures"}
+    assert tasks["Check and conclusion"]["overdue"] is True
+    assert tasks["Check is overdue: take measures"]["candidate_roles"] == ["manager", "commission_secretary"]
+    assert [t["id"] for t in engine.tasks.query(overdue=True)] == [check["id"]]
+    # a second sweep fires nothing again
+    again = engine.management.sweep()
+    assert again.timers_fired == 0 and again.overdue_marked == 0
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert types.count("timer_fired") == 1 and types.count("task_overdue") == 1
+
+
+def test_signal_interrupts_the_case(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    only_task(engine, instance_id=instance_id)
+    receivers = engine.runtime.send_signal("threat_to_life", {"reported_by": "police"}, business_key="case-1",
+                                           actor="police")
+    assert receivers == [instance_id]
+    visit = only_task(engine, instance_id=instance_id)
+    assert visit["name"] == "Visit the child immediately"
+    assert visit["candidate_roles"] == ["guardianship"]
+    assert datetime.fromisoformat(visit["due"]) == datetime(2025, 10, 30, 13, 0, tzinfo=MSK)  # now + 4 h
+    engine.tasks.complete(visit["id"], "guardian", {})
+    assert engine.runtime.instance(instance_id)["status"] == "completed"
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert "signal_received" in types and "task_cancelled" in types
+
+
+def test_claim_unclaim_and_permissions(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    with pytest.raises(PermissionDenied):
+        engine.tasks.claim(check["id"], "school")
+    assert engine.tasks.claim(check["id"], "secretary")["assignee"] == "secretary"
+    with pytest.raises(Conflict, match="already claimed by secretary"):
+        engine.tasks.claim(check["id"], "secretary2")
+    with pytest.raises(PermissionDenied):
+        engine.tasks.complete(check["id"], "secretary2", {"danger_level": "low"})
+    with pytest.raises(PermissionDenied):
+        engine.tasks.unclaim(check["id"], "secretary2")
+    assert engine.tasks.unclaim(check["id"], "secretary")["assignee"] is None
+    engine.tasks.complete(check["id"], "secretary2", {"danger_level": "low"})
+    with pytest.raises(Conflict, match="already completed by secretary2"):
+        engine.tasks.complete(check["id"], "secretary", {"danger_level": "low"})
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert ["task_claimed", "task_unclaimed"] == [t for t in types if t in ("task_claimed", "task_unclaimed")]
+
+
+def test_stale_revision_is_a_conflict_and_saves_nothing(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    executor = engine.executor
+    with pytest.raises(Conflict):
+        with executor.operation(instance_id, "secretary", what="test") as loaded:
+            # someone else saves the same instance in between
+            engine.runtime.send_signal("threat_to_life", {}, instance_id=instance_id)
+            task = [t for t in loaded.workflow.get_tasks() if str(t.id) == check["id"]][0]
+            task.run()
+    info = engine.runtime.instance(instance_id)
+    assert [t["name"] for t in engine.tasks.query(instance_id=instance_id)] == ["Visit the child immediately"]
+    assert info["revision"] == 2
+    assert "conflict_rejected" in [e["type"] for e in engine.history.for_instance(instance_id)]
