@@ -18,13 +18,14 @@ from .tasks import TASK_FIELDS
 
 
 class Context:
-    def __init__(self, url: str | None):
+    def __init__(self, url: str | None, now: str | None = None):
         self.url = database_url(url)
+        self.clock = FrozenClock(parse_instant(now)) if now else SystemClock()
         self._engine: ProcessEngine | None = None
 
     def engine(self, clock=None) -> ProcessEngine:
         if self._engine is None or clock is not None:
-            self._engine = ProcessEngine(Database(self.url), clock or SystemClock())
+            self._engine = ProcessEngine(Database(self.url), clock or self.clock)
         return self._engine
 
 
@@ -69,12 +70,17 @@ class KuratorGroup(click.Group):
 @click.group(cls=KuratorGroup)
 @click.option("--database-url", envvar="KURATOR_DATABASE_URL", default=None,
               help="Database URL (default: KURATOR_DATABASE_URL, else sqlite:///instance/kurator.db).")
+@click.option("--now", envvar="KURATOR_NOW", default=None,
+              help="Act as if it were this ISO 8601 instant (time travel for demos and tests).")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+def main(ctx: click.Context, database_url: str | None, now: str | None) -> None:
     """Kurator: the СОП case workflow engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    ctx.obj = Context(database_url)
+    try:
+        ctx.obj = Context(database_url, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from exc
 
 
 @main.command("init-db")
@@ -180,7 +186,7 @@ def complete(ctx: Context, task_id, user, data, as_json) -> None:
 def tick(ctx: Context, at, as_json) -> None:
     """Run one scheduler sweep: fire due timers, mark overdue tasks."""
     try:
-        clock = FrozenClock(parse_instant(at)) if at else SystemClock()
+        clock = FrozenClock(parse_instant(at)) if at else ctx.clock
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--at") from exc
     result = ctx.engine(clock).management.sweep()

@@ -6,6 +6,7 @@ one transaction, the engine clock in force, and an optimistic lock on the instan
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from .sandbox import SandboxError
 
 if TYPE_CHECKING:
     from . import ProcessEngine
+
+log = logging.getLogger(__name__)
 
 ADMIN_ROLE = "admin"
 # Camunda attributes that are plain text unless written as ${...}; dueDate and followUpDate are expressions.
@@ -346,6 +349,10 @@ def translate_errors() -> Iterator[None]:
         raise ExecutionError(_message(exc), element) from exc
     except (SandboxError, CalendarCoverageError) as exc:
         raise ExecutionError(str(exc)) from exc
+    except Exception as exc:  # a failure inside SpiffWorkflow on an odd diagram: refuse, never a traceback
+        log.exception("unexpected engine failure")
+        raise ExecutionError(f"The engine could not execute this step ({exc.__class__.__name__}: {exc}); "
+                             f"the diagram may use a construct the engine does not support") from exc
 
 
 def _message(exc: Exception) -> str:

@@ -187,8 +187,7 @@ class RepositoryService:
                 try:
                     spec_json = self._serializer.spec_to_json(spec, subprocess_specs)
                 except Exception as exc:
-                    problems.append(Problem("error", f"The process cannot be stored: {exc}",
-                                            element_id=process_id, file=source.name))
+                    problems.append(validation.unsupported_element(exc, spec, subprocess_specs, source.name))
                     continue
                 warnings = [p for p in spec_problems if p.severity == "warning"]
                 processes.append((process_id, spec.description or process_id, spec_json, warnings))

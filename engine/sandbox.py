@@ -365,6 +365,21 @@ _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL
 _DIGITS = re.compile(r"\d+")
 
 
+_ATOMS = frozenset({float, bool, type(None), date, datetime, dt_time, timedelta})
+
+
+def _bulk_size(members: Any) -> int | None:
+    """Size of a collection of atoms, integers or strings, computed at C speed; None if mixed."""
+    kinds = set(map(type, members))
+    if kinds <= _ATOMS:
+        return len(members)
+    if kinds <= {int, bool}:
+        return sum(map(int.bit_length, members)) // 3 + len(members)
+    if kinds == {str}:
+        return sum(map(len, members)) + len(members)
+    return None
+
+
 def _measure(value: Any, budget: int, data_only: bool = False) -> int:
     """Rough size (elements + characters) counting shared and nested values each time; stops past budget.
 
@@ -382,9 +397,12 @@ def _measure(value: Any, budget: int, data_only: bool = False) -> int:
             total += item.bit_length() // 3 + 1
         elif isinstance(item, (dict, list, tuple, set, frozenset)):
             total += 1
-            pending.extend(item.values() if isinstance(item, dict) else item)
-            if isinstance(item, dict):
-                pending.extend(item.keys())
+            for members in (item.keys(), item.values()) if isinstance(item, dict) else (item,):
+                size = _bulk_size(members)
+                if size is None:
+                    pending.extend(members)
+                else:
+                    total += size
         elif isinstance(item, Decimal):
             total += len(item.as_tuple().digits) + 1
         elif data_only and not isinstance(item, _SCALARS):
@@ -895,6 +913,42 @@ def _check_functions(functions: Mapping[str, Any] | None) -> dict[str, Any]:
             if isinstance(name, str) and not name.startswith("_")}
 
 
+def _copy_shared(value: Any, memo: dict[int, Any]) -> Any:
+    """Deep copy of plain containers; objects that cannot be copied are shared (scripts can't change them)."""
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    kind = type(value)
+    if kind is list:
+        result: Any = []
+        memo[key] = result
+        result.extend(_copy_shared(item, memo) for item in value)
+    elif kind is dict:
+        result = {}
+        memo[key] = result
+        for name, item in value.items():
+            result[_copy_shared(name, memo)] = _copy_shared(item, memo)
+    elif kind in (tuple, set, frozenset):
+        result = kind(_copy_shared(item, memo) for item in value)
+        memo[key] = result
+    else:
+        try:
+            result = copy.deepcopy(value, memo)
+        except Exception:  # noqa: BLE001 - e.g. generators: share them
+            result = value
+        memo[key] = result
+    return result
+
+
+def _copy_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """A private deep copy of the variables a script or expression may change in place."""
+    try:
+        return copy.deepcopy(dict(variables))
+    except Exception:  # noqa: BLE001 - fall back to copying what can be copied
+        memo: dict[int, Any] = {}
+        return {name: _copy_shared(value, memo) for name, value in variables.items()}
+
+
 def _is_code(value: Any) -> bool:
     return callable(value) or isinstance(value, (types.ModuleType, Iterator))
 
@@ -930,8 +984,9 @@ class Sandbox:
         """Value of an expression; variables are read-only (copies), functions callable by name."""
         compiled = _compiled(expression, "eval")
         injected = _check_functions(functions)
-        namespace = {name: copy.deepcopy(variables[name]) for name in compiled.names
-                     if name not in injected and not name.startswith("_") and name in variables}
+        used = [name for name in compiled.names
+                if name not in injected and not name.startswith("_") and name in variables]
+        namespace = _copy_variables({name: variables[name] for name in used})
         namespace.update(injected)
         return self._run(compiled, namespace, expression, "Expression")
 
@@ -945,7 +1000,7 @@ class Sandbox:
         injected = _check_functions(functions)
         visible = {name: value for name, value in variables.items()
                    if isinstance(name, str) and not name.startswith("_") and name not in injected}
-        namespace = copy.deepcopy(visible)
+        namespace = _copy_variables(visible)
         copies = dict(namespace)
         namespace.update(injected)
         self._run(compiled, namespace, script, "Script")

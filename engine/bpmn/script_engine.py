@@ -123,6 +123,8 @@ class KuratorScriptEngine(PythonScriptEngine):
         super().__init__(environment=SandboxEnvironment(self.sandbox, self.functions))
 
     def evaluate(self, task, expression, external_context=None):
+        if expression is None or not str(expression).strip():
+            return None
         if is_iso_literal(expression):
             return self._literal(expression)
         variables = dict(task.data)

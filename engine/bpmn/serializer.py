@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer import DEFAULT_CONFIG, BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
@@ -19,6 +20,8 @@ from .specs import (
 _CONFIG = dict(CAMUNDA_CONFIG)
 _CONFIG.pop(next(cls for cls in CAMUNDA_CONFIG if cls.__name__ == "UserTask"), None)
 _CONFIG[KuratorUserTask] = KuratorUserTaskConverter
+# plain BPMN message definitions (collaborations parsed by the base parser) stay serializable
+_CONFIG[MessageEventDefinition] = DEFAULT_CONFIG[MessageEventDefinition]
 _CONFIG[KuratorEventSubprocess] = KuratorEventSubprocessConverter
 
 

@@ -24,6 +24,7 @@ from .script_engine import check_expression, check_script, is_iso_literal
 from .specs import KuratorUserTask
 
 _CRON = re.compile(r"^\S+(\s+\S+){4,6}$")
+_ISO_ATTEMPT = re.compile(r"^(P[\dT]|R\d*/|\d{4}-)", re.I)
 
 
 def problem_from_exception(exc: Exception, file: str, element_id: str | None = None) -> Problem:
@@ -36,6 +37,24 @@ def problem_from_exception(exc: Exception, file: str, element_id: str | None = N
     detail = str(exc) or exc.__class__.__name__
     return Problem("error", f"The diagram uses a construct the engine cannot execute ({exc.__class__.__name__}: "
                             f"{detail}); simplify the element or remove it", element_id=element_id, file=file)
+
+
+def unsupported_element(exc: Exception, spec, subprocess_specs: dict, file: str) -> Problem:
+    """A spec the serializer cannot store: name the element type (and the first element of that type)."""
+    match = re.search(r"Object of type (\w+) is not JSON serializable", str(exc))
+    if not match:
+        return Problem("error", f"The process cannot be stored: {exc}", element_id=spec.name, file=file)
+    type_name = match.group(1)
+    element = spec.name
+    for process in [spec, *subprocess_specs.values()]:
+        for task_spec in (process.task_specs.values() if process is not None else []):
+            if type(task_spec).__name__ == type_name or type(getattr(task_spec, "event_definition", None)).__name__ \
+                    == type_name:
+                element = getattr(task_spec, "bpmn_id", None) or task_spec.name
+                break
+    hint = {"ServiceTask": "service tasks are not supported: use a user task or a script task"}.get(
+        type_name, f"elements of type {type_name} are not supported by the engine")
+    return Problem("error", f"The diagram cannot be executed: {hint}", element_id=element, file=file)
 
 
 def check_form(name: str, text: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -94,8 +113,9 @@ def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], 
                 _check(check_script, task_spec.script or "", f"Script of '{label}'", report)
             if isinstance(task_spec, MultiChoice):
                 for condition, _target in task_spec.cond_task_specs:
-                    if isinstance(condition, str):
-                        _check(check_expression, condition, f"Condition on a flow out of '{label}'", report)
+                    text = condition if isinstance(condition, str) else (getattr(condition, "args", None) or [None])[0]
+                    if isinstance(text, str):
+                        _check(check_expression, text, f"Condition on a flow out of '{label}'", report)
             if isinstance(task_spec, (MultiInstanceTask, StandardLoopTask)):
                 for attr in ("cardinality", "condition"):
                     value = getattr(task_spec, attr, None)
@@ -153,8 +173,11 @@ def _check_timer(definition: TimerEventDefinition, label: str, report) -> None:
     if not expression:
         report(f"Timer '{label}' has no time, duration or cycle")
         return
-    if is_iso_literal(expression):
+    looks_iso = bool(_ISO_ATTEMPT.match(expression))
+    if is_iso_literal(expression) or looks_iso:
         try:
+            if not is_iso_literal(expression):
+                raise ValueError(expression)
             if isinstance(definition, CycleTimerEventDefinition):
                 TimerEventDefinition.parse_iso_recurring_interval(expression)
             elif isinstance(definition, DurationTimerEventDefinition):
