@@ -20,8 +20,6 @@ from .specs import (
 _CONFIG = dict(CAMUNDA_CONFIG)
 _CONFIG.pop(next(cls for cls in CAMUNDA_CONFIG if cls.__name__ == "UserTask"), None)
 _CONFIG[KuratorUserTask] = KuratorUserTaskConverter
-# plain BPMN message definitions (collaborations parsed by the base parser) stay serializable
-_CONFIG[MessageEventDefinition] = DEFAULT_CONFIG[MessageEventDefinition]
 _CONFIG[KuratorEventSubprocess] = KuratorEventSubprocessConverter
 
 
@@ -29,7 +27,11 @@ class StateSerializer:
     """Converts specs and instance state to JSON text, and instance state plus spec back to a workflow."""
 
     def __init__(self) -> None:
-        self._serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_CONFIG))
+        registry = BpmnWorkflowSerializer.configure(_CONFIG)
+        # Plain BPMN message definitions (e.g. in collaborations) share their class name with Camunda's:
+        # register them under a name of their own so that neither replaces the other.
+        DEFAULT_CONFIG[MessageEventDefinition](MessageEventDefinition, registry, typename="BpmnMessageEventDefinition")
+        self._serializer = BpmnWorkflowSerializer(registry)
         self._registry = self._serializer.registry
 
     def spec_to_json(self, spec, subprocess_specs: dict) -> str:
