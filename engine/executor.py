@@ -28,7 +28,7 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
-from .errors import Conflict, ExecutionError, KuratorError
+from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .models import HumanTask, ProcessInstance
 from .sandbox import SandboxError
 
@@ -95,8 +95,6 @@ class Executor:
             with self.clock_in_force(), self._engine.db.session() as session:
                 row = session.get(ProcessInstance, instance_id)
                 if row is None:
-                    from .errors import NotFound
-
                     raise NotFound(f"No process instance {instance_id}")
                 loaded = self.load(session, row, actor)
                 with translate_errors():

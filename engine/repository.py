@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import history
@@ -86,18 +85,8 @@ class RepositoryService:
         sources = [_read(item) for item in files]
         if not sources:
             raise ValidationFailed([Problem("error", "No files to deploy")])
-        bpmn = [s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)]
-        forms = [s for s in sources if s.name.lower().endswith(FORM_SUFFIXES)]
-        problems: list[Problem] = []
-        form_schemas = {}
-        for source in forms:
-            schema = validation.check_form(source.name, source.text, problems)
-            if schema is not None:
-                form_schemas[Path(source.name).stem] = (source, schema)
-        known_forms = set(form_schemas) | self.form_keys()
-        parsed = self._parse_bpmn(bpmn, known_forms, problems)
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
+        form_schemas, parsed, problems = self._prepare(sources)
+        if any(p.severity == "error" for p in problems):
             raise ValidationFailed(problems)
         warnings = [p for p in problems if p.severity == "warning"]
         result = DeploymentResult(warnings=warnings)
@@ -125,19 +114,23 @@ class RepositoryService:
     def validate(self, files: Iterable[str | Path | tuple[str, str | bytes]]) -> list[Problem]:
         """All problems of a would-be deployment (errors and warnings), storing nothing."""
         try:
-            result = self.deploy_dry_run(files)
+            sources = [_read(item) for item in files]
         except ValidationFailed as exc:
             return exc.problems
-        return result
+        return self._prepare(sources)[2]
 
-    def deploy_dry_run(self, files) -> list[Problem]:
-        sources = [_read(item) for item in files]
+    def _prepare(self, sources: list[_Source]):
+        """Check forms and diagrams together: (form schemas by key, parsed processes per file, problems)."""
         problems: list[Problem] = []
-        forms = {Path(s.name).stem for s in sources if s.name.lower().endswith(FORM_SUFFIXES)
-                 and validation.check_form(s.name, s.text, problems) is not None}
-        self._parse_bpmn([s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)],
-                         forms | self.form_keys(), problems)
-        return problems
+        form_schemas = {}
+        for source in sources:
+            if source.name.lower().endswith(FORM_SUFFIXES):
+                schema = validation.check_form(source.name, source.text, problems)
+                if schema is not None:
+                    form_schemas[Path(source.name).stem] = (source, schema)
+        bpmn = [s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)]
+        parsed = self._parse_bpmn(bpmn, set(form_schemas) | self.form_keys(), problems)
+        return form_schemas, parsed, problems
 
     def _parse_bpmn(self, sources: list[_Source], known_forms: set[str], problems: list[Problem]):
         parsed = []
@@ -301,10 +294,6 @@ class RepositoryService:
             self._spec_cache[definition_id] = cached
         return cached
 
-    def count_versions(self, key: str) -> int:
-        with self._engine.db.session() as session:
-            return session.scalar(select(func.count()).where(ProcessDefinition.key == key)) or 0
-
 
 def _read(item: str | Path | tuple[str, str | bytes]) -> _Source:
     if isinstance(item, tuple):
@@ -319,22 +308,3 @@ def _read(item: str | Path | tuple[str, str | bytes]) -> _Source:
             raise ValidationFailed([Problem("error", f"The file is not UTF-8 text ({exc.reason})",
                                             file=name)]) from exc
     return _Source(name=name, text=content)
-
-
-def form_fields(schema: dict[str, Any]) -> dict[str, dict]:
-    """The input components of a form-js schema by key (nested groups included)."""
-    fields: dict[str, dict] = {}
-
-    def walk(components):
-        for component in components or []:
-            if isinstance(component, dict):
-                if component.get("key"):
-                    fields[component["key"]] = component
-                walk(component.get("components"))
-
-    walk(schema.get("components"))
-    return fields
-
-
-def dump_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
