@@ -84,8 +84,15 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+    def session(self, join: Session | None = None) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        With `join`, the work happens in that caller's session and transaction (no commit here), so several
+        engine calls and the caller's own records are saved together or not at all.
+        """
+        if join is not None:
+            yield join
+            return
         session = self._sessions()
         try:
             yield session

@@ -89,10 +89,12 @@ class Executor:
         return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor)
 
     @contextmanager
-    def operation(self, instance_id: int, actor: str | None = None, what: str = "change") -> Iterator[Loaded]:
-        """Load an instance for a change and save everything in one transaction, or nothing at all."""
+    def operation(self, instance_id: int, actor: str | None = None, what: str = "change",
+                  session: Session | None = None) -> Iterator[Loaded]:
+        """Load an instance for a change and save everything in one transaction, or nothing at all
+        (the caller's transaction when `session` is given)."""
         try:
-            with self.clock_in_force(), self._engine.db.session() as session:
+            with self.clock_in_force(), self._engine.db.session(join=session) as session:
                 row = session.get(ProcessInstance, instance_id)
                 if row is None:
                     raise NotFound(f"No process instance {instance_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -29,16 +30,30 @@ CONFLICT_REJECTED = "conflict_rejected"
 INCIDENT = "incident"
 
 
+Listener = Callable[[Session, HistoryEvent], None]
+
+
 class HistoryService:
-    """Writes and reads history events; writes happen inside the caller's transaction."""
+    """Writes and reads history events; writes happen inside the caller's transaction.
+
+    Listeners subscribed to an event type run in the same transaction right after the event is written, so a
+    domain layer can keep its records in step with the process (or refuse the change by raising).
+    """
 
     def __init__(self, engine: ProcessEngine):
         self._engine = engine
+        self._listeners: dict[str, list[Listener]] = {}
+
+    def subscribe(self, event_type: str, listener: Listener) -> None:
+        self._listeners.setdefault(event_type, []).append(listener)
 
     def record(self, session: Session, event_type: str, instance_id: int | None = None, *,
                task_id: str | None = None, actor: str | None = None, data: dict[str, Any] | None = None) -> None:
-        session.add(HistoryEvent(instance_id=instance_id, task_id=task_id, event_type=event_type, actor=actor,
-                                 at=self._engine.clock.now(), data=data))
+        event = HistoryEvent(instance_id=instance_id, task_id=task_id, event_type=event_type, actor=actor,
+                             at=self._engine.clock.now(), data=data)
+        session.add(event)
+        for listener in self._listeners.get(event_type, ()):
+            listener(session, event)
 
     def record_now(self, event_type: str, instance_id: int | None = None, **kwargs: Any) -> None:
         """Record in a transaction of its own (for events about attempts that were rolled back)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ class SweepResult:
     timers_fired: int = 0
     overdue_marked: int = 0
     incidents: list[dict] = field(default_factory=list)
+    jobs: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -37,12 +39,26 @@ class ManagementService:
 
     def __init__(self, engine: ProcessEngine):
         self._engine = engine
+        self._jobs: list[tuple[str, Callable[[], object]]] = []
+
+    def register_job(self, name: str, job: Callable[[], object]) -> None:
+        """Run `job()` at the end of every sweep (periodic domain work: quarterly starts, age checks…).
+
+        A job must be idempotent and safe to run in several scheduler processes at once.
+        """
+        self._jobs.append((name, job))
 
     def sweep(self, batch_size: int = 50) -> SweepResult:
-        """One pass as of the engine clock: due timers, then overdue tasks."""
+        """One pass as of the engine clock: due timers, overdue tasks, then the registered jobs."""
         result = SweepResult()
         self.fire_due_timers(result, batch_size)
         result.overdue_marked = self.mark_overdue()
+        for name, job in self._jobs:
+            try:
+                result.jobs[name] = job()
+            except Exception as exc:  # one failing job must not stop the others or the scheduler
+                log.exception("job %s failed", name)
+                result.incidents.append({"job": name, "message": getattr(exc, "message", str(exc))})
         return result
 
     def fire_due_timers(self, result: SweepResult | None = None, batch_size: int = 50) -> SweepResult:

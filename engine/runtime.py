@@ -10,6 +10,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import history
 from .errors import InvalidInput, NotFound
@@ -45,15 +46,19 @@ class RuntimeService:
         self._engine = engine
 
     def start(self, process_key: str, variables: dict[str, Any] | None = None, business_key: str | None = None,
-              version: int | None = None, started_by: str | None = None, timezone: str | None = None) -> int:
-        """Start an instance of the latest (or given) version; returns the instance id."""
+              version: int | None = None, started_by: str | None = None, timezone: str | None = None,
+              session: Session | None = None) -> int:
+        """Start an instance of the latest (or given) version; returns the instance id.
+
+        With `session`, the start joins the caller's transaction (e.g. with the case records it belongs to).
+        """
         variables = check_variables(variables)
         definition = self._engine.repository.definition(process_key, version)
         if timezone is None and started_by:
             timezone = self._engine.identity.get_user(started_by).timezone
         tz = check_timezone(timezone or DEFAULT_TIMEZONE)
         executor = self._engine.executor
-        with executor.clock_in_force(), self._engine.db.session() as session:
+        with executor.clock_in_force(), self._engine.db.session(join=session) as session:
             now = self._engine.clock.now()
             with translate_errors():
                 workflow = executor.new_workflow(definition.id, tz)
@@ -73,29 +78,31 @@ class RuntimeService:
             return row.id
 
     def correlate_message(self, name: str, payload: Any = None, business_key: str | None = None,
-                          instance_id: int | None = None, actor: str | None = None) -> list[int]:
+                          instance_id: int | None = None, actor: str | None = None,
+                          session: Session | None = None) -> list[int]:
         """Deliver a message to the instances waiting for it (one, by id or business key, or all)."""
         targets = self._waiting(f"message:{name}", business_key, instance_id)
         if not targets:
             raise NotFound(self._nobody_waits("message", name, business_key, instance_id))
         event = BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": None})
-        return self._deliver(targets, event, history.MESSAGE_RECEIVED, name, payload, actor)
+        return self._deliver(targets, event, history.MESSAGE_RECEIVED, name, payload, actor, session)
 
     def send_signal(self, name: str, payload: dict[str, Any] | None = None, business_key: str | None = None,
-                    instance_id: int | None = None, actor: str | None = None) -> list[int]:
+                    instance_id: int | None = None, actor: str | None = None,
+                    session: Session | None = None) -> list[int]:
         """Broadcast a signal; its payload's variables are set on the catching event. Returns receivers."""
         payload = check_variables(payload, "payload")
         targets = self._waiting(f"signal:{name}", business_key, instance_id)
         if instance_id is not None and not targets:
             raise NotFound(self._nobody_waits("signal", name, business_key, instance_id))
         event = BpmnEvent(SignalEventDefinition(name), payload=payload)
-        return self._deliver(targets, event, history.SIGNAL_RECEIVED, name, payload, actor)
+        return self._deliver(targets, event, history.SIGNAL_RECEIVED, name, payload, actor, session)
 
     def _deliver(self, targets: list[int], event: BpmnEvent, event_type: str, name: str, payload: Any,
-                 actor: str | None) -> list[int]:
+                 actor: str | None, session: Session | None = None) -> list[int]:
         executor = self._engine.executor
         for target in targets:
-            with executor.operation(target, actor, what=f"{event_type} {name}") as loaded:
+            with executor.operation(target, actor, what=f"{event_type} {name}", session=session) as loaded:
                 loaded.workflow.catch(event)
                 executor.advance(loaded)
                 self._engine.history.record(loaded.session, event_type, target, actor=actor,
@@ -103,7 +110,7 @@ class RuntimeService:
         return targets
 
     def _waiting(self, token: str, business_key: str | None, instance_id: int | None) -> list[int]:
-        with self._engine.db.session() as session:
+        with self._engine.db.session() as session:  # committed state: who waits for what
             query = select(ProcessInstance.id).where(ProcessInstance.status == "running",
                                                      ProcessInstance.waiting_for.like(f"%|{token}|%"))
             if instance_id is not None:

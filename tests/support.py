@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+import sop.models  # noqa: F401 - the SOP tables are part of the schema the tests clear
 from engine import Database, FrozenClock, ProcessEngine
 from engine.db import Base, make_engine
 

@@ -4,6 +4,7 @@ from alembic import context
 
 from engine import models  # noqa: F401 - registers the tables
 from engine.db import Base, database_url, make_engine
+from sop import models as sop_models  # noqa: F401 - the SOP domain's tables share the schema
 
 target_metadata = Base.metadata
 config = context.config

@@ -1,0 +1,242 @@
+"""Business records of the SOP procedure: families, persons, intake journals, cases, programmes, resolutions,
+documents, escalations and reconciliations. Workflow data refers to them by id."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import Base, UTCDateTime
+from engine.models import Agency, JSONType, Municipality
+
+
+class Family(Base):
+    """A family (or a lone minor's household) known to the commission."""
+
+    __tablename__ = "sop_family"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    address_registered: Mapped[str | None] = mapped_column(String(500))
+    address_actual: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    persons: Mapped[list[Person]] = relationship(back_populates="family", lazy="selectin",
+                                                 order_by="Person.id")
+    municipality: Mapped[Municipality] = relationship(lazy="joined")
+
+    @property
+    def children(self) -> list[Person]:
+        return [p for p in self.persons if p.kind == "child"]
+
+    @property
+    def parents(self) -> list[Person]:
+        return [p for p in self.persons if p.kind == "parent"]
+
+
+class Person(Base):
+    """A child or a parent (legal representative) of a family."""
+
+    __tablename__ = "sop_person"
+    __table_args__ = (Index("ix_sop_person_lookup", "last_name", "first_name", "birth_date"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("sop_family.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # child | parent
+    last_name: Mapped[str] = mapped_column(String(100))
+    first_name: Mapped[str] = mapped_column(String(100))
+    patronymic: Mapped[str | None] = mapped_column(String(100))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    occupation: Mapped[str | None] = mapped_column(String(300))
+    family: Mapped[Family] = relationship(back_populates="persons")
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.last_name, self.first_name, self.patronymic) if part)
+
+
+class Case(Base):
+    """A case (личное дело) of a family and/or minor: status, danger level, curator, dates, outcome."""
+
+    __tablename__ = "sop_case"
+    __table_args__ = (UniqueConstraint("municipality_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("sop_family.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="check", index=True)
+    danger_level: Mapped[str | None] = mapped_column(String(10))
+    sop_confirmed: Mapped[bool | None] = mapped_column(Boolean)
+    criteria: Mapped[list[str] | None] = mapped_column(JSONType)
+    curator: Mapped[str | None] = mapped_column(String(100))
+    received_on: Mapped[date] = mapped_column(Date)
+    recognized_on: Mapped[date | None] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    closure_grounds: Mapped[str | None] = mapped_column(String(30))
+    closure_reason: Mapped[str | None] = mapped_column(Text)
+    programme_result: Mapped[str | None] = mapped_column(String(20))
+    ipr_term_months: Mapped[int | None] = mapped_column(Integer)
+    consent_obtained: Mapped[bool | None] = mapped_column(Boolean)
+    conclusion: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    programme: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    process_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    age18_proposed_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    family: Mapped[Family] = relationship(lazy="joined")
+    municipality: Mapped[Municipality] = relationship(lazy="joined")
+    participants: Mapped[list[CaseAgency]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+
+class CaseAgency(Base):
+    """An agency taking part in a case (the working group), with its responsible specialist."""
+
+    __tablename__ = "sop_case_agency"
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(20), default="member")  # intake | member
+    responsible: Mapped[str | None] = mapped_column(String(100))
+    agency: Mapped[Agency] = relationship(lazy="joined")
+
+
+class IntakeEntry(Base):
+    """A line of an agency's primary intake journal (Appendix 1), numbered per agency and year."""
+
+    __tablename__ = "sop_intake_entry"
+    __table_args__ = (UniqueConstraint("agency_id", "year", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    received_on: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(500))
+    parents_text: Mapped[str | None] = mapped_column(Text)
+    children_text: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(500))
+    problem: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    threat_to_life: Mapped[bool] = mapped_column(Boolean, default=False)
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("sop_family.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id"), index=True)
+    forwarded_from_id: Mapped[int | None] = mapped_column(ForeignKey("sop_intake_entry.id"))
+    registered_by: Mapped[str | None] = mapped_column(String(100))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    agency: Mapped[Agency] = relationship(lazy="joined")
+
+
+class Activity(Base):
+    """An activity of the individual programme (Appendix 4) and its execution."""
+
+    __tablename__ = "sop_activity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    content: Mapped[str | None] = mapped_column(Text)
+    agency_kind: Mapped[str | None] = mapped_column(String(50))
+    responsible: Mapped[str | None] = mapped_column(String(200))
+    term: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="planned")  # planned | done | cancelled
+    done_on: Mapped[date | None] = mapped_column(Date)
+
+
+class ExecutionReport(Base):
+    """An agency's report on the programme's execution, sent to the curator."""
+
+    __tablename__ = "sop_execution_report"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    text: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    reported_on: Mapped[date] = mapped_column(Date)
+    author: Mapped[str | None] = mapped_column(String(100))
+
+
+class Proposal(Base):
+    """An agency's proposals to the programme (Appendix 5)."""
+
+    __tablename__ = "sop_proposal"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    author: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Resolution(Base):
+    """A resolution (постановление) of the commission: number, date, meeting, vote."""
+
+    __tablename__ = "sop_resolution"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # recognition | rejection | approval | closure
+    number: Mapped[str | None] = mapped_column(String(40))
+    adopted_on: Mapped[date] = mapped_column(Date)
+    decision: Mapped[str] = mapped_column(String(20))
+    votes_for: Mapped[int | None] = mapped_column(Integer)
+    votes_against: Mapped[int | None] = mapped_column(Integer)
+    present: Mapped[int | None] = mapped_column(Integer)
+    grounds: Mapped[str | None] = mapped_column(String(30))
+    text: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Document(Base):
+    """A generated document of a case file (PDF), stored with the case; regenerated on demand."""
+
+    __tablename__ = "sop_document"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    source_ref: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Escalation(Base):
+    """A missed deadline brought to the attention of the municipality's commission secretary."""
+
+    __tablename__ = "sop_escalation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipality.id"), index=True)
+    task_name: Mapped[str] = mapped_column(String(300))
+    due: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Reconciliation(Base):
+    """A quarterly reconciliation of lists for one municipality (P7)."""
+
+    __tablename__ = "sop_reconciliation"
+    __table_args__ = (UniqueConstraint("municipality_id", "quarter"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    quarter: Mapped[str] = mapped_column(String(10))
+    process_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
