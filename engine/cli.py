@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import click
 
 from . import ProcessEngine
-from .clock import FrozenClock, SystemClock, parse_instant
+from .clock import Clock, FrozenClock, SystemClock, parse_instant
 from .db import Database, database_url
 from .errors import KuratorError, ValidationFailed
 from .tasks import TASK_FIELDS
 
 
 class Context:
+    """What every command shares: the database URL, the clock, and the engine built from them.
+
+    `factory` builds the engine; an application layer (the SOP domain, the web app) replaces it to install
+    its listeners and jobs, so that every command runs with them.
+    """
+
+    factory: Callable[[Database, Clock], ProcessEngine] = ProcessEngine
+
     def __init__(self, url: str | None, now: str | None = None):
         self.url = database_url(url)
         self.clock = FrozenClock(parse_instant(now)) if now else SystemClock()
@@ -25,7 +34,7 @@ class Context:
 
     def engine(self, clock=None) -> ProcessEngine:
         if self._engine is None or clock is not None:
-            self._engine = ProcessEngine(Database(self.url), clock or self.clock)
+            self._engine = type(self).factory(Database(self.url), clock or self.clock)
         return self._engine
 
 

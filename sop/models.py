@@ -59,6 +59,8 @@ class Person(Base):
     patronymic: Mapped[str | None] = mapped_column(String(100))
     birth_date: Mapped[date | None] = mapped_column(Date)
     occupation: Mapped[str | None] = mapped_column(String(300))
+    # the day a closure was proposed because this minor turned 18 (once per person)
+    age18_proposed_on: Mapped[date | None] = mapped_column(Date)
     family: Mapped[Family] = relationship(back_populates="persons")
 
     @property
@@ -92,7 +94,6 @@ class Case(Base):
     card: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     programme: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     process_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), index=True)
-    age18_proposed_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     family: Mapped[Family] = relationship(lazy="joined")
     municipality: Mapped[Municipality] = relationship(lazy="joined")

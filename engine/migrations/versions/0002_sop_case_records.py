@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('patronymic', sa.String(length=100), nullable=True),
     sa.Column('birth_date', sa.Date(), nullable=True),
     sa.Column('occupation', sa.String(length=300), nullable=True),
+    sa.Column('age18_proposed_on', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['family_id'], ['sop_family.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -68,7 +69,6 @@ def upgrade() -> None:
     sa.Column('card', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('programme', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('process_instance_id', sa.Integer(), nullable=True),
-    sa.Column('age18_proposed_on', sa.Date(), nullable=True),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['family_id'], ['sop_family.id'], ),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], ),

@@ -1,0 +1,246 @@
+"""The case file's documents: contexts built from the case records, PDFs rendered and stored with the case.
+
+Documents are regenerated on demand from the records (`regenerate`), so a corrected record gives a corrected
+document. The journal (Appendix 1) and the databank (Appendix 8) are registers, generated for a period.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import InvalidInput, NotFound
+from engine.models import Agency, User
+
+from .documents import labels
+from .documents.render import DOCUMENT_KINDS, render_pdf
+from .models import Activity, Case, Document, IntakeEntry, Proposal, Resolution
+
+if TYPE_CHECKING:
+    from engine import ProcessEngine
+
+log = logging.getLogger(__name__)
+
+CASE_DOCUMENTS = ("conclusion", "registration_card", "programme", "proposals", "resolution_recognition",
+                  "resolution_approval", "resolution_closure", "removal_act")
+_RESOLUTION_KIND = {"resolution_recognition": "recognition", "resolution_approval": "approval",
+                    "resolution_closure": "closure"}
+_DECISION_CODES = {"recognize": "recognise", "reject": "refuse"}
+
+
+def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, actor: str | None,
+             source_ref: str | None = None) -> Document | None:
+    """Render a case document and store it as the newest version of that kind (for that source).
+
+    A rendering failure is logged and leaves the case as it is: the document can be regenerated later, and
+    the work of the person who completed the task is not lost because of a template problem.
+    """
+    try:
+        pdf = render_pdf(kind, case_context(engine, session, case, kind, source_ref))
+    except ValueError:
+        log.exception("case %s: document %s could not be rendered", case.id, kind)
+        return None
+    document = Document(case_id=case.id, kind=kind, title=DOCUMENT_KINDS[kind],
+                        filename=f"{kind}-{case.number.replace('/', '-')}.pdf", content=pdf, size=len(pdf),
+                        source_ref=source_ref, created_by=actor, created_at=engine.clock.now())
+    session.add(document)
+    session.flush()
+    return document
+
+
+def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> int:
+    """Render a stored case document again from today's records; returns the new document's id."""
+    with engine.db.session() as session:
+        old = session.get(Document, document_id)
+        if old is None or old.case_id is None:
+            raise NotFound(f"No case document {document_id}")
+        new = generate(engine, session, session.get(Case, old.case_id), old.kind, actor, old.source_ref)
+        if new is None:
+            raise InvalidInput(f"The document '{old.title}' cannot be rendered from the current records")
+        return new.id
+
+
+def common_context(engine: ProcessEngine, session: Session, municipality_id: int) -> dict[str, Any]:
+    commission = session.scalar(select(Agency).where(Agency.municipality_id == municipality_id,
+                                                     Agency.kind == "commission").limit(1))
+    municipality = commission.municipality.name if commission else ""
+    return {"commission": commission.name if commission else "", "municipality": municipality,
+            "generated_at": engine.clock.now().date(), "place": municipality}
+
+
+def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
+                 source_ref: str | None = None) -> dict[str, Any]:
+    context = common_context(engine, session, case.municipality_id)
+    context["case"] = case_data(session, case)
+    if kind == "conclusion":
+        data = case.conclusion or {}
+        context["conclusion"] = {"danger_level": case.danger_level, "criteria": _codes(case.criteria,
+                                                                                        labels.FAMILY_CRITERIA),
+                                 "text": data.get("conclusion_text") or data.get("conclusion"),
+                                 "date": case.received_on}
+    elif kind == "registration_card":
+        card = case.card or {}
+        context["card"] = {"family_categories": _codes(card.get("family_categories"), labels.FAMILY_CATEGORIES),
+                           "parent_type": _code(card.get("parent_type"), labels.PARENT_CHARACTERISTICS),
+                           "situations": _codes(card.get("situations") or case.criteria,
+                                                labels.REGISTRATION_CARD_SITUATIONS)}
+    elif kind == "programme":
+        context["programme"] = programme_data(session, case)
+    elif kind == "proposals":
+        context["proposals"] = proposals_data(session, case, source_ref)
+    elif kind in _RESOLUTION_KIND:
+        context["resolution"] = resolution_data(session, case, _RESOLUTION_KIND[kind])
+        if kind == "resolution_approval":
+            context["programme"] = programme_data(session, case)
+    elif kind == "removal_act":
+        context["removal_act"] = {"date": engine.clock.now().date(), "children": context["case"]["minors"],
+                                  "removed_from": context["case"]["parents"]}
+    return context
+
+
+def case_data(session: Session, case: Case) -> dict[str, Any]:
+    family = case.family
+    curator = session.scalar(select(User).where(User.username == case.curator)) if case.curator else None
+    return {
+        "number": case.number,
+        "family_name": family.name.removeprefix("Семья ").strip(),
+        "minors": [{"full_name": p.full_name, "birth_date": p.birth_date, "occupation": p.occupation}
+                   for p in family.children],
+        "parents": [{"full_name": p.full_name, "birth_date": p.birth_date, "occupation": p.occupation}
+                    for p in family.parents],
+        "address_registered": family.address_registered,
+        "address_actual": family.address_actual or family.address_registered,
+        "danger_level": _code(case.danger_level, labels.DANGER_LEVELS),
+        "criteria": _codes(case.criteria, labels.FAMILY_CRITERIA),
+        "detected_at": case.received_on,
+        "registered_at": case.recognized_on,
+        "curator": {"full_name": (curator.full_name or curator.username) if curator else None,
+                    "agency": curator.agency.name if curator and curator.agency else None},
+    }
+
+
+def programme_data(session: Session, case: Case) -> dict[str, Any]:
+    programme = case.programme or {}
+    activities = session.scalars(select(Activity).where(Activity.case_id == case.id)
+                                 .order_by(Activity.number, Activity.id)).all()
+    return {
+        "goal": programme.get("goal"),
+        "consilium_conclusion": programme.get("consilium_conclusion"),
+        "approved_protocol": programme.get("approved_protocol"),
+        "approved_date": programme.get("approved_date"),
+        "activities": [{"number": a.number, "title": a.title, "content": a.content,
+                        "agency": labels.AGENCY_REGISTERS.get(a.agency_kind or "", a.agency_kind),
+                        "responsible": a.responsible, "term": a.term, "status": a.status,
+                        "done_at": a.done_on} for a in activities],
+    }
+
+
+def proposals_data(session: Session, case: Case, source_ref: str | None) -> dict[str, Any]:
+    query = select(Proposal).where(Proposal.case_id == case.id)
+    if source_ref and source_ref.startswith("proposal-"):
+        query = query.where(Proposal.id == int(source_ref.removeprefix("proposal-")))
+    proposal = session.scalar(query.order_by(Proposal.id.desc()).limit(1))
+    data = proposal.data if proposal else {}
+    agency = session.get(Agency, proposal.agency_id) if proposal and proposal.agency_id else None
+    return {"agency": agency.name if agency else (proposal.author if proposal else "—"),
+            "date": proposal.created_at.date() if proposal else None,
+            "plan": [{"situation": data.get("situation"), "tasks": data.get("tasks"),
+                      "planned": data.get("activities"), "term": data.get("term")}]}
+
+
+def resolution_data(session: Session, case: Case, kind: str) -> dict[str, Any]:
+    resolution = session.scalar(select(Resolution).where(Resolution.case_id == case.id, Resolution.kind == kind)
+                                .order_by(Resolution.id.desc()).limit(1))
+    if resolution is None:
+        raise ValueError(f"case {case.id} has no {kind} resolution")
+    data = resolution.data or {}
+    result = {"number": resolution.number or "б/н", "date": resolution.adopted_on,
+              "meeting_date": resolution.adopted_on, "present": resolution.present,
+              "votes_for": resolution.votes_for, "votes_against": resolution.votes_against,
+              "decision": _DECISION_CODES.get(resolution.decision, resolution.decision),
+              "text": data.get("comment") or data.get("reasons")}
+    if kind == "closure":
+        result.update(grounds=resolution.grounds, result=_code(case.programme_result, labels.CLOSURE_RESULTS),
+                      result_reasons=data.get("reasons"))
+    return result
+
+
+def journal_context(engine: ProcessEngine, agency_id: int, period_from: date, period_to: date) -> dict[str, Any]:
+    """Appendix 1 for one agency and period."""
+    with engine.db.session() as session:
+        agency = session.get(Agency, agency_id)
+        if agency is None:
+            raise NotFound(f"No agency {agency_id}")
+        entries = session.scalars(select(IntakeEntry).where(IntakeEntry.agency_id == agency_id,
+                                                            IntakeEntry.received_on >= period_from,
+                                                            IntakeEntry.received_on <= period_to)
+                                  .order_by(IntakeEntry.year, IntakeEntry.number)).all()
+        context = common_context(engine, session, agency.municipality_id)
+        context["journal"] = {"agency": agency.name, "period_from": period_from, "period_to": period_to,
+                              "entries": [{"number": e.number, "received": e.received_on, "source": e.source,
+                                           "parents": e.parents_text, "children": e.children_text,
+                                           "address": e.address, "problem": e.problem, "result": e.result}
+                                          for e in entries]}
+        return context
+
+
+def databank_context(engine: ProcessEngine, municipality_id: int, as_of: date,
+                     include_closed: bool = True) -> dict[str, Any]:
+    """Appendix 8: minors and families in СОП of a municipality (those registered, and removed ones)."""
+    with engine.db.session() as session:
+        query = select(Case).where(Case.municipality_id == municipality_id, Case.recognized_on.is_not(None),
+                                   Case.recognized_on <= as_of)
+        if not include_closed:
+            query = query.where(Case.status == "recognized")
+        rows = []
+        for case in session.scalars(query.order_by(Case.recognized_on, Case.id)).unique():
+            parents = [{"full_name": p.full_name, "occupation": p.occupation} for p in case.family.parents]
+            for child in case.family.children or [None]:
+                rows.append({"minor_full_name": child.full_name if child else None,
+                             "minor_birth_date": child.birth_date if child else None,
+                             "parents": parents, "address_registered": case.family.address_registered,
+                             "address_actual": case.family.address_actual,
+                             "minor_occupation": child.occupation if child else None,
+                             "registration_reason": "; ".join(labels.FAMILY_CRITERIA.get(c, c)
+                                                              for c in case.criteria or []) or None,
+                             "registered_at": case.recognized_on, "removed_at": case.closed_on,
+                             "removal_reason": case.closure_grounds})
+        context = common_context(engine, session, municipality_id)
+        context["databank"] = {"rows": rows, "as_of": as_of}
+        return context
+
+
+def activities_from_form(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Programme activities from the draft form: a list of objects, or a textarea with one per line
+    ("activity; agency kind; term YYYY-MM-DD; responsible" — only the first part is required)."""
+    items = data.get("activities")
+    if isinstance(items, str):
+        items = [dict(zip(("title", "agency_kind", "term", "responsible"), (p.strip() for p in line.split(";")),
+                          strict=False))
+                 for line in items.splitlines() if line.strip()]
+    result = []
+    for item in items or []:
+        if not isinstance(item, dict) or not str(item.get("title") or "").strip():
+            continue
+        term = str(item.get("term") or "").strip()
+        try:
+            term_date = date.fromisoformat(term[:10]) if term else None
+        except ValueError as exc:
+            raise InvalidInput(f"activities: term '{term}' is not a date",
+                               {"activities": "срок мероприятия в формате ГГГГ-ММ-ДД"}) from exc
+        result.append({"title": str(item["title"]).strip()[:500], "content": item.get("content"),
+                       "agency_kind": (item.get("agency_kind") or item.get("agency") or None),
+                       "responsible": item.get("responsible"), "term": term_date})
+    return result
+
+
+def _code(value: Any, known: dict) -> Any:
+    return value if value in known else None
+
+
+def _codes(values: Any, known: dict) -> list[str]:
+    return [v for v in (values or []) if v in known]

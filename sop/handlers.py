@@ -1,0 +1,244 @@
+"""What completing a task of the SOP diagrams does to the case records, by form key.
+
+Handlers run inside the transaction that completes the task: if one refuses (raises `InvalidInput`), the task
+stays open and nothing of the attempt is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine.errors import InvalidInput
+from engine.models import Agency, HumanTask, ProcessInstance, User
+
+from . import casefile
+from .models import Activity, Case, CaseAgency, ExecutionReport, Proposal, Reconciliation, Resolution
+
+if TYPE_CHECKING:
+    from .service import SopService
+
+
+@dataclass
+class Context:
+    service: SopService
+    session: Session
+    case: Case | None
+    task: HumanTask
+    data: dict[str, Any]
+    actor: str | None
+    instance: ProcessInstance | None
+
+    def run(self, handler: Callable[[Context], None]) -> None:
+        handler(self)
+
+    @property
+    def today(self) -> date:
+        return self.service.engine.clock.now().date()
+
+    def date(self, name: str, default: date | None = None) -> date | None:
+        value = self.data.get(name)
+        if not value:
+            return default
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError as exc:
+            raise InvalidInput(f"{name}: '{value}' is not a date", {name: "дата ГГГГ-ММ-ДД"}) from exc
+
+    def resolution(self, kind: str, decision: str, number_field: str, date_field: str, **extra: Any) -> Resolution:
+        resolution = Resolution(case_id=self.case.id, kind=kind, decision=decision,
+                                number=str(self.data.get(number_field) or "") or None,
+                                adopted_on=self.date(date_field, self.today), data=dict(self.data),
+                                created_by=self.actor, created_at=self.service.engine.clock.now(), **extra)
+        self.session.add(resolution)
+        self.session.flush()
+        return resolution
+
+    def document(self, kind: str, source_ref: str | None = None) -> None:
+        casefile.generate(self.service.engine, self.session, self.case, kind, self.actor, source_ref)
+
+
+def on_check(ctx: Context) -> None:
+    case = ctx.case
+    case.danger_level = ctx.data.get("danger_level")
+    case.sop_confirmed = bool(ctx.data.get("sop_confirmed"))
+    case.criteria = list(ctx.data.get("family_criteria") or [])
+    case.conclusion = dict(ctx.data)
+    if not case.sop_confirmed:
+        case.status = "rejected"
+    ctx.document("conclusion")
+
+
+def on_recognition(ctx: Context) -> None:
+    case, data = ctx.case, ctx.data
+    if data.get("decision") == "recognize":
+        curator = str(data.get("curator") or "").strip()
+        user = ctx.session.scalar(select(User).where(User.username == curator))
+        if user is None or "curator" not in user.roles:
+            raise InvalidInput(f"curator: '{curator}' is not a user with the curator role",
+                               {"curator": "укажите пользователя с ролью куратора"})
+        case.status, case.curator = "recognized", curator
+        case.recognized_on = ctx.date("meeting_date", ctx.today)
+        case.ipr_term_months = int(data.get("ipr_term_months") or 6)
+        case.consent_obtained = bool(data.get("consent_obtained"))
+        _join_working_group(ctx, data.get("working_group") or [], user)
+        ctx.resolution("recognition", "recognize", "resolution_number", "meeting_date")
+        ctx.document("resolution_recognition")
+    else:
+        case.status = "rejected"
+        ctx.resolution("rejection", "reject", "resolution_number", "meeting_date")
+
+
+def _join_working_group(ctx: Context, kinds: list[str], curator: User) -> None:
+    case = ctx.case
+    agencies = ctx.session.scalars(select(Agency).where(Agency.municipality_id == case.municipality_id,
+                                                        Agency.kind.in_(list(kinds)))).unique().all()
+    if curator.agency_id is not None:
+        agencies = [*agencies, ctx.session.get(Agency, curator.agency_id)]
+    present = {p.agency_id for p in case.participants}
+    for agency in agencies:
+        if agency.id not in present:
+            case.participants.append(CaseAgency(agency_id=agency.id, role="member"))
+            present.add(agency.id)
+
+
+def on_registration_card(ctx: Context) -> None:
+    ctx.case.card = dict(ctx.data)
+    ctx.document("registration_card")
+
+
+def on_proposals(ctx: Context) -> None:
+    agency_id = _actor_agency(ctx)
+    proposal = Proposal(case_id=ctx.case.id, agency_id=agency_id, data=dict(ctx.data), author=ctx.actor,
+                        created_at=ctx.service.engine.clock.now())
+    ctx.session.add(proposal)
+    ctx.session.flush()
+    ctx.document("proposals", source_ref=f"proposal-{proposal.id}")
+
+
+def on_programme_draft(ctx: Context) -> None:
+    case = ctx.case
+    case.programme = {**(case.programme or {}), **ctx.data, "status": "draft"}
+    ctx.session.execute(delete(Activity).where(Activity.case_id == case.id, Activity.status == "planned"))
+    for number, item in enumerate(casefile.activities_from_form(ctx.data), start=1):
+        ctx.session.add(Activity(case_id=case.id, number=number, **item))
+    ctx.document("programme")
+
+
+def on_programme_approval(ctx: Context) -> None:
+    if ctx.data.get("decision") != "approve":
+        return
+    case = ctx.case
+    case.programme = {**(case.programme or {}), "status": "approved",
+                      "approved_protocol": ctx.data.get("protocol_number"),
+                      "approved_date": ctx.data.get("approval_date")}
+    ctx.resolution("approval", "approve", "protocol_number", "approval_date")
+    ctx.document("resolution_approval")
+    ctx.document("programme")
+
+
+def on_execution_report(ctx: Context) -> None:
+    text = str(ctx.data.get("report") or ctx.data.get("summary") or "").strip()
+    ctx.session.add(ExecutionReport(case_id=ctx.case.id, agency_id=_actor_agency(ctx), text=text or "—",
+                                    data=dict(ctx.data), reported_on=ctx.today, author=ctx.actor))
+    for number in ctx.data.get("done_activities") or []:
+        activity = ctx.session.scalar(select(Activity).where(Activity.case_id == ctx.case.id,
+                                                             Activity.number == int(number)))
+        if activity is not None and activity.status == "planned":
+            activity.status, activity.done_on = "done", ctx.today
+
+
+def on_closure_decision(ctx: Context) -> None:
+    data = ctx.data
+    votes_for, against, present = (_int(data, "votes_for"), _int(data, "votes_against"), _int(data, "present"))
+    if votes_for + against > present:
+        raise InvalidInput("votes: more votes than members present",
+                           {"votes_for": "голосов больше, чем присутствующих"})
+    if data.get("decision") != "close":
+        return
+    if votes_for * 2 <= present:
+        raise InvalidInput("The resolution to close needs a majority of the members present "
+                           f"({votes_for} of {present})",
+                           {"votes_for": "решение принимается большинством голосов присутствующих"})
+    if not data.get("grounds"):
+        raise InvalidInput("grounds: the ground of removal from the register is required",
+                           {"grounds": "укажите основание"})
+    case = ctx.case
+    case.status = "closed"
+    case.closed_on = ctx.date("closure_date", ctx.today)
+    case.closure_grounds = data.get("grounds")
+    case.closure_reason = data.get("reasons")
+    case.programme_result = data.get("result")
+    ctx.resolution("closure", "close", "resolution_number", "closure_date", votes_for=votes_for,
+                   votes_against=against, present=present, grounds=data.get("grounds"))
+    ctx.document("resolution_closure")
+
+
+def on_emergency_step(ctx: Context) -> None:
+    """The emergency path flows back into the case: guardianship (or police) joins the working group, a confirmed
+    threat makes the danger level critical, and the removal act goes into the case file."""
+    case = ctx.case
+    agency_id = _actor_agency(ctx)
+    if agency_id is not None and not any(p.agency_id == agency_id for p in case.participants):
+        case.participants.append(CaseAgency(agency_id=agency_id, role="member", responsible=ctx.actor))
+    if ctx.data.get("threat_confirmed"):
+        case.danger_level = "critical"
+    if ctx.task.form_key == "em_removal_act":
+        ctx.document("removal_act")
+
+
+def on_reconciliation(ctx: Context) -> None:
+    if ctx.instance is None:
+        return
+    row = ctx.session.scalar(select(Reconciliation).where(Reconciliation.process_instance_id == ctx.instance.id))
+    if row is not None:
+        results = dict(row.results or {})
+        results.setdefault(ctx.task.form_key, []).append({"by": ctx.actor, **ctx.data})
+        row.results = results
+
+
+def _int(data: dict[str, Any], name: str) -> int:
+    try:
+        value = int(data.get(name) or 0)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name} must be a whole number", {name: "целое число"}) from exc
+    if value < 0:
+        raise InvalidInput(f"{name} must not be negative", {name: "не меньше 0"})
+    return value
+
+
+def _actor_agency(ctx: Context) -> int | None:
+    user = ctx.session.scalar(select(User).where(User.username == ctx.actor)) if ctx.actor else None
+    return user.agency_id if user else None
+
+
+def _case_required(handler: Callable[[Context], None]) -> Callable[[Context], None]:
+    def run(ctx: Context) -> None:
+        if ctx.case is not None:
+            handler(ctx)
+
+    return run
+
+
+HANDLERS: dict[str, Callable[[Context], None]] = {
+    "sop_check": _case_required(on_check),
+    "sop_recognition": _case_required(on_recognition),
+    "sop_registration_card": _case_required(on_registration_card),
+    "sop_proposals": _case_required(on_proposals),
+    "sop_programme_draft": _case_required(on_programme_draft),
+    "sop_programme_approval": _case_required(on_programme_approval),
+    "sop_execution_report": _case_required(on_execution_report),
+    "sop_curator_summary": _case_required(on_execution_report),
+    "sop_closure_decision": _case_required(on_closure_decision),
+    "em_inspection": _case_required(on_emergency_step),
+    "em_removal_act": _case_required(on_emergency_step),
+    "em_police_report": _case_required(on_emergency_step),
+    "rec_agency": on_reconciliation,
+    "rec_resolve": on_reconciliation,
+    "rec_send_databank": on_reconciliation,
+}
