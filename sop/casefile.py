@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput, NotFound
-from engine.models import Agency, User
+from engine.models import Agency, HumanTask, ProcessInstance, User
 
 from .documents import labels
 from .documents.render import DOCUMENT_KINDS, render_pdf
@@ -30,6 +30,13 @@ CASE_DOCUMENTS = ("conclusion", "registration_card", "programme", "proposals", "
 _RESOLUTION_KIND = {"resolution_recognition": "recognition", "resolution_approval": "approval",
                     "resolution_closure": "closure"}
 _DECISION_CODES = {"recognize": "recognise", "reject": "refuse"}
+# Codes of the registration card form (forms/sop_registration_card.json) -> codes of the document labels.
+_CARD_SITUATIONS = {"evasion": "c1", "evasion_addiction": "c2", "violence": "c7", "involvement": "c3",
+                    "unlawful_acts": "c4", "minor_alcohol": "c5", "minor_drugs": "c6", "no_home": "c8"}
+_CARD_CATEGORIES = {"full": "complete", "parent_imprisoned": "parent_in_prison",
+                    "one_disabled_parent": "disabled_parent", "returned_from_detention": "returned_from_prison"}
+_HOUSING = {"private_house": "house", "basic": "uncomfortable"}
+_PLACEMENTS = {"family": "foster"}
 
 
 def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, actor: str | None,
@@ -78,16 +85,26 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
     context["case"] = case_data(session, case)
     if kind == "conclusion":
         data = case.conclusion or {}
-        context["conclusion"] = {"danger_level": case.danger_level, "criteria": _codes(case.criteria,
-                                                                                        labels.FAMILY_CRITERIA),
-                                 "text": data.get("conclusion_text") or data.get("conclusion"),
-                                 "date": case.received_on}
+        context["conclusion"] = {"danger_level": case.danger_level,
+                                 "criteria": _codes(case.criteria, labels.FAMILY_CRITERIA),
+                                 "text": data.get("conclusion"),
+                                 "date": data.get("conclusion_date") or case.received_on,
+                                 "head": {"full_name": data.get("head_name")}}
+        context["case"]["housing"] = housing(data)
     elif kind == "registration_card":
         card = case.card or {}
-        context["card"] = {"family_categories": _codes(card.get("family_categories"), labels.FAMILY_CATEGORIES),
-                           "parent_type": _code(card.get("parent_type"), labels.PARENT_CHARACTERISTICS),
-                           "situations": _codes(card.get("situations") or case.criteria,
-                                                labels.REGISTRATION_CARD_SITUATIONS)}
+        situations = [_CARD_SITUATIONS.get(code, code) for code in card.get("sop_kind") or []]
+        categories = [_CARD_CATEGORIES.get(code, code) for code in card.get("family_category") or []]
+        context["card"] = {"family_categories": _codes(categories, labels.FAMILY_CATEGORIES),
+                           "parent_type": _code(card.get("parents_characteristic"), labels.PARENT_CHARACTERISTICS),
+                           "situations": _codes(situations or case.criteria, labels.REGISTRATION_CARD_SITUATIONS),
+                           "attachment": {"clinic": card.get("clinic"), "school": card.get("school"),
+                                          "kindergarten": card.get("kindergarten"),
+                                          "police": card.get("police_district"),
+                                          "patronage": card.get("patronage_service")},
+                           "date": card.get("detection_date")}
+        context["case"]["detected_by"] = card.get("detected_by")
+        context["case"]["housing"] = housing(card)
     elif kind == "programme":
         context["programme"] = programme_data(session, case)
     elif kind == "proposals":
@@ -97,9 +114,39 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
         if kind == "resolution_approval":
             context["programme"] = programme_data(session, case)
     elif kind == "removal_act":
-        context["removal_act"] = {"date": engine.clock.now().date(), "children": context["case"]["minors"],
-                                  "removed_from": context["case"]["parents"]}
+        act = _latest_form(session, case, "em_removal_act")
+        inspection = _latest_form(session, case, "em_inspection")
+        placement = _PLACEMENTS.get(inspection.get("placement"), inspection.get("placement"))
+        context["removal_act"] = {
+            "date": act.get("removal_act_date") or engine.clock.now().date(), "number": act.get("removal_act_number"),
+            "inspection_act": {"number": inspection.get("inspection_act_number"), "date": inspection.get("visit_date")},
+            "circumstances": inspection.get("inspection_findings"),
+            "children": context["case"]["minors"], "removed_from": context["case"]["parents"],
+            "from_only_parent": bool(inspection.get("removed_from_all_parents")),
+            "placement": {"kind": _code(placement, labels.REMOVAL_PLACEMENTS), "name": act.get("placement_details")},
+        }
     return context
+
+
+def housing(data: dict[str, Any]) -> dict[str, Any]:
+    """The housing block of Appendices 2 and 3 from the fields of the check or card form."""
+    return {"type": _code(_HOUSING.get(data.get("housing_type"), data.get("housing_type")), labels.HOUSING_TYPES),
+            "area": data.get("housing_area"),
+            "amenities": _code(_HOUSING.get(data.get("housing_amenities"), data.get("housing_amenities")),
+                               labels.HOUSING_AMENITIES),
+            "sanitary": _code(data.get("sanitary_state"), labels.SANITARY_STATES),
+            "living_conditions": data.get("living_conditions")}
+
+
+def _latest_form(session: Session, case: Case, form_key: str) -> dict[str, Any]:
+    """The data of the last completed task with this form in the case's processes."""
+    if case.process_instance_id is None:
+        return {}
+    data = session.scalar(select(HumanTask.data).join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+                          .where(ProcessInstance.business_key == f"case-{case.id}", HumanTask.form_key == form_key,
+                                 HumanTask.status == "completed")
+                          .order_by(HumanTask.completed_at.desc()).limit(1))
+    return data or {}
 
 
 def case_data(session: Session, case: Case) -> dict[str, Any]:
@@ -130,6 +177,10 @@ def programme_data(session: Session, case: Case) -> dict[str, Any]:
     return {
         "goal": programme.get("goal"),
         "consilium_conclusion": programme.get("consilium_conclusion"),
+        "plan": [{"situation": programme.get("programme_situation"), "tasks": programme.get("programme_tasks"),
+                  "planned": programme.get("programme_activities")}],
+        "potential": {"initial": _code(programme.get("rehabilitation_potential"), labels.REHABILITATION_POTENTIAL)},
+        "reactions": {"initial": _code(programme.get("family_reaction"), labels.FAMILY_REACTIONS)},
         "approved_protocol": programme.get("approved_protocol"),
         "approved_date": programme.get("approved_date"),
         "activities": [{"number": a.number, "title": a.title, "content": a.content,
@@ -146,10 +197,11 @@ def proposals_data(session: Session, case: Case, source_ref: str | None) -> dict
     proposal = session.scalar(query.order_by(Proposal.id.desc()).limit(1))
     data = proposal.data if proposal else {}
     agency = session.get(Agency, proposal.agency_id) if proposal and proposal.agency_id else None
-    return {"agency": agency.name if agency else (proposal.author if proposal else "—"),
+    return {"agency": data.get("agency_name") or (agency.name if agency else "—"),
             "date": proposal.created_at.date() if proposal else None,
-            "plan": [{"situation": data.get("situation"), "tasks": data.get("tasks"),
-                      "planned": data.get("activities"), "term": data.get("term")}]}
+            "plan": [{"situation": data.get("proposal_situation"), "tasks": data.get("proposal_tasks"),
+                      "planned": data.get("proposal_activities"), "term": data.get("proposal_term")}],
+            "author": {"full_name": data.get("proposal_specialist")}}
 
 
 def resolution_data(session: Session, case: Case, kind: str) -> dict[str, Any]:
@@ -215,27 +267,30 @@ def databank_context(engine: ProcessEngine, municipality_id: int, as_of: date,
 
 
 def activities_from_form(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Programme activities from the draft form: a list of objects, or a textarea with one per line
-    ("activity; agency kind; term YYYY-MM-DD; responsible" — only the first part is required)."""
-    items = data.get("activities")
-    if isinstance(items, str):
-        items = [dict(zip(("title", "agency_kind", "term", "responsible"), (p.strip() for p in line.split(";")),
-                          strict=False))
-                 for line in items.splitlines() if line.strip()]
+    """Programme activities from the draft form's `programme_activities`: one per line, as the form asks,
+    "мероприятие; содержание деятельности; исполнитель; срок" (only the first part is required; a term that
+    is not a date, e.g. "ежемесячно", is kept as text)."""
     result = []
-    for item in items or []:
-        if not isinstance(item, dict) or not str(item.get("title") or "").strip():
+    for line in str(data.get("programme_activities") or "").splitlines():
+        parts = [part.strip() for part in line.split(";")] + ["", "", ""]
+        title, content, responsible, term = parts[0], parts[1], parts[2], ";".join(parts[3:]).strip("; ")
+        if not title:
             continue
-        term = str(item.get("term") or "").strip()
-        try:
-            term_date = date.fromisoformat(term[:10]) if term else None
-        except ValueError as exc:
-            raise InvalidInput(f"activities: term '{term}' is not a date",
-                               {"activities": "срок мероприятия в формате ГГГГ-ММ-ДД"}) from exc
-        result.append({"title": str(item["title"]).strip()[:500], "content": item.get("content"),
-                       "agency_kind": (item.get("agency_kind") or item.get("agency") or None),
-                       "responsible": item.get("responsible"), "term": term_date})
+        term_date = _parse_date(term)
+        if term and term_date is None:
+            content = f"{content} (срок: {term})" if content else f"срок: {term}"
+        result.append({"title": title[:500], "content": content or None, "responsible": responsible or None,
+                       "agency_kind": None, "term": term_date})
     return result
+
+
+def _parse_date(text: str) -> date | None:
+    for candidate in (text[:10], ".".join(reversed(text[:10].split(".")))):
+        try:
+            return date.fromisoformat(candidate.replace(".", "-"))
+        except ValueError:
+            continue
+    return None
 
 
 def _code(value: Any, known: dict) -> Any:

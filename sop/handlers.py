@@ -143,7 +143,8 @@ def on_programme_approval(ctx: Context) -> None:
 
 
 def on_execution_report(ctx: Context) -> None:
-    text = str(ctx.data.get("report") or ctx.data.get("summary") or "").strip()
+    text = "\n".join(str(ctx.data.get(k) or "").strip() for k in ("activities_done", "report_results", "summary")
+                      if str(ctx.data.get(k) or "").strip())
     ctx.session.add(ExecutionReport(case_id=ctx.case.id, agency_id=_actor_agency(ctx), text=text or "—",
                                     data=dict(ctx.data), reported_on=ctx.today, author=ctx.actor))
     for number in ctx.data.get("done_activities") or []:

@@ -32,6 +32,7 @@ class Family(Base):
     name: Mapped[str] = mapped_column(String(300))
     address_registered: Mapped[str | None] = mapped_column(String(500))
     address_actual: Mapped[str | None] = mapped_column(String(500))
+    address_key: Mapped[str] = mapped_column(String(500), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     persons: Mapped[list[Person]] = relationship(back_populates="family", lazy="selectin",
                                                  order_by="Person.id")
@@ -46,11 +47,16 @@ class Family(Base):
         return [p for p in self.persons if p.kind == "parent"]
 
 
+def fold(text: str | None) -> str:
+    """A search key: lower case, ё as е, one space between words, no punctuation at the ends."""
+    return " ".join((text or "").casefold().replace("ё", "е").replace(",", " ").split()).strip(" .")
+
+
 class Person(Base):
     """A child or a parent (legal representative) of a family."""
 
     __tablename__ = "sop_person"
-    __table_args__ = (Index("ix_sop_person_lookup", "last_name", "first_name", "birth_date"),)
+    __table_args__ = (Index("ix_sop_person_lookup", "name_key", "birth_date"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("sop_family.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # child | parent
@@ -59,6 +65,8 @@ class Person(Base):
     patronymic: Mapped[str | None] = mapped_column(String(100))
     birth_date: Mapped[date | None] = mapped_column(Date)
     occupation: Mapped[str | None] = mapped_column(String(300))
+    # "фамилия имя" folded (lower case, ё as е) for the duplicate guard: SQLite's lower() knows only ASCII
+    name_key: Mapped[str] = mapped_column(String(200), default="")
     # the day a closure was proposed because this minor turned 18 (once per person)
     age18_proposed_on: Mapped[date | None] = mapped_column(Date)
     family: Mapped[Family] = relationship(back_populates="persons")

@@ -15,7 +15,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
 from . import handlers, jobs
-from .models import Case, CaseAgency, Escalation, Family, IntakeEntry, Person
+from .models import Case, CaseAgency, Escalation, Family, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
 
 if TYPE_CHECKING:
@@ -108,18 +108,13 @@ class SopService:
 
     def find_duplicates(self, session: Session, municipality_id: int, values: dict[str, Any]) -> list[dict]:
         """Open cases of the municipality with the same child (name and birth date) or the same address."""
-        child_match = [
-            (func.lower(Person.last_name) == c["last_name"].strip().lower())
-            & (func.lower(Person.first_name) == c["first_name"].strip().lower())
-            & (Person.birth_date == c["birth_date"])
-            for c in values["children"]
-        ]
-        address = _normalize_address(values["address"])
+        child_match = [(Person.name_key == fold(f"{c['last_name']} {c['first_name']}"))
+                       & (Person.birth_date == c["birth_date"]) for c in values["children"]]
         query = (select(Case).join(Family, Family.id == Case.family_id)
                  .where(Case.municipality_id == municipality_id, Case.status.in_(OPEN_STATUSES))
                  .where(or_(Case.family_id.in_(select(Person.family_id).where(Person.kind == "child")
                                                .where(or_(*child_match))),
-                            func.lower(Family.address_registered) == address)))
+                            Family.address_key == fold(values["address"]))))
         return [{"case_id": c.id, "number": c.number, "family": c.family.name, "status": c.status}
                 for c in session.scalars(query.order_by(Case.id)).unique()]
 
@@ -147,6 +142,7 @@ class SopService:
     def _open_case(self, session, agency, commission, entries, values, username) -> tuple[Case, list[int]]:
         family = Family(municipality_id=agency.municipality_id, name=_family_name(values),
                         address_registered=values["address"], address_actual=values.get("address_actual"),
+                        address_key=fold(values["address"]),
                         created_at=self.engine.clock.now())
         family.persons = ([Person(kind="child", **_person(c)) for c in values["children"]]
                           + [Person(kind="parent", **_person(p)) for p in values["parents"]])
@@ -265,8 +261,10 @@ def _iso(value: date | None) -> str | None:
 
 
 def _person(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()
-            if k in ("last_name", "first_name", "patronymic", "birth_date", "occupation")}
+    person = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()
+              if k in ("last_name", "first_name", "patronymic", "birth_date", "occupation")}
+    person["name_key"] = fold(f"{person['last_name']} {person['first_name']}")
+    return person
 
 
 def _people_text(people: list[dict[str, Any]]) -> str:
@@ -278,7 +276,3 @@ def _people_text(people: list[dict[str, Any]]) -> str:
 def _family_name(values: dict[str, Any]) -> str:
     first = (values["parents"] or values["children"])[0]
     return f"Семья {first['last_name'].strip()}"
-
-
-def _normalize_address(address: str) -> str:
-    return " ".join(address.lower().split())

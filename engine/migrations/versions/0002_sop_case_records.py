@@ -23,11 +23,13 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('address_registered', sa.String(length=500), nullable=True),
     sa.Column('address_actual', sa.String(length=500), nullable=True),
+    sa.Column('address_key', sa.String(length=500), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sop_family', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sop_family_address_key'), ['address_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_sop_family_municipality_id'), ['municipality_id'], unique=False)
 
     op.create_table('sop_person',
@@ -39,13 +41,14 @@ def upgrade() -> None:
     sa.Column('patronymic', sa.String(length=100), nullable=True),
     sa.Column('birth_date', sa.Date(), nullable=True),
     sa.Column('occupation', sa.String(length=300), nullable=True),
+    sa.Column('name_key', sa.String(length=200), nullable=False),
     sa.Column('age18_proposed_on', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['family_id'], ['sop_family.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sop_person', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sop_person_family_id'), ['family_id'], unique=False)
-        batch_op.create_index('ix_sop_person_lookup', ['last_name', 'first_name', 'birth_date'], unique=False)
+        batch_op.create_index('ix_sop_person_lookup', ['name_key', 'birth_date'], unique=False)
 
     op.create_table('sop_case',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -1,0 +1,248 @@
+"""The SOP domain end to end: signals registered in journals, cases and their records kept in step with the
+processes, documents in the case file, escalations, periodic jobs."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+import sop
+from engine import InvalidInput
+from sop.models import Activity, Case, Document, Escalation, IntakeEntry, Resolution
+from sop.service import DuplicateFound
+
+from .test_sop_diagrams import APPROVE, CARD, CHECK, DISPATCH, DRAFT, FORMS, PROPOSAL, RECOGNITION, WORKFLOWS, at
+
+SIGNAL = {"received_on": "2025-10-29", "source": "Классный руководитель МБОУ СОШ № 5",
+          "children": [{"last_name": "Иванов", "first_name": "Петр", "patronymic": "Андреевич",
+                        "birth_date": "2012-03-12", "occupation": "СОШ № 5, 7 «Б»"}],
+          "parents": [{"last_name": "Иванова", "first_name": "Анна", "patronymic": "Сергеевна",
+                       "birth_date": "1988-05-02", "occupation": "не работает"}],
+          "address": "г. Йошкар-Ола, ул. Пушкина, д. 1, кв. 2",
+          "problem": "Ребенок пропускает занятия, мать злоупотребляет алкоголем"}
+
+
+@pytest.fixture
+def world(engine):
+    """A municipality with its commission and agencies, users of every role, the SOP diagrams deployed."""
+    service = sop.install(engine)
+    identity = engine.identity
+    for name, kind in (("КДНиЗП г. Йошкар-Олы", "commission"), ("МБОУ СОШ № 5", "education"),
+                       ("ОМВД России по г. Йошкар-Оле", "police"), ("Отдел опеки и попечительства", "guardianship"),
+                       ("КЦСОН г. Йошкар-Олы", "social_protection")):
+        identity.add_agency(name, "Йошкар-Ола", kind=kind)
+    identity.add_user("secretary", ["commission_secretary"], agency="КДНиЗП г. Йошкар-Олы")
+    identity.add_user("chair", ["commission"], agency="КДНиЗП г. Йошкар-Олы")
+    identity.add_user("school", ["education", "agency_specialist"], agency="МБОУ СОШ № 5")
+    identity.add_user("police", ["police", "agency_specialist"], agency="ОМВД России по г. Йошкар-Оле")
+    identity.add_user("guardian", ["guardianship", "agency_specialist"], agency="Отдел опеки и попечительства")
+    identity.add_user("curator1", ["curator"], agency="КЦСОН г. Йошкар-Олы")
+    engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))])
+    return engine, service
+
+
+def open_task(engine, instance_id, element):
+    found = [t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == element]
+    assert len(found) == 1, [t["element_id"] for t in engine.tasks.query(instance_id=instance_id)]
+    return found[0]
+
+
+def documents(engine, case_id) -> dict[str, bytes]:
+    with engine.db.session() as session:
+        return {d.kind: d.content for d in session.scalars(select(Document).where(Document.case_id == case_id)
+                                                            .order_by(Document.id))}
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The PDF's text with line breaks and repeated spaces folded, so that wrapped values still match."""
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split())
+
+
+def test_signal_from_a_school_opens_a_case_in_both_journals(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    assert result.case_number == "1/2025" and not result.attached
+    with engine.db.session() as session:
+        entries = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
+        assert [(e.agency.kind, e.number, e.case_id) for e in entries] == [("education", 1, result.case_id),
+                                                                           ("commission", 1, result.case_id)]
+        assert entries[1].forwarded_from_id == entries[0].id
+        case = session.get(Case, result.case_id)
+        assert case.status == "check" and case.received_on == date(2025, 10, 29)
+        assert {p.agency.kind for p in case.participants} == {"commission", "education"}
+    check = open_task(engine, result.instance_ids[0], "sop_check")
+    assert check["candidate_roles"] == ["commission_secretary"]
+    assert check["due"].startswith("2025-11-06")  # 5 working days from 29.10.2025 (1.11 worked, 3-4.11 off)
+
+
+def test_duplicate_guard_shows_the_existing_case(world):
+    engine, service = world
+    first = service.register_intake("school", SIGNAL)
+    again = dict(SIGNAL, source="Участковый", address="другой адрес, д. 5")
+    with pytest.raises(DuplicateFound) as err:
+        service.register_intake("police", again)
+    assert err.value.duplicates[0]["number"] == "1/2025"
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(IntakeEntry)) == 2  # nothing saved
+    attached = service.register_intake("police", again, attach_to_case=first.case_id)
+    assert attached.attached and attached.case_id == first.case_id
+    assert {a["name"] for a in service.case(first.case_id)["agencies"]} >= {"ОМВД России по г. Йошкар-Оле"}
+    other = service.register_intake("police", again, new_family=True)
+    assert other.case_number == "2/2025"
+
+
+def test_bad_signal_gets_a_message_per_field_and_saves_nothing(world):
+    engine, service = world
+    bad = dict(SIGNAL, received_on="вчера", children=[{"last_name": "Иванов"}], problem="")
+    with pytest.raises(InvalidInput) as err:
+        service.register_intake("school", bad)
+    assert set(err.value.errors) >= {"received_on", "children.0.first_name", "children.0.birth_date", "problem"}
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_case_records_and_documents_follow_the_process(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    instance = result.instance_ids[0]
+    engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
+    case = service.case(result.case_id)
+    assert case["danger_level"] == "high" and case["sop_confirmed"] is True
+    at(engine, "2025-12-23 10:00")
+    recognition = open_task(engine, instance, "sop_recognition")
+    with pytest.raises(InvalidInput, match="curator"):
+        engine.tasks.complete(recognition["id"], "chair", dict(RECOGNITION, curator="nobody"))
+    engine.tasks.complete(recognition["id"], "chair", RECOGNITION)
+    case = service.case(result.case_id)
+    assert case["status"] == "recognized" and case["curator"] == "curator1"
+    assert case["recognized_on"] == "2025-12-23"
+    assert {a["name"] for a in case["agencies"]} >= {"ОМВД России по г. Йошкар-Оле", "КЦСОН г. Йошкар-Олы"}
+    engine.tasks.complete(open_task(engine, instance, "sop_registration_card")["id"], "curator1", CARD)
+    for proposal in [t for t in engine.tasks.query(instance_id=instance) if t["element_id"] == "sop_proposals"]:
+        engine.tasks.complete(proposal["id"], "police", PROPOSAL)
+    engine.tasks.complete(open_task(engine, instance, "sop_programme_draft")["id"], "curator1", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    engine.tasks.complete(open_task(engine, instance, "sop_programme_approval")["id"], "chair", APPROVE)
+    engine.tasks.complete(open_task(engine, instance, "sop_programme_dispatch")["id"], "secretary", DISPATCH)
+
+    with engine.db.session() as session:
+        activities = session.scalars(select(Activity).where(Activity.case_id == result.case_id)).all()
+        assert [a.title for a in activities] == ["Беседа инспектора ПДН", "Патронаж"]
+        kinds = [r.kind for r in session.scalars(select(Resolution).order_by(Resolution.id))]
+        assert kinds == ["recognition", "approval"]
+    docs = documents(engine, result.case_id)
+    assert {"conclusion", "resolution_recognition", "registration_card", "proposals", "programme",
+            "resolution_approval"} <= set(docs)
+    assert "Иванов Петр Андреевич" in pdf_text(docs["conclusion"])
+    assert "45/3" in pdf_text(docs["resolution_recognition"])
+    assert "Беседа инспектора ПДН" in pdf_text(docs["programme"])
+
+
+def test_closure_needs_a_majority_of_those_present(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    from sop.handlers import Context, on_closure_decision
+
+    with engine.db.session() as session:  # the closure handler on its own, as the closure task calls it
+        case = session.get(Case, result.case_id)
+        case.status = "recognized"
+        ctx = Context(service, session, case, None, {"decision": "close", "grounds": "improved", "present": 7,
+                                                      "votes_for": 3, "votes_against": 4, "result": "full",
+                                                      "resolution_number": "1", "closure_date": "2026-01-20"},
+                      "chair", None)
+        with pytest.raises(InvalidInput, match="majority"):
+            on_closure_decision(ctx)
+        ctx.data["votes_for"], ctx.data["votes_against"] = 5, 2
+        on_closure_decision(ctx)
+        assert case.status == "closed" and case.closure_grounds == "improved"
+        assert case.closed_on == date(2026, 1, 20)
+
+
+def test_overdue_task_is_escalated_to_the_secretary(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    at(engine, "2025-11-07 00:00:01")
+    assert engine.management.sweep().overdue_marked == 1
+    escalations = service.escalations()
+    check = open_task(engine, result.instance_ids[0], "sop_check")
+    assert [(e["case_id"], e["task_id"], e["task_name"]) for e in escalations] == [
+        (result.case_id, check["id"], check["name"])]
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Escalation)) == 1
+
+
+def test_threat_to_life_starts_the_emergency_path_and_the_removal_joins_the_case(world):
+    engine, service = world
+    result = service.register_intake("police", dict(SIGNAL, threat_to_life=True))
+    assert len(result.instance_ids) == 2
+    emergency = result.instance_ids[1]
+    inspection = open_task(engine, emergency, "em_inspection")
+    assert inspection["candidate_roles"] == ["guardianship"]
+    engine.tasks.complete(inspection["id"], "guardian", {"visit_date": "2025-10-30", "inspection_findings": "Угроза",
+                                                         "threat_confirmed": True, "removed": True,
+                                                         "removed_from_all_parents": True,
+                                                         "removal_date": "2025-10-30", "placement": "institution"})
+    engine.tasks.complete(open_task(engine, emergency, "em_removal_act")["id"], "guardian",
+                          {"removal_act_number": "7", "removal_act_date": "2025-10-30",
+                           "placement_details": "СРЦН «Дружба»"})
+    case = service.case(result.case_id)
+    assert case["danger_level"] == "critical"
+    assert "Отдел опеки и попечительства" in {a["name"] for a in case["agencies"]}
+    text = pdf_text(documents(engine, result.case_id)["removal_act"])
+    assert "Иванов Петр Андреевич" in text and "СРЦН «Дружба»" in text
+
+
+def test_quarterly_reconciliation_starts_once_per_quarter(world):
+    engine, service = world
+    at(engine, "2026-01-01 00:10")
+    first = engine.management.sweep()
+    assert first.jobs["quarterly_reconciliation"] == 1
+    assert engine.management.sweep().jobs["quarterly_reconciliation"] == 0
+    reconciliation = engine.runtime.instances(process_key="quarterly_reconciliation")
+    assert len(reconciliation) == 1
+    agency_tasks = [t for t in engine.tasks.query(instance_id=reconciliation[0]["id"])
+                    if t["element_id"] == "rec_agency"]
+    assert len(agency_tasks) == 4  # school, police, guardianship, social protection
+    at(engine, "2026-04-01 08:00")
+    assert engine.management.sweep().jobs["quarterly_reconciliation"] == 1
+
+
+def test_a_minor_turning_18_produces_a_closure_proposal_that_day(world):
+    engine, service = world
+    signal = dict(SIGNAL, children=[dict(SIGNAL["children"][0], birth_date="2007-12-23")])
+    result = service.register_intake("school", signal)
+    instance = result.instance_ids[0]
+    engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
+    at(engine, "2025-12-22 10:00")
+    engine.tasks.complete(open_task(engine, instance, "sop_recognition")["id"], "chair", RECOGNITION)
+    assert engine.management.sweep().jobs["minor_turned_18"] == 0
+    at(engine, "2025-12-23 00:05")
+    assert engine.management.sweep().jobs["minor_turned_18"] == 1
+    proposal = open_task(engine, instance, "sop_closure_proposal")
+    assert proposal["candidate_roles"] == ["commission_secretary"]
+    assert engine.management.sweep().jobs["minor_turned_18"] == 0
+
+
+def test_journal_and_databank_registers(world):
+    engine, service = world
+    from sop import casefile
+    from sop.documents.render import render_pdf
+
+    result = service.register_intake("school", SIGNAL)
+    with engine.db.session() as session:
+        school = session.scalar(select(IntakeEntry.agency_id).order_by(IntakeEntry.id).limit(1))
+        municipality = session.scalar(select(Case.municipality_id))
+    empty = pdf_text(render_pdf("databank", casefile.databank_context(engine, municipality, date(2025, 12, 31))))
+    assert "Иванов" not in empty  # only cases recognised by the commission are in the databank
+    with engine.db.session() as session:
+        case = session.get(Case, result.case_id)
+        case.status, case.recognized_on, case.criteria = "recognized", date(2025, 11, 12), ["c2"]
+    journal = pdf_text(render_pdf("intake_journal", casefile.journal_context(engine, school, date(2025, 1, 1),
+                                                                             date(2025, 12, 31))))
+    assert "Иванова" in journal and "МБОУ СОШ № 5" in journal and "12.03.2012" in journal
+    databank = pdf_text(render_pdf("databank", casefile.databank_context(engine, municipality, date(2025, 12, 31))))
+    assert "списки" in databank.lower() and "Иванов" in databank and "12.11.2025" in databank
