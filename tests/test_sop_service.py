@@ -12,10 +12,31 @@ from sqlalchemy import func, select
 
 import sop
 from engine import InvalidInput
-from sop.models import Activity, Case, Document, Escalation, IntakeEntry, Resolution
+from sop import casefile
+from sop.documents.render import render_pdf
+from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Resolution
 from sop.service import DuplicateFound
 
-from .test_sop_diagrams import APPROVE, CARD, CHECK, DISPATCH, DRAFT, FORMS, PROPOSAL, RECOGNITION, WORKFLOWS, at
+from .test_sop_diagrams import (
+    APPROVE,
+    CARD,
+    CHECK,
+    CLOSURE,
+    CLOSURE_DISPATCH,
+    DISPATCH,
+    DRAFT,
+    FORMS,
+    PROPOSAL,
+    RECOGNITION,
+    REPORT,
+    REVIEW_CLOSE,
+    REVIEW_CONTINUE,
+    SUMMARY,
+    WORKFLOWS,
+    at,
+    complete,
+    tasks,
+)
 
 SIGNAL = {"received_on": "2025-10-29", "source": "Классный руководитель МБОУ СОШ № 5",
           "children": [{"last_name": "Иванов", "first_name": "Петр", "patronymic": "Андреевич",
@@ -41,6 +62,7 @@ def world(engine):
     identity.add_user("police", ["police", "agency_specialist"], agency="ОМВД России по г. Йошкар-Оле")
     identity.add_user("guardian", ["guardianship", "agency_specialist"], agency="Отдел опеки и попечительства")
     identity.add_user("curator1", ["curator"], agency="КЦСОН г. Йошкар-Олы")
+    identity.add_user("specialist", ["agency_specialist"], agency="КЦСОН г. Йошкар-Олы")
     engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))])
     return engine, service
 
@@ -229,9 +251,6 @@ def test_a_minor_turning_18_produces_a_closure_proposal_that_day(world):
 
 def test_journal_and_databank_registers(world):
     engine, service = world
-    from sop import casefile
-    from sop.documents.render import render_pdf
-
     result = service.register_intake("school", SIGNAL)
     with engine.db.session() as session:
         school = session.scalar(select(IntakeEntry.agency_id).order_by(IntakeEntry.id).limit(1))
@@ -246,3 +265,59 @@ def test_journal_and_databank_registers(world):
     assert "Иванова" in journal and "МБОУ СОШ № 5" in journal and "12.03.2012" in journal
     databank = pdf_text(render_pdf("databank", casefile.databank_context(engine, municipality, date(2025, 12, 31))))
     assert "списки" in databank.lower() and "Иванов" in databank and "12.11.2025" in databank
+
+
+def test_whole_case_from_signal_to_removal_from_the_register(world):
+    """Signal → check → recognition → programme drafted late (overdue, escalated) → approval → agency reports →
+    six-month review → continue → review → closure by vote, with the case file kept in step."""
+    engine, service = world
+    at(engine, "2025-10-30 09:00")
+    result = service.register_intake("school", dict(SIGNAL, received_on="2025-10-30"))
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", RECOGNITION)
+    complete(engine, iid, "sop_registration_card", CARD)
+    for proposal in tasks(engine, iid)["sop_proposals"]:
+        engine.tasks.complete(proposal["id"], "specialist", PROPOSAL)
+    at(engine, "2026-01-13 00:00:01")  # the 14-day term of the programme (moved to 12.01.2026) has passed
+    assert engine.management.sweep().overdue_marked == 1
+    assert [e["task_name"] for e in service.escalations()] == [tasks(engine, iid)["sop_programme_draft"][0]["name"]]
+    complete(engine, iid, "sop_programme_draft", DRAFT)
+    complete(engine, iid, "sop_programme_approval", APPROVE)
+    complete(engine, iid, "sop_programme_dispatch", DISPATCH)
+    complete(engine, iid, "sop_execution_report", REPORT)
+    complete(engine, iid, "sop_curator_summary", SUMMARY)
+    at(engine, "2026-06-24 09:00")
+    assert engine.management.sweep().timers_fired == 1
+    complete(engine, iid, "sop_review", REVIEW_CONTINUE)
+    complete(engine, iid, "sop_execution_report", REPORT)
+    complete(engine, iid, "sop_curator_summary", SUMMARY)
+    at(engine, "2026-12-25 09:00")
+    assert engine.management.sweep().timers_fired == 1
+    complete(engine, iid, "sop_review", REVIEW_CLOSE)
+    with pytest.raises(InvalidInput, match="majority"):
+        complete(engine, iid, "sop_closure_decision", dict(CLOSURE, votes_for=3, votes_against=3, present=7))
+    complete(engine, iid, "sop_closure_decision", CLOSURE)
+    at(engine, "2027-01-11 10:00")
+    complete(engine, iid, "sop_closure_dispatch", CLOSURE_DISPATCH)
+
+    assert engine.runtime.instance(iid)["status"] == "completed"
+    case = service.case(result.case_id)
+    assert (case["status"], case["closed_on"], case["closure_grounds"], case["programme_result"]) == (
+        "closed", "2026-12-28", "improved", "full")
+    with engine.db.session() as session:
+        resolutions = [(r.kind, r.number) for r in session.scalars(select(Resolution).order_by(Resolution.id))]
+        reports = session.scalar(select(func.count()).select_from(ExecutionReport))
+    assert resolutions == [("recognition", "45/3"), ("approval", "2"), ("closure", "112/4")]
+    assert reports == 4
+    closure = pdf_text(documents(engine, result.case_id)["resolution_closure"])
+    assert "112/4" in closure and "Иванов Петр Андреевич" in closure
+    databank = pdf_text(render_pdf("databank", casefile.databank_context(engine, case_municipality(engine),
+                                                                         date(2027, 1, 11))))
+    assert "23.12.2025" in databank and "28.12.2026" in databank
+
+
+def case_municipality(engine) -> int:
+    with engine.db.session() as session:
+        return session.scalar(select(Case.municipality_id).limit(1))
