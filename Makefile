@@ -1,5 +1,5 @@
 # Two commands set Kurator up on a fresh machine:
-#   make run    - install, create the SQLite database, deploy the diagrams, run the product
+#   make run    - install, create the SQLite database with demo data, run the product
 #   make test   - install and run the test suite (SQLite; PostgreSQL when KURATOR_TEST_DATABASE_URL is set)
 
 PYTHON ?= python3
@@ -19,8 +19,8 @@ install: $(BIN)/kurator
 
 run: install
 	$(BIN)/kurator init-db
-	@files="$$(ls workflows/*.bpmn forms/*.json 2>/dev/null)"; \
-	  if [ -n "$$files" ]; then $(BIN)/kurator deploy --by setup $$files; fi
+	$(BIN)/kurator demo
+	$(BIN)/kurator deploy --by setup workflows/*.bpmn forms/*.json
 	$(BIN)/kurator scheduler
 
 test: install

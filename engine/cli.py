@@ -85,7 +85,8 @@ class KuratorGroup(click.Group):
 def main(ctx: click.Context, database_url: str | None, now: str | None) -> None:
     """Kurator: the СОП case workflow engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "spiff", "fontTools", "weasyprint"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         ctx.obj = Context(database_url, now)
     except ValueError as exc:

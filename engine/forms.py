@@ -13,14 +13,19 @@ _INPUT_TYPES = {"textfield", "textarea", "number", "checkbox", "select", "radio"
 
 
 def input_fields(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Input components by key, nested groups included."""
+    """Input components by key, nested groups included; a `dynamiclist` is one field (a list of rows) whose
+    own components describe each row."""
     fields: dict[str, dict[str, Any]] = {}
 
     def walk(components):
         for component in components or []:
             if not isinstance(component, dict):
                 continue
-            if component.get("key") and component.get("type", "textfield") in _INPUT_TYPES:
+            kind = component.get("type", "textfield")
+            if kind == "dynamiclist" and (component.get("path") or component.get("key")):
+                fields[component.get("path") or component["key"]] = component
+                continue
+            if component.get("key") and kind in _INPUT_TYPES:
                 fields[component["key"]] = component
             walk(component.get("components"))
 
@@ -51,6 +56,8 @@ def validate_submission(schema: dict[str, Any], data: dict[str, Any]) -> dict[st
 def _check_field(field: dict[str, Any], value: Any, present: bool) -> str | None:
     rules = field.get("validate") or {}
     kind = field.get("type", "textfield")
+    if kind == "dynamiclist":
+        return _check_rows(field, value)
     empty = value is None or value == "" or value == []
     if empty:
         return "обязательное поле" if rules.get("required") else None
@@ -84,6 +91,21 @@ def _check_field(field: dict[str, Any], value: Any, present: bool) -> str | None
             return f"не длиннее {rules['maxLength']} символов"
         if rules.get("pattern") and not re.fullmatch(str(rules["pattern"]), value):
             return "неверный формат"
+    return None
+
+
+def _check_rows(field: dict[str, Any], value: Any) -> str | None:
+    """A dynamic list: a list of objects, each checked against the list's own components."""
+    if value in (None, []):
+        return "добавьте хотя бы одну строку" if (field.get("validate") or {}).get("required") else None
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        return "должно быть списком строк"
+    row_fields = input_fields({"components": field.get("components") or []})
+    for number, row in enumerate(value, start=1):
+        for key, sub in row_fields.items():
+            message = _check_field(sub, row.get(key), key in row)
+            if message:
+                return f"строка {number}, {sub.get('label') or key}: {message}"
     return None
 
 

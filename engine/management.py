@@ -62,31 +62,31 @@ class ManagementService:
         return result
 
     def fire_due_timers(self, result: SweepResult | None = None, batch_size: int = 50) -> SweepResult:
+        """Move every instance whose wake-up is due, each at most once per sweep (keyset over ids)."""
         result = result or SweepResult()
-        seen: set[int] = set()
+        after_id = 0
         while True:
-            handled = self._fire_batch(result, batch_size, seen)
-            if handled == 0:
+            last_id = self._fire_batch(result, batch_size, after_id)
+            if last_id is None:
                 return result
+            after_id = last_id
 
-    def _fire_batch(self, result: SweepResult, batch_size: int, seen: set[int]) -> int:
-        """Lock a batch of due instances (SKIP LOCKED on PostgreSQL) and move each in a savepoint."""
+    def _fire_batch(self, result: SweepResult, batch_size: int, after_id: int) -> int | None:
+        """Lock a batch of due instances (SKIP LOCKED on PostgreSQL) and move each in a savepoint; returns the
+        last id taken, or None when nothing is left."""
         engine = self._engine
         executor = engine.executor
         now = engine.clock.now()
-        handled = 0
+        last_id = None
         with executor.clock_in_force(), engine.db.session() as session:
             query = (select(ProcessInstance)
-                     .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now)
-                     .order_by(ProcessInstance.next_wakeup, ProcessInstance.id).limit(batch_size))
-            if seen:
-                query = query.where(ProcessInstance.id.not_in(seen))
+                     .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now,
+                            ProcessInstance.id > after_id)
+                     .order_by(ProcessInstance.id).limit(batch_size))
             if engine.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True, of=ProcessInstance)
-            rows = session.scalars(query).unique().all()
-            for row in rows:
-                seen.add(row.id)
-                handled += 1
+            for row in session.scalars(query).unique().all():
+                last_id = row.id
                 savepoint = session.begin_nested()
                 try:
                     loaded = executor.load(session, row, actor="scheduler")
@@ -98,10 +98,14 @@ class ManagementService:
                     savepoint.commit()
                     result.instances += 1
                     result.timers_fired += len(fired)
-                except (ExecutionError, Conflict) as exc:
+                except Conflict:
+                    # someone changed the instance meanwhile (a person, or another scheduler on SQLite, which
+                    # has no SKIP LOCKED): not an incident; the next sweep looks at it again
+                    savepoint.rollback()
+                except ExecutionError as exc:
                     savepoint.rollback()
                     self._incident(session, row.id, exc, now, result)
-        return handled
+        return last_id
 
     def _incident(self, session, instance_id: int, exc: Exception, now: datetime, result: SweepResult) -> None:
         """A timer whose continuation fails: keep the instance as it was, record it, retry later."""

@@ -13,12 +13,13 @@ if TYPE_CHECKING:
     from .service import SopService
 
 
-def install(engine: ProcessEngine) -> SopService:
-    """Attach the SOP domain to an engine (listeners, periodic jobs) and return its service."""
+def install(engine: ProcessEngine, jobs: bool = True) -> SopService:
+    """Attach the SOP domain to an engine (listeners and, unless `jobs` is false, the periodic jobs) and
+    return its service."""
     from .service import SopService
 
     service = getattr(engine, "sop", None)
     if service is None:
-        service = SopService(engine)
+        service = SopService(engine, jobs=jobs)
         engine.sop = service
     return service

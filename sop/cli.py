@@ -93,3 +93,7 @@ def demo(ctx: Context, reset) -> None:
 
     summary = seed(ctx.engine(), reset=reset)
     click.echo(summary)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONCILIATION_PROCESS = "quarterly_reconciliation"
+# The commission reconciles its lists with the agencies of the system of prevention, not with itself.
+NOT_RECONCILED = ("commission", "regional_commission")
 
 
 def quarter_of(day: date) -> tuple[str, date]:
@@ -47,7 +49,7 @@ def start_quarterly(service: SopService) -> int:
         try:
             with engine.db.session() as session:
                 agencies = session.scalars(select(Agency).where(Agency.municipality_id == municipality.id,
-                                                                Agency.kind != "commission")
+                                                                Agency.kind.not_in(NOT_RECONCILED))
                                            .order_by(Agency.id)).unique().all()
                 if not agencies:
                     continue

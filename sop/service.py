@@ -14,7 +14,8 @@ from engine import history
 from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
-from . import handlers, jobs
+from . import handlers
+from . import jobs as periodic
 from .models import Case, CaseAgency, Escalation, Family, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
 
@@ -68,12 +69,13 @@ def case_id_from_business_key(key: str | None) -> int | None:
 class SopService:
     """The domain's verbs; installed on an engine by `sop.install`."""
 
-    def __init__(self, engine: ProcessEngine):
+    def __init__(self, engine: ProcessEngine, jobs: bool = True):
         self.engine = engine
         engine.history.subscribe(history.TASK_COMPLETED, self._on_task_completed)
         engine.history.subscribe(history.TASK_OVERDUE, self._on_task_overdue)
-        engine.management.register_job("quarterly_reconciliation", lambda: jobs.start_quarterly(self))
-        engine.management.register_job("minor_turned_18", lambda: jobs.propose_closure_at_18(self))
+        if jobs:
+            engine.management.register_job("quarterly_reconciliation", lambda: periodic.start_quarterly(self))
+            engine.management.register_job("minor_turned_18", lambda: periodic.propose_closure_at_18(self))
 
     # -- intake -----------------------------------------------------------------------------------------------
 

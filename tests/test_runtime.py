@@ -79,3 +79,35 @@ def test_bad_variables_are_refused(engine, variables):
     with pytest.raises(InvalidInput):
         engine.runtime.start("p", variables)
     assert engine.runtime.instances() == []
+
+
+def test_dynamic_list_rows_are_checked_against_their_own_components():
+    from engine.forms import validate_submission
+
+    schema = {"components": [{"type": "dynamiclist", "path": "acts", "validate": {"required": True}, "components": [
+        {"type": "textfield", "key": "title", "label": "Мероприятие", "validate": {"required": True}},
+        {"type": "datetime", "key": "term", "subtype": "date"}]}]}
+    assert validate_submission(schema, {"acts": [{"title": "Беседа", "term": "2026-02-01"}]})["acts"][0]["title"]
+    with pytest.raises(InvalidInput) as err:
+        validate_submission(schema, {"acts": [{"title": "Беседа"}, {"title": ""}]})
+    assert err.value.errors == {"acts": "строка 2, Мероприятие: обязательное поле"}
+    with pytest.raises(InvalidInput):
+        validate_submission(schema, {"acts": []})
+
+
+def test_multi_instance_over_a_collection_survives_save_and_restore(engine):
+    body = ('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="mi"/>'
+            '<bpmn:userTask id="mi" name="Per agency" camunda:candidateGroups="education">'
+            '<bpmn:multiInstanceLoopCharacteristics camunda:collection="working_group" '
+            'camunda:elementVariable="agency_kind"/></bpmn:userTask>'
+            '<bpmn:sequenceFlow id="f2" sourceRef="mi" targetRef="e"/><bpmn:endEvent id="e"/>')
+    engine.repository.deploy([diagram(body, key="mi")])
+    engine.identity.add_user("teacher", ["education"])
+    instance_id = engine.runtime.start("mi", {"working_group": ["police", "education"]})
+    tasks = engine.tasks.query(instance_id=instance_id)
+    assert len(tasks) == 2
+    for task in tasks:
+        engine.tasks.complete(task["id"], "teacher", {"note": task["id"][:4]})
+    info = engine.runtime.instance(instance_id)
+    assert info["status"] == "completed"
+    assert len(info["variables"]["working_group"]) == 2

@@ -5,8 +5,10 @@ from __future__ import annotations
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, SubWorkflowParser, UserTaskParser
+from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask, SequentialMultiInstanceTask
 
 from .specs import CAMUNDA_TASK_ATTRIBUTES, KuratorEventSubprocess, KuratorUserTask
 
@@ -39,6 +41,21 @@ class KuratorSubWorkflowParser(SubWorkflowParser):
                                       interrupting=interrupting, **self.bpmn_attributes)
 
 
+def settle_multi_instance(spec) -> None:
+    """Fix, at parse time, what SpiffWorkflow's Camunda multi-instance sets on the spec when the task starts.
+
+    With `camunda:collection` and no cardinality, the collection is both the input and the output (and the
+    element variable both items). SpiffWorkflow assigns that on the spec at run time; our stored spec is the
+    deploy-time one, reloaded at every step, so it must already say so.
+    """
+    for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, (SequentialMultiInstanceTask, ParallelMultiInstanceTask)) \
+                and task_spec.cardinality is None and task_spec.data_output is not None:
+            task_spec.data_input = TaskDataReference(task_spec.data_output.bpmn_id)
+            if task_spec.output_item is not None:
+                task_spec.input_item = TaskDataReference(task_spec.output_item.bpmn_id)
+
+
 class KuratorParser(CamundaParser):
     """The parser used for every deployment."""
 
@@ -48,3 +65,9 @@ class KuratorParser(CamundaParser):
         full_tag("subProcess"): (KuratorSubWorkflowParser, CamundaParser.OVERRIDE_PARSER_CLASSES[
             full_tag("subProcess")][1]),
     }
+
+    def get_spec(self, process_id, required=True):
+        spec = super().get_spec(process_id, required)
+        if spec is not None:
+            settle_multi_instance(spec)
+        return spec

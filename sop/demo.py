@@ -1,0 +1,242 @@
+"""Demo data: one municipality with its commission and agencies, one user per role (password `demo`) and a
+dozen cases at different stages, driven through the real processes with a moving clock so that every record,
+task, deadline and document is what the product itself would have produced."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+
+from engine import FrozenClock, ProcessEngine
+from engine.db import Base
+from engine.models import User
+
+from . import install
+
+ROOT = Path(__file__).resolve().parents[1]
+MUNICIPALITY = "Йошкар-Ола"
+TZ = ZoneInfo("Europe/Moscow")
+DEMO_PASSWORD = "demo"
+
+AGENCIES = {
+    "commission": ("КДНиЗП городского округа «Город Йошкар-Ола»", "commission"),
+    "police": ("ОМВД России по г. Йошкар-Оле", "police"),
+    "guardianship": ("Отдел опеки и попечительства администрации г. Йошкар-Олы", "guardianship"),
+    "social": ("ГБУ РМЭ «КЦСОН в г. Йошкар-Оле»", "social_protection"),
+    "school": ("МБОУ «Средняя школа № 5 г. Йошкар-Олы»", "education"),
+    "health": ("ГБУ РМЭ «Детская городская больница»", "health"),
+}
+REGIONAL = ("КДНиЗП при Правительстве Республики Марий Эл", "Республика Марий Эл")
+
+# username: (full name, roles, agency)
+USERS = {
+    "secretary": ("Смирнова Ольга Викторовна", ["commission_secretary"], "commission"),
+    "chair": ("Кузнецов Андрей Петрович", ["commission"], "commission"),
+    "curator": ("Васильева Елена Николаевна", ["curator", "agency_specialist"], "social"),
+    "police": ("Орлов Дмитрий Сергеевич", ["police", "agency_specialist"], "police"),
+    "guardian": ("Попова Наталья Ивановна", ["guardianship", "agency_specialist"], "guardianship"),
+    "social": ("Морозова Татьяна Алексеевна", ["social_protection", "agency_specialist"], "social"),
+    "school": ("Лебедева Ирина Владимировна", ["education", "agency_specialist"], "school"),
+    "doctor": ("Соколов Игорь Михайлович", ["health", "agency_specialist"], "health"),
+    "methodologist": ("Новикова Анна Юрьевна", ["methodologist"], "commission"),
+    "manager": ("Федоров Павел Андреевич", ["manager"], "commission"),
+    "admin": ("Администратор системы", ["admin"], "commission"),
+    "regional": ("Михайлова Светлана Олеговна", ["regional_secretary"], None),
+}
+
+FAMILIES = [
+    # (last name of the family, mother, child first names with birth dates, street)
+    ("Иванов", "Анна Сергеевна", [("Петр", "Андреевич", "2012-03-12")], "ул. Пушкина, д. 12, кв. 4"),
+    ("Сидоров", "Марина Олеговна", [("Кирилл", "Игоревич", "2014-07-01"), ("Дарья", "Игоревна", "2017-02-20")],
+     "ул. Строителей, д. 3, кв. 61"),
+    ("Кравцов", "Юлия Павловна", [("Максим", "Денисович", "2010-11-05")], "ул. Панфилова, д. 30, кв. 8"),
+    ("Горбунов", "Оксана Викторовна", [("Артем", "Сергеевич", "2011-01-17")], "ул. Красноармейская, д. 98, кв. 15"),
+    ("Белов", "Светлана Андреевна", [("Егор", "Алексеевич", "2013-05-09")], "ул. Эшкинина, д. 7, кв. 22"),
+    ("Зайцев", "Наталья Ивановна", [("София", "Романовна", "2015-09-14")], "ул. Первомайская, д. 141, кв. 3"),
+    ("Павлов", "Людмила Сергеевна", [("Никита", "Олегович", "2009-04-02")], "ул. Волкова, д. 54, кв. 10"),
+    ("Соболев", "Ксения Игоревна", [("Полина", "Андреевна", "2016-12-25")], "ул. Героев Сталинградской битвы, "
+                                                                             "д. 11, кв. 47"),
+    ("Тихонов", "Валентина Петровна", [("Илья", "Викторович", "2012-08-30")], "ул. Машиностроителей, д. 2, кв. 5"),
+    ("Ефимов", "Ирина Николаевна", [("Алина", "Дмитриевна", "2008-12-08")], "ул. Чехова, д. 19, кв. 33"),
+    ("Лазарев", "Екатерина Юрьевна", [("Тимофей", "Артемович", "2014-03-03")], "ул. Комсомольская, д. 80, кв. 12"),
+    ("Мельников", "Ольга Степановна", [("Ангелина", "Ивановна", "2019-06-21"), ("Матвей", "Иванович",
+                                                                              "2021-10-10")],
+     "ул. Дружбы, д. 69, кв. 101"),
+]
+
+CHECK = {"living_conditions": "Квартира требует ремонта, у ребенка нет места для занятий",
+         "family_criteria": ["c1", "c2"], "danger_level": "medium", "sop_confirmed": True,
+         "conclusion": "Семья находится в социально опасном положении, требуется индивидуальная "
+                       "профилактическая работа", "head_name": "Кузнецов А. П."}
+CARD = {"detected_by": "МБОУ «Средняя школа № 5 г. Йошкар-Олы»", "parents_characteristic": "incompetent",
+        "sop_kind": ["evasion", "evasion_addiction"], "family_category": ["single_parent", "one_unemployed"],
+        "school": "СОШ № 5", "police_district": "Участковый пункт полиции № 3"}
+PROPOSAL = {"proposal_situation": "Мать злоупотребляет алкоголем, ребенок пропускает занятия",
+            "proposal_tasks": "Стабилизировать обстановку в семье", "proposal_activities":
+            "Профилактические беседы, контроль посещаемости", "proposal_term": "в течение полугода"}
+DRAFT = {"consilium_conclusion": "Реабилитационный потенциал семьи средний",
+         "goal": "Вывести семью из социально опасного положения",
+         "programme_activities": "Профилактическая беседа с матерью; разъяснение ответственности; ПДН ОМВД\n"
+                                 "Контроль посещаемости занятий; еженедельно; СОШ № 5\n"
+                                 "Социальный патронаж семьи; ежемесячные посещения; КЦСОН",
+         "patronage_kind": "periodic", "rehabilitation_potential": "medium", "family_reaction": "passive"}
+REPORT = {"report_agency": "ПДН ОМВД", "activities_done": "Проведены две профилактические беседы"}
+SUMMARY = {"execution_summary": "Наметилась положительная динамика", "curator_proposal": "continue"}
+
+
+def seed(engine: ProcessEngine, reset: bool = False) -> str:
+    """Seed the demo; returns a summary to print. Refuses an already seeded database unless `reset`."""
+    engine.init_db()
+    if reset:
+        with engine.db.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name not in ("role", "alembic_version"):
+                    connection.execute(table.delete())
+        engine.calendar.reload()
+    with engine.db.session() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return "The database already has users: demo data not added (use 'kurator demo --reset' to start over)"
+    now = engine.clock.now()
+    driver = ProcessEngine(engine.db, FrozenClock(now - timedelta(days=400)))
+    install(driver, jobs=False)  # periodic jobs run once, at the real now, at the end
+    driver.repository.deploy([*sorted((ROOT / "workflows").glob("*.bpmn")), *sorted((ROOT / "forms").glob("*.json"))],
+                             deployed_by="methodologist", comment="Демонстрационная установка")
+    _organisation(driver)
+    stories = _Stories(driver, now)
+    stories.run()
+    install(engine).engine.management.sweep()
+    return (f"Demo data ready: municipality {MUNICIPALITY}, {len(USERS)} users (password '{DEMO_PASSWORD}': "
+            f"{', '.join(USERS)}), {stories.count} cases.")
+
+
+def _organisation(engine: ProcessEngine) -> None:
+    identity = engine.identity
+    ids = {key: identity.add_agency(name, MUNICIPALITY, kind=kind) for key, (name, kind) in AGENCIES.items()}
+    regional = identity.add_agency(REGIONAL[0], REGIONAL[1], kind="regional_commission")
+    hasher = PasswordHasher()
+    for username, (full_name, roles, agency) in USERS.items():
+        identity.add_user(username, roles, agency=ids[agency] if agency else regional, full_name=full_name,
+                          password_hash=hasher.hash(DEMO_PASSWORD))
+
+
+class _Stories:
+    """Twelve cases, each stopped at its own stage, with dates counted back from now."""
+
+    def __init__(self, engine: ProcessEngine, now: datetime):
+        self.engine = engine
+        self.now = now
+        self.count = 0
+        self.names: dict[int, dict[str, str]] = {}  # instance id -> names the check and the card repeat
+
+    def at(self, days_ago: float) -> None:
+        self.engine.clock.set(self.now - timedelta(days=days_ago))
+
+    def register(self, family: int, days_ago: float, by: str = "school", threat: bool = False) -> tuple[int, int]:
+        last, mother, children, street = FAMILIES[family]
+        self.at(days_ago)
+        received = self.engine.clock.now().astimezone(TZ).date().isoformat()
+        feminine = last + "а"
+        data = {"received_on": received, "source": AGENCIES[by if by in AGENCIES else "school"][0],
+                "children": [{"last_name": last if patronymic.endswith("ич") else feminine, "first_name": first,
+                              "patronymic": patronymic, "birth_date": born} for first, patronymic, born in children],
+                "parents": [{"last_name": feminine, "first_name": mother.split()[0],
+                             "patronymic": mother.split()[1], "occupation": "не работает"}],
+                "address": f"г. Йошкар-Ола, {street}", "threat_to_life": threat,
+                "problem": "Ребенок систематически пропускает занятия, мать злоупотребляет алкоголем"}
+        result = self.engine.sop.register_intake(by, data, new_family=True)
+        self.count += 1
+        child = data["children"][0]
+        self.names[result.instance_ids[0]] = {
+            "minor_name": f"{child['last_name']} {child['first_name']} {child['patronymic']}, {child['birth_date']}",
+            "parents_names": f"{feminine} {mother}"}
+        return result.case_id, result.instance_ids[0]
+
+    def complete(self, instance_id: int, element: str, data: dict, days_ago: float, user: str | None = None) -> None:
+        self.at(days_ago)
+        task = next(t for t in self.engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
+        user = user or task["assignee"] or {"commission_secretary": "secretary", "commission": "chair",
+                                            "agency_specialist": "police", "curator": "curator",
+                                            "guardianship": "guardian"}[task["candidate_roles"][0]]
+        if element in ("sop_check", "sop_registration_card"):
+            data = {**self.names.get(instance_id, {}), **data}
+        self.engine.tasks.complete(task["id"], user, data)
+
+    def day(self, days_ago: float) -> str:
+        return (self.now - timedelta(days=days_ago)).astimezone(TZ).date().isoformat()
+
+    def recognized(self, family: int, start: float) -> int:
+        """A case taken through check and recognition; returns its instance id."""
+        _, iid = self.register(family, start)
+        self.complete(iid, "sop_check", CHECK, start - 3)
+        meeting = self.day(start - 10)
+        self.complete(iid, "sop_recognition", {"decision": "recognize", "meeting_date": meeting,
+                                               "resolution_number": f"{family + 10}/{meeting[5:7]}",
+                                               "curator": "curator", "working_group": ["police", "education"],
+                                               "consent_obtained": True, "ipr_term_months": 6}, start - 10)
+        return iid
+
+    def programme(self, iid: int, start: float, stop: str | None = None) -> None:
+        self.complete(iid, "sop_registration_card", dict(CARD, detection_date=self.day(start)), start - 12)
+        for task in [t for t in self.engine.tasks.query(instance_id=iid) if t["element_id"] == "sop_proposals"]:
+            self.at(start - 14)
+            self.engine.tasks.complete(task["id"], "police", dict(PROPOSAL, agency_name=AGENCIES["police"][0]))
+        if stop == "draft":
+            return
+        self.complete(iid, "sop_programme_draft", DRAFT, start - 20)
+        if stop == "approval":
+            return
+        self.complete(iid, "sop_programme_approval", {"decision": "approve", "protocol_number": "7",
+                                                      "approval_date": self.day(start - 24)}, start - 24)
+        self.complete(iid, "sop_programme_dispatch", {"programme_sent": True,
+                                                      "programme_sent_date": self.day(start - 26)}, start - 26)
+
+    def run(self) -> None:
+        self.register(0, 1)                                    # 1. just registered: the check is due
+        self.register(1, 12, by="police")                      # 2. the check is overdue (escalated)
+        _, iid = self.register(2, 40)                          # 3. not confirmed: the information is closed
+        self.complete(iid, "sop_check", dict(CHECK, sop_confirmed=False, danger_level="low",
+                                             conclusion="Факты не подтвердились"), 37)
+        _, iid = self.register(3, 9)                           # 4. awaiting the commission's meeting
+        self.complete(iid, "sop_check", CHECK, 6)
+        self.recognized(4, 13)                                 # 5. registration card due (curator)
+        iid = self.recognized(5, 25)                           # 6. proposals of the agencies due
+        self.complete(iid, "sop_registration_card", dict(CARD, detection_date=self.day(25)), 14)
+        iid = self.recognized(6, 45)                           # 7. programme drafting overdue (14 days)
+        self.programme(iid, 45, stop="draft")
+        iid = self.recognized(7, 40)                           # 8. programme awaits approval
+        self.programme(iid, 40, stop="approval")
+        iid = self.recognized(8, 90)                           # 9. programme being executed
+        self.programme(iid, 90)
+        self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(50)), 50)
+        iid = self.recognized(9, 200)                          # 10. six-month review; the minor turns 18 soon
+        self.programme(iid, 200)
+        self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(150)), 150)
+        self.complete(iid, "sop_curator_summary", SUMMARY, 148)
+        iid = self.recognized(10, 395)                         # 11. closed after two reviews
+        self.programme(iid, 395)
+        for decision in ("continue", "close"):
+            self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(self.ago() - 20)),
+                          self.ago() - 20)
+            self.complete(iid, "sop_curator_summary", SUMMARY, self.ago() - 1)
+            self.review(iid, decision)
+        self.complete(iid, "sop_closure_decision", {"decision": "close", "grounds": "improved", "present": 9,
+                                                    "votes_for": 8, "votes_against": 0, "result": "full",
+                                                    "resolution_number": "120/11",
+                                                    "closure_date": self.day(self.ago())}, self.ago())
+        self.register(11, 0.1, by="police", threat=True)       # 12. threat to life: guardianship goes now
+
+    def ago(self) -> float:
+        """How many days before now the driving clock stands."""
+        return (self.now - self.engine.clock.now()).total_seconds() / 86400
+
+    def review(self, iid: int, decision: str) -> None:
+        """Let the six-month timer fire, then record the review."""
+        wakeup = datetime.fromisoformat(self.engine.runtime.instance(iid)["next_wakeup"])
+        self.engine.clock.set(wakeup + timedelta(hours=10))
+        self.engine.management.sweep()
+        self.complete(iid, "sop_review", {"summary": "Программа исполняется", "decision": decision},
+                      self.ago() - 0.05)

@@ -1,0 +1,42 @@
+"""`kurator demo`: a municipality, one user per role and a dozen cases at different stages."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from click.testing import CliRunner
+from sqlalchemy import select
+
+import sop
+from engine.models import User
+from sop.demo import USERS, seed
+from sop.models import Case, Document
+
+
+def test_demo_seeds_users_and_cases_at_every_stage(engine):
+    engine.clock.set("2026-11-26T09:00:00+03:00")
+    summary = seed(engine)
+    assert "12 cases" in summary
+    with engine.db.session() as session:
+        users = {u.username: u for u in session.scalars(select(User)).unique()}
+        statuses = [c.status for c in session.scalars(select(Case))]
+        documents = len(session.scalars(select(Document.id)).all())
+    assert set(users) == set(USERS) == {"secretary", "chair", "curator", "police", "guardian", "social", "school",
+                                        "doctor", "methodologist", "manager", "admin", "regional"}
+    assert PasswordHasher().verify(users["school"].password_hash, "demo")
+    assert users["secretary"].roles == ["commission_secretary"]
+    assert sorted(set(statuses)) == ["check", "closed", "recognized", "rejected"] and len(statuses) == 12
+    assert documents > 20
+    open_steps = {t["element_id"] for t in engine.tasks.query()}
+    assert {"sop_check", "sop_recognition", "sop_registration_card", "sop_proposals", "sop_programme_draft",
+            "sop_programme_approval", "sop_review", "em_inspection", "rec_agency"} <= open_steps
+    assert engine.tasks.query(overdue=True), "some deadlines of the demo are already missed"
+    assert sop.install(engine).escalations()
+    assert "already has users" in seed(engine)
+
+
+def test_demo_refuses_in_production(monkeypatch, tmp_path):
+    from sop.cli import main
+
+    monkeypatch.setenv("KURATOR_ENV", "production")
+    result = CliRunner().invoke(main, ["--database-url", f"sqlite:///{tmp_path / 'p.db'}", "demo"])
+    assert result.exit_code != 0 and "KURATOR_ENV=production" in result.output
