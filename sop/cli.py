@@ -53,6 +53,43 @@ def case(ctx: Context, case_id) -> None:
     emit(ctx.engine().sop.case(case_id), True)
 
 
+@main.group()
+def documents() -> None:
+    """Documents of case files (PDF)."""
+
+
+@documents.command("list")
+@click.argument("case_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def documents_list(ctx: Context, case_id, as_json) -> None:
+    """List the documents of a case."""
+    rows = ctx.engine().sop.documents(case_id)
+    emit(rows, as_json, "\n".join(f"{d['id']}: {d['title']} ({d['created_at'][:10]}, {d['size']} bytes)"
+                                   for d in rows) or "No documents.")
+
+
+@documents.command("get")
+@click.argument("document_id", type=int)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True))
+@pass_ctx
+def documents_get(ctx: Context, document_id, out) -> None:
+    """Write a stored document to a file."""
+    filename, content = ctx.engine().sop.document(document_id)
+    Path(out).write_bytes(content)
+    click.echo(f"{out}: {filename}, {len(content)} bytes")
+
+
+@documents.command("regenerate")
+@click.argument("document_id", type=int)
+@click.option("--user", default=None)
+@pass_ctx
+def documents_regenerate(ctx: Context, document_id, user) -> None:
+    """Render a document again from the current case records (a new version is stored)."""
+    new_id = casefile.regenerate(ctx.engine(), document_id, user)
+    click.echo(f"Document {document_id} regenerated as {new_id}")
+
+
 @main.command()
 @click.argument("kind", type=click.Choice(["journal", "databank"]))
 @click.option("--agency", type=int, help="Agency id (journal).")

@@ -16,7 +16,7 @@ from engine.models import Agency, HumanTask, ProcessInstance
 
 from . import handlers
 from . import jobs as periodic
-from .models import Case, CaseAgency, Escalation, Family, IntakeEntry, Person, fold
+from .models import Case, CaseAgency, Document, Escalation, Family, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
 
 if TYPE_CHECKING:
@@ -228,6 +228,22 @@ class SopService:
             if case is None:
                 raise NotFound(f"No case {case_id}")
             return case_summary(case)
+
+    def documents(self, case_id: int) -> list[dict[str, Any]]:
+        """The case file's documents, newest first (without their content)."""
+        with self.engine.db.session() as session:
+            rows = session.execute(select(Document.id, Document.kind, Document.title, Document.filename,
+                                          Document.size, Document.created_at, Document.created_by)
+                                   .where(Document.case_id == case_id).order_by(Document.id.desc())).all()
+            return [{"id": r.id, "kind": r.kind, "title": r.title, "filename": r.filename, "size": r.size,
+                     "created_at": r.created_at.isoformat(), "created_by": r.created_by} for r in rows]
+
+    def document(self, document_id: int) -> tuple[str, bytes]:
+        with self.engine.db.session() as session:
+            row = session.get(Document, document_id)
+            if row is None:
+                raise NotFound(f"No document {document_id}")
+            return row.filename, row.content
 
     def escalations(self, municipality_id: int | None = None, open_only: bool = True) -> list[dict]:
         with self.engine.db.session() as session:

@@ -12,6 +12,7 @@ import sop.models  # noqa: F401 - the SOP tables are part of the schema the test
 from engine import Database, FrozenClock, ProcessEngine
 from engine.db import Base, make_engine
 
+ROOT = Path(__file__).resolve().parents[1]
 DIAGRAMS = Path(__file__).parent / "diagrams"
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 DEFAULT_START = "2025-10-30T09:00:00+03:00"

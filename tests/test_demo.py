@@ -11,6 +11,8 @@ from engine.models import User
 from sop.demo import USERS, seed
 from sop.models import Case, Document
 
+from .support import ROOT
+
 
 def test_demo_seeds_users_and_cases_at_every_stage(engine):
     engine.clock.set("2026-11-26T09:00:00+03:00")
@@ -40,3 +42,36 @@ def test_demo_refuses_in_production(monkeypatch, tmp_path):
     monkeypatch.setenv("KURATOR_ENV", "production")
     result = CliRunner().invoke(main, ["--database-url", f"sqlite:///{tmp_path / 'p.db'}", "demo"])
     assert result.exit_code != 0 and "KURATOR_ENV=production" in result.output
+
+
+def test_document_commands(tmp_path):
+    from sop.cli import main
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, ["--database-url", url, "--now", "2025-10-30T09:00:00+03:00", *args],
+                               catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init-db")
+    run("agencies", "add", "КДН", "--municipality", "Йошкар-Ола", "--kind", "commission")
+    run("users", "add", "secretary", "--role", "commission_secretary", "--agency", "КДН")
+    run("deploy", *map(str, sorted((ROOT / "workflows").glob("*.bpmn"))), *map(str, sorted((ROOT / "forms")
+                                                                                          .glob("*.json"))))
+    signal = ('{"received_on": "2025-10-29", "source": "Школа", "address": "ул. Мира, 1", "problem": "Пропуски",'
+              ' "children": [{"last_name": "Петров", "first_name": "Иван", "birth_date": "2013-01-02"}]}')
+    assert "№ 1/2025" in run("intake", "--user", "secretary", "--data", signal)
+    task = run("tasks", "--user", "secretary").split()[0]
+    run("complete", task, "--user", "secretary", "--data",
+        '{"minor_name": "Петров Иван", "parents_names": "—", "living_conditions": "удовл.", "danger_level": "low",'
+        ' "sop_confirmed": true, "conclusion": "СОП подтверждено"}')
+    listing = run("documents", "list", "1")
+    document_id = listing.split(":")[0]
+    run("documents", "get", document_id, "--out", str(tmp_path / "c.pdf"))
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    assert "regenerated" in run("documents", "regenerate", document_id)
+    run("register", "journal", "--agency", "1", "--out", str(tmp_path / "j.pdf"))
+    assert (tmp_path / "j.pdf").read_bytes().startswith(b"%PDF")
