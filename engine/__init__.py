@@ -12,6 +12,7 @@ No Flask here: the web app and the CLI are clients of this package.
 
 from __future__ import annotations
 
+from .audit import AuditService
 from .calendar_service import CalendarService
 from .clock import Clock, FrozenClock, SystemClock
 from .db import Database
@@ -53,6 +54,7 @@ class ProcessEngine:
         self.runtime = RuntimeService(self)
         self.tasks = TaskService(self)
         self.management = ManagementService(self)
+        self.audit = AuditService(self)
         self._role_titles: dict[str, str] | None = None
 
     def init_db(self) -> None:

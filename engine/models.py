@@ -206,3 +206,18 @@ class CalendarYear(Base):
     __tablename__ = "calendar_year"
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     comment: Mapped[str | None] = mapped_column(String(300))
+
+
+class AuditEvent(Base):
+    """Who read or changed what, when and from where: logins, case file views, document downloads, changes."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"), Index("ix_audit_actor_at", "actor", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(60))
+    ip: Mapped[str | None] = mapped_column(String(60))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

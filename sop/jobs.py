@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import KuratorError, NotFound
 from engine.models import Agency, Municipality
 
-from .models import Case, Person, Reconciliation
+from .models import Case, InstanceScope, Person, Reconciliation
 
 if TYPE_CHECKING:
     from .service import SopService
@@ -63,6 +63,7 @@ def start_quarterly(service: SopService) -> int:
                 row.process_instance_id = engine.runtime.start(
                     RECONCILIATION_PROCESS, variables, business_key=f"reconciliation-{municipality.id}-{quarter}",
                     started_by="scheduler", timezone=municipality.timezone, session=session)
+                session.add(InstanceScope(instance_id=row.process_instance_id, municipality_id=municipality.id))
                 started += 1
         except IntegrityError:
             continue  # another scheduler process started it first

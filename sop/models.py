@@ -249,3 +249,13 @@ class Reconciliation(Base):
     process_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     results: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class InstanceScope(Base):
+    """Which case and municipality a process instance belongs to: the data scope of its tasks."""
+
+    __tablename__ = "sop_instance_scope"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)

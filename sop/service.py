@@ -16,7 +16,7 @@ from engine.models import Agency, HumanTask, ProcessInstance
 
 from . import handlers
 from . import jobs as periodic
-from .models import Case, CaseAgency, Document, Escalation, Family, IntakeEntry, Person, fold
+from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
 
 if TYPE_CHECKING:
@@ -172,6 +172,8 @@ class SopService:
             instance_ids.append(self.engine.runtime.start(EMERGENCY_PROCESS, variables,
                                                           business_key=business_key(case.id),
                                                           started_by=username, timezone=tz, session=session))
+        for started in instance_ids:
+            session.add(InstanceScope(instance_id=started, case_id=case.id, municipality_id=case.municipality_id))
         return case, instance_ids
 
     def _attach(self, session, case_id, agency, entries, values, username) -> Case:
