@@ -159,6 +159,24 @@ class TaskService:
                                         actor=user.username, data=data)
         return self.get(task_id)
 
+    def save_draft(self, task_id: str, username: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        """Keep a user's unfinished form data on the open task (not validated; completion checks it)."""
+        data = check_variables(data, "data")
+        user = self._engine.identity.get_user(username)
+        with self._engine.db.session() as session:
+            row = self._open_row(session, task_id)
+            self._check_may_complete(row, user)
+            row.data = {**data, "_draft_by": user.username, "_draft_at": self._engine.clock.now().isoformat()}
+        return self.get(task_id)
+
+    def draft(self, task_id: str) -> dict[str, Any]:
+        """The saved draft of an open task (empty when there is none)."""
+        with self._engine.db.session() as session:
+            row = self._row(session, task_id)
+            if row.status != "open" or not row.data:
+                return {}
+            return {k: v for k, v in row.data.items() if not k.startswith("_draft")}
+
     def form(self, task_id: str) -> dict[str, Any] | None:
         task = self.get(task_id)
         return self._engine.repository.form(task["form_key"]) if task["form_key"] else None

@@ -162,3 +162,16 @@ def test_stale_revision_is_a_conflict_and_saves_nothing(deployed):
     assert [t["name"] for t in engine.tasks.query(instance_id=instance_id)] == ["Visit the child immediately"]
     assert info["revision"] == 2
     assert "conflict_rejected" in [e["type"] for e in engine.history.for_instance(instance_id)]
+
+
+def test_draft_is_kept_until_completion(deployed):
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    with pytest.raises(PermissionDenied):
+        engine.tasks.save_draft(check["id"], "school", {"danger_level": "low"})
+    engine.tasks.save_draft(check["id"], "secretary", {"danger_level": "hi"})  # drafts are not validated
+    assert engine.tasks.draft(check["id"]) == {"danger_level": "hi"}
+    engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": False, "danger_level": "low"})
+    assert engine.tasks.draft(check["id"]) == {}
+    assert engine.tasks.get(check["id"])["status"] == "completed"

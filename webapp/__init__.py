@@ -1,0 +1,70 @@
+"""The Kurator web application: server-rendered Russian pages and the REST API over the engine.
+
+    app = create_app()            # configuration from the environment (KURATOR_DATABASE_URL, …)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_wtf.csrf import CSRFProtect
+
+from engine import Database, ProcessEngine, SystemClock
+from engine.clock import Clock
+from sop import install
+
+from . import config as config_module
+from . import errors, filters
+
+csrf = CSRFProtect()
+
+
+def build_engine(database: Database, clock: Clock | None = None) -> ProcessEngine:
+    engine = ProcessEngine(database, clock or SystemClock())
+    install(engine)
+    return engine
+
+
+def create_app(overrides: dict | None = None, engine: ProcessEngine | None = None) -> Flask:
+    """The application factory. `engine` lets tests share an engine (and its clock) with the app."""
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.config.update(config_module.load(Path(app.instance_path)))
+    app.config.update(overrides or {})
+    app.extensions["kurator"] = engine or build_engine(Database(app.config["DATABASE_URL"]))
+    csrf.init_app(app)
+
+    from . import auth, views
+    from .api import register_api
+
+    app.register_blueprint(auth.bp)
+    views.register(app)
+    register_api(app, csrf)
+
+    @app.before_request
+    def _current_user():
+        # the API authenticates by bearer token only (never the session cookie, so no CSRF on it)
+        if request.path.startswith("/api/v1/"):
+            header = request.headers.get("Authorization", "")
+            g.user = auth.user_from_token(header[7:].strip()) if header.startswith("Bearer ") else None
+        else:
+            g.user = auth.load_user(session.get("uid"))
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    errors.register(app)
+
+    @app.context_processor
+    def _layout():
+        return {"current_user": g.get("user"), "endpoints": app.view_functions.keys()}
+
+    filters.register(app)
+
+    return app

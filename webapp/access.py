@@ -1,0 +1,83 @@
+"""Who may see what (DOMAIN §2): roles and data scope, checked on every page and endpoint.
+
+- The commission (secretary, chair, members) sees every case of its municipality.
+- A curator sees the cases they curate; an agency's staff see the cases in which their agency takes part.
+- A manager sees what their agency sees (and, at the commission, the municipality).
+- The regional secretary, methodologists and administrators see no case files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.sql import Select
+
+from engine.models import Agency, HumanTask, User
+from sop.models import Case, CaseAgency, InstanceScope
+
+MUNICIPALITY_ROLES = {"commission_secretary", "commission"}
+CASE_ROLES = MUNICIPALITY_ROLES | {"curator", "agency_specialist", "police", "guardianship", "social_protection",
+                                   "education", "health", "manager"}
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    username: str
+    full_name: str
+    roles: frozenset[str]
+    agency_id: int | None
+    agency_name: str | None
+    agency_kind: str | None
+    municipality_id: int | None
+    municipality: str | None
+    timezone: str = "Europe/Moscow"
+
+    @classmethod
+    def from_row(cls, user: User) -> CurrentUser:
+        agency: Agency | None = user.agency
+        return cls(id=user.id, username=user.username, full_name=user.full_name or user.username,
+                   roles=frozenset(user.roles), agency_id=agency.id if agency else None,
+                   agency_name=agency.name if agency else None, agency_kind=agency.kind if agency else None,
+                   municipality_id=agency.municipality_id if agency else None,
+                   municipality=agency.municipality.name if agency else None,
+                   timezone=agency.timezone if agency else "Europe/Moscow")
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+    @property
+    def municipality_wide(self) -> bool:
+        """Sees the whole municipality: the commission, and managers working at the commission."""
+        return self.has(*MUNICIPALITY_ROLES) or (self.has("manager") and self.agency_kind == "commission")
+
+    @property
+    def sees_cases(self) -> bool:
+        return self.municipality_id is not None and self.has(*CASE_ROLES)
+
+
+def visible_cases(user: CurrentUser) -> Select:
+    """A query of the ids of the cases the user may open (empty for those who see none)."""
+    query = select(Case.id)
+    if not user.sees_cases:
+        return query.where(Case.id.is_(None))
+    query = query.where(Case.municipality_id == user.municipality_id)
+    if user.municipality_wide:
+        return query
+    participating = select(CaseAgency.case_id).where(CaseAgency.agency_id == user.agency_id)
+    return query.where(or_(Case.id.in_(participating), Case.curator == user.username))
+
+
+def task_scope(query: Select, user: CurrentUser) -> Select:
+    """Restrict a HumanTask query to the tasks of processes in the user's data scope."""
+    scoped = select(InstanceScope.instance_id).where(InstanceScope.municipality_id == user.municipality_id)
+    if not user.municipality_wide:
+        scoped = scoped.where(or_(InstanceScope.case_id.in_(visible_cases(user)), InstanceScope.case_id.is_(None)))
+    # processes that belong to no case or municipality (e.g. a methodologist's test diagram) carry no case data
+    unscoped = HumanTask.instance_id.not_in(select(InstanceScope.instance_id))
+    return query.where(or_(HumanTask.instance_id.in_(scoped), unscoped))
+
+
+def can_view_case(session, user: CurrentUser, case_id: int) -> bool:
+    return session.scalar(visible_cases(user).where(Case.id == case_id)) is not None

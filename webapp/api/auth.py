@@ -1,0 +1,39 @@
+"""`POST /api/v1/auth/token`: a bearer token for a user name and password."""
+
+from __future__ import annotations
+
+from flask import abort
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from ..auth import authenticate, issue_token
+from .common import ErrorSchema
+
+blp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth", description="Authentication")
+
+
+class CredentialsSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=500), load_only=True)
+
+
+class TokenSchema(Schema):
+    token = fields.String(required=True)
+
+
+@blp.route("/token")
+class Token(MethodView):
+    @blp.doc(security=[])
+    @blp.arguments(CredentialsSchema)
+    @blp.response(200, TokenSchema)
+    @blp.alt_response(401, schema=ErrorSchema)
+    @blp.alt_response(429, schema=ErrorSchema)
+    def post(self, credentials):
+        try:
+            user = authenticate(credentials["username"], credentials["password"])
+        except PermissionError as exc:
+            abort(429, description=str(exc))
+        if user is None:
+            abort(401, description="Неверное имя пользователя или пароль")
+        return {"token": issue_token(user)}

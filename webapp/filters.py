@@ -1,0 +1,43 @@
+"""Template filters: dates in the user's time zone, Russian labels."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g
+
+from engine.identity import DEFAULT_TIMEZONE
+
+
+def _tz() -> ZoneInfo:
+    user = g.get("user")
+    return ZoneInfo(getattr(user, "timezone", None) or DEFAULT_TIMEZONE)
+
+
+def localdate(value, with_time: bool = True) -> str:
+    """ДД.ММ.ГГГГ ЧЧ:ММ in the user's time zone; the end of a due day (23:59:59) prints as the date alone."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        local = value.astimezone(_tz()) if value.tzinfo else value
+        if not with_time or (local.hour, local.minute) == (23, 59):
+            return local.strftime("%d.%m.%Y")
+        return local.strftime("%d.%m.%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d.%m.%Y")
+    return str(value)
+
+
+def dict_without(mapping: dict, *keys: str) -> dict:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(localdate)
+    app.add_template_filter(dict_without)

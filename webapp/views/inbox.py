@@ -1,0 +1,118 @@
+"""«Мои задачи»: tasks assigned to me and tasks of my roles in my data scope that I can claim."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+
+from engine.errors import Conflict, NotFound, PermissionDenied
+from engine.models import HumanTask, ProcessInstance
+from sop.models import Case, Family, InstanceScope
+
+from ..access import task_scope
+from ..auth import client_ip, kurator, login_required
+
+bp = Blueprint("inbox", __name__)
+PAGE_SIZE = 50
+DUE_SOON = timedelta(days=2)
+
+
+def inbox_query(user, mine_only: bool = False):
+    """Open tasks the user works on: assigned to them, or (unclaimed) offered to one of their roles or to them."""
+    tokens = [HumanTask.candidates.like(f"%|role:{role}|%") for role in sorted(user.roles)]
+    tokens.append(HumanTask.candidates.like(f"%|user:{user.username}|%"))
+    mine = HumanTask.assignee == user.username
+    offered = HumanTask.assignee.is_(None) & or_(*tokens)
+    query = select(HumanTask).where(HumanTask.status == "open", mine if mine_only else or_(mine, offered))
+    return task_scope(query, user)
+
+
+@bp.route("/")
+def home():
+    return redirect(url_for("inbox.index") if g.get("user") else url_for("auth.login"))
+
+
+@bp.route("/inbox")
+@login_required
+def index():
+    user = g.user
+    args = request.args
+    query = inbox_query(user, mine_only=args.get("scope") == "mine")
+    if args.get("process"):
+        query = query.where(HumanTask.process_key == args["process"])
+    if args.get("stage"):
+        query = query.where(HumanTask.element_id == args["stage"])
+    if args.get("case"):
+        query = query.where(HumanTask.instance_id.in_(
+            select(InstanceScope.instance_id).join(Case, Case.id == InstanceScope.case_id)
+            .where(Case.number == args["case"])))
+    now = kurator().clock.now()
+    if args.get("due") == "overdue":
+        query = query.where(HumanTask.overdue.is_(True))
+    elif args.get("due") == "soon":
+        query = query.where(HumanTask.due.is_not(None), HumanTask.due <= now + DUE_SOON)
+    page = max(1, request.args.get("page", 1, type=int))
+    with kurator().db.session() as db:
+        total = db.scalar(select(func.count()).select_from(query.subquery()))
+        rows = db.execute(
+            query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key)
+            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
+            .outerjoin(Case, Case.id == InstanceScope.case_id)
+            .outerjoin(Family, Family.id == Case.family_id)
+            .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
+            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+        stages = db.execute(select(HumanTask.element_id, HumanTask.name).where(HumanTask.status == "open")
+                            .distinct().order_by(HumanTask.name)).all()
+        processes = list(db.scalars(select(HumanTask.process_key).where(HumanTask.status == "open").distinct()
+                                    .order_by(HumanTask.process_key)))
+    items = [{"task": task, "case_id": case_id, "case_number": number, "family": family,
+              "soon": task.due is not None and not task.overdue and task.due <= now + DUE_SOON}
+             for task, case_id, number, family, _key in rows]
+    return render_template("inbox.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+                           stages=stages, processes=processes, args=args, now=now)
+
+
+@bp.route("/tasks/<task_id>/claim", methods=["POST"])
+@login_required
+def claim(task_id: str):
+    _visible_or_404(task_id)
+    try:
+        kurator().tasks.claim(task_id, g.user.username)
+        kurator().audit.record(g.user.username, "task_claimed", "task", task_id, ip=client_ip())
+        flash("Задача закреплена за вами.")
+    except (Conflict, PermissionDenied) as exc:
+        flash(_russian(exc), "error")
+    return redirect(request.form.get("next") or url_for("inbox.index"))
+
+
+@bp.route("/tasks/<task_id>/unclaim", methods=["POST"])
+@login_required
+def unclaim(task_id: str):
+    _visible_or_404(task_id)
+    try:
+        kurator().tasks.unclaim(task_id, g.user.username)
+        kurator().audit.record(g.user.username, "task_unclaimed", "task", task_id, ip=client_ip())
+        flash("Задача возвращена в общий список.")
+    except (Conflict, PermissionDenied) as exc:
+        flash(_russian(exc), "error")
+    return redirect(request.form.get("next") or url_for("inbox.index"))
+
+
+def _visible_or_404(task_id: str) -> None:
+    """A task outside the user's scope does not exist for them."""
+    with kurator().db.session() as db:
+        visible = db.scalar(task_scope(select(HumanTask.id).where(HumanTask.id == task_id), g.user))
+    if visible is None:
+        raise NotFound("Задача не найдена")
+
+
+def _russian(exc: Exception) -> str:
+    message = getattr(exc, "message", str(exc))
+    if "already claimed by" in message:
+        return "Задачу уже взял в работу пользователь " + message.rsplit("by ", 1)[-1] + "."
+    if "not a candidate" in message:
+        return "Эта задача не для вашей роли."
+    return message
