@@ -8,7 +8,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy import func, or_, select
 
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.models import HumanTask, ProcessInstance
+from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from sop.models import Case, Family, InstanceScope
 
 from ..access import task_scope
@@ -72,7 +72,8 @@ def index():
               "soon": task.due is not None and not task.overdue and task.due <= now + DUE_SOON}
              for task, case_id, number, family, _key in rows]
     return render_template("inbox.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
-                           stages=stages, processes=processes, args=args, now=now)
+                           stages=stages, processes=processes, args=args, now=now,
+                           role_titles=kurator().role_titles(), process_names=process_names())
 
 
 @bp.route("/tasks/<task_id>/claim", methods=["POST"])
@@ -99,6 +100,13 @@ def unclaim(task_id: str):
     except (Conflict, PermissionDenied) as exc:
         flash(_russian(exc), "error")
     return redirect(request.form.get("next") or url_for("inbox.index"))
+
+
+def process_names() -> dict[str, str]:
+    """Process key -> the name of its latest version (the diagram's process name)."""
+    with kurator().db.session() as db:
+        rows = db.execute(select(ProcessDefinition.key, ProcessDefinition.name).order_by(ProcessDefinition.version))
+        return {key: name or key for key, name in rows}
 
 
 def _visible_or_404(task_id: str) -> None:

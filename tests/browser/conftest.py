@@ -1,0 +1,88 @@
+"""Browser tests: the real app on a local port, driven by Playwright in Debian's Chromium.
+
+They run on their own SQLite file (the CLI's `tick` in a subprocess must reach the same database), whatever
+database the rest of the suite uses, and are skipped when Chromium or Playwright is missing (CI installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine import Database, FrozenClock
+from sop.demo import seed
+from webapp import build_engine, create_app
+
+CHROMIUM = os.environ.get("KURATOR_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DEMO_NOW = "2026-11-26T09:00:00+03:00"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium is not installed at {CHROMIUM}", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory):
+    """The demo database and the web app serving it on 127.0.0.1 (one per test session)."""
+    from werkzeug.serving import make_server
+
+    path = tmp_path_factory.mktemp("browser") / "kurator.db"
+    url = f"sqlite:///{path}"
+    engine = build_engine(Database(url), FrozenClock(DEMO_NOW))
+    seed(engine)
+    app = create_app({"SECRET_KEY": "browser-tests", "DATABASE_URL": url}, engine=engine)
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"base": f"http://127.0.0.1:{port}", "url": url, "engine": engine}
+    server.shutdown()
+    engine.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def login(browser, live):
+    """Open a fresh browser context logged in as a demo user; returns its page."""
+    contexts = []
+
+    def _login(username: str):
+        context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="ru-RU")
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live['base']}/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", "demo")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/inbox")
+        return page
+
+    yield _login
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
