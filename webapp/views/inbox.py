@@ -79,24 +79,22 @@ def index():
 @bp.route("/tasks/<task_id>/claim", methods=["POST"])
 @login_required
 def claim(task_id: str):
-    _visible_or_404(task_id)
-    try:
-        kurator().tasks.claim(task_id, g.user.username)
-        kurator().audit.record(g.user.username, "task_claimed", "task", task_id, ip=client_ip())
-        flash("Задача закреплена за вами.")
-    except (Conflict, PermissionDenied) as exc:
-        flash(_russian(exc), "error")
-    return redirect(request.form.get("next") or url_for("inbox.index"))
+    return _take_or_return(task_id, "claim", "Задача закреплена за вами.")
 
 
 @bp.route("/tasks/<task_id>/unclaim", methods=["POST"])
 @login_required
 def unclaim(task_id: str):
+    return _take_or_return(task_id, "unclaim", "Задача возвращена в общий список.")
+
+
+def _take_or_return(task_id: str, action: str, done: str):
+    """Claim or unclaim (one click from the inbox); a lost race says who has the task."""
     _visible_or_404(task_id)
     try:
-        kurator().tasks.unclaim(task_id, g.user.username)
-        kurator().audit.record(g.user.username, "task_unclaimed", "task", task_id, ip=client_ip())
-        flash("Задача возвращена в общий список.")
+        getattr(kurator().tasks, action)(task_id, g.user.username)
+        kurator().audit.record(g.user.username, f"task_{action}ed", "task", task_id, ip=client_ip())
+        flash(done)
     except (Conflict, PermissionDenied) as exc:
         flash(_russian(exc), "error")
     return redirect(request.form.get("next") or url_for("inbox.index"))
