@@ -97,7 +97,7 @@ def user_from_token(token: str) -> CurrentUser | None:
     return load_user(data.get("uid"))
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return url_for("inbox.index")
@@ -116,7 +116,7 @@ def login():
             session.clear()
             session["uid"] = user.id
             session.permanent = True
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         error = error or "Неверное имя пользователя или пароль."
     return render_template("login.html", error=error), (200 if error is None else 401)
 

@@ -12,7 +12,7 @@ from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from sop.models import Case, Family, InstanceScope
 
 from ..access import task_scope
-from ..auth import client_ip, kurator, login_required
+from ..auth import client_ip, kurator, login_required, safe_next
 
 bp = Blueprint("inbox", __name__)
 PAGE_SIZE = 50
@@ -97,7 +97,7 @@ def _take_or_return(task_id: str, action: str, done: str):
         flash(done)
     except (Conflict, PermissionDenied) as exc:
         flash(_russian(exc), "error")
-    return redirect(request.form.get("next") or url_for("inbox.index"))
+    return redirect(safe_next(request.form.get("next")))
 
 
 def process_names() -> dict[str, str]:
