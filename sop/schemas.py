@@ -36,16 +36,16 @@ class IntakeSchema(Schema):
 
     received_on = fields.Date(required=True, error_messages={"required": "укажите дату поступления",
                                                              "invalid": "дата ГГГГ-ММ-ДД"})
-    source = fields.String(required=True, validate=validate.Length(min=2, max=500),
+    source = fields.String(required=True, validate=validate.Length(min=2, max=500, error="от 2 до 500 символов"),
                            error_messages={"required": "укажите, от кого поступила информация"})
     children = fields.List(fields.Nested(ChildSchema), required=True,
                            validate=validate.Length(min=1, error="укажите хотя бы одного ребенка"),
                            error_messages={"required": "укажите хотя бы одного ребенка"})
     parents = fields.List(fields.Nested(PersonSchema), load_default=list)
-    address = fields.String(required=True, validate=validate.Length(min=3, max=500),
+    address = fields.String(required=True, validate=validate.Length(min=3, max=500, error="от 3 до 500 символов"),
                             error_messages={"required": "укажите адрес места жительства"})
     address_actual = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    problem = fields.String(required=True, validate=validate.Length(min=3, max=5000),
+    problem = fields.String(required=True, validate=validate.Length(min=3, max=5000, error="от 3 до 5000 символов"),
                             error_messages={"required": "опишите проблему и необходимую помощь"})
     threat_to_life = fields.Boolean(load_default=False)
 
