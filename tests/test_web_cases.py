@@ -1,0 +1,314 @@
+"""«Личные дела»: the case list and the case file, their access matrix and data minimisation, documents, audit,
+deadlines, the timeline and the diagram endpoints."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+import sop
+from engine.models import AuditEvent
+from sop.models import Document
+from webapp import create_app
+
+from .test_sop_diagrams import (
+    APPROVE,
+    CARD,
+    CHECK,
+    DISPATCH,
+    DRAFT,
+    FORMS,
+    PROPOSAL,
+    RECOGNITION,
+    REPORT,
+    WORKFLOWS,
+    at,
+    complete,
+    tasks,
+)
+from .test_sop_service import SIGNAL
+from .test_web_auth import HASH, csrf, login
+
+OTHER_FAMILY = dict(SIGNAL, children=[{"last_name": "Петров", "first_name": "Олег", "birth_date": "2013-04-01"}],
+                    parents=[{"last_name": "Петрова", "first_name": "Мария"}], address="г. Йошкар-Ола, ул. Мира, 3")
+
+
+@pytest.fixture
+def web(engine):
+    """Two municipalities with their agencies and users, the SOP diagrams deployed, and the web app."""
+    sop.install(engine)
+    identity = engine.identity
+    for name, kind in (("КДНиЗП", "commission"), ("Школа № 5", "education"), ("ОМВД", "police"),
+                       ("КЦСОН", "social_protection"), ("Опека", "guardianship")):
+        identity.add_agency(name, "Йошкар-Ола", kind=kind)
+    identity.add_agency("КДНиЗП Волжска", "Волжск", kind="commission")
+    identity.add_agency("Школа № 1", "Волжск", kind="education")
+    identity.add_agency("КДНиЗП Республики", "Республика Марий Эл", kind="regional_commission")
+    for username, roles, agency in (("secretary", ["commission_secretary"], "КДНиЗП"),
+                                    ("chair", ["commission"], "КДНиЗП"),
+                                    ("school", ["education", "agency_specialist"], "Школа № 5"),
+                                    ("police", ["police", "agency_specialist"], "ОМВД"),
+                                    ("specialist", ["agency_specialist"], "КЦСОН"),
+                                    ("curator1", ["curator"], "КЦСОН"),
+                                    ("guardian", ["guardianship", "agency_specialist"], "Опека"),
+                                    ("vsecretary", ["commission_secretary"], "КДНиЗП Волжска"),
+                                    ("other", ["education", "agency_specialist"], "Школа № 1"),
+                                    ("regional", ["regional_secretary"], "КДНиЗП Республики"),
+                                    ("admin", ["admin"], "КДНиЗП")):
+        identity.add_user(username, roles, agency=agency, password_hash=HASH, full_name=f"Пользователь {username}")
+    engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))])
+    return create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
+
+
+def client_of(app, username):
+    client = app.test_client()
+    assert login(client, username).status_code == 302
+    return client
+
+
+def case_in_programme(engine) -> tuple[int, int]:
+    """A case signalled by the school and taken to an approved programme with a police report."""
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", RECOGNITION)
+    complete(engine, iid, "sop_registration_card", CARD)
+    for proposal in tasks(engine, iid)["sop_proposals"]:
+        engine.tasks.complete(proposal["id"], "police", PROPOSAL)
+    complete(engine, iid, "sop_programme_draft", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    complete(engine, iid, "sop_programme_approval", APPROVE)
+    complete(engine, iid, "sop_programme_dispatch", DISPATCH)
+    complete(engine, iid, "sop_execution_report", REPORT, user="police")
+    return result.case_id, iid
+
+
+def document_ids(engine, case_id) -> dict[str, int]:
+    with engine.db.session() as db:
+        return {d.kind: d.id for d in db.scalars(select(Document).where(Document.case_id == case_id)
+                                                 .order_by(Document.id))}
+
+
+def audit(engine, action) -> list[AuditEvent]:
+    with engine.db.session() as db:
+        return list(db.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+
+
+# -- the access matrix --------------------------------------------------------------------------------------------
+
+def test_the_list_shows_the_cases_in_the_users_scope(web):
+    engine = web.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    second = engine.sop.register_intake("police", OTHER_FAMILY, new_family=True)
+    secretary = client_of(web, "secretary").get("/cases").get_data(as_text=True)
+    assert "№ 1/2025" in secretary and "№ 2/2025" in secretary and "Семья Иванова" in secretary
+    school = client_of(web, "school").get("/cases").get_data(as_text=True)
+    assert "№ 1/2025" in school and "№ 2/2025" not in school  # the school takes part in the first case only
+    assert "Доступных вам дел нет" in client_of(web, "vsecretary").get("/cases").get_data(as_text=True)
+    assert second.case_id != first.case_id
+
+
+def test_list_filters_search_and_paging(web):
+    engine = web.extensions["kurator"]
+    engine.sop.register_intake("school", SIGNAL)
+    engine.sop.register_intake("police", OTHER_FAMILY, new_family=True)
+    client = client_of(web, "secretary")
+    for query, shown, hidden in (("петров", "№ 2/2025", "№ 1/2025"), ("Иванов", "№ 1/2025", "№ 2/2025"),
+                                 ("2/2025", "№ 2/2025", "№ 1/2025"), ("№ 1", "№ 1/2025", "№ 2/2025")):
+        page = client.get("/cases", query_string={"q": query}).get_data(as_text=True)
+        assert shown in page and hidden not in page, query
+    assert "Дел с такими условиями нет" in client.get("/cases?status=closed").get_data(as_text=True)
+    assert "№ 1/2025" in client.get("/cases?status=check&danger=").get_data(as_text=True)
+    newest_first = client.get("/cases?order=desc").get_data(as_text=True)
+    assert newest_first.index("№ 2/2025") < newest_first.index("№ 1/2025")
+    oldest_first = client.get("/cases").get_data(as_text=True)
+    assert oldest_first.index("№ 1/2025") < oldest_first.index("№ 2/2025")
+    assert client.get("/cases?page=5").status_code == 200
+
+
+def test_a_case_outside_the_scope_does_not_exist(web):
+    engine = web.extensions["kurator"]
+    case_id, iid = case_in_programme(engine)
+    docs = document_ids(engine, case_id)
+    urls = [f"/cases/{case_id}", f"/cases/{case_id}/documents/{docs['conclusion']}",
+            f"/cases/{case_id}/diagram/{iid}.bpmn", f"/cases/{case_id}/diagram/{iid}/state.json"]
+    for username in ("vsecretary", "other"):  # another municipality
+        client = client_of(web, username)
+        for url in urls:
+            assert client.get(url).status_code == 404, (username, url)
+    missing = client_of(web, "secretary").get("/cases/999999")
+    assert missing.status_code == 404  # the same answer as for a case that exists elsewhere
+    police_case = engine.sop.register_intake("police", OTHER_FAMILY, new_family=True)
+    school = client_of(web, "school")
+    assert school.get(f"/cases/{police_case.case_id}").status_code == 404  # the school takes no part
+    assert school.get(f"/cases/{police_case.case_id}/diagram/{police_case.instance_ids[0]}.bpmn").status_code == 404
+    # an instance of another case, or a document of another case, through a case the user may open
+    secretary = client_of(web, "secretary")
+    assert secretary.get(f"/cases/{case_id}/diagram/{police_case.instance_ids[0]}.bpmn").status_code == 404
+    other_doc = document_ids(engine, case_id)["conclusion"]
+    assert secretary.get(f"/cases/{police_case.case_id}/documents/{other_doc}").status_code == 404
+
+
+def test_regional_secretary_and_admin_see_no_case_files(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    for username in ("regional", "admin"):
+        client = client_of(web, username)
+        assert client.get("/cases").status_code == 403
+        assert client.get(f"/cases/{result.case_id}").status_code in (403, 404)
+        assert client.get(f"/cases/{result.case_id}/diagram/{result.instance_ids[0]}.bpmn").status_code in (403, 404)
+
+
+def test_pages_need_a_login(web):
+    response = web.test_client().get("/cases")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# -- the case file ------------------------------------------------------------------------------------------------
+
+def test_case_file_shows_the_family_programme_deadlines_and_timeline(web):
+    engine = web.extensions["kurator"]
+    case_id, _iid = case_in_programme(engine)
+    page = client_of(web, "secretary").get(f"/cases/{case_id}").get_data(as_text=True)
+    for text in ("Личное дело № 1/2025", "Иванов Петр Андреевич", "12.03.2012", "13 лет", "Иванова Анна Сергеевна",
+                 "ул. Пушкина", "высокий", "Пользователь curator1", "ОМВД", "Школа № 5", "Беседа инспектора ПДН",
+                 "Проведены 2 беседы", "45/3", "О признании находящимися в СОП", "Проверка информации",
+                 "выполнено в срок", "Задача создана", "Задача выполнена", "Процесс запущен",
+                 "Учетная карта", "Сформировать заново", "case-diagram.js", "bpmn-viewer.production.min.js"):
+        assert text in page, text
+
+
+def test_missed_deadlines_and_timer_events_appear(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    at(engine, "2025-11-07 00:00:01")
+    assert engine.management.sweep().overdue_marked == 1
+    page = client_of(web, "secretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "Срок нарушен" in page and "срок нарушен" in page
+    complete(engine, result.instance_ids[0], "sop_check", CHECK)
+    page = client_of(web, "secretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "выполнено с нарушением срока" in page
+
+
+def test_viewing_and_downloading_are_audited(web):
+    engine = web.extensions["kurator"]
+    case_id, _iid = case_in_programme(engine)
+    client = client_of(web, "school")
+    assert client.get(f"/cases/{case_id}").status_code == 200
+    viewed = audit(engine, "case_viewed")
+    assert [(e.actor, e.object_type, e.object_id) for e in viewed] == [("school", "case", str(case_id))]
+    assert viewed[0].ip
+    conclusion = document_ids(engine, case_id)["conclusion"]
+    response = client.get(f"/cases/{case_id}/documents/{conclusion}")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.mimetype == "application/pdf"
+    downloaded = audit(engine, "document_downloaded")
+    assert [(e.actor, e.object_id, e.details["case_id"]) for e in downloaded] == [("school", str(conclusion), case_id)]
+
+
+def test_participants_see_less_than_the_commission_and_the_curator(web):
+    """The minimisation rule: another agency of the working group sees the summary, the programme, the shared
+    documents and its own reports and proposals — not the registration card or other agencies' papers."""
+    engine = web.extensions["kurator"]
+    case_id, _iid = case_in_programme(engine)
+    docs = document_ids(engine, case_id)
+    for username in ("secretary", "chair", "curator1"):
+        page = client_of(web, username).get(f"/cases/{case_id}").get_data(as_text=True)
+        assert "Проведены 2 беседы" in page, username
+        assert all(f"/documents/{doc}" in page for doc in docs.values()), username
+    school = client_of(web, "school")
+    page = school.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Иванов Петр Андреевич" in page and "Беседа инспектора ПДН" in page and "45/3" in page
+    shown = {kind for kind, doc in docs.items() if f"/documents/{doc}" in page}
+    assert shown == {"conclusion", "resolution_recognition", "programme", "resolution_approval"}
+    assert "Проведены 2 беседы" not in page  # the police report
+    assert "как участник рабочей группы" in page and "Сформировать заново" not in page
+    assert school.get(f"/cases/{case_id}/documents/{docs['registration_card']}").status_code == 404
+    assert school.get(f"/cases/{case_id}/documents/{docs['proposals']}").status_code == 404
+    assert school.get(f"/cases/{case_id}/documents/{docs['programme']}").status_code == 200
+    police = client_of(web, "police")
+    page = police.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Проведены 2 беседы" in page and f"/documents/{docs['proposals']}" in page  # its own report, proposals
+    assert police.get(f"/cases/{case_id}/documents/{docs['proposals']}").status_code == 200
+    assert police.get(f"/cases/{case_id}/documents/{docs['registration_card']}").status_code == 404
+
+
+def test_removal_act_is_for_the_commission_and_guardianship(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("police", dict(SIGNAL, threat_to_life=True))
+    emergency = result.instance_ids[1]
+    complete(engine, emergency, "em_inspection", {"visit_date": "2025-10-30", "inspection_findings": "Угроза",
+                                                  "threat_confirmed": True, "removed": True,
+                                                  "removed_from_all_parents": True, "removal_date": "2025-10-30",
+                                                  "placement": "institution"}, user="guardian")
+    complete(engine, emergency, "em_removal_act", {"removal_act_number": "7", "removal_act_date": "2025-10-30",
+                                                   "placement_details": "СРЦН «Дружба»"}, user="guardian")
+    act = document_ids(engine, result.case_id)["removal_act"]
+    url = f"/cases/{result.case_id}/documents/{act}"
+    assert client_of(web, "secretary").get(url).status_code == 200
+    assert client_of(web, "guardian").get(url).status_code == 200
+    assert client_of(web, "police").get(url).status_code == 404
+    page = client_of(web, "secretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert page.count('class="case-diagram"') == 2  # the case process and the emergency process
+    assert "Экстренные меры" in page
+
+
+def test_regenerating_a_document(web):
+    engine = web.extensions["kurator"]
+    case_id, _iid = case_in_programme(engine)
+    conclusion = document_ids(engine, case_id)["conclusion"]
+    url = f"/cases/{case_id}/documents/{conclusion}/regenerate"
+    school = client_of(web, "school")
+    assert school.post(url, data={"csrf_token": csrf(school, "/cases")}).status_code == 403
+    secretary = client_of(web, "secretary")
+    assert secretary.post(url).status_code == 400  # no CSRF token
+    response = secretary.post(url, data={"csrf_token": csrf(secretary, "/cases")}, follow_redirects=True)
+    assert response.status_code == 200 and "Документ сформирован заново" in response.get_data(as_text=True)
+    assert "версий: 2" in response.get_data(as_text=True)
+    with engine.db.session() as db:
+        versions = db.scalars(select(Document.id).where(Document.case_id == case_id,
+                                                        Document.kind == "conclusion")).all()
+    assert len(versions) == 2
+    assert [e.actor for e in audit(engine, "document_regenerated")] == ["secretary"]
+    curator = client_of(web, "curator1")
+    assert curator.post(url, data={"csrf_token": csrf(curator, "/cases")}).status_code == 302
+    other = client_of(web, "vsecretary")
+    assert other.post(url, data={"csrf_token": csrf(other, "/cases")}).status_code == 404
+
+
+# -- the diagram --------------------------------------------------------------------------------------------------
+
+def test_diagram_xml_and_state(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    client = client_of(web, "school")
+    xml = client.get(f"/cases/{result.case_id}/diagram/{iid}.bpmn")
+    assert xml.status_code == 200 and xml.mimetype == "application/xml"
+    assert b'id="sop_check"' in xml.data and b"bpmndi:BPMNDiagram" in xml.data
+    state = client.get(f"/cases/{result.case_id}/diagram/{iid}/state.json").get_json()
+    assert "sop_check" in state["active"] and state["status"] == "running"
+    assert state["open_tasks"][0]["element_id"] == "sop_check"
+    assert "sop_check" not in state["completed"] and state["completed"]  # the start event at least
+    complete(engine, iid, "sop_check", CHECK)
+    state = client.get(f"/cases/{result.case_id}/diagram/{iid}/state.json").get_json()
+    assert "sop_check" in state["completed"] and "sop_recognition" in state["active"]
+
+
+def test_diagram_state_marks_the_call_activity_of_a_called_process(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", RECOGNITION)
+    complete(engine, iid, "sop_registration_card", CARD)
+    state = client_of(web, "secretary").get(f"/cases/{result.case_id}/diagram/{iid}/state.json").get_json()
+    xml = client_of(web, "secretary").get(f"/cases/{result.case_id}/diagram/{iid}.bpmn").get_data(as_text=True)
+    assert "case_programme" in state["active"]  # the proposals are asked inside the programme process
+    assert {t["element_id"] for t in state["open_tasks"]} == {"sop_proposals"}
+    assert all(re.search(f'id="{element}"', xml) for element in state["active"] + state["completed"])

@@ -1,0 +1,556 @@
+"""«Личные дела»: the list of cases a user may open and the case file («Личное дело») with its documents, tasks,
+deadlines, timeline and the process diagrams.
+
+Access. Every route is for the roles that work with cases (`access.CASE_ROLES`; others get 403). Within those
+roles a case outside the user's scope (`access.visible_cases`) does not exist: the page and every sub-resource
+(documents, diagrams, state) answer 404, whatever the id.
+
+Data minimisation (what the case file shows to whom):
+
+- **Full view** — the commission (secretary, chair, members; managers at the commission) and the case's curator:
+  everything, every document and every agency's execution report.
+- **Participant view** — the staff of another agency of the working group (a school, the police, a hospital…, and
+  their managers): the case summary (family, children, parents, addresses, status, danger level, curator,
+  working group), the programme and all its activities (the programme is sent to every executor), the
+  resolutions (their copies are sent to the agencies), the tasks and deadlines, the timeline and the diagram;
+  the execution reports of **their own agency only**; and only these documents: the conclusion, the programme,
+  the resolutions, the proposals their own agency made, and — for guardianship, which draws it up — the removal
+  act. The registration card (Appendix 3: the family's profile and other agencies' registers), other agencies'
+  proposals and reports, and the removal act (for others) are not shown, and their download URLs answer 404.
+
+Regenerating a document from today's records is for the commission secretary and the case's curator.
+No page shows form data of tasks: the timeline names the event, the step, who and when — never what was entered.
+Every opening of a case file is written to the audit log (`case_viewed`), and so is every download
+(`document_downloaded`) and regeneration (`document_regenerated`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
+from lxml import etree
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import IntermediateCatchEvent, ReceiveTask
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import extract, func, or_, select
+
+from engine.errors import InvalidInput, NotFound, PermissionDenied
+from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
+from sop import casefile
+from sop.documents import labels
+from sop.models import (
+    Activity,
+    Case,
+    Document,
+    ExecutionReport,
+    Family,
+    InstanceScope,
+    Person,
+    Proposal,
+    Resolution,
+    fold,
+)
+
+from ..access import CASE_ROLES, CurrentUser, can_view_case, visible_cases
+from ..auth import client_ip, kurator, roles_required
+
+bp = Blueprint("cases", __name__)
+log = logging.getLogger(__name__)
+PAGE_SIZE = 25
+
+STATUSES = {"check": "Проверка информации", "recognized": "В СОП, ведется ИПР", "rejected": "Не признаны в СОП",
+            "closed": "Снят с учета"}
+PARTICIPANT_ROLES = {"commission": "комиссия", "intake": "выявил(о)", "member": "рабочая группа"}
+RESOLUTION_KINDS = {"recognition": "О признании находящимися в СОП", "rejection": "Об отказе в признании",
+                    "approval": "Об утверждении индивидуальной программы",
+                    "closure": "О прекращении ИПР и снятии с учета"}
+DECISIONS = {"recognize": "признать в СОП", "reject": "не признавать", "approve": "утвердить",
+             "rework": "вернуть на доработку", "close": "снять с учета", "continue": "продолжить ИПР"}
+EVENTS = {"instance_started": "Процесс запущен", "instance_completed": "Процесс завершен",
+          "task_created": "Задача создана", "task_claimed": "Задача взята в работу",
+          "task_unclaimed": "Задача возвращена в общий список", "task_completed": "Задача выполнена",
+          "task_cancelled": "Задача отменена", "task_overdue": "Срок нарушен", "timer_fired": "Таймер сработал",
+          "message_received": "Получено сообщение", "signal_received": "Получен сигнал",
+          "conflict_rejected": "Одновременное изменение отклонено", "incident": "Сбой выполнения"}
+EVENT_NAMES = {"threat_to_life": "угроза жизни или здоровью ребенка",
+               "minor_turned_18": "несовершеннолетнему исполнилось 18 лет"}
+INSTANCE_STATUSES = {"running": "идет", "completed": "завершен", "cancelled": "отменен", "error": "сбой",
+                     "suspended": "приостановлен"}
+# Documents every agency of the working group receives (see the module docstring).
+SHARED_DOCUMENTS = {"conclusion", "programme", "resolution_recognition", "resolution_approval", "resolution_closure"}
+REGENERATING_ROLES = {"commission_secretary"}
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+# -- access -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseAccess:
+    """What one user may see of one case."""
+
+    user: CurrentUser
+    curator: bool
+
+    @classmethod
+    def of(cls, user: CurrentUser, case: Case) -> CaseAccess:
+        return cls(user, case.curator is not None and case.curator == user.username)
+
+    @property
+    def full(self) -> bool:
+        return self.user.municipality_wide or self.curator
+
+    def sees_report(self, agency_id: int | None) -> bool:
+        return self.full or (agency_id is not None and agency_id == self.user.agency_id)
+
+    def sees_document(self, kind: str, owner_agency_id: int | None) -> bool:
+        if self.full or kind in SHARED_DOCUMENTS:
+            return True
+        if owner_agency_id is not None and owner_agency_id == self.user.agency_id:
+            return True
+        return kind == "removal_act" and self.user.agency_kind == "guardianship"
+
+    @property
+    def may_regenerate(self) -> bool:
+        return self.user.has(*REGENERATING_ROLES) or self.curator
+
+
+def _case_or_404(db, case_id: int) -> Case:
+    """The case, if the user may open it; otherwise the same 404 as for a case that does not exist."""
+    if not can_view_case(db, g.user, case_id):
+        raise NotFound("Дело не найдено")
+    return db.get(Case, case_id)
+
+
+def _instance_or_404(db, case: Case, instance_id: int) -> ProcessInstance:
+    scoped = db.scalar(select(InstanceScope.instance_id).where(InstanceScope.instance_id == instance_id,
+                                                               InstanceScope.case_id == case.id))
+    row = db.get(ProcessInstance, instance_id) if scoped is not None else None
+    if row is None:
+        raise NotFound("Процесс не найден")
+    return row
+
+
+# -- the list -----------------------------------------------------------------------------------------------------
+
+@bp.route("/cases")
+@roles_required(*CASE_ROLES)
+def index():
+    user, args = g.user, request.args
+    query = select(Case.id).where(Case.id.in_(visible_cases(user)))
+    if args.get("status") in STATUSES:
+        query = query.where(Case.status == args["status"])
+    if args.get("danger") in labels.DANGER_LEVELS:
+        query = query.where(Case.danger_level == args["danger"])
+    if args.get("curator"):
+        query = query.where(Case.curator == args["curator"])
+    search = args.get("q", "").strip()
+    if search:
+        query = query.where(_search(search))
+    descending = args.get("order") == "desc"
+    year = extract("year", Case.received_on)
+    page = max(1, args.get("page", 1, type=int))
+    with kurator().db.session() as db:
+        total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+        ids = list(db.scalars(query.order_by(year.desc() if descending else year,
+                                             Case.id.desc() if descending else Case.id)
+                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+        cases = {c.id: c for c in db.scalars(select(Case).where(Case.id.in_(ids))).unique()}
+        curators = _full_names(db, {c.curator for c in cases.values() if c.curator})
+        rows = [_list_row(cases[i], curators) for i in ids]
+        curator_choices = sorted(
+            ((username, name or username) for username, name in db.execute(
+                select(Case.curator, User.full_name).distinct().outerjoin(User, User.username == Case.curator)
+                .where(Case.id.in_(visible_cases(user)), Case.curator.is_not(None)))),
+            key=lambda item: item[1])
+    return render_template("cases/index.html", rows=rows, total=total, page=page,
+                           pages=max(1, -(-total // PAGE_SIZE)), args=args, statuses=STATUSES,
+                           dangers=labels.DANGER_LEVELS, curators=curator_choices)
+
+
+def _search(text: str):
+    """A case number ("12/2025", "№ 12", "12") or a part of a family member's surname (either spelling of ё)."""
+    number = text.lstrip("№").strip()
+    conditions = []
+    if re.fullmatch(r"\d+(/\d{4})?", number):
+        conditions += [Case.number == number, Case.number.startswith(f"{number}/", autoescape=True)]
+    folded = fold(text)
+    if folded:
+        people = select(Person.family_id).where(Person.name_key.contains(folded, autoescape=True))
+        conditions.append(Case.family_id.in_(people))
+        for variant in {text, text.capitalize(), text.replace("ё", "е").capitalize()}:
+            conditions.append(Case.family_id.in_(select(Family.id).where(Family.name.contains(variant,
+                                                                                            autoescape=True))))
+    return or_(*conditions)
+
+
+def _list_row(case: Case, curators: dict[str, str]) -> dict:
+    family = case.family
+    return {"id": case.id, "number": case.number, "family": family.name,
+            "children": [p.full_name for p in family.children], "status": STATUSES.get(case.status, case.status),
+            "status_code": case.status, "danger": labels.DANGER_LEVELS.get(case.danger_level or ""),
+            "danger_code": case.danger_level, "curator": curators.get(case.curator or "", case.curator),
+            "received_on": case.received_on}
+
+
+def _full_names(db, usernames: set[str]) -> dict[str, str]:
+    if not usernames:
+        return {}
+    rows = db.execute(select(User.username, User.full_name).where(User.username.in_(usernames))).all()
+    names = {username: full_name or username for username, full_name in rows}
+    names.setdefault("scheduler", "Система")
+    return names
+
+
+# -- the case file ------------------------------------------------------------------------------------------------
+
+@bp.route("/cases/<int:case_id>")
+@roles_required(*CASE_ROLES)
+def show(case_id: int):
+    engine = kurator()
+    user = g.user
+    today = engine.clock.now().astimezone(ZoneInfo(user.timezone)).date()
+    with engine.db.session() as db:
+        case = _case_or_404(db, case_id)
+        access = CaseAccess.of(user, case)
+        instances = _instances(db, case)
+        instance_ids = [i["id"] for i in instances]
+        tasks = list(db.scalars(select(HumanTask).where(HumanTask.instance_id.in_(instance_ids))
+                                .order_by(HumanTask.created_at, HumanTask.id))) if instance_ids else []
+        events = list(db.scalars(select(HistoryEvent).where(HistoryEvent.instance_id.in_(instance_ids))
+                                 .order_by(HistoryEvent.at, HistoryEvent.id))) if instance_ids else []
+        documents = _documents(db, case, access)
+        reports = [r for r in db.scalars(select(ExecutionReport).where(ExecutionReport.case_id == case.id)
+                                         .order_by(ExecutionReport.reported_on, ExecutionReport.id))
+                   if access.sees_report(r.agency_id)]
+        usernames = ({case.curator} | {p.responsible for p in case.participants} | {t.assignee for t in tasks}
+                     | {t.completed_by for t in tasks} | {e.actor for e in events} | {r.author for r in reports}
+                     | {d["created_by"] for d in documents})
+        names = _full_names(db, {u for u in usernames if u})
+        agencies = dict(db.execute(select(Agency.id, Agency.name).where(
+            Agency.id.in_({r.agency_id for r in reports if r.agency_id}))).all())
+        context = {
+            "case": case, "family": _family(case.family, today), "access": access, "today": today,
+            "status": STATUSES.get(case.status, case.status),
+            "danger": labels.DANGER_LEVELS.get(case.danger_level or ""),
+            "criteria": [labels.FAMILY_CRITERIA.get(c, c) for c in case.criteria or []],
+            "closure_grounds": labels.CLOSURE_GROUNDS_SHORT.get(case.closure_grounds or ""),
+            "programme_result": labels.CLOSURE_RESULTS.get(case.programme_result or ""),
+            "curator": names.get(case.curator or "", case.curator),
+            "curator_agency": _user_agency(db, case.curator),
+            "working_group": [{"agency": p.agency.name, "role": PARTICIPANT_ROLES.get(p.role, p.role),
+                               "responsible": names.get(p.responsible or "", p.responsible)}
+                              for p in case.participants],
+            "programme": _programme(db, case, today),
+            "reports": [{"on": r.reported_on, "agency": agencies.get(r.agency_id, "—"), "text": r.text,
+                         "author": names.get(r.author or "", r.author)} for r in reports],
+            "resolutions": _resolutions(db, case),
+            "deadlines": _deadlines(tasks, engine.clock.now(), names),
+            "documents": [dict(d, author=names.get(d["created_by"] or "", d["created_by"])) for d in documents],
+            "timeline": _timeline(db, events, tasks, instances, names),
+            "instances": instances,
+        }
+    engine.audit.record(user.username, "case_viewed", "case", case_id, ip=client_ip())
+    return render_template("cases/show.html", **context)
+
+
+def _family(family: Family, today: date) -> dict:
+    def person(p: Person) -> dict:
+        age = _age(p.birth_date, today)
+        return {"name": p.full_name, "birth_date": p.birth_date, "age": age,
+                "age_text": f"{age} {_years(age)}" if age is not None else None, "occupation": p.occupation}
+
+    return {"name": family.name, "children": [person(p) for p in family.children],
+            "parents": [person(p) for p in family.parents], "address_registered": family.address_registered,
+            "address_actual": family.address_actual}
+
+
+def _age(born: date | None, today: date) -> int | None:
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _years(n: int) -> str:
+    """"год", "года" or "лет" after a number."""
+    if n % 10 == 1 and n % 100 != 11:
+        return "год"
+    if n % 10 in (2, 3, 4) and n % 100 not in (12, 13, 14):
+        return "года"
+    return "лет"
+
+
+def _user_agency(db, username: str | None) -> str | None:
+    if not username:
+        return None
+    user = db.scalar(select(User).where(User.username == username))
+    return user.agency.name if user is not None and user.agency is not None else None
+
+
+def _programme(db, case: Case, today: date) -> dict:
+    programme = case.programme or {}
+    activities = []
+    for a in db.scalars(select(Activity).where(Activity.case_id == case.id).order_by(Activity.number, Activity.id)):
+        status = a.status
+        if status == "planned" and a.term is not None and a.term < today:
+            status = "overdue"
+        activities.append({"number": a.number, "title": a.title, "content": a.content,
+                           "responsible": a.responsible, "term": a.term, "done_on": a.done_on,
+                           "status": labels.ACTIVITY_STATUSES.get(status, status), "status_code": status})
+    state = {"draft": "проект", "approved": "утверждена"}.get(programme.get("status"), programme.get("status"))
+    return {"goal": programme.get("goal"), "state": state, "protocol": programme.get("approved_protocol"),
+            "approved_on": _date(programme.get("approved_date")), "activities": activities,
+            "term_months": case.ipr_term_months}
+
+
+def _date(value) -> date | str | None:
+    """A date kept as ISO text in form data, as a date (other text as it is)."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    return value
+
+
+def _resolutions(db, case: Case) -> list[dict]:
+    result = []
+    for r in db.scalars(select(Resolution).where(Resolution.case_id == case.id)
+                        .order_by(Resolution.adopted_on, Resolution.id)):
+        data = r.data or {}
+        result.append({"kind": RESOLUTION_KINDS.get(r.kind, r.kind), "number": r.number or "б/н",
+                       "adopted_on": r.adopted_on, "decision": DECISIONS.get(r.decision, r.decision),
+                       "votes": (r.present, r.votes_for, r.votes_against) if r.present is not None else None,
+                       "grounds": labels.CLOSURE_GROUNDS_SHORT.get(r.grounds or "") if r.grounds else None,
+                       "text": r.text or data.get("comment") or data.get("reasons")})
+    return result
+
+
+def _documents(db, case: Case, access: CaseAccess) -> list[dict]:
+    """The newest version of each document of the case file the user may see, with its number of versions."""
+    owners = dict(db.execute(select(Proposal.id, Proposal.agency_id).where(Proposal.case_id == case.id)).all())
+    rows = db.execute(select(Document.id, Document.kind, Document.title, Document.size, Document.source_ref,
+                             Document.agency_id, Document.created_at, Document.created_by)
+                      .where(Document.case_id == case.id).order_by(Document.id.desc())).all()
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        if not access.sees_document(row.kind, _owner(row.agency_id, row.source_ref, owners)):
+            continue
+        key = (row.kind, row.source_ref)
+        if key in latest:
+            latest[key]["versions"] += 1
+            continue
+        latest[key] = {"id": row.id, "kind": row.kind, "title": row.title, "size": row.size,
+                       "created_at": row.created_at, "created_by": row.created_by, "versions": 1}
+    return sorted(latest.values(), key=lambda d: d["created_at"])
+
+
+def _owner(agency_id: int | None, source_ref: str | None, proposals: dict[int, int | None]) -> int | None:
+    if agency_id is None and source_ref and source_ref.startswith("proposal-") and source_ref[9:].isdigit():
+        return proposals.get(int(source_ref[9:]))
+    return agency_id
+
+
+def _deadlines(tasks: list[HumanTask], now: datetime, names: dict[str, str]) -> list[dict]:
+    """Human tasks with a due date: met (done in time), missed (done late or open past due) or still running."""
+    result = []
+    for task in tasks:
+        if task.due is None or task.status not in ("open", "completed"):
+            continue
+        if task.status == "completed":
+            late = task.completed_at is not None and task.completed_at > task.due
+            state, label = ("missed", "выполнено с нарушением срока") if late else ("met", "выполнено в срок")
+        elif task.overdue or task.due < now:
+            state, label = "missed", "срок нарушен"
+        else:
+            state, label = "due", "в работе, срок не истек"
+        who = task.completed_by or task.assignee
+        result.append({"name": task.name, "due": task.due, "completed_at": task.completed_at, "state": state,
+                       "label": label, "assignee": names.get(who or "", who)})
+    result.sort(key=lambda d: d["due"])
+    return result
+
+
+def _instances(db, case: Case) -> list[dict]:
+    rows = db.execute(select(ProcessInstance, ProcessDefinition.name, ProcessDefinition.version)
+                      .join(InstanceScope, InstanceScope.instance_id == ProcessInstance.id)
+                      .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                      .where(InstanceScope.case_id == case.id).order_by(ProcessInstance.id)).all()
+    return [{"id": row.id, "key": row.process_key, "name": name or row.process_key, "version": version,
+             "status": INSTANCE_STATUSES.get(row.status, row.status), "started_at": row.started_at,
+             "ended_at": row.ended_at, "definition_id": row.definition_id} for row, name, version in rows]
+
+
+def _timeline(db, events: list[HistoryEvent], tasks: list[HumanTask], instances: list[dict],
+              names: dict[str, str]) -> list[dict]:
+    task_names = {t.id: t.name for t in tasks}
+    processes = {i["id"]: i for i in instances}
+    element_names: dict[int, dict[str, str]] = {}
+    for instance in instances:
+        definition = db.get(ProcessDefinition, instance["definition_id"])
+        element_names[instance["id"]] = _diagram_names(definition.resource.content_hash, definition.resource.content)
+    result = []
+    for event in events:
+        data = event.data or {}
+        process = processes.get(event.instance_id, {})
+        if event.task_id:
+            subject = task_names.get(event.task_id) or data.get("name") or ""
+        elif event.event_type in ("instance_started", "instance_completed"):
+            subject = process.get("name", "")
+        elif event.event_type in ("message_received", "signal_received"):
+            subject = EVENT_NAMES.get(data.get("name"), data.get("name") or "")
+        elif data.get("element"):
+            subject = element_names.get(event.instance_id, {}).get(data["element"], data["element"])
+        else:
+            subject = ""
+        result.append({"at": event.at, "type": event.event_type, "label": EVENTS.get(event.event_type,
+                                                                                       event.event_type),
+                       "subject": subject, "actor": names.get(event.actor or "", event.actor),
+                       "process": process.get("name", "")})
+    return result
+
+
+@lru_cache(maxsize=32)
+def _diagram_names(content_hash: str, content: str) -> dict[str, str]:
+    """Element id -> name of a BPMN file (for the timeline's timers and steps)."""
+    del content_hash  # part of the cache key only
+    try:
+        root = etree.fromstring(content.encode("utf-8"), _SAFE_XML)
+    except etree.XMLSyntaxError:
+        return {}
+    return {el.get("id"): " ".join(el.get("name").split()) for el in root.iter()
+            if isinstance(el.tag, str) and el.get("id") and el.get("name")}
+
+
+@lru_cache(maxsize=32)
+def _diagram_ids(content_hash: str, content: str) -> frozenset[str]:
+    del content_hash
+    try:
+        root = etree.fromstring(content.encode("utf-8"), _SAFE_XML)
+    except etree.XMLSyntaxError:
+        return frozenset()
+    return frozenset(el.get("id") for el in root.iter() if isinstance(el.tag, str) and el.get("id"))
+
+
+# -- documents ----------------------------------------------------------------------------------------------------
+
+def _document_or_404(db, case: Case, document_id: int) -> Document:
+    document = db.get(Document, document_id)
+    if document is None or document.case_id != case.id:
+        raise NotFound("Документ не найден")
+    owners = dict(db.execute(select(Proposal.id, Proposal.agency_id).where(Proposal.case_id == case.id)).all())
+    if not CaseAccess.of(g.user, case).sees_document(document.kind,
+                                                      _owner(document.agency_id, document.source_ref, owners)):
+        raise NotFound("Документ не найден")
+    return document
+
+
+@bp.route("/cases/<int:case_id>/documents/<int:document_id>")
+@roles_required(*CASE_ROLES)
+def document(case_id: int, document_id: int):
+    engine = kurator()
+    with engine.db.session() as db:
+        case = _case_or_404(db, case_id)
+        row = _document_or_404(db, case, document_id)
+        filename, content = row.filename, row.content
+    engine.audit.record(g.user.username, "document_downloaded", "document", document_id, ip=client_ip(),
+                        details={"case_id": case_id, "filename": filename})
+    ascii_name = filename.encode("ascii", "ignore").decode() or "document.pdf"
+    return Response(content, mimetype="application/pdf", headers={
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
+        "Content-Length": str(len(content))})
+
+
+@bp.route("/cases/<int:case_id>/documents/<int:document_id>/regenerate", methods=["POST"])
+@roles_required(*CASE_ROLES)
+def regenerate(case_id: int, document_id: int):
+    engine = kurator()
+    with engine.db.session() as db:
+        case = _case_or_404(db, case_id)
+        _document_or_404(db, case, document_id)
+        if not CaseAccess.of(g.user, case).may_regenerate:
+            raise PermissionDenied("Пересоздать документ может секретарь комиссии или куратор дела")
+    try:
+        new_id = casefile.regenerate(engine, document_id, g.user.username)
+    except InvalidInput as exc:
+        flash(f"Документ не удалось сформировать заново: {exc.message}", "error")
+    else:
+        engine.audit.record(g.user.username, "document_regenerated", "document", new_id, ip=client_ip(),
+                            details={"case_id": case_id, "from_document": document_id})
+        flash("Документ сформирован заново по текущим данным дела.")
+    return redirect(url_for("cases.show", case_id=case_id, _anchor="documents"))
+
+
+# -- diagrams -----------------------------------------------------------------------------------------------------
+
+@bp.route("/cases/<int:case_id>/diagram/<int:instance_id>.bpmn")
+@roles_required(*CASE_ROLES)
+def diagram(case_id: int, instance_id: int):
+    with kurator().db.session() as db:
+        case = _case_or_404(db, case_id)
+        row = _instance_or_404(db, case, instance_id)
+        content = row.definition.resource.content
+    return Response(content, mimetype="application/xml")
+
+
+@bp.route("/cases/<int:case_id>/diagram/<int:instance_id>/state.json")
+@roles_required(*CASE_ROLES)
+def diagram_state(case_id: int, instance_id: int):
+    engine = kurator()
+    with engine.db.session() as db:
+        case = _case_or_404(db, case_id)
+        row = _instance_or_404(db, case, instance_id)
+        resource = row.definition.resource
+        drawn = _diagram_ids(resource.content_hash, resource.content)
+        open_tasks = db.execute(select(HumanTask.element_id, HumanTask.name)
+                                .where(HumanTask.instance_id == row.id, HumanTask.status == "open")).all()
+        active, done = _element_states(engine, db, row, drawn)
+        # open tasks of called processes are not on this diagram: their call activity is marked instead
+        active |= {element for element, _name in open_tasks if element in drawn}
+        state = {"instance_id": row.id, "process_key": row.process_key, "version": row.definition.version,
+                 "status": row.status, "active": sorted(active), "completed": sorted(done - active),
+                 "open_tasks": [{"element_id": element, "name": name} for element, name in open_tasks]}
+    return jsonify(state)
+
+
+def _element_states(engine, db, row: ProcessInstance, drawn: frozenset[str]) -> tuple[set[str], set[str]]:
+    """Element ids of this diagram that are active (user tasks ready, events awaited, and the (sub)processes
+    containing them) and those completed at least once."""
+    try:
+        workflow = engine.executor.load(db, row).workflow
+    except Exception:  # a state that cannot be restored must not hide the diagram itself
+        log.exception("instance %s: state could not be loaded for the diagram", row.id)
+        return set(), set()
+    top_file = getattr(workflow.spec, "file", None)
+
+    def own(task) -> str | None:
+        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+        same_file = getattr(task.workflow.spec, "file", None) == top_file
+        return bpmn_id if same_file and bpmn_id in drawn else None
+
+    active: set[str] = set()
+    done: set[str] = set()
+    for task in workflow.get_tasks():
+        spec = task.task_spec
+        if task.state == TaskState.COMPLETED:
+            element = own(task)
+            if element:
+                done.add(element)
+            continue
+        awaited = task.state == TaskState.WAITING and isinstance(spec, (IntermediateCatchEvent, ReceiveTask))
+        ready = task.state == TaskState.READY and getattr(spec, "manual", False)
+        if not (awaited or ready):
+            continue
+        current = task
+        while current is not None:  # the task itself and every subprocess or call activity around it
+            element = own(current)
+            if element:
+                active.add(element)
+            parent = current.workflow.parent_task_id
+            current = workflow.get_task_from_id(parent) if parent is not None else None
+    return active, done
