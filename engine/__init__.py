@@ -63,6 +63,10 @@ class ProcessEngine:
         self.identity.ensure_default_roles()
         self._role_titles = None
 
+    def forget_role_titles(self) -> None:
+        """Drop the cached role titles (after roles change; this process only, others reload on restart)."""
+        self._role_titles = None
+
     def role_titles(self) -> dict[str, str]:
         """Role code -> title (cached; roles change rarely)."""
         if self._role_titles is None:

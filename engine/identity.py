@@ -85,6 +85,7 @@ class IdentityService:
             if session.get(Role, code) is not None:
                 raise InvalidInput(f"Role '{code}' already exists", {"code": "exists"})
             session.add(Role(code=code, title=title))
+        self._engine.forget_role_titles()
 
     def add_agency(self, name: str, municipality: str, kind: str | None = None,
                    timezone: str | None = None) -> int:

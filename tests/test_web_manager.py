@@ -1,0 +1,162 @@
+"""«Просроченные»: who may open it, what each manager sees, the ageing and the share of deadlines met, the XLSX."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+import sop
+from engine.models import HumanTask
+from webapp import create_app
+
+from .test_sop_service import SIGNAL
+from .test_web_auth import HASH, login
+
+MSK = ZoneInfo("Europe/Moscow")
+CHECK_STEP = "Проверка информации и заключение"
+
+
+@pytest.fixture
+def app(engine):
+    sop.install(engine)
+    for name, kind in (("КДНиЗП", "commission"), ("Школа № 5", "education"), ("ОМВД", "police")):
+        engine.identity.add_agency(name, "Йошкар-Ола", kind=kind)
+    engine.identity.add_agency("КДНиЗП Волжска", "Волжск", kind="commission")
+    for username, roles, agency, full_name in (
+            ("secretary", ["commission_secretary"], "КДНиЗП", "Смирнова Ольга Викторовна"),
+            ("chair", ["commission"], "КДНиЗП", "Кузнецов Андрей Петрович"),
+            ("manager", ["manager"], "КДНиЗП", "Федоров Павел Андреевич"),
+            ("school", ["education", "agency_specialist"], "Школа № 5", "Лебедева Ирина Владимировна"),
+            ("school_head", ["manager"], "Школа № 5", "Директор школы"),
+            ("police_head", ["manager"], "ОМВД", "Начальник ОМВД"),
+            ("vmanager", ["manager"], "КДНиЗП Волжска", "Руководитель в Волжске")):
+        engine.identity.add_user(username, roles, agency=agency, password_hash=HASH, full_name=full_name)
+    from .test_sop_diagrams import FORMS, WORKFLOWS
+
+    engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))])
+    return create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
+
+
+def client_for(app, username):
+    client = app.test_client()
+    assert login(client, username).status_code == 302
+    return client
+
+
+def late_check(app):
+    """The school registers a signal; the commission's check (due 06.11.2025) is left undone until 13.11. The sweep
+    also starts the quarter's reconciliation, whose two agency tasks were due on 15.10.2025 (29 days late)."""
+    engine = app.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    engine.clock.set("2025-11-13T10:00:00+03:00")
+    engine.management.sweep()
+    return result
+
+
+@pytest.mark.parametrize("username,status", [("manager", 200), ("secretary", 200), ("chair", 200),
+                                             ("school_head", 200), ("school", 403)])
+def test_who_may_open_the_overdue_page(app, username, status):
+    client = client_for(app, username)
+    assert client.get("/manager/overdue").status_code == status
+    assert client.get("/manager/overdue.xlsx").status_code == status
+
+
+def test_a_login_is_needed(app):
+    response = app.test_client().get("/manager/overdue")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_task_made_overdue_by_the_clock_is_shown_grouped_and_aged(app):
+    late_check(app)
+    page = client_for(app, "manager").get("/manager/overdue").get_data(as_text=True)
+    assert CHECK_STEP in page and "№ 1/2025" in page
+    assert '<span class="big">3</span><span>просрочено</span>' in page
+    # grouped by agency (the commission answers for its secretary's task), by role and by person
+    assert "КДНиЗП" in page and "Ответственный секретарь КДНиЗП" in page and "Не назначен" in page
+    assert "<svg" in page and "Просрочено 6–10 дней" in page  # 7 days late: 06.11 23:59 -> 13.11 10:00
+    assert "Иванов" not in page  # no child or family data on this page
+
+
+def test_each_manager_sees_their_own_scope(app):
+    late_check(app)
+    # the case involves the commission and the school (which registered the signal), not the police
+    assert "№ 1/2025" in client_for(app, "school_head").get("/manager/overdue").get_data(as_text=True)
+    for outsider in ("police_head", "vmanager"):
+        page = client_for(app, outsider).get("/manager/overdue").get_data(as_text=True)
+        assert "№ 1/2025" not in page and CHECK_STEP not in page
+
+
+def test_a_manager_sees_tasks_done_by_their_staff_outside_their_cases(app):
+    engine = app.extensions["kurator"]
+    result = late_check(app)
+    with engine.db.session() as db:
+        db.add(HumanTask(id=str(uuid.uuid4()), instance_id=result.instance_ids[0], process_key="sop_case",
+                         element_id="help", name="Помощь коллегам", candidates="|", candidate_roles=[],
+                         assignee="police", due=engine.clock.now() - timedelta(days=3), overdue=True,
+                         status="open", created_at=engine.clock.now() - timedelta(days=10)))
+    engine.identity.add_user("police", ["police"], agency="ОМВД", password_hash=HASH)
+    page = client_for(app, "police_head").get("/manager/overdue").get_data(as_text=True)
+    assert "Помощь коллегам" in page and CHECK_STEP not in page
+
+
+def _task(instance_id, name, due, status="completed", completed=None, created=None):
+    return HumanTask(id=str(uuid.uuid4()), instance_id=instance_id, process_key="sop_case", element_id="step",
+                     name=name, candidates="|role:commission_secretary|", candidate_roles=["commission_secretary"],
+                     due=due, status=status, completed_at=completed, completed_by="secretary" if completed else None,
+                     created_at=created or (due - timedelta(days=5) if due else datetime(2025, 10, 1, tzinfo=MSK)))
+
+
+def test_share_of_deadlines_met_per_step(app):
+    engine = app.extensions["kurator"]
+    result = late_check(app)
+    instance = result.instance_ids[0]
+    day = datetime(2025, 11, 3, 23, 59, 59, tzinfo=MSK)
+    with engine.db.session() as db:
+        db.add_all([
+            _task(instance, "Тестовый этап", day, completed=day - timedelta(days=1)),  # met
+            _task(instance, "Тестовый этап", day, completed=day),  # met: on the due moment itself
+            _task(instance, "Тестовый этап", day, completed=day - timedelta(hours=2)),  # met
+            _task(instance, "Тестовый этап", day, completed=day + timedelta(hours=1)),  # missed
+            _task(instance, "Тестовый этап", day, status="open"),  # still open past due: missed
+            _task(instance, "Тестовый этап", day - timedelta(days=60),
+                  completed=day - timedelta(days=60)),  # completed before the period: not counted
+            _task(instance, "Тестовый этап", None, completed=day),  # no due date: not counted
+            _task(instance, "Тестовый этап", day, status="cancelled"),  # cancelled: not counted
+        ])
+    page = client_for(app, "manager").get("/manager/overdue?from=2025-10-15&to=2025-11-30").get_data(as_text=True)
+    assert "Тестовый этап — в срок 60\u00a0% (3 из 5)" in page
+    assert f"{CHECK_STEP} — в срок 0\u00a0% (0 из 1)" in page  # the real check, still open and late
+
+    bad = client_for(app, "manager").get("/manager/overdue?from=2025-13-01")
+    assert bad.status_code == 200 and "ГГГГ-ММ-ДД" in bad.get_data(as_text=True)
+
+
+def test_xlsx_export_has_the_tables_no_child_data_and_is_audited(app):
+    engine = app.extensions["kurator"]
+    late_check(app)
+    response = client_for(app, "manager").get("/manager/overdue.xlsx?from=2025-10-01&to=2025-11-30")
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = load_workbook(io.BytesIO(response.data))
+    assert book.sheetnames == ["Сводка", "По органам", "По ролям", "По исполнителям", "Давность просрочки",
+                               "Соблюдение сроков", "Просроченные задачи"]
+    tasks = list(book["Просроченные задачи"].iter_rows(values_only=True))
+    assert tasks[0][:5] == ("Задача", "№ дела", "Орган", "Роль", "Ответственный")
+    assert [(r[0], r[1], r[2], r[3], r[4], r[6]) for r in tasks[1:]] == [
+        ("Сверка списков СОП с КДНиЗП", None, "Орган не определен", "Специалист органа системы профилактики",
+         "Не назначен", 29)] * 2 + [
+        (CHECK_STEP, "1/2025", "КДНиЗП", "Ответственный секретарь КДНиЗП", "Не назначен", 7)]
+    ageing = dict(list(book["Давность просрочки"].iter_rows(values_only=True))[1:])
+    assert ageing == {"до 1 дня": 0, "2–5 дней": 0, "6–10 дней": 1, "более 10 дней": 2}
+    agencies = {r[0]: r[2:] for r in list(book["По органам"].iter_rows(values_only=True))[1:]}
+    assert agencies == {"Орган не определен": (2, 0), "КДНиЗП": (1, 0)}
+    everything = " ".join(str(value) for sheet in book for row in sheet.iter_rows(values_only=True)
+                          for value in row if value is not None)
+    assert "Иванов" not in everything and "Пушкина" not in everything  # no child, family or address
+    events = [e for e in engine.audit.events() if e["action"] == "report_exported"]
+    assert len(events) == 1 and events[0]["actor"] == "manager" and events[0]["details"]["overdue_tasks"] == 3
