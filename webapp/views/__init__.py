@@ -12,7 +12,8 @@ NAVIGATION = [
     ("cases.index", "Личные дела", {"commission_secretary", "commission", "curator", "agency_specialist", "police",
                                     "guardianship", "social_protection", "education", "health", "manager"}),
     ("registers.index", "Реестры", {"commission_secretary", "commission", "regional_secretary", "police",
-                                    "guardianship", "social_protection", "education", "health", "manager"}),
+                                    "guardianship", "social_protection", "education", "health", "manager",
+                                    "agency_specialist", "curator"}),
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]

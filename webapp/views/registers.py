@@ -38,8 +38,9 @@ from ..auth import client_ip, kurator, roles_required
 
 bp = Blueprint("registers", __name__)
 
+# Every agency keeps its intake journal (004 §4.3), so all agency staff see their own agency's journal.
 REGISTER_ROLES = ("commission_secretary", "commission", "regional_secretary", "police", "guardianship",
-                  "social_protection", "education", "health", "manager")
+                  "social_protection", "education", "health", "manager", "agency_specialist", "curator")
 STATUS_FILTERS = {"": "все (состоящие и снятые)", "open": "состоящие на учете", "closed": "снятые с учета"}
 DATABANK_COLUMNS = ("№ п/п", "Наименование муниципалитета", "ФИО несовершеннолетнего", "Дата рождения",
                     "ФИО родителей (законных представителей), место работы",
