@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import history
@@ -349,6 +350,10 @@ def translate_errors() -> Iterator[None]:
         raise ExecutionError(_message(exc), element) from exc
     except (SandboxError, CalendarCoverageError) as exc:
         raise ExecutionError(str(exc)) from exc
+    except SQLAlchemyError as exc:  # e.g. a value too long for its column: no database text for the user
+        log.exception("database refused a step")
+        raise ExecutionError("The data could not be saved: a value is too long or out of range; check the form "
+                             "and try again") from exc
     except Exception as exc:  # a failure inside SpiffWorkflow on an odd diagram: refuse, never a traceback
         log.exception("unexpected engine failure")
         raise ExecutionError(f"The engine could not execute this step ({exc.__class__.__name__}: {exc}); "

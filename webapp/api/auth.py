@@ -8,12 +8,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ..auth import authenticate, issue_token
-from .common import ErrorSchema
+from .common import CleanInputSchema, documented_errors
 
 blp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth", description="Authentication")
 
 
-class CredentialsSchema(Schema):
+class CredentialsSchema(CleanInputSchema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=100))
     password = fields.String(required=True, validate=validate.Length(min=1, max=500), load_only=True)
 
@@ -27,8 +27,7 @@ class Token(MethodView):
     @blp.doc(security=[])
     @blp.arguments(CredentialsSchema)
     @blp.response(200, TokenSchema)
-    @blp.alt_response(401, schema=ErrorSchema)
-    @blp.alt_response(429, schema=ErrorSchema)
+    @documented_errors(blp, 400, 401, 429)
     def post(self, credentials):
         try:
             user = authenticate(credentials["username"], credentials["password"])

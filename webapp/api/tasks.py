@@ -1,52 +1,215 @@
-"""Tasks: the inbox over the API (`GET /api/v1/tasks?scope=mine|candidate`)."""
+"""Human tasks over the API: the inbox, one task with its form, claim / unclaim / complete, overdue tasks.
+
+A task outside the user's data scope does not exist for them (404). Task ids are the engine's UUIDs.
+"""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy import select
 
+from engine.errors import Conflict, NotFound, PermissionDenied
+from engine.models import HumanTask
+from sop.models import Case, InstanceScope
+
+from ..access import task_scope
 from ..auth import kurator
 from ..views.inbox import inbox_query
-from .common import ErrorSchema, token_required
+from .common import CleanInputSchema, IsoDateTime, audit, documented_errors, error_response, protect, roles_allowed
 
 blp = Blueprint("api_tasks", __name__, url_prefix="/api/v1/tasks", description="Human tasks")
+protect(blp)
+
+OVERDUE_ROLES = ("manager", "commission_secretary", "commission")
 
 
 class TaskSchema(Schema):
     """The fields of `kurator tasks --json`."""
 
-    id = fields.String(required=True)
+    id = fields.String(required=True, metadata={"format": "uuid"})
     name = fields.String(required=True)
     process_key = fields.String(required=True)
     instance_id = fields.Integer(required=True)
     candidate_roles = fields.List(fields.String())
     assignee = fields.String(allow_none=True)
-    due = fields.DateTime(allow_none=True)
-    follow_up = fields.DateTime(allow_none=True)
+    due = IsoDateTime(allow_none=True)
+    follow_up = IsoDateTime(allow_none=True)
     form_key = fields.String(allow_none=True)
     overdue = fields.Boolean()
 
 
+class CaseTaskSchema(TaskSchema):
+    """A task with the case its process belongs to (none for processes outside any case)."""
+
+    case_id = fields.Integer(allow_none=True)
+    case_number = fields.String(allow_none=True)
+
+
+class TaskDetailSchema(CaseTaskSchema):
+    element_id = fields.String()
+    status = fields.String(metadata={"description": "open, completed or cancelled"})
+    candidate_users = fields.List(fields.String())
+    created_at = IsoDateTime()
+    completed_at = IsoDateTime(allow_none=True)
+    completed_by = fields.String(allow_none=True)
+    form = fields.Dict(allow_none=True, metadata={"description": "The form-js schema of the task's form"})
+
+
 class TaskQuerySchema(Schema):
-    scope = fields.String(load_default="all", validate=validate.OneOf(["mine", "candidate", "all"]))
+    scope = fields.String(load_default="all", validate=validate.OneOf(["mine", "candidate", "all"]),
+                          metadata={"description": "mine: assigned to me; candidate: unclaimed, for my roles"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
+
+
+class CompleteSchema(CleanInputSchema):
+    data = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict,
+                       metadata={"description": "The form data: field key -> value"})
 
 
 @blp.route("")
 class Tasks(MethodView):
     @blp.arguments(TaskQuerySchema, location="query")
     @blp.response(200, TaskSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema)
-    @token_required
+    @documented_errors(blp, 401)
     def get(self, query):
-        from engine.models import HumanTask
-
+        """The user's inbox: tasks assigned to them and unclaimed tasks of their roles, in their scope."""
         statement = inbox_query(g.user, mine_only=query["scope"] == "mine")
         if query["scope"] == "candidate":
             statement = statement.where(HumanTask.assignee.is_(None))
         statement = statement.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id)
         with kurator().db.session() as db:
             return list(db.scalars(statement.limit(query["limit"]).offset(query["offset"])))
+
+
+@blp.route("/overdue")
+class OverdueTasks(MethodView):
+    @roles_allowed(*OVERDUE_ROLES)
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, CaseTaskSchema(many=True))
+    @documented_errors(blp, 401, 403)
+    def get(self, query):
+        """Open tasks past their deadline in the user's scope (managers, the commission secretary, the chair)."""
+        statement = task_scope(select(HumanTask).where(HumanTask.status == "open", HumanTask.overdue.is_(True)),
+                               g.user)
+        statement = (statement.add_columns(Case.id, Case.number)
+                     .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
+                     .outerjoin(Case, Case.id == InstanceScope.case_id)
+                     .order_by(HumanTask.due, HumanTask.id).limit(query["limit"]).offset(query["offset"]))
+        with kurator().db.session() as db:
+            rows = db.execute(statement).all()
+        return [_with_case(task, case_id, number) for task, case_id, number in rows]
+
+
+@blp.route("/<uuid:task_id>")
+class Task(MethodView):
+    @blp.response(200, TaskDetailSchema)
+    @documented_errors(blp, 401, 404)
+    def get(self, task_id: UUID):
+        """One task with its form definition (`form`) and its case."""
+        detail = _detail(str(task_id))
+        detail["form"] = kurator().repository.form(detail["form_key"]) if detail["form_key"] else None
+        audit("task_viewed", "task", detail["id"])
+        return detail
+
+
+@blp.route("/<uuid:task_id>/claim")
+class Claim(MethodView):
+    @blp.response(200, TaskDetailSchema)
+    @documented_errors(blp, 401, 403, 404, 409)
+    def post(self, task_id: UUID):
+        """Take the task to work on (it leaves the other candidates' lists). 409 tells who has it already."""
+        task_id = str(task_id)
+        _detail(task_id)
+        try:
+            kurator().tasks.claim(task_id, g.user.username)
+        except (Conflict, PermissionDenied) as exc:
+            return _refusal(task_id, exc, "claim")
+        audit("task_claimed", "task", task_id)
+        return _detail(task_id)
+
+
+@blp.route("/<uuid:task_id>/unclaim")
+class Unclaim(MethodView):
+    @blp.response(200, TaskDetailSchema)
+    @documented_errors(blp, 401, 403, 404, 409)
+    def post(self, task_id: UUID):
+        """Give a claimed task back to the candidates of its roles."""
+        task_id = str(task_id)
+        _detail(task_id)
+        try:
+            kurator().tasks.unclaim(task_id, g.user.username)
+        except (Conflict, PermissionDenied) as exc:
+            return _refusal(task_id, exc, "unclaim")
+        audit("task_unclaimed", "task", task_id)
+        return _detail(task_id)
+
+
+@blp.route("/<uuid:task_id>/complete")
+class Complete(MethodView):
+    @blp.arguments(CompleteSchema, required=False)
+    @blp.response(200, TaskDetailSchema)
+    @documented_errors(blp, 400, 401, 403, 404, 409)
+    def post(self, body, task_id: UUID):
+        """Complete the task with its form data; the process moves on. 422 with a message per wrong field."""
+        task_id = str(task_id)
+        _detail(task_id)
+        try:
+            kurator().tasks.complete(task_id, g.user.username, body["data"])
+        except (Conflict, PermissionDenied) as exc:
+            return _refusal(task_id, exc, "complete")
+        audit("task_completed", "task", task_id)
+        return _detail(task_id)
+
+
+def _detail(task_id: str) -> dict:
+    """The task as a dict with its case, if it is in the user's scope; NotFound otherwise."""
+    statement = (task_scope(select(HumanTask).where(HumanTask.id == task_id), g.user)
+                 .add_columns(Case.id, Case.number)
+                 .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
+                 .outerjoin(Case, Case.id == InstanceScope.case_id))
+    with kurator().db.session() as db:
+        row = db.execute(statement).first()
+    if row is None:
+        raise NotFound("Задача не найдена")
+    return _with_case(*row)
+
+
+def _with_case(task: HumanTask, case_id: int | None, number: str | None) -> dict:
+    return {**{column.key: getattr(task, column.key) for column in HumanTask.__table__.columns},
+            "candidate_roles": list(task.candidate_roles or []), "candidate_users": list(task.candidate_users or []),
+            "case_id": case_id, "case_number": number}
+
+
+def _refusal(task_id: str, exc: Exception, action: str):
+    """Why the engine refused, in Russian, from the task's current state (who has it, who completed it)."""
+    task = _detail(task_id)
+    me = g.user.username
+    if task["status"] == "completed":
+        at = task["completed_at"].isoformat() if task["completed_at"] else "?"
+        return error_response(409, f"Задача «{task['name']}» уже выполнена: {task['completed_by']}, {at}",
+                              {"status": "completed", "completed_by": task["completed_by"]})
+    if task["status"] != "open":
+        return error_response(409, f"Задача «{task['name']}» уже закрыта ({task['status']})",
+                              {"status": task["status"]})
+    assignee = task["assignee"]
+    if assignee and assignee != me:
+        if action == "unclaim":
+            return error_response(403, f"Задачу взял в работу пользователь {assignee}; вернуть ее может только он",
+                                  {"assignee": assignee})
+        return error_response(409, f"Задачу уже взял в работу пользователь {assignee}", {"assignee": assignee})
+    if isinstance(exc, PermissionDenied):
+        roles = ", ".join(task["candidate_roles"]) or "—"
+        return error_response(403, f"Эта задача не для ваших ролей (роли задачи: {roles})",
+                              {"candidate_roles": roles})
+    return error_response(409, getattr(exc, "message", str(exc)))

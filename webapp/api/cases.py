@@ -1,0 +1,187 @@
+"""Case files over the API: the visible cases, one case, its timeline and its documents.
+
+Every read goes to the audit log; a case outside the user's data scope does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select
+
+from engine.errors import NotFound
+from engine.models import HistoryEvent, HumanTask, ProcessInstance
+from sop.models import Case, Family, InstanceScope
+
+from ..access import can_view_case, visible_cases
+from ..auth import kurator
+from .common import MAX_ID, IsoDate, IsoDateTime, audit, documented_errors, protect
+
+blp = Blueprint("api_cases", __name__, url_prefix="/api/v1/cases", description="Case files")
+protect(blp)
+
+CASE_STATUSES = ("check", "recognized", "rejected", "closed")
+CASE_PATH = f"/<int(min=1, max={MAX_ID}):case_id>"
+
+
+class CaseQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(CASE_STATUSES), metadata={"description": "only cases in it"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class CaseListItemSchema(Schema):
+    id = fields.Integer(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+    danger_level = fields.String(allow_none=True)
+    family = fields.String(required=True, metadata={"description": "The family's name"})
+    curator = fields.String(allow_none=True)
+    received_on = IsoDate(allow_none=True)
+    recognized_on = IsoDate(allow_none=True)
+    closed_on = IsoDate(allow_none=True)
+
+
+class CasePageSchema(Schema):
+    items = fields.List(fields.Nested(CaseListItemSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+
+
+class MemberSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    birth_date = IsoDate(allow_none=True)
+
+
+class CaseFamilySchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    address = fields.String(allow_none=True)
+    children = fields.List(fields.Nested(MemberSchema))
+    parents = fields.List(fields.Nested(MemberSchema))
+
+
+class CaseAgencySchema(Schema):
+    id = fields.Integer(metadata={"description": "The agency's id"})
+    name = fields.String()
+    role = fields.String(metadata={"description": "commission, intake or member"})
+
+
+class CaseSchema(Schema):
+    id = fields.Integer(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+    danger_level = fields.String(allow_none=True)
+    sop_confirmed = fields.Boolean(allow_none=True)
+    curator = fields.String(allow_none=True)
+    municipality = fields.String()
+    family = fields.Nested(CaseFamilySchema)
+    received_on = IsoDate(allow_none=True)
+    recognized_on = IsoDate(allow_none=True)
+    closed_on = IsoDate(allow_none=True)
+    closure_grounds = fields.String(allow_none=True)
+    programme_result = fields.String(allow_none=True)
+    process_instance_id = fields.Integer(allow_none=True)
+    agencies = fields.List(fields.Nested(CaseAgencySchema))
+
+
+class HistoryEventSchema(Schema):
+    id = fields.Integer(required=True)
+    at = IsoDateTime(required=True)
+    type = fields.String(required=True, metadata={"description": "e.g. task_created, task_completed, timer_fired"})
+    instance_id = fields.Integer(allow_none=True)
+    process_key = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True)
+    task_name = fields.String(allow_none=True)
+    actor = fields.String(allow_none=True)
+    data = fields.Raw(allow_none=True, metadata={"description": "What was submitted or changed (a JSON object)"})
+
+
+class DocumentSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    title = fields.String(required=True)
+    filename = fields.String(required=True)
+    size = fields.Integer(required=True)
+    created_at = IsoDateTime(required=True)
+    created_by = fields.String(allow_none=True)
+    url = fields.String(required=True, metadata={"description": "Where to download the PDF"})
+
+
+@blp.route("")
+class Cases(MethodView):
+    @blp.arguments(CaseQuerySchema, location="query")
+    @blp.response(200, CasePageSchema)
+    @documented_errors(blp, 401)
+    def get(self, query):
+        """The cases the user may open, newest first; `status` filters."""
+        statement = (select(Case.id, Case.number, Case.status, Case.danger_level, Family.name.label("family"),
+                            Case.curator, Case.received_on, Case.recognized_on, Case.closed_on)
+                     .join(Family, Family.id == Case.family_id)
+                     .where(Case.id.in_(visible_cases(g.user))))
+        if "status" in query:
+            statement = statement.where(Case.status == query["status"])
+        page, per_page = query["page"], query["per_page"]
+        with kurator().db.session() as db:
+            total = db.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            rows = db.execute(statement.order_by(Case.id.desc()).limit(per_page)
+                              .offset((page - 1) * per_page)).all()
+        audit("cases_listed", None, None, status=query.get("status"), page=page, total=total)
+        return {"items": [row._asdict() for row in rows], "total": total, "page": page, "per_page": per_page,
+                "pages": max(1, -(-total // per_page))}
+
+
+@blp.route(CASE_PATH)
+class CaseFile(MethodView):
+    @blp.response(200, CaseSchema)
+    @documented_errors(blp, 401, 404)
+    def get(self, case_id: int):
+        """The case: status, danger level, curator, the family, the agencies taking part."""
+        _visible_or_404(case_id)
+        summary = kurator().sop.case(case_id)
+        audit("case_viewed", "case", case_id)
+        return summary
+
+
+@blp.route(f"{CASE_PATH}/history")
+class CaseHistory(MethodView):
+    @blp.response(200, HistoryEventSchema(many=True))
+    @documented_errors(blp, 401, 404)
+    def get(self, case_id: int):
+        """The timeline of all the case's processes (the case, emergencies, programmes), oldest first."""
+        _visible_or_404(case_id)
+        instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case_id)
+        statement = (select(HistoryEvent, ProcessInstance.process_key, HumanTask.name)
+                     .outerjoin(ProcessInstance, ProcessInstance.id == HistoryEvent.instance_id)
+                     .outerjoin(HumanTask, HumanTask.id == HistoryEvent.task_id)
+                     .where(HistoryEvent.instance_id.in_(instances))
+                     .order_by(HistoryEvent.at, HistoryEvent.id))
+        with kurator().db.session() as db:
+            rows = db.execute(statement).all()
+        audit("case_history_viewed", "case", case_id)
+        return [{"id": event.id, "at": event.at, "type": event.event_type, "instance_id": event.instance_id,
+                 "process_key": process_key, "task_id": event.task_id, "task_name": task_name,
+                 "actor": event.actor, "data": event.data} for event, process_key, task_name in rows]
+
+
+@blp.route(f"{CASE_PATH}/documents")
+class CaseDocuments(MethodView):
+    @blp.response(200, DocumentSchema(many=True))
+    @documented_errors(blp, 401, 404)
+    def get(self, case_id: int):
+        """The documents of the case file (PDF), newest first, without their content."""
+        _visible_or_404(case_id)
+        documents = kurator().sop.documents(case_id)
+        audit("case_documents_listed", "case", case_id)
+        return [{**document, "url": f"/api/v1/documents/{document['id']}"} for document in documents]
+
+
+def _visible_or_404(case_id: int) -> None:
+    with kurator().db.session() as db:
+        if not can_view_case(db, g.user, case_id):
+            raise NotFound("Дело не найдено")

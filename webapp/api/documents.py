@@ -1,0 +1,48 @@
+"""`GET /api/v1/documents/{id}`: a case file's document as a PDF, for users who may open its case."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import g, make_response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from engine.errors import NotFound
+from sop.models import Document
+
+from ..access import can_view_case
+from ..auth import kurator
+from .common import MAX_ID, audit, documented_errors, protect
+
+blp = Blueprint("api_documents", __name__, url_prefix="/api/v1/documents", description="Documents")
+protect(blp)
+
+PDF = {"type": "string", "format": "binary"}
+
+
+@blp.route(f"/<int(min=1, max={MAX_ID}):document_id>")
+class DocumentFile(MethodView):
+    @blp.response(200, PDF, content_type="application/pdf", description="The PDF (as an attachment)")
+    @documented_errors(blp, 401, 404)
+    def get(self, document_id: int):
+        """Download a document of a case file; the download is recorded in the audit log."""
+        with kurator().db.session() as db:
+            row = db.execute(select(Document.case_id, Document.filename, Document.content)
+                             .where(Document.id == document_id)).first()
+            visible = row is not None and row.case_id is not None and can_view_case(db, g.user, row.case_id)
+        if not visible:
+            raise NotFound("Документ не найден")
+        audit("document_downloaded", "document", document_id, case_id=row.case_id, filename=row.filename)
+        response = make_response(bytes(row.content))
+        response.headers["Content-Type"] = "application/pdf"
+        response.headers["Content-Disposition"] = _attachment(row.filename)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+
+def _attachment(filename: str) -> str:
+    """A Content-Disposition for any file name: an ASCII fallback and the UTF-8 name (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename) or "document.pdf"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
