@@ -20,14 +20,9 @@ NAVIGATION = [
 
 
 def register(app: Flask) -> None:
-    from . import inbox
+    from . import admin, cases, inbox, intake, manager, registers, tasks
 
-    app.register_blueprint(inbox.bp)
-    for name in ("tasks", "intake", "cases", "registers", "manager", "admin"):
-        try:
-            module = __import__(f"{__name__}.{name}", fromlist=["bp"])
-        except ModuleNotFoundError:
-            continue
+    for module in (inbox, tasks, intake, cases, registers, manager, admin):
         app.register_blueprint(module.bp)
 
     @app.context_processor
