@@ -22,6 +22,7 @@ PAGES = {  # path -> users that get 200; everyone else gets 403
     "/cases": COMMISSION | AGENCY_STAFF | {"manager"},
     "/registers": COMMISSION | AGENCY_STAFF | {"manager", "regional"},
     "/manager/overdue": COMMISSION | {"manager"},
+    "/modeler": {"methodologist"},
     "/admin": {"admin"},
     "/admin/users": {"admin"},
 }

@@ -15,14 +15,15 @@ NAVIGATION = [
                                     "guardianship", "social_protection", "education", "health", "manager",
                                     "agency_specialist", "curator"}),
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
+    ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]
 
 
 def register(app: Flask) -> None:
-    from . import admin, cases, inbox, intake, manager, registers, tasks
+    from . import admin, cases, inbox, intake, manager, modeler, registers, tasks
 
-    for module in (inbox, tasks, intake, cases, registers, manager, admin):
+    for module in (inbox, tasks, intake, cases, registers, manager, modeler, admin):
         app.register_blueprint(module.bp)
 
     @app.context_processor
