@@ -36,10 +36,7 @@ def app(engine):
         engine.identity.add_user(username, roles, agency="КДНиЗП", password_hash=HASH, full_name=username.title())
     engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))],
                              deployed_by="installer", comment="Первая установка")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
-    if "modeler" not in app.blueprints:  # until webapp/views/__init__.py registers it
-        app.register_blueprint(modeler.bp)
-    return app
+    return create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
 
 
 @pytest.fixture
