@@ -257,6 +257,7 @@
   function start() {
     if (!window.KuratorModeler) { fail("Моделер не загрузился. Обновите страницу."); return; }
     modeler = window.KuratorModeler.create(canvasBox, root.querySelector(".modeler-properties"));
+    window.kuratorModeler = modeler;  // the page's modeler, for browser tests and support sessions
     modeler.on("commandStack.changed", function (event) {
       if (event.trigger !== "clear") { dirty = true; }  // importing a diagram clears the stack
     });
