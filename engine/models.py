@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -153,6 +154,11 @@ class HumanTask(Base):
         Index("ix_human_task_open_due", "status", "due"),
         Index("ix_human_task_instance", "instance_id"),
         Index("ix_human_task_assignee", "assignee", "status"),
+        # the inbox's order and its stage/process lists, on open tasks only (migration 0004)
+        Index("ix_human_task_open_order", text("(due IS NULL)"), "due", "created_at", "id",
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index("ix_human_task_open_lists", "process_key", "element_id", "name",
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))
