@@ -129,14 +129,7 @@ class Claim(MethodView):
     @documented_errors(blp, 401, 403, 404, 409)
     def post(self, task_id: UUID):
         """Take the task to work on (it leaves the other candidates' lists). 409 tells who has it already."""
-        task_id = str(task_id)
-        _detail(task_id)
-        try:
-            kurator().tasks.claim(task_id, g.user.username)
-        except (Conflict, PermissionDenied) as exc:
-            return _refusal(task_id, exc, "claim")
-        audit("task_claimed", "task", task_id)
-        return _detail(task_id)
+        return _take_or_return(str(task_id), "claim")
 
 
 @blp.route("/<uuid:task_id>/unclaim")
@@ -145,14 +138,18 @@ class Unclaim(MethodView):
     @documented_errors(blp, 401, 403, 404, 409)
     def post(self, task_id: UUID):
         """Give a claimed task back to the candidates of its roles."""
-        task_id = str(task_id)
-        _detail(task_id)
-        try:
-            kurator().tasks.unclaim(task_id, g.user.username)
-        except (Conflict, PermissionDenied) as exc:
-            return _refusal(task_id, exc, "unclaim")
-        audit("task_unclaimed", "task", task_id)
-        return _detail(task_id)
+        return _take_or_return(str(task_id), "unclaim")
+
+
+def _take_or_return(task_id: str, action: str):
+    """Claim or unclaim a task in the user's scope; a refusal says why (and who has it)."""
+    _detail(task_id)
+    try:
+        getattr(kurator().tasks, action)(task_id, g.user.username)
+    except (Conflict, PermissionDenied) as exc:
+        return _refusal(task_id, exc, action)
+    audit(f"task_{action}ed", "task", task_id)
+    return _detail(task_id)
 
 
 @blp.route("/<uuid:task_id>/complete")
