@@ -120,7 +120,10 @@ def test_regional_secretary_chooses_a_municipality_and_sees_no_journal(web):  # 
 
 def test_registers_are_closed_to_other_roles(web):  # noqa: F811
     assert client_of(web, "admin").get("/registers").status_code == 403
-    assert client_of(web, "curator1").get("/registers").status_code == 403
+    # a curator, like all agency staff, sees their own agency's journal (004 §4.3) but not the databank
+    curator = client_of(web, "curator1")
+    assert curator.get("/registers").status_code == 200
+    assert curator.get("/registers/databank.xlsx").status_code == 403
 
 
 def test_bad_period_is_reported_not_fatal(web):  # noqa: F811
