@@ -26,11 +26,14 @@ class Problem:
     message: str
     element_id: str | None = None
     file: str | None = None
+    rule: str | None = None  # the lint rule that found it (bpmnlint ids); None for the engine's own checks
+    message_ru: str | None = None  # the same finding in Russian, for the methodologist
 
     def __str__(self) -> str:
         where = ", ".join(part for part in (self.file, f"element '{self.element_id}'" if self.element_id else None)
                           if part)
-        return f"{self.severity}: {where + ': ' if where else ''}{self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{self.severity}: {where + ': ' if where else ''}{self.message}{rule}"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import history
+from .bpmn import lint as bpmn_lint
 from .bpmn import validation
 from .bpmn.parser import KuratorParser
 from .bpmn.serializer import StateSerializer
@@ -80,12 +82,15 @@ class RepositoryService:
     # -- deployment -------------------------------------------------------------------------------------------
 
     def deploy(self, files: Iterable[str | Path | tuple[str, str | bytes]], deployed_by: str | None = None,
-               comment: str | None = None) -> DeploymentResult:
-        """Validate every file, then store new versions of what changed; refuse everything on any error."""
+               comment: str | None = None, lint: bool = False) -> DeploymentResult:
+        """Validate every file, then store new versions of what changed; refuse everything on any error.
+
+        With `lint`, the diagrams are also checked by the `bpmnlint:recommended` rules (`engine.bpmn.lint`):
+        their errors refuse the deployment like any other, their warnings are returned with the others."""
         sources = [_read(item) for item in files]
         if not sources:
-            raise ValidationFailed([Problem("error", "No files to deploy")])
-        form_schemas, parsed, problems = self._prepare(sources)
+            raise ValidationFailed([Problem("error", "No files to deploy", message_ru="Нет файлов для развертывания")])
+        form_schemas, parsed, problems = self._prepare(sources, lint)
         if any(p.severity == "error" for p in problems):
             raise ValidationFailed(problems)
         warnings = [p for p in problems if p.severity == "warning"]
@@ -111,15 +116,15 @@ class RepositoryService:
                            "deploy again") from exc
         return result
 
-    def validate(self, files: Iterable[str | Path | tuple[str, str | bytes]]) -> list[Problem]:
-        """All problems of a would-be deployment (errors and warnings), storing nothing."""
+    def validate(self, files: Iterable[str | Path | tuple[str, str | bytes]], lint: bool = False) -> list[Problem]:
+        """All problems of a would-be deployment (errors and warnings), storing nothing; `lint` as in `deploy`."""
         try:
             sources = [_read(item) for item in files]
         except ValidationFailed as exc:
             return exc.problems
-        return self._prepare(sources)[2]
+        return self._prepare(sources, lint)[2]
 
-    def _prepare(self, sources: list[_Source]):
+    def _prepare(self, sources: list[_Source], lint: bool = False):
         """Check forms and diagrams together: (form schemas by key, parsed processes per file, problems)."""
         problems: list[Problem] = []
         form_schemas = {}
@@ -129,30 +134,39 @@ class RepositoryService:
                 if schema is not None:
                     form_schemas[Path(source.name).stem] = (source, schema)
         bpmn = [s for s in sources if not s.name.lower().endswith(FORM_SUFFIXES)]
-        parsed = self._parse_bpmn(bpmn, set(form_schemas) | self.form_keys(), problems)
+        parsed = self._parse_bpmn(bpmn, set(form_schemas) | self.form_keys(), problems, lint)
         return form_schemas, parsed, problems
 
-    def _parse_bpmn(self, sources: list[_Source], known_forms: set[str], problems: list[Problem]):
+    def _parse_bpmn(self, sources: list[_Source], known_forms: set[str], problems: list[Problem],
+                    lint: bool = False):
         parsed = []
         parser = KuratorParser()
         trees = []
+        lint_problems: list[Problem] = []  # reported after the engine's own problems
         for source in sources:
             try:
                 tree = etree.fromstring(source.text.encode("utf-8"), _XML_PARSER)
             except etree.XMLSyntaxError as exc:
-                problems.append(Problem("error", f"Not a well-formed XML file: {exc}", file=source.name))
+                problems.append(Problem("error", f"Not a well-formed XML file: {exc}", file=source.name,
+                                        message_ru=f"Файл не читается как XML (ошибка разметки): {exc}. Проверьте, "
+                                                   f"что файл сохранен целиком и не изменялся вручную."))
                 continue
             if etree.QName(tree).localname != "definitions":
                 problems.append(Problem("error", "Not a BPMN 2.0 file: the root element must be "
-                                                 "bpmn:definitions", file=source.name))
+                                                 "bpmn:definitions", file=source.name,
+                                        message_ru="Это не файл BPMN 2.0: корневым элементом должен быть "
+                                                   "bpmn:definitions."))
                 continue
+            if lint:
+                lint_problems.extend(bpmn_lint.lint_tree(tree, source.name))
             try:
                 parser.add_bpmn_xml(tree, filename=source.name)
             except Exception as exc:  # any parser failure on foreign input becomes a Problem
-                problems.append(validation.problem_from_exception(exc, source.name))
+                problems.append(validation.problem_from_exception(exc, source.name, tree=tree))
                 continue
             trees.append((source, tree))
         if not trees:
+            problems.extend(lint_problems)
             return parsed
         self._add_called_processes(parser, problems)
         roles = self._engine.role_titles()
@@ -162,7 +176,9 @@ class RepositoryService:
                            and parser.get_process_parser(p.get("id")).process_executable]
             if not process_ids:
                 problems.append(Problem("error", "The file has no executable process: set "
-                                                 "isExecutable=\"true\" on the process to run", file=source.name))
+                                                 "isExecutable=\"true\" on the process to run", file=source.name,
+                                        message_ru="В файле нет исполняемого процесса: отметьте процесс как "
+                                                   "исполняемый (isExecutable=\"true\")."))
                 continue
             processes = []
             for process_id in process_ids:
@@ -171,7 +187,7 @@ class RepositoryService:
                     spec = parser.get_spec(process_id)
                     subprocess_specs = parser.get_subprocess_specs(process_id)
                 except Exception as exc:
-                    problems.append(validation.problem_from_exception(exc, source.name, process_id))
+                    problems.append(validation.problem_from_exception(exc, source.name, process_id, tree=tree))
                     continue
                 validation.check_specs(spec, subprocess_specs, source.name, known_forms, roles, spec_problems)
                 problems.extend(spec_problems)
@@ -185,6 +201,7 @@ class RepositoryService:
                 warnings = [p for p in spec_problems if p.severity == "warning"]
                 processes.append((process_id, spec.description or process_id, spec_json, warnings))
             parsed.append((source, processes))
+        problems.extend(lint_problems)
         return parsed
 
     def _add_called_processes(self, parser: KuratorParser, problems: list[Problem]) -> None:
@@ -225,13 +242,17 @@ class RepositoryService:
     def _store_process(self, session, key, name, source, resource, spec_json, warnings, deployed_by, comment):
         latest = session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
                                 .order_by(ProcessDefinition.version.desc()).limit(1))
+        form_versions = self._latest_form_versions(session, self.spec_form_keys(spec_json))
         if latest is not None and latest.content_hash == resource.content_hash:
-            return DeployedItem("process", key, latest.version, False, source.name)
+            if latest.form_versions is None:  # deployed before forms were pinned: it ran with the latest forms
+                latest.form_versions = form_versions
+            if latest.form_versions == form_versions:
+                return DeployedItem("process", key, latest.version, False, source.name)
         version = (latest.version if latest else 0) + 1
         session.add(ProcessDefinition(key=key, version=version, name=name, content_hash=resource.content_hash,
                                       resource_id=resource.id, spec_json=spec_json, warnings=warnings,
                                       deployed_at=self._engine.clock.now(), deployed_by=deployed_by,
-                                      comment=comment))
+                                      comment=comment, form_versions=form_versions))
         session.flush()
         return DeployedItem("process", key, version, True, source.name)
 
@@ -253,12 +274,40 @@ class RepositoryService:
         with self._engine.db.session() as session:
             return set(session.scalars(select(FormDefinition.key).distinct()))
 
-    def form(self, key: str) -> dict[str, Any] | None:
-        """The latest schema of a form, by key or by a Camunda form key."""
+    def form(self, key: str, definition_id: int | None = None) -> dict[str, Any] | None:
+        """The schema of a form, by key or by a Camunda form key: the version pinned by process version
+        `definition_id` when given (forms are versioned with the diagrams that use them), else the latest."""
+        key = normalize_form_key(key)
         with self._engine.db.session() as session:
-            row = session.scalar(select(FormDefinition).where(FormDefinition.key == normalize_form_key(key))
-                                 .order_by(FormDefinition.version.desc()).limit(1))
+            query = select(FormDefinition).where(FormDefinition.key == key)
+            if definition_id is not None:
+                pinned = session.scalar(select(ProcessDefinition.form_versions)
+                                        .where(ProcessDefinition.id == definition_id)) or {}
+                if key in pinned:
+                    query = query.where(FormDefinition.version == pinned[key])
+            row = session.scalar(query.order_by(FormDefinition.version.desc()).limit(1))
             return row.schema if row is not None else None
+
+    @staticmethod
+    def spec_form_keys(spec_json: str) -> list[str]:
+        """The deployable forms a stored spec's user tasks name, in the process and every process it calls
+        (forms with inline fields, the Camunda generated kind, need no deployment)."""
+        specs = json.loads(spec_json)
+        keys = set()
+        for process in [specs["spec"], *specs.get("subprocess_specs", {}).values()]:
+            for task_spec in process.get("task_specs", {}).values():
+                form = task_spec.get("form")
+                if isinstance(form, dict) and form.get("key") and not form.get("fields"):
+                    keys.add(normalize_form_key(form["key"]))
+        return sorted(keys)
+
+    @staticmethod
+    def _latest_form_versions(session, keys: list[str]) -> dict[str, int]:
+        if not keys:
+            return {}
+        rows = session.execute(select(FormDefinition.key, func.max(FormDefinition.version))
+                               .where(FormDefinition.key.in_(keys)).group_by(FormDefinition.key)).all()
+        return {key: version for key, version in sorted(rows)}
 
     def definition(self, key: str, version: int | None = None) -> ProcessDefinition:
         with self._engine.db.session() as session:
@@ -305,6 +354,6 @@ def _read(item: str | Path | tuple[str, str | bytes]) -> _Source:
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ValidationFailed([Problem("error", f"The file is not UTF-8 text ({exc.reason})",
-                                            file=name)]) from exc
+            raise ValidationFailed([Problem("error", f"The file is not UTF-8 text ({exc.reason})", file=name,
+                                            message_ru="Файл не в кодировке UTF-8: сохраните его в UTF-8.")]) from exc
     return _Source(name=name, text=content)

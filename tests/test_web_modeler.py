@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from engine.models import ProcessDefinition
-from webapp import create_app
 from webapp.views import modeler
 
-from .test_web_auth import HASH, login
+from .modeler_support import audit, modeler_app, post_json, signed_in
+from .test_web_auth import login
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 SOP_CASE = (WORKFLOWS / "sop_case.bpmn").read_text(encoding="utf-8")
@@ -30,30 +30,17 @@ BROKEN = modeler.NEW_DIAGRAM.replace(
 def app(engine):
     from .test_sop_diagrams import FORMS
 
-    engine.identity.add_agency("КДНиЗП", "Йошкар-Ола", kind="commission")
-    for username, roles in (("method", ["methodologist"]), ("secretary", ["commission_secretary"]),
-                            ("admin", ["admin"])):
-        engine.identity.add_user(username, roles, agency="КДНиЗП", password_hash=HASH, full_name=username.title())
+    app = modeler_app(engine)
     engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))],
                              deployed_by="installer", comment="Первая установка")
-    return create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
+    return app
 
 
 @pytest.fixture
 def method(app):
-    client = app.test_client()
-    assert login(client, "method").status_code == 302
-    return client
+    return signed_in(app)
 
 
-def token(client) -> str:
-    page = client.get("/modeler").get_data(as_text=True)
-    return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
-
-
-def post_json(client, path, body, with_token=True):
-    headers = {"X-CSRFToken": token(client)} if with_token else {}
-    return client.post(path, data=json.dumps(body), content_type="application/json", headers=headers)
 
 
 def versions(app, key) -> list[ProcessDefinition]:
@@ -61,9 +48,6 @@ def versions(app, key) -> list[ProcessDefinition]:
         return list(db.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
                                .order_by(ProcessDefinition.version)))
 
-
-def audit(app, action) -> list[dict]:
-    return [e for e in app.extensions["kurator"].audit.events() if e["action"] == action]
 
 
 @pytest.mark.parametrize("username", ["secretary", "admin"])
@@ -111,13 +95,15 @@ def test_validate_reports_problems_with_element_ids(app, method):
     response = post_json(method, "/modeler/validate", {"xml": BROKEN})
     assert response.status_code == 200
     problems = response.get_json()
-    assert [p["element_id"] for p in problems if p["severity"] == "error"] == ["check"]
-    assert "dueDate" in problems[0]["message"]
-    assert post_json(method, "/modeler/validate", {"xml": SOP_CASE}).get_json() == []
+    assert [p["element_id"] for p in problems if p["severity"] == "error" and p["rule"] is None] == ["check"]
+    assert "dueDate" in problems[0]["message"] and "camunda:dueDate" in problems[0]["message_ru"]
+    assert {p["rule"] for p in problems if p["rule"]} == {"end-event-required", "no-bpmndi", "no-implicit-end"}
+    assert [p for p in post_json(method, "/modeler/validate", {"xml": SOP_CASE}).get_json()
+            if p["severity"] == "error"] == []
     events = audit(app, "diagram_validated")
     assert len(events) == 2 and {e["object_id"] for e in events} == {"new_process", "sop_case"}
     assert all(e["actor"] == "method" and e["object_type"] == "process" for e in events)
-    assert events[1]["details"]["errors"] == 1  # newest first
+    assert events[1]["details"]["errors"] == sum(p["severity"] == "error" for p in problems)  # newest first
 
 
 def test_validate_needs_xml(method):
