@@ -16,6 +16,7 @@ from .audit import AuditService
 from .calendar_service import CalendarService
 from .clock import Clock, FrozenClock, SystemClock
 from .db import Database
+from .drafts import DraftService
 from .errors import (
     Conflict,
     ExecutionError,
@@ -30,6 +31,7 @@ from .executor import Executor
 from .history import HistoryService
 from .identity import IdentityService
 from .management import ManagementService
+from .migration import MigrationService
 from .repository import RepositoryService
 from .runtime import RuntimeService
 from .tasks import TaskService
@@ -55,6 +57,8 @@ class ProcessEngine:
         self.tasks = TaskService(self)
         self.management = ManagementService(self)
         self.audit = AuditService(self)
+        self.migration = MigrationService(self)
+        self.drafts = DraftService(self)
         self._role_titles: dict[str, str] | None = None
 
     def init_db(self) -> None:

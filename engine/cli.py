@@ -105,11 +105,12 @@ def init_db(ctx: Context) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--by", "deployed_by", default=None, help="Who deploys (recorded in history).")
 @click.option("--comment", default=None)
+@click.option("--lint", is_flag=True, help="Also apply the bpmnlint recommended rules (as the modeler does).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def deploy(ctx: Context, files, deployed_by, comment, as_json) -> None:
+def deploy(ctx: Context, files, deployed_by, comment, lint, as_json) -> None:
     """Validate and deploy BPMN diagrams and form definitions."""
-    result = ctx.engine().repository.deploy(list(files), deployed_by=deployed_by, comment=comment)
+    result = ctx.engine().repository.deploy(list(files), deployed_by=deployed_by, comment=comment, lint=lint)
     lines = [f"{i.kind} {i.key} version {i.version} ({'new' if i.created else 'unchanged'})" for i in result.items]
     lines += [f"  - {w}" for w in result.warnings]
     emit(result.to_dict(), as_json, "\n".join(lines))
@@ -339,6 +340,51 @@ def scheduler(ctx: Context, interval) -> None:
     from .scheduler import run_forever
 
     run_forever(ctx.engine(), interval)
+
+
+
+@main.command()
+@click.argument("key")
+@click.option("--to", "target_version", type=int, default=None, help="Target version (default: the latest).")
+@click.option("--from-version", "from_versions", type=int, multiple=True, help="Only instances on this version.")
+@click.option("--stage", "stages", multiple=True, help="Only instances with an open task of this element id.")
+@click.option("--instance", "instance_ids", type=int, multiple=True, help="Only these instances.")
+@click.option("--dry-run", is_flag=True, help="Only report which instances can move and why not.")
+@click.option("--by", "actor", default=None, help="Who migrates (recorded in history).")
+@click.option("--comment", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def migrate(ctx: Context, key, target_version, from_versions, stages, instance_ids, dry_run, actor, comment,
+            as_json) -> None:
+    """Move running instances of process KEY to another version (a dry run first with --dry-run)."""
+    service = ctx.engine().migration
+    filters = {"from_versions": list(from_versions), "stages": list(stages), "instance_ids": list(instance_ids)}
+    if dry_run:
+        plan = service.plan(key, target_version, **filters)
+        lines = [f"#{i.instance_id} v{i.version}: " + ("можно перенести" if i.movable else
+                                                        "нельзя: " + "; ".join(i.reasons))
+                 for i in plan.instances]
+        lines.append(f"Всего {len(plan.instances)}, можно перенести {len(plan.movable)}, "
+                     f"нельзя {len(plan.blocked)} (на версию {plan.target_version})")
+        emit(plan.to_dict(), as_json, "\n".join(lines))
+        return
+    result = service.migrate(key, target_version, actor=actor, comment=comment, **filters)
+    lines = [f"#{i['instance_id']}: " + (f"перенесен (перенос {i['id']})" if i["status"] == "moved"
+                                         else f"не перенесен: {i['reason']}") for i in result["items"]]
+    lines.append(f"Пакет {result['id']}: перенесено {result['moved']} из {result['total']}, "
+                 f"не удалось {result['failed']} (на версию {result['target_version']})")
+    emit(result, as_json, "\n".join(lines))
+
+
+@main.command("migrate-revert")
+@click.argument("migration_id", type=int)
+@click.option("--by", "actor", default=None, help="Who reverts (recorded in history).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def migrate_revert(ctx: Context, migration_id, actor, as_json) -> None:
+    """Put an instance back on the version it had before migration MIGRATION_ID."""
+    result = ctx.engine().migration.revert(migration_id, actor=actor)
+    emit(result, as_json, f"Экземпляр {result['instance_id']} возвращен на версию {result['version']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,8 @@ MESSAGE_RECEIVED = "message_received"
 SIGNAL_RECEIVED = "signal_received"
 CONFLICT_REJECTED = "conflict_rejected"
 INCIDENT = "incident"
+INSTANCE_MIGRATED = "instance_migrated"
+MIGRATION_REVERTED = "migration_reverted"
 
 
 Listener = Callable[[Session, HistoryEvent], None]

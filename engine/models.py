@@ -107,6 +107,9 @@ class ProcessDefinition(Base):
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
+    # The form versions this process version runs with ({form key: version}), fixed at deployment: a form changed
+    # later reaches running cases only through a new process version (and a migration). None = before 0006.
+    form_versions: Mapped[dict[str, int] | None] = mapped_column(JSONType)
     resource: Mapped[Resource] = relationship(lazy="select")
 
 
@@ -122,6 +125,25 @@ class FormDefinition(Base):
     schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ModelerDraft(Base):
+    """A methodologist's unfinished diagram or form, saved in the modeler; `revision` guards concurrent saves."""
+
+    __tablename__ = "modeler_draft"
+    __table_args__ = (Index("ix_modeler_draft_kind_key", "kind", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "diagram" or "form"
+    key: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(Text)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    saved_by: Mapped[str | None] = mapped_column(String(100))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProcessInstance(Base):
@@ -227,3 +249,50 @@ class AuditEvent(Base):
     object_id: Mapped[str | None] = mapped_column(String(60))
     ip: Mapped[str | None] = mapped_column(String(60))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class MigrationBatch(Base):
+    """A migration of running instances to another version of their process, run in chunks (engine.migration)."""
+
+    __tablename__ = "migration_batch"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    target_definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
+    target_version: Mapped[int] = mapped_column(Integer)
+    instance_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    filters: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    moved: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class InstanceMigration(Base):
+    """One instance's move to another version (or a failed attempt), with what is needed to move it back."""
+
+    __tablename__ = "instance_migration"
+    __table_args__ = (UniqueConstraint("batch_id", "instance_id"),
+                      Index("ix_instance_migration_instance", "instance_id", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("migration_batch.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))
+    # "moved", "failed" or "reverted"
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    from_definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
+    to_definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
+    previous_state: Mapped[str | None] = mapped_column(Text)
+    previous_revision: Mapped[int | None] = mapped_column(Integer)
+    revision_after: Mapped[int | None] = mapped_column(Integer)
+    # the open inbox rows before the move, to give them back on a revert
+    previous_tasks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    changes: Mapped[list[str] | None] = mapped_column(JSONType)
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    migrated_by: Mapped[str | None] = mapped_column(String(100))
+    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reverted_by: Mapped[str | None] = mapped_column(String(100))

@@ -133,8 +133,10 @@ class TaskService:
             row = self._open_row(session, task_id)
             self._check_may_complete(row, user)
             instance_id, form_key = row.instance_id, row.form_key
+            definition_id = session.scalar(select(ProcessInstance.definition_id)
+                                           .where(ProcessInstance.id == instance_id))
         if form_key:
-            schema = self._engine.repository.form(form_key)
+            schema = self._engine.repository.form(form_key, definition_id)
             if schema is not None:
                 data = validate_submission(schema, data)
         executor = self._engine.executor
@@ -178,8 +180,13 @@ class TaskService:
             return {k: v for k, v in row.data.items() if not k.startswith("_draft")}
 
     def form(self, task_id: str) -> dict[str, Any] | None:
-        task = self.get(task_id)
-        return self._engine.repository.form(task["form_key"]) if task["form_key"] else None
+        """The form definition of a task: the version its instance's process version was deployed with."""
+        with self._engine.db.session() as session:
+            row = self._row(session, task_id)
+            form_key, instance_id = row.form_key, row.instance_id
+            definition_id = session.scalar(select(ProcessInstance.definition_id)
+                                           .where(ProcessInstance.id == instance_id))
+        return self._engine.repository.form(form_key, definition_id) if form_key else None
 
     # -- helpers ----------------------------------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ class Task(MethodView):
     def get(self, task_id: UUID):
         """One task with its form definition (`form`) and its case."""
         detail = _detail(str(task_id))
-        detail["form"] = kurator().repository.form(detail["form_key"]) if detail["form_key"] else None
+        detail["form"] = kurator().tasks.form(detail["id"])
         audit("task_viewed", "task", detail["id"])
         return detail
 
