@@ -15,7 +15,6 @@
   var problemsEmpty = root.querySelector(".modeler-problems-empty");
   var commentInput = root.querySelector("input[name=comment]");
   var uploadInput = root.querySelector("input[name=upload]");
-  var csrfMeta = document.querySelector("meta[name=csrf-token]");
   var modeler = null;
   var marked = [];
   var dirty = false;
@@ -82,6 +81,15 @@
     var canvas = modeler.get("canvas");
     problemsEmpty.textContent = problems.length ? "" : "Замечаний нет: схему можно развернуть.";
     problemsEmpty.hidden = !!problems.length;
+    // a problem of a whole process is shown on the pool (participant) that holds it
+    function shapeId(id) {
+      if (!id || registry.get(id)) { return id; }
+      var pool = registry.filter(function (e) {
+        var bo = e.businessObject;
+        return bo && bo.$type === "bpmn:Participant" && bo.processRef && bo.processRef.id === id;
+      })[0];
+      return pool ? pool.id : id;
+    }
     problems.forEach(function (problem) {
       var item = document.createElement("li");
       item.className = "problem " + problem.severity;
@@ -91,9 +99,10 @@
       item.appendChild(head);
       var text = document.createElement("span");
       text.className = "problem-message";
-      text.textContent = problem.message;
+      text.textContent = problem.message_ru || problem.message;
       item.appendChild(text);
-      var element = problem.element_id ? registry.get(problem.element_id) : null;
+      var targetId = shapeId(problem.element_id);
+      var element = targetId ? registry.get(targetId) : null;
       if (problem.element_id) {
         var ref = document.createElement("button");
         ref.type = "button";
@@ -101,30 +110,25 @@
         ref.textContent = (element && element.businessObject && element.businessObject.name) || problem.element_id;
         ref.title = element ? "Выделить элемент " + problem.element_id : "Элемента " + problem.element_id + " нет на схеме";
         ref.disabled = !element;
-        ref.addEventListener("click", function () { selectElement(problem.element_id); });
+        ref.addEventListener("click", function () { selectElement(targetId); });
         item.appendChild(ref);
       }
+      if (problem.rule) {
+        var rule = document.createElement("span");
+        rule.className = "problem-rule muted";
+        rule.textContent = problem.rule;
+        rule.title = "Правило проверки bpmnlint";
+        item.appendChild(rule);
+      }
       if (element) {
-        canvas.addMarker(problem.element_id, "kurator-problem-" + (problem.severity === "error" ? "error" : "warning"));
-        marked.push(problem.element_id);
+        canvas.addMarker(targetId, "kurator-problem-" + (problem.severity === "error" ? "error" : "warning"));
+        marked.push(targetId);
       }
       problemList.appendChild(item);
     });
   }
 
-  function post(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Accept": "application/json",
-                 "X-CSRFToken": csrfMeta ? csrfMeta.content : "" },
-      body: JSON.stringify(body)
-    }).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (json) {
-        return { status: response.status, ok: response.ok, json: json };
-      });
-    });
-  }
+  var post = window.KuratorJson.post;
 
   function currentXml() {
     return modeler.saveXML({ format: true }).then(function (result) { return result.xml; });
@@ -167,7 +171,7 @@
     if (!comment && !window.confirm("Развернуть новую версию без комментария?")) { return null; }
     status("Развертывание…");
     return currentXml().then(function (xml) {
-      return post(root.dataset.deployUrl, { xml: xml, comment: comment });
+      return post(root.dataset.deployUrl, { xml: xml, comment: comment, draft_id: data.draft_id });
     }).then(function (response) {
       var json = response.json || {};
       if (response.status === 422) {
@@ -185,6 +189,7 @@
           + " уже развернута.";
       dirty = false;
       commentInput.value = "";
+      if (json.draft_deleted) { text += " Черновик № " + data.draft_id + " закрыт."; data.draft_id = null; }
       status(text, "ok");
       if (created.length === 1 && window.history && window.history.replaceState) {
         var url = new URL(window.location.href);
@@ -194,6 +199,29 @@
         data.key = created[0].key;
         data.version = created[0].version;
         title(processName(), created[0].key + ", версия " + created[0].version);
+      }
+    });
+  });
+
+  var saveDraft = guarded(function () {
+    status("Сохранение черновика…");
+    return currentXml().then(function (xml) {
+      return post(root.dataset.draftUrl, {
+        kind: "diagram", content: xml, note: commentInput.value.trim() || null, base_version: data.base_version,
+        draft_id: data.draft_id, revision: data.revision
+      });
+    }).then(function (response) {
+      var json = response.json || {};
+      if (!response.ok) { throw new Error(json.message || "сервер ответил " + response.status); }
+      data.draft_id = json.id;
+      data.revision = json.revision;
+      dirty = false;
+      status("Черновик № " + json.id + " сохранен. Он виден другим методистам в списке моделера.", "ok");
+      if (window.history && window.history.replaceState) {
+        var url = new URL(window.location.href);
+        url.search = "";
+        url.searchParams.set("draft", json.id);
+        window.history.replaceState(null, "", url.toString());
       }
     });
   });
@@ -263,6 +291,7 @@
     });
     root.querySelector("[data-action=validate]").addEventListener("click", validate);
     root.querySelector("[data-action=deploy]").addEventListener("click", deploy);
+    root.querySelector("[data-action=draft]").addEventListener("click", saveDraft);
     root.querySelector("[data-action=download]").addEventListener("click", download);
     root.querySelector("[data-action=fit]").addEventListener("click", function () {
       modeler.get("canvas").zoom("fit-viewport", "auto");

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, g, request
 
 # (endpoint, label, roles that see the link; None = every signed-in user)
 NAVIGATION = [
@@ -19,16 +19,35 @@ NAVIGATION = [
     ("admin.index", "Администрирование", {"admin"}),
 ]
 
+# Blueprints whose pages belong to a navigation area besides the area's own one (the link is shown active there).
+SECTIONS = {"modeler": {"modeler", "modeler_forms", "diagram_diff", "simulation", "migration"}}
+
 
 def register(app: Flask) -> None:
-    from . import admin, cases, inbox, intake, manager, modeler, registers, tasks
+    from . import (
+        admin,
+        cases,
+        diagram_diff,
+        inbox,
+        intake,
+        manager,
+        migration,
+        modeler,
+        modeler_forms,
+        registers,
+        simulation,
+        tasks,
+    )
 
-    for module in (inbox, tasks, intake, cases, registers, manager, modeler, admin):
+    for module in (inbox, tasks, intake, cases, registers, manager, modeler, modeler_forms, diagram_diff, simulation,
+                   migration, admin):
         app.register_blueprint(module.bp)
 
     @app.context_processor
     def _navigation():
         user = g.get("user")
-        links = [(endpoint, label) for endpoint, label, roles in NAVIGATION
+        here = request.blueprint or ""
+        links = [(endpoint, label, here in SECTIONS.get(endpoint.split(".")[0], {endpoint.split(".")[0]}))
+                 for endpoint, label, roles in NAVIGATION
                  if endpoint in app.view_functions and user is not None and (roles is None or user.has(*roles))]
         return {"navigation": links}

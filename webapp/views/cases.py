@@ -77,7 +77,9 @@ EVENTS = {"instance_started": "Процесс запущен", "instance_complet
           "task_unclaimed": "Задача возвращена в общий список", "task_completed": "Задача выполнена",
           "task_cancelled": "Задача отменена", "task_overdue": "Срок нарушен", "timer_fired": "Таймер сработал",
           "message_received": "Получено сообщение", "signal_received": "Получен сигнал",
-          "conflict_rejected": "Одновременное изменение отклонено", "incident": "Сбой выполнения"}
+          "conflict_rejected": "Одновременное изменение отклонено", "incident": "Сбой выполнения",
+          "instance_migrated": "Процесс перенесен на новую версию схемы",
+          "migration_reverted": "Перенос на новую версию отменен"}
 EVENT_NAMES = {"threat_to_life": "угроза жизни или здоровью ребенка",
                "minor_turned_18": "несовершеннолетнему исполнилось 18 лет"}
 INSTANCE_STATUSES = {"running": "идет", "completed": "завершен", "cancelled": "отменен", "error": "сбой",
@@ -402,6 +404,8 @@ def _timeline(db, events: list[HistoryEvent], tasks: list[HumanTask], instances:
             subject = task_names.get(event.task_id) or data.get("name") or ""
         elif event.event_type in ("instance_started", "instance_completed"):
             subject = process.get("name", "")
+        elif event.event_type in ("instance_migrated", "migration_reverted") and isinstance(data.get("to"), dict):
+            subject = f"версия {data.get('from', {}).get('version', '?')} → версия {data['to'].get('version', '?')}"
         elif event.event_type in ("message_received", "signal_received"):
             subject = EVENT_NAMES.get(data.get("name"), data.get("name") or "")
         elif data.get("element"):

@@ -9,12 +9,12 @@ browser.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from engine.errors import Conflict, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
@@ -85,7 +85,9 @@ def _payload() -> tuple[str, dict]:
 
 
 def _problems(problems) -> list[dict]:
-    return [{"severity": p.severity, "message": p.message, "element_id": p.element_id} for p in problems]
+    """Problems for the page: the Russian message (the English one when there is none) and the lint rule id."""
+    return [{"severity": p.severity, "message": p.message, "message_ru": p.message_ru or p.message,
+             "element_id": p.element_id, "rule": p.rule} for p in problems]
 
 
 @bp.route("")
@@ -99,15 +101,18 @@ def index():
     groups: dict[str, list[dict]] = {}
     for d in definitions:
         groups.setdefault(d["key"], []).append(d)
-    return render_template("modeler/index.html", groups=groups)
+    return render_template("modeler/index.html", groups=groups, drafts=kurator().drafts.list("diagram"))
 
 
 @bp.route("/edit")
 @roles_required(ROLE)
 def edit():
     key = request.args.get("key", "").strip()
+    draft_id = request.args.get("draft", type=int)
+    if draft_id is not None:
+        return _edit_draft(draft_id)
     if not key:
-        return render_template("modeler/edit.html", xml=NEW_DIAGRAM, definition=None)
+        return render_template("modeler/edit.html", xml=NEW_DIAGRAM, definition=None, draft=None)
     version = request.args.get("version", type=int)
     with kurator().db.session() as db:
         query = (select(ProcessDefinition).options(selectinload(ProcessDefinition.resource))
@@ -120,14 +125,35 @@ def edit():
         definition = {"key": row.key, "version": row.version, "name": row.name, "deployed_at": row.deployed_at,
                       "deployed_by": row.deployed_by, "comment": row.comment}
         xml = row.resource.content
-    return render_template("modeler/edit.html", xml=xml, definition=definition)
+    return render_template("modeler/edit.html", xml=xml, definition=definition, draft=None)
+
+
+def _edit_draft(draft_id: int):
+    engine = kurator()
+    try:
+        draft = engine.drafts.get(draft_id, kind="diagram")
+    except NotFound:
+        abort(404)
+    definition = None
+    if draft["key"] and draft["base_version"]:
+        with engine.db.session() as db:
+            row = db.scalars(select(ProcessDefinition).where(ProcessDefinition.key == draft["key"],
+                                                             ProcessDefinition.version == draft["base_version"])
+                             ).first()
+            if row is not None:
+                definition = {"key": row.key, "version": row.version, "name": row.name,
+                              "deployed_at": row.deployed_at, "deployed_by": row.deployed_by, "comment": row.comment}
+    engine.audit.record(g.user.username, "draft_opened", "draft", draft_id, ip=client_ip(),
+                        details={"kind": "diagram", "key": draft["key"]})
+    xml = draft.pop("content")
+    return render_template("modeler/edit.html", xml=xml, definition=definition, draft=draft)
 
 
 @bp.route("/validate", methods=["POST"])
 @roles_required(ROLE)
 def validate():
     xml, _ = _payload()
-    problems = kurator().repository.validate([("diagram.bpmn", xml)])
+    problems = kurator().repository.validate([("diagram.bpmn", xml)], lint=True)
     key = process_key(xml)
     kurator().audit.record(g.user.username, "diagram_validated", "process", key, ip=client_ip(),
                            details={"errors": sum(p.severity == "error" for p in problems),
@@ -144,11 +170,13 @@ def deploy():
     key = process_key(xml)
     if key is None:
         problems = [{"severity": "error", "message": "Схема не читается как BPMN: нет элемента process",
-                     "element_id": None}]
+                     "message_ru": "Схема не читается как BPMN: нет элемента process", "element_id": None,
+                     "rule": None}]
         return jsonify({"error": "validation_failed", "problems": problems}), 422
     engine = kurator()
     try:
-        result = engine.repository.deploy([(f"{key}.bpmn", xml)], deployed_by=g.user.username, comment=comment)
+        result = engine.repository.deploy([(f"{key}.bpmn", xml)], deployed_by=g.user.username, comment=comment,
+                                          lint=True)
     except ValidationFailed as exc:
         engine.audit.record(g.user.username, "diagram_deploy_refused", "process", key, ip=client_ip(),
                             details={"errors": sum(p.severity == "error" for p in exc.problems)})
@@ -160,4 +188,91 @@ def deploy():
                         details={"comment": comment,
                                  "versions": [{"key": i.key, "version": i.version, "created": i.created}
                                               for i in result.items]})
-    return jsonify({"items": items, "warnings": _problems(result.warnings)})
+    draft_id = data.get("draft_id")
+    closed = isinstance(draft_id, int) and drop_deployed_draft(draft_id, "diagram")
+    return jsonify({"items": items, "warnings": _problems(result.warnings), "draft_deleted": closed})
+
+
+# -- drafts -------------------------------------------------------------------------------------------------------
+
+def drop_deployed_draft(draft_id: int, kind: str) -> bool:
+    """A deployed draft is done: remove it (the deployment is the record). Whether it was removed."""
+    engine = kurator()
+    try:
+        if engine.drafts.get(draft_id)["kind"] != kind:
+            return False
+        engine.drafts.delete(draft_id)
+    except NotFound:
+        return False
+    engine.audit.record(g.user.username, "draft_deleted", "draft", draft_id, ip=client_ip(),
+                        details={"kind": kind, "reason": "deployed"})
+    return True
+
+
+def _draft_conflict_message(draft_id: int) -> str:
+    try:
+        current = kurator().drafts.get(draft_id)
+    except NotFound:
+        return "Черновик уже удален или развернут. Сохраните свою схему как новый черновик."
+    return (f"Черновик изменил(а) {current['saved_by'] or 'другой пользователь'} после того, как вы его открыли. "
+            f"Откройте его заново или сохраните свою версию как новый черновик.")
+
+
+@bp.route("/drafts", methods=["POST"])
+@roles_required(ROLE)
+def save_draft():
+    """Save a diagram or form draft (new, or over the revision the page opened); JSON in and out."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="Нужен JSON-объект")
+    kind = data.get("kind", "diagram")
+    content = data.get("content")
+    if kind not in ("diagram", "form"):
+        return jsonify({"error": "invalid_input", "field": "kind", "message": "Поле kind: diagram или form"}), 400
+    if not isinstance(content, str) or not content.strip():
+        return jsonify({"error": "invalid_input", "field": "content", "message": "Черновик пуст"}), 400
+    if len(content) > MAX_XML:
+        abort(413)
+    draft_id, revision, base_version = data.get("draft_id"), data.get("revision"), data.get("base_version")
+    for field, value in (("draft_id", draft_id), ("revision", revision), ("base_version", base_version)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return jsonify({"error": "invalid_input", "field": field,
+                            "message": f"Поле {field}: нужно целое число"}), 400
+    if kind == "diagram":
+        key, name = process_key(content), None
+        if key is None:
+            return jsonify({"error": "invalid_input", "field": "content",
+                            "message": "Схема не читается как BPMN: нет элемента process"}), 400
+    else:
+        key = data.get("key") if isinstance(data.get("key"), str) else None
+        name = None
+    note = data.get("note") if isinstance(data.get("note"), str) else None
+    engine = kurator()
+    try:
+        draft = engine.drafts.save(kind, content, g.user.username, key=key, name=name, base_version=base_version,
+                                   note=note, draft_id=draft_id, revision=revision)
+    except Conflict:
+        return jsonify({"error": "conflict", "message": _draft_conflict_message(draft_id)}), 409
+    except NotFound:
+        return jsonify({"error": "not_found", "message": _draft_conflict_message(draft_id)}), 404
+    engine.audit.record(g.user.username, "draft_saved", "draft", draft["id"], ip=client_ip(),
+                        details={"kind": kind, "key": key, "revision": draft["revision"],
+                                 "base_version": base_version})
+    draft.pop("content", None)
+    return jsonify(draft)
+
+
+@bp.route("/drafts/<int:draft_id>/delete", methods=["POST"])
+@roles_required(ROLE)
+def delete_draft(draft_id: int):
+    engine = kurator()
+    try:
+        draft = engine.drafts.delete(draft_id)
+    except NotFound:
+        abort(404)
+    engine.audit.record(g.user.username, "draft_deleted", "draft", draft_id, ip=client_ip(),
+                        details={"kind": draft["kind"], "key": draft["key"]})
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify({"deleted": draft_id})
+    flash("Черновик удален.", "ok")
+    return redirect(url_for("modeler_forms.index" if draft["kind"] == "form" else "modeler.index"))
