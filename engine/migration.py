@@ -123,6 +123,9 @@ class MigrationPlan:
     target_definition_id: int
     filters: dict[str, Any]
     instances: list[InstancePlan]
+    # paging (`plan(..., after_id=, limit=)`): the id to continue after, None when this page is the last
+    next_after: int | None = None
+    selected: int | None = None  # how many instances the whole selection has (when paged)
 
     @property
     def movable(self) -> list[InstancePlan]:
@@ -135,7 +138,9 @@ class MigrationPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"process_key": self.process_key, "target_version": self.target_version,
                 "filters": self.filters, "total": len(self.instances), "movable": len(self.movable),
-                "blocked": len(self.blocked), "instances": [i.to_dict() for i in self.instances]}
+                "blocked": len(self.blocked), "instances": [i.to_dict() for i in self.instances],
+                "next_after": self.next_after,
+                "selected": self.selected if self.selected is not None else len(self.instances)}
 
 
 @dataclass
@@ -163,22 +168,33 @@ class MigrationService:
     # -- dry run ----------------------------------------------------------------------------------------------
 
     def plan(self, process_key: str, target_version: int | None = None, *, from_versions: list[int] | None = None,
-             stages: list[str] | None = None, instance_ids: list[int] | None = None) -> MigrationPlan:
-        """Judge every selected running instance of `process_key` not yet on the target version; stores nothing."""
+             stages: list[str] | None = None, instance_ids: list[int] | None = None, after_id: int | None = None,
+             limit: int | None = None) -> MigrationPlan:
+        """Judge every selected running instance of `process_key` not yet on the target version; stores nothing.
+
+        With `limit`, only the next `limit` instances (by id, after `after_id`) are judged, and `next_after` tells
+        where the next page starts: a page of a large dry run fits in one web request."""
         target = self._target(process_key, target_version)
         filters = {"from_versions": sorted(set(from_versions or [])) or None,
                    "stages": sorted(set(stages or [])) or None,
                    "instance_ids": sorted(set(instance_ids or [])) or None}
         result = []
+        next_after = selected = None
         with self._engine.executor.clock_in_force(), self._engine.db.session() as session:
-            rows = self._select(session, target, **filters)
+            if limit is not None:
+                selected = self._select(session, target, count=True, **filters)
+            rows = self._select(session, target, after_id=after_id,
+                                limit=limit + 1 if limit is not None else None, **filters)
+            if limit is not None and len(rows) > limit:
+                rows = rows[:limit]
+                next_after = rows[-1].id
             stage_map = self._stages(session, [r.id for r in rows])
             for row in rows:
                 assessment = self._assess_row(session, row, target)
                 result.append(InstancePlan(row.id, row.business_key, row.definition.version, row.revision,
                                            stage_map.get(row.id, []), not assessment.reasons,
                                            assessment.reasons, assessment.changes))
-        return MigrationPlan(target.key, target.version, target.definition_id, filters, result)
+        return MigrationPlan(target.key, target.version, target.definition_id, filters, result, next_after, selected)
 
     def overview(self, process_key: str) -> dict[str, Any]:
         """What the migration page offers: versions with their running instances, open stages, the latest."""
@@ -224,13 +240,40 @@ class MigrationService:
         """Store a batch of the movable instances of a plan (made here from the arguments if not given)."""
         if not isinstance(plan, MigrationPlan):
             plan = self.plan(plan, target_version, **filters)
-        ids = [i.instance_id for i in plan.movable]
+        return self._store_batch(plan.process_key, plan.target_version, plan.target_definition_id,
+                                 [i.instance_id for i in plan.movable], plan.filters, actor, comment)
+
+    def start_batch_of(self, process_key: str, target_version: int | None, instance_ids: list[int], *,
+                       actor: str | None = None, comment: str | None = None,
+                       filters: dict[str, Any] | None = None) -> int:
+        """Store a batch of instances a (paged) dry run found movable, without judging them again here: each step
+        judges every instance on its state at that moment anyway. Ids that are not running instances of the
+        process off the target version are refused."""
+        target = self._target(process_key, target_version)
+        ids = sorted(set(instance_ids))
+        with self._engine.db.session() as session:
+            found: set[int] = set()
+            for start in range(0, len(ids), 900):
+                found.update(session.scalars(
+                    select(ProcessInstance.id).where(ProcessInstance.id.in_(ids[start:start + 900]),
+                                                     ProcessInstance.process_key == target.key,
+                                                     ProcessInstance.status == "running",
+                                                     ProcessInstance.definition_id != target.definition_id)))
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            shown = ", ".join(map(str, unknown[:10])) + (" …" if len(unknown) > 10 else "")
+            raise InvalidInput(f"Экземпляры {shown} не идут по процессу «{process_key}» вне целевой версии: "
+                               f"повторите пробный прогон", {"instance_ids": "устарели"})
+        return self._store_batch(target.key, target.version, target.definition_id, ids, filters or {}, actor, comment)
+
+    def _store_batch(self, process_key: str, target_version: int, target_definition_id: int, ids: list[int],
+                     filters: dict[str, Any], actor: str | None, comment: str | None) -> int:
         if not ids:
             raise InvalidInput("Нет экземпляров, которые можно перенести: проверьте отбор и причины в пробном "
                                "прогоне", {"instances": "нет переносимых"})
         with self._engine.db.session() as session:
-            batch = MigrationBatch(process_key=plan.process_key, target_definition_id=plan.target_definition_id,
-                                   target_version=plan.target_version, instance_ids=ids, filters=plan.filters,
+            batch = MigrationBatch(process_key=process_key, target_definition_id=target_definition_id,
+                                   target_version=target_version, instance_ids=ids, filters=filters,
                                    total=len(ids), done=0, moved=0, failed=0, status="running",
                                    comment=(comment or "").strip()[:2000] or None, created_by=actor,
                                    created_at=self._engine.clock.now())
@@ -494,9 +537,11 @@ class MigrationService:
         return _Target(definition.id, definition.key, definition.version,
                        self._engine.repository.spec_json(definition.id))
 
-    def _select(self, session: Session, target: _Target, from_versions=None, stages=None,
-                instance_ids=None) -> list[ProcessInstance]:
-        query = (select(ProcessInstance).join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+    def _select(self, session: Session, target: _Target, from_versions=None, stages=None, instance_ids=None,
+                after_id: int | None = None, limit: int | None = None, count: bool = False):
+        """The selected running instances not on the target version, by id (or how many there are)."""
+        what = func.count(ProcessInstance.id) if count else ProcessInstance
+        query = (select(what).join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
                  .where(ProcessInstance.process_key == target.key, ProcessInstance.status == "running",
                         ProcessInstance.definition_id != target.definition_id))
         if from_versions:
@@ -506,7 +551,14 @@ class MigrationService:
         if stages:
             query = query.where(ProcessInstance.id.in_(
                 select(HumanTask.instance_id).where(HumanTask.status == "open", HumanTask.element_id.in_(stages))))
-        return list(session.scalars(query.order_by(ProcessInstance.id)).unique())
+        if count:
+            return session.scalar(query)
+        if after_id is not None:
+            query = query.where(ProcessInstance.id > after_id)
+        query = query.order_by(ProcessInstance.id)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(session.scalars(query).unique())
 
     @staticmethod
     def _stages(session: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:

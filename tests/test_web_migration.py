@@ -132,3 +132,36 @@ def test_bad_input_is_a_clear_error(app, method):
     nothing = post_json(method, "/modeler/migrations/start", {"key": KEY})
     assert nothing.status_code == 422 and "Нет экземпляров" in nothing.get_json()["message"]
     assert kurator(app).migration.batches() == []
+
+
+def test_a_large_dry_run_is_paged_and_the_batch_takes_the_movable_ids_it_found(app, method):
+    ids = cases(app, 7, 2)
+    seen, movable, after = [], [], None
+    while True:
+        page = post_json(method, "/modeler/migrations/plan", {"key": KEY, "target_version": 2, "from_versions": [1],
+                                                              "after_id": after, "limit": 3}).get_json()
+        assert page["selected"] == 7 and page["total"] <= 3
+        seen += [i["instance_id"] for i in page["instances"]]
+        movable += [i["instance_id"] for i in page["instances"] if i["movable"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == ids and movable == ids[:5]
+    too_big = post_json(method, "/modeler/migrations/plan", {"key": KEY, "limit": 100_000})
+    assert too_big.status_code == 400 and "limit" in too_big.get_json()["message"]
+
+    # ids that are not (or no longer) movable candidates are refused, and nothing is stored
+    stale = post_json(method, "/modeler/migrations/start", {"key": KEY, "target_version": 2,
+                                                            "movable_ids": [*movable, 999_999]})
+    assert stale.status_code == 422 and "999999" in stale.get_json()["message"]
+    assert kurator(app).migration.batches() == []
+
+    response = post_json(method, "/modeler/migrations/start", {"key": KEY, "target_version": 2,
+                                                               "movable_ids": movable, "comment": "по страницам"})
+    assert response.status_code == 200
+    batch_id = response.get_json()["batch_id"]
+    result = post_json(method, f"/modeler/migrations/{batch_id}/step").get_json()
+    while result["status"] == "running":
+        result = post_json(method, f"/modeler/migrations/{batch_id}/step").get_json()
+    assert (result["total"], result["moved"], result["failed"]) == (5, 5, 0)
+    assert audit(app, "migration_started")[0]["details"]["instances"] == 5

@@ -54,9 +54,11 @@
       };
     };
 
-    var show = function (plan) {
+    var PAGE = 100;  // instances judged per request: a large dry run is a series of short requests
+    var movableIds = [];
+
+    var addRows = function (plan) {
       var body = report.querySelector("tbody");
-      body.textContent = "";
       plan.instances.forEach(function (item) {
         var row = document.createElement("tr");
         row.className = item.movable ? "movable" : "blocked";
@@ -77,13 +79,21 @@
         }
         cell(row, item.changes.join("; "));
         body.appendChild(row);
+        if (item.movable) { movableIds.push(item.instance_id); }
       });
-      report.querySelector(".migration-totals").textContent = "Отобрано " + plan.total + ": можно перенести " +
-        plan.movable + ", нельзя " + plan.blocked + " (на версию " + plan.target_version + ").";
       report.hidden = false;
-      startButton.disabled = plan.movable === 0;
-      startButton.textContent = "Перенести " + plan.movable + " " +
-        plural(plan.movable, "экземпляр", "экземпляра", "экземпляров");
+    };
+
+    var totals = function (checked, selected, blocked, target, finished) {
+      report.querySelector(".migration-totals").textContent = (finished ? "Отобрано " + selected
+        : "Проверено " + checked + " из " + selected) + ": можно перенести " + movableIds.length + ", нельзя " +
+        blocked + " (на версию " + target + ").";
+    };
+
+    var showStart = function () {
+      startButton.disabled = movableIds.length === 0;
+      startButton.textContent = "Перенести " + movableIds.length + " " +
+        plural(movableIds.length, "экземпляр", "экземпляра", "экземпляров");
     };
 
     planButton.addEventListener("click", function () {
@@ -91,11 +101,29 @@
       status.textContent = "Проверяю…";
       planButton.disabled = true;
       startButton.disabled = true;
-      post(page.dataset.planUrl, lastSelection).then(function (plan) {
-        status.textContent = "";
-        show(plan);
-      }).catch(function (error) {
+      movableIds = [];
+      report.querySelector("tbody").textContent = "";
+      var checked = 0, blocked = 0;
+      var next = function (afterId) {
+        var body = Object.assign({}, lastSelection, { after_id: afterId, limit: PAGE });
+        return post(page.dataset.planUrl, body).then(function (plan) {
+          checked += plan.total;
+          blocked += plan.blocked;
+          addRows(plan);
+          var finished = plan.next_after === null || plan.next_after === undefined;
+          totals(checked, plan.selected, blocked, plan.target_version, finished);
+          if (!finished) {
+            status.textContent = "Проверяю… " + checked + " из " + plan.selected;
+            return next(plan.next_after);
+          }
+          status.textContent = "";
+          showStart();
+          return null;
+        });
+      };
+      next(null).catch(function (error) {
         status.textContent = error.message;
+        movableIds = [];
       }).then(function () { planButton.disabled = false; });
     });
 
@@ -105,7 +133,8 @@
 
     startButton.addEventListener("click", function () {
       if (!lastSelection) { return; }
-      var body = Object.assign({}, lastSelection, { comment: form.querySelector("input[name=comment]").value });
+      var body = Object.assign({}, lastSelection, { comment: form.querySelector("input[name=comment]").value,
+                                                    movable_ids: movableIds });
       startButton.disabled = true;
       status.textContent = "Запускаю перенос…";
       post(page.dataset.startUrl, body).then(function (result) {

@@ -19,6 +19,7 @@ bp = Blueprint("migration", __name__, url_prefix="/modeler/migrations")
 
 ROLE = "methodologist"
 STEP = 25
+PLAN_PAGE_MAX = 500  # instances judged in one dry-run request (about 50 per second): well inside a worker timeout
 
 
 def _ints(values, field: str) -> list[int]:
@@ -52,7 +53,17 @@ def _request() -> dict:
     stages = data.get("stages") or []
     if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
         abort(_error(400, "Поле stages: ожидается список идентификаторов элементов"))
-    return {"key": key.strip(), "target_version": target,
+    after_id = data.get("after_id")
+    after_id = _ints([after_id], "after_id")[0] if after_id not in (None, "") else None
+    limit = data.get("limit")
+    limit = _ints([limit], "limit")[0] if limit not in (None, "") else None
+    if limit is not None and not 1 <= limit <= PLAN_PAGE_MAX:
+        abort(_error(400, f"Поле limit: от 1 до {PLAN_PAGE_MAX}"))
+    movable_ids = data.get("movable_ids")
+    if movable_ids is not None and not isinstance(movable_ids, list):
+        abort(_error(400, "Поле movable_ids: ожидается список номеров экземпляров"))
+    return {"key": key.strip(), "target_version": target, "after_id": after_id, "limit": limit,
+            "movable_ids": _ints(movable_ids, "movable_ids") if movable_ids is not None else None,
             "from_versions": _ints(data.get("from_versions"), "from_versions"),
             "stages": [s for s in stages if s], "instance_ids": _ints(data.get("instance_ids"), "instance_ids"),
             "comment": data.get("comment") if isinstance(data.get("comment"), str) else None}
@@ -60,7 +71,8 @@ def _request() -> dict:
 
 def _plan(args: dict):
     return kurator().migration.plan(args["key"], args["target_version"], from_versions=args["from_versions"],
-                                    stages=args["stages"], instance_ids=args["instance_ids"])
+                                    stages=args["stages"], instance_ids=args["instance_ids"],
+                                    after_id=args["after_id"], limit=args["limit"])
 
 
 @bp.route("")
@@ -88,7 +100,8 @@ def plan():
     data = result.to_dict()
     kurator().audit.record(g.user.username, "migration_planned", "process", args["key"], ip=client_ip(),
                            details={"target_version": result.target_version, "filters": result.filters,
-                                    "total": data["total"], "movable": data["movable"], "blocked": data["blocked"]})
+                                    "total": data["total"], "movable": data["movable"], "blocked": data["blocked"],
+                                    "after_id": args["after_id"], "next_after": result.next_after})
     return jsonify(data)
 
 
@@ -98,16 +111,23 @@ def start():
     args = _request()
     engine = kurator()
     try:
-        result = _plan(args)
-        batch_id = engine.migration.start_batch(result, actor=g.user.username, comment=args["comment"])
+        if args["movable_ids"] is not None:  # the movable instances of a paged dry run the page went through
+            filters = {"from_versions": args["from_versions"] or None, "stages": args["stages"] or None}
+            batch_id = engine.migration.start_batch_of(args["key"], args["target_version"], args["movable_ids"],
+                                                       actor=g.user.username, comment=args["comment"],
+                                                       filters=filters)
+            details = {"filters": filters, "instances": len(set(args["movable_ids"]))}
+        else:
+            result = _plan(args)
+            batch_id = engine.migration.start_batch(result, actor=g.user.username, comment=args["comment"])
+            details = {"filters": result.filters, "instances": len(result.movable), "blocked": len(result.blocked)}
     except NotFound as exc:
         return _error(404, exc.message)
     except InvalidInput as exc:
         return _error(422, exc.message)
     engine.audit.record(g.user.username, "migration_started", "migration_batch", batch_id, ip=client_ip(),
-                        details={"process_key": args["key"], "target_version": result.target_version,
-                                 "filters": result.filters, "instances": len(result.movable),
-                                 "blocked": len(result.blocked), "comment": args["comment"]})
+                        details={"process_key": args["key"], "target_version": engine.migration.progress(batch_id)
+                                 .get("target_version"), "comment": args["comment"], **details})
     return jsonify({"batch_id": batch_id, "url": f"{bp.url_prefix}/{batch_id}"})
 
 
