@@ -16,6 +16,7 @@ from sop import install
 
 from . import config as config_module
 from . import errors, filters
+from .params import BoundedIntConverter
 
 csrf = CSRFProtect()
 
@@ -29,6 +30,7 @@ def build_engine(database: Database, clock: Clock | None = None) -> ProcessEngin
 def create_app(overrides: dict | None = None, engine: ProcessEngine | None = None) -> Flask:
     """The application factory. `engine` lets tests share an engine (and its clock) with the app."""
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.config.update(config_module.load(Path(app.instance_path)))
     app.config.update(overrides or {})
     app.extensions["kurator"] = engine or build_engine(Database(app.config["DATABASE_URL"]))

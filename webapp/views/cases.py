@@ -59,6 +59,7 @@ from sop.models import (
 
 from ..access import CASE_ROLES, CurrentUser, can_view_case, visible_cases
 from ..auth import client_ip, kurator, roles_required
+from ..params import db_int
 
 bp = Blueprint("cases", __name__)
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def index():
         query = query.where(_search(search))
     descending = args.get("order") == "desc"
     year = extract("year", Case.received_on)
-    page = max(1, args.get("page", 1, type=int))
+    page = max(1, args.get("page", 1, type=db_int))
     with kurator().db.session() as db:
         total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
         ids = list(db.scalars(query.order_by(year.desc() if descending else year,

@@ -13,6 +13,7 @@ from sop.models import Case, Family, InstanceScope
 
 from ..access import task_scope
 from ..auth import client_ip, kurator, login_required, safe_next
+from ..params import db_int
 
 bp = Blueprint("inbox", __name__)
 PAGE_SIZE = 50
@@ -53,7 +54,7 @@ def index():
         query = query.where(HumanTask.overdue.is_(True))
     elif args.get("due") == "soon":
         query = query.where(HumanTask.due.is_not(None), HumanTask.due <= now + DUE_SOON)
-    page = max(1, request.args.get("page", 1, type=int))
+    page = max(1, request.args.get("page", 1, type=db_int))
     with kurator().db.session() as db:
         total = db.scalar(select(func.count()).select_from(query.subquery()))
         rows = db.execute(

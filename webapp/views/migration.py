@@ -19,6 +19,7 @@ bp = Blueprint("migration", __name__, url_prefix="/modeler/migrations")
 
 ROLE = "methodologist"
 STEP = 25
+MAX_ID = 2**31 - 1  # ids and versions are 32-bit integer columns
 PLAN_PAGE_MAX = 500  # instances judged in one dry-run request (about 50 per second): well inside a worker timeout
 
 
@@ -26,9 +27,12 @@ def _ints(values, field: str) -> list[int]:
     result = []
     for value in values or []:
         try:
-            result.append(int(value))
+            number = int(value)
         except (TypeError, ValueError):
             abort(_error(400, f"Поле {field}: ожидаются целые числа, получено «{value}»"))
+        if isinstance(value, bool) or not 0 <= number <= MAX_ID:
+            abort(_error(400, f"Поле {field}: ожидаются целые числа от 0 до {MAX_ID}, получено «{value}»"))
+        result.append(number)
     return result
 
 

@@ -18,6 +18,7 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
+from ..params import id_arg
 
 bp = Blueprint("modeler", __name__, url_prefix="/modeler")
 
@@ -108,12 +109,12 @@ def index():
 @roles_required(ROLE)
 def edit():
     key = request.args.get("key", "").strip()
-    draft_id = request.args.get("draft", type=int)
+    draft_id = id_arg(request.args, "draft")
     if draft_id is not None:
         return _edit_draft(draft_id)
     if not key:
         return render_template("modeler/edit.html", xml=NEW_DIAGRAM, definition=None, draft=None)
-    version = request.args.get("version", type=int)
+    version = id_arg(request.args, "version")
     with kurator().db.session() as db:
         query = (select(ProcessDefinition).options(selectinload(ProcessDefinition.resource))
                  .where(ProcessDefinition.key == key))
@@ -189,7 +190,7 @@ def deploy():
                                  "versions": [{"key": i.key, "version": i.version, "created": i.created}
                                               for i in result.items]})
     draft_id = data.get("draft_id")
-    closed = isinstance(draft_id, int) and drop_deployed_draft(draft_id, "diagram")
+    closed = type(draft_id) is int and 0 < draft_id < 2**31 and drop_deployed_draft(draft_id, "diagram")
     return jsonify({"items": items, "warnings": _problems(result.warnings), "draft_deleted": closed})
 
 
@@ -235,7 +236,7 @@ def save_draft():
         abort(413)
     draft_id, revision, base_version = data.get("draft_id"), data.get("revision"), data.get("base_version")
     for field, value in (("draft_id", draft_id), ("revision", revision), ("base_version", base_version)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31):
             return jsonify({"error": "invalid_input", "field": field,
                             "message": f"Поле {field}: нужно целое число"}), 400
     if kind == "diagram":

@@ -22,6 +22,7 @@ from engine.forms import input_fields
 from engine.models import FormDefinition, ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
+from ..params import id_arg
 from .modeler import drop_deployed_draft
 from .tasks import build_widgets, initial_values
 
@@ -116,8 +117,8 @@ def edit():
     engine = kurator()
     draft = None
     key = request.args.get("key", "").strip() or None
-    version = request.args.get("version", type=int)
-    draft_id = request.args.get("draft", type=int)
+    version = id_arg(request.args, "version")
+    draft_id = id_arg(request.args, "draft")
     with engine.db.session() as db:
         if draft_id is not None:
             try:
@@ -194,6 +195,6 @@ def deploy():
                         details={"comment": comment, "versions": [{"kind": i.kind, "key": i.key, "version": i.version,
                                                                    "created": i.created} for i in result.items]})
     draft_id = data.get("draft_id")
-    closed = isinstance(draft_id, int) and drop_deployed_draft(draft_id, "form")
+    closed = type(draft_id) is int and 0 < draft_id < 2**31 and drop_deployed_draft(draft_id, "form")
     return jsonify({"items": items, "warnings": _problem_dicts(result.warnings), "draft_deleted": closed})
 

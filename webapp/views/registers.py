@@ -35,6 +35,7 @@ from sop.documents.render import render_pdf
 
 from ..access import CurrentUser
 from ..auth import client_ip, kurator, roles_required
+from ..params import db_int
 
 bp = Blueprint("registers", __name__)
 
@@ -119,13 +120,13 @@ def index():
                "start": start, "end": end, "period_error": period_error, "args": args,
                "statuses": STATUS_FILTERS}
     if register == "journal":
-        agency = _choice(agencies, args.get("agency", type=int))
+        agency = _choice(agencies, args.get("agency", type=db_int))
         journal = casefile.journal_context(engine, agency[0], start, end)["journal"]
         context.update(agency=agency, entries=journal["entries"])
         shown = {"register": "intake_journal", "agency_id": agency[0]}
         count = len(journal["entries"])
     else:
-        municipality = _choice(municipalities, args.get("municipality", type=int))
+        municipality = _choice(municipalities, args.get("municipality", type=db_int))
         status = args.get("status") if args.get("status") in STATUS_FILTERS else ""
         rows = databank_rows(municipality[0], start, end, status)
         context.update(municipality=municipality, status=status, rows=[_display_row(r) for r in rows])
@@ -145,7 +146,7 @@ def journal_pdf():
     engine = kurator()
     start, end, _error = _period(request.args)
     with engine.db.session() as db:
-        agency = _choice(journal_agencies(db, g.user), request.args.get("agency", type=int))
+        agency = _choice(journal_agencies(db, g.user), request.args.get("agency", type=db_int))
     if agency is None:
         abort(403)
     context = casefile.journal_context(engine, agency[0], start, end)
@@ -190,7 +191,7 @@ def _databank_scope():
     start, end, _error = _period(request.args)
     status = request.args.get("status") if request.args.get("status") in STATUS_FILTERS else ""
     with engine.db.session() as db:
-        municipality = _choice(databank_municipalities(db, g.user), request.args.get("municipality", type=int))
+        municipality = _choice(databank_municipalities(db, g.user), request.args.get("municipality", type=db_int))
     if municipality is None:
         abort(403)
     return municipality, start, end, status
