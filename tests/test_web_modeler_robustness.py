@@ -90,3 +90,17 @@ def test_odd_query_parameters_get_a_4xx(app, path):
 def test_huge_numbers_elsewhere_are_not_found_or_ignored(app, path):
     response = signed_in(app, "secretary").get(path)
     assert response.status_code in (200, 302, 404), (path, response.status_code)
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(app):
+    client = signed_in(app)
+    csrf = token(client)
+    for path, body in (("/modeler/validate", {"xml": "<a>\u0000</a>"}),
+                       ("/modeler/drafts", {"kind": "form", "content": "{}", "key": "x\u0000"}),
+                       ("/modeler/migrations/plan", {"key": "sop_case\u0000"})):
+        response = client.post(path, data=json.dumps(body), content_type="application/json",
+                               headers={"X-CSRFToken": csrf})
+        assert response.status_code == 400 and "NUL" in response.get_data(as_text=True), path
+    assert client.get("/modeler/forms/edit?key=a%00b").status_code == 400
+    assert client.get("/cases/1%00").status_code in (400, 404)
+    assert counts(app) == (counts(app)[0], 0, 0)

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from engine import KuratorError
@@ -28,7 +29,37 @@ def respond(code: int, message: str, errors: dict | None = None):
     return render_template("error.html", code=code, title=TITLES.get(code, "Ошибка"), message=message), code
 
 
+NUL_MESSAGE = "Запрос содержит недопустимый символ (NUL). Проверьте введенные данные."
+
+
+def _has_nul() -> bool:
+    """Whether the request carries a NUL character anywhere the app reads text from (PostgreSQL refuses them)."""
+    if "\x00" in request.path:
+        return True
+    if any("\x00" in value for _, values in request.args.lists() for value in values):
+        return True
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if any("\x00" in value for _, values in request.form.lists() for value in values):
+            return True
+    elif request.content_length or request.mimetype == "application/json":
+        body = request.get_data(cache=True)
+        return b"\x00" in body or b"\\u0000" in body
+    return False
+
+
 def register(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul():
+        # the pages' forms and JSON; the API refuses NUL per field itself (422 naming the field)
+        if not request.path.startswith("/api/") and _has_nul():
+            return respond(400, NUL_MESSAGE)
+        return None
+
+    @app.errorhandler(DataError)
+    def _data_error(error: DataError):  # a value the database cannot store: the request's fault, not ours
+        log.warning("database refused a value on %s: %s", request.path, error.orig)
+        return respond(400, "Значение не может быть сохранено: проверьте длину и формат введенных данных.")
+
     @app.errorhandler(KuratorError)
     def _engine_error(error: KuratorError):
         return respond(STATUS.get(type(error).__name__, 422), error.message, getattr(error, "errors", None))
