@@ -38,15 +38,11 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
-import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,14 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select, text
+from engine_bench import fresh_database, loud_error, percentile, progress, server_version  # noqa: E402
+from sqlalchemy import func, select
 
 import engine.simulation as simulation_module
 from engine import Database, FrozenClock, ProcessEngine
 from engine.bpmn.lint import lint
 from engine.models import InstanceMigration, ProcessInstance
 from engine.repository import RepositoryService
-from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 
 OUT_DIR = ROOT / "bench" / "out"
 DEFAULT_OUTPUT = OUT_DIR / "modeler_bench.json"
@@ -100,13 +96,6 @@ SCENARIO = {"start": "2026-12-28T09:00", "variables": {"received": "2026-12-28"}
 # -- helpers ----------------------------------------------------------------------------------------------------
 
 
-def progress(message: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def loud_error(message: str) -> None:
-    bar = "!" * 100
-    print(f"\n{bar}\n!!! BENCHMARK CHECK FAILED: {message}\n{bar}\n", file=sys.stderr, flush=True)
 
 
 def median_ms(seconds: list[float]) -> float:
@@ -114,48 +103,13 @@ def median_ms(seconds: list[float]) -> float:
 
 
 def p95_ms(seconds: list[float]) -> float:
-    if not seconds:
-        return float("nan")
-    ordered = sorted(seconds)
-    position = (len(ordered) - 1) * 0.95
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return (ordered[low] + (ordered[high] - ordered[low]) * (position - low)) * 1000
+    return percentile(seconds, 0.95) * 1000
 
 
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds else float("nan")
 
 
-@contextmanager
-def fresh_database(kind: str, postgres_url: str) -> Iterator[Database]:
-    """A migrated, empty database: a temporary SQLite file, or a private PostgreSQL schema."""
-    if kind == "sqlite":
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        directory = Path(tempfile.mkdtemp(prefix="sqlite-", dir=OUT_DIR))
-        db = open_database(f"sqlite:///{directory / 'bench.db'}")
-        try:
-            db.upgrade()
-            yield db
-        finally:
-            db.dispose()
-            shutil.rmtree(directory, ignore_errors=True)
-    else:
-        schema = create_postgres_schema(postgres_url)
-        db = open_database(postgres_url, schema)
-        try:
-            db.upgrade()
-            yield db
-        finally:
-            db.dispose()
-            drop_postgres_schema(postgres_url, schema)
-
-
-def server_version(db: Database) -> str:
-    if db.is_postgresql:
-        with db.engine.connect() as conn:
-            return f"PostgreSQL {conn.execute(text('SHOW server_version')).scalar()}"
-    return f"SQLite {sqlite3.sqlite_version}"
 
 
 def new_engine(db: Database) -> ProcessEngine:
@@ -452,7 +406,7 @@ def run_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"migration": {}}
     with fresh_database(kind, args.postgres_url) as db:
         engine = new_engine(db)
-        result["server"] = server_version(db)
+        result["server"] = ("PostgreSQL " if db.is_postgresql else "") + server_version(db)
         progress(f"{result['server']}; validation x {args.validate_runs}, simulation x {args.simulate_runs}")
         result["validation"] = bench_validation(engine, args.validate_runs)
         result["simulation"] = bench_simulation(engine, args.simulate_runs)

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import history
@@ -350,6 +350,8 @@ def translate_errors() -> Iterator[None]:
         raise ExecutionError(_message(exc), element) from exc
     except (SandboxError, CalendarCoverageError) as exc:
         raise ExecutionError(str(exc)) from exc
+    except IntegrityError as exc:  # a unique key another transaction took first: a concurrent change, not bad data
+        raise Conflict("The same record was saved by someone else at the same time; reload and try again") from exc
     except SQLAlchemyError as exc:  # e.g. a value too long for its column: no database text for the user
         log.exception("database refused a step")
         raise ExecutionError("The data could not be saved: a value is too long or out of range; check the form "

@@ -40,23 +40,23 @@ follow the new version.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import history
 from .bpmn.script_engine import KuratorScriptEngine
 from .calendar import DeadlineFunctions
 from .errors import Conflict, InvalidInput, KuratorError, NotFound
-from .executor import reconnect_event_subprocesses
+from .executor import reconnect_event_subprocesses, task_uuid
 from .models import HumanTask, InstanceMigration, MigrationBatch, ProcessDefinition, ProcessInstance
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ class MigrationBlocked(KuratorError):
 
 class _AlreadyRecorded(KuratorError):
     """Another step of the same batch got to this instance first."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -155,7 +157,6 @@ class _Target:
 class _Assessment:
     reasons: list[str]
     changes: list[str]
-    diffs: tuple[Any, dict[str, Any]] | None = None
     changed_ready: set[str] = field(default_factory=set)
 
 
@@ -333,6 +334,10 @@ class MigrationService:
             except KuratorError as exc:
                 reasons = [f"перенос не удался: {exc.message}"]
                 break
+            except SQLAlchemyError:  # the database refused the save (after the step's own checks): record it
+                log.exception("migration of instance %s failed in the database", instance_id)
+                reasons = ["перенос не удался: база данных отклонила сохранение; подробности в журнале сервера"]
+                break
         try:
             with self._engine.db.session() as session:
                 row = session.get(ProcessInstance, instance_id)
@@ -362,7 +367,7 @@ class MigrationService:
             previous_state, from_id = row.state, row.definition_id
             previous_tasks = [_snapshot(t) for t in session.scalars(
                 select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.status == "open"))]
-            assessment = self._assess(loaded.workflow, target, apply=True)
+            assessment = self._assess(loaded.workflow, target)
             if assessment.reasons:
                 raise MigrationBlocked(assessment.reasons)
             row.definition_id = target.definition_id
@@ -395,7 +400,7 @@ class MigrationService:
         try:
             for task_id in task_ids:
                 task_row = session.get(HumanTask, task_id)
-                task = workflow.get_task_from_id(_uuid(task_id))
+                task = workflow.get_task_from_id(task_uuid(task_id))
                 if task_row is None or task_row.status != "open" or task is None:
                     continue
                 created = task_row.created_at
@@ -577,10 +582,11 @@ class MigrationService:
             loaded = self._engine.executor.load(session, row)
         except Exception as exc:  # a state that cannot be read is reported, never a traceback
             return _Assessment([f"состояние экземпляра не читается: {exc}"], [])
-        return self._assess(loaded.workflow, target, apply=True)
+        return self._assess(loaded.workflow, target)
 
-    def _assess(self, workflow: BpmnWorkflow, target: _Target, apply: bool) -> _Assessment:
-        """Judge (and with `apply`, carry out on this live workflow) the move of one instance to the target."""
+    def _assess(self, workflow: BpmnWorkflow, target: _Target) -> _Assessment:
+        """Judge the move of one instance to the target, and carry it out on this live workflow when it can move
+        (a dry run works on a workflow it then throws away)."""
         serializer = self._engine.executor.serializer
         registry = serializer._registry
         specs = json.loads(target.spec_json)
@@ -632,14 +638,14 @@ class MigrationService:
             changes.append(f"новый шаг {_label(spec)}")
         reasons = list(dict.fromkeys(reasons))
         changes = list(dict.fromkeys(changes))
-        if reasons or not apply:
-            return _Assessment(reasons, changes, (top_diff, sp_diffs), changed_ready)
+        if reasons:
+            return _Assessment(reasons, changes, changed_ready=changed_ready)
         try:
             _apply(workflow, top_diff, sp_diffs, new_spec, new_deps)
             serializer.restore(serializer.state_to_json(workflow), target.spec_json)
         except Exception as exc:
             return _Assessment([f"состояние не переносится на версию {version}: {exc}"], changes)
-        return _Assessment([], changes, (top_diff, sp_diffs), changed_ready)
+        return _Assessment([], changes, changed_ready=changed_ready)
 
     def _refresh_counters(self, batch_id: int) -> dict[str, Any]:
         with self._engine.db.session() as session:
@@ -720,10 +726,6 @@ def _label(spec) -> str:
     bpmn_id = getattr(spec, "bpmn_id", None) or spec.name
     name = getattr(spec, "bpmn_name", None) or getattr(spec, "description", None) or bpmn_id
     return f"«{name}» ({bpmn_id})"
-
-
-def _uuid(task_id: str) -> UUID:
-    return UUID(task_id)
 
 
 def _snapshot(row: HumanTask) -> dict[str, Any]:

@@ -105,6 +105,9 @@ class RepositoryService:
                         item = self._store_process(session, key, name, source, resource, spec_json,
                                                    [w.to_dict() for w in spec_warnings], deployed_by, comment)
                         result.items.append(item)
+                changed_forms = {i.key for i in result.items if i.kind == "form" and i.created}
+                deployed = {i.key for i in result.items if i.kind == "process"}
+                result.items.extend(self._repin_forms(session, changed_forms, deployed, deployed_by, comment))
                 for item in result.items:
                     if item.created:
                         self._engine.history.record(session, history.DEPLOYED, actor=deployed_by,
@@ -255,6 +258,33 @@ class RepositoryService:
                                       comment=comment, form_versions=form_versions))
         session.flush()
         return DeployedItem("process", key, version, True, source.name)
+
+    def _repin_forms(self, session, changed_forms: set[str], deployed: set[str], deployed_by, comment):
+        """Forms are versioned with the diagrams that use them: a changed form gives every process whose latest
+        version uses it (itself or in a process it calls) a new version, the same diagram with the new form, unless
+        that process is part of this deployment anyway. Running instances keep their version and forms."""
+        if not changed_forms:
+            return []
+        latest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+                  .group_by(ProcessDefinition.key).subquery())
+        query = select(ProcessDefinition).join(
+            latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.version))
+        if deployed:
+            query = query.where(ProcessDefinition.key.not_in(deployed))
+        rows = session.scalars(query.order_by(ProcessDefinition.key)).all()
+        items = []
+        for row in rows:
+            keys = self.spec_form_keys(row.spec_json)
+            if not changed_forms.intersection(keys):
+                continue
+            session.add(ProcessDefinition(key=row.key, version=row.version + 1, name=row.name,
+                                          content_hash=row.content_hash, resource_id=row.resource_id,
+                                          spec_json=row.spec_json, warnings=row.warnings,
+                                          deployed_at=self._engine.clock.now(), deployed_by=deployed_by,
+                                          comment=comment, form_versions=self._latest_form_versions(session, keys)))
+            session.flush()
+            items.append(DeployedItem("process", row.key, row.version + 1, True, f"{row.key} (new forms)"))
+        return items
 
     def _store_form(self, session, key, source, schema, deployed_by):
         digest = source.digest

@@ -429,9 +429,8 @@ def _problem(message: str, element_id: str | None = None) -> dict[str, Any]:
 
 def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
     """Problems for the page: the engine's message and its Russian wording when there is one."""
-    return [{"severity": p.severity, "message": p.message,
-             "message_ru": getattr(p, "message_ru", None) or p.message, "element_id": p.element_id}
-            for p in problems]
+    return [{"severity": p.severity, "message": p.message, "message_ru": p.message_ru or p.message,
+             "element_id": p.element_id} for p in problems]
 
 
 def simulate(engine: ProcessEngine, xml: str, scenario: Any, actor: str | None = None) -> dict[str, Any]:

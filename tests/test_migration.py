@@ -236,8 +236,8 @@ def test_concurrent_change_during_a_move_is_retried_then_judged(mig, monkeypatch
     original = service._assess
     calls = []
 
-    def meddle(workflow, target, apply):
-        result = original(workflow, target, apply)
+    def meddle(workflow, target):
+        result = original(workflow, target)
         if not calls:
             calls.append(1)
             work(mig, instance_id, 1)  # someone completes "intake" meanwhile: the instance is now on "check"

@@ -258,3 +258,17 @@ def test_deploying_a_diagram_draft_closes_it(app, method):
     assert body["draft_deleted"] is True and engine.drafts.list() == []
     assert [e["details"]["reason"] for e in engine.audit.events(object_type="draft")
             if e["action"] == "draft_deleted"] == ["deployed"]
+
+
+def test_a_form_deployed_alone_reaches_new_cases_through_new_process_versions(deployed):
+    engine = deployed
+    running = engine.runtime.start("lifecycle", {"received": "2025-10-30"})
+    result = engine.repository.deploy([("check_form.json", json.dumps(FORM_V2, ensure_ascii=False))],
+                                      deployed_by="cli", comment="форма отдельно")
+    created = {(i.kind, i.key, i.version) for i in result.items if i.created}
+    assert created == {("form", "check_form", 2), ("process", "lifecycle", 2)}
+    fresh = engine.runtime.start("lifecycle", {"received": "2025-10-30"})
+    assert engine.tasks.form(open_check_task(engine, fresh)) == FORM_V2
+    assert engine.tasks.form(open_check_task(engine, running)) == FORM_V1
+    again = engine.repository.deploy([("check_form.json", json.dumps(FORM_V2, ensure_ascii=False))])
+    assert not any(i.created for i in again.items)

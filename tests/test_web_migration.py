@@ -165,3 +165,11 @@ def test_a_large_dry_run_is_paged_and_the_batch_takes_the_movable_ids_it_found(a
         result = post_json(method, f"/modeler/migrations/{batch_id}/step").get_json()
     assert (result["total"], result["moved"], result["failed"]) == (5, 5, 0)
     assert audit(app, "migration_started")[0]["details"]["instances"] == 5
+
+
+def test_a_string_is_not_a_list_of_ids(app, method):
+    cases(app, 2, 0)
+    for body in ({"key": KEY, "instance_ids": "12"}, {"key": KEY, "from_versions": [1.5]},
+                 {"key": KEY, "movable_ids": [True]}):
+        response = post_json(method, "/modeler/migrations/plan", body)
+        assert response.status_code == 400 and "Поле" in response.get_json()["message"], body

@@ -23,8 +23,14 @@ HTML_MESSAGES = {403: "Недостаточно прав.", 404: "Страниц
                                                      "администратору."}
 
 
+def wants_json() -> bool:
+    """The API, and the pages' own JSON calls (fetch with a JSON body or Accept: application/json)."""
+    return (request.path.startswith("/api/") or request.is_json
+            or request.accept_mimetypes.best == "application/json")
+
+
 def respond(code: int, message: str, errors: dict | None = None):
-    if request.path.startswith("/api/"):
+    if wants_json():
         return jsonify({"message": message, "errors": errors or {}}), code
     return render_template("error.html", code=code, title=TITLES.get(code, "Ошибка"), message=message), code
 
@@ -74,7 +80,7 @@ def register(app: Flask) -> None:
         messages = data.get("messages") or {}
         errors = {k: "; ".join(v) if isinstance(v, list) else str(v)
                   for location in messages.values() if isinstance(location, dict) for k, v in location.items()}
-        if request.path.startswith("/api/"):
+        if wants_json():
             return respond(error.code or 500, error.description or error.name, errors)
         return respond(error.code or 500, HTML_MESSAGES.get(error.code, error.description or error.name))
 

@@ -28,6 +28,24 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+def json_ints(value, field: str) -> list[int]:
+    """A JSON list of ids or versions (0..DB_INT_MAX); InvalidInput naming the field otherwise (a string of
+    digits is not a list, 1.5 is not an id)."""
+    from engine import InvalidInput
+
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(type(v) is int and 0 <= v <= DB_INT_MAX for v in value):
+        raise InvalidInput(f"Поле {field}: ожидается список целых чисел от 0 до {DB_INT_MAX}",
+                           {field: "список целых чисел"})
+    return value
+
+
+def json_int(value, field: str) -> int | None:
+    """One optional id or version from a JSON body (None when absent)."""
+    return None if value is None else json_ints([value], field)[0]
+
+
 def id_arg(args, name: str) -> int | None:
     """An id or version from the query string: None when absent; a 404 when given but not a usable number."""
     from flask import abort

@@ -40,7 +40,7 @@
       head.className = "problem-severity";
       head.textContent = problem.severity === "error" ? "Ошибка" : "Предупреждение";
       item.appendChild(head);
-      item.appendChild(document.createTextNode(problem.message + (problem.element_id ? " (поле " + problem.element_id + ")" : "")));
+      item.appendChild(document.createTextNode((problem.message_ru || problem.message) + (problem.element_id ? " (поле " + problem.element_id + ")" : "")));
       problemList.appendChild(item);
     });
   }

@@ -127,7 +127,8 @@
       }).then(function () { planButton.disabled = false; });
     });
 
-    form.addEventListener("change", function () {
+    form.addEventListener("change", function (event) {
+      if (event.target.name === "comment") { return; }  // the comment is not part of the selection
       startButton.disabled = true;  // a changed selection needs a new dry run
     });
 

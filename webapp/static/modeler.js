@@ -305,7 +305,6 @@
     }).catch(function (error) {
       fail("Схему не удалось открыть: " + (error && error.message ? error.message : error), error);
     });
-    window.kuratorModeler = modeler;  // for the browser tests and the console
   }
 
   start();

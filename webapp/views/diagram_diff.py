@@ -17,6 +17,7 @@ from engine.models import ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
 from ..errors import respond
+from .modeler import version_summaries, version_summary
 
 bp = Blueprint("diagram_diff", __name__, url_prefix="/modeler/diff")
 
@@ -54,13 +55,8 @@ def _comparison() -> dict:
         rows = db.scalars(select(ProcessDefinition).options(selectinload(ProcessDefinition.resource))
                           .where(ProcessDefinition.key == key)
                           .where(ProcessDefinition.version.in_({old_version, new_version}))).all()
-        versions = [{"version": r.version, "name": r.name, "deployed_at": r.deployed_at,
-                     "deployed_by": r.deployed_by, "comment": r.comment}
-                    for r in db.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                                        .order_by(ProcessDefinition.version.desc()))]
-        by_version = {r.version: {"version": r.version, "name": r.name, "deployed_at": r.deployed_at,
-                                  "deployed_by": r.deployed_by, "comment": r.comment, "xml": r.resource.content}
-                      for r in rows}
+        versions = version_summaries(db, key)
+        by_version = {r.version: {**version_summary(r), "xml": r.resource.content} for r in rows}
     if not versions:
         raise BadRequest(404, f"Процесс «{key}» не развернут")
     for version in (old_version, new_version):

@@ -14,26 +14,24 @@ from flask import Blueprint, abort, g, jsonify, render_template, request
 from engine.errors import Conflict, InvalidInput, KuratorError, NotFound
 
 from ..auth import client_ip, kurator, roles_required
+from ..params import json_ints
 
 bp = Blueprint("migration", __name__, url_prefix="/modeler/migrations")
 
 ROLE = "methodologist"
 STEP = 25
-MAX_ID = 2**31 - 1  # ids and versions are 32-bit integer columns
 PLAN_PAGE_MAX = 500  # instances judged in one dry-run request (about 50 per second): well inside a worker timeout
 
 
 def _ints(values, field: str) -> list[int]:
-    result = []
-    for value in values or []:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            abort(_error(400, f"Поле {field}: ожидаются целые числа, получено «{value}»"))
-        if isinstance(value, bool) or not 0 <= number <= MAX_ID:
-            abort(_error(400, f"Поле {field}: ожидаются целые числа от 0 до {MAX_ID}, получено «{value}»"))
-        result.append(number)
-    return result
+    try:
+        return json_ints(values, field)
+    except InvalidInput as exc:
+        abort(_error(400, exc.message))
+
+
+def _int(value, field: str) -> int | None:
+    return None if value in (None, "") else _ints([value], field)[0]
 
 
 def _error(status: int, message: str):
@@ -49,23 +47,13 @@ def _request() -> dict:
     key = data.get("key")
     if not isinstance(key, str) or not key.strip():
         abort(_error(400, "Не указан процесс (поле key)"))
-    target = data.get("target_version")
-    if target not in (None, ""):
-        target = _ints([target], "target_version")[0]
-    else:
-        target = None
     stages = data.get("stages") or []
     if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
         abort(_error(400, "Поле stages: ожидается список идентификаторов элементов"))
-    after_id = data.get("after_id")
-    after_id = _ints([after_id], "after_id")[0] if after_id not in (None, "") else None
-    limit = data.get("limit")
-    limit = _ints([limit], "limit")[0] if limit not in (None, "") else None
+    target, after_id, limit = (_int(data.get(name), name) for name in ("target_version", "after_id", "limit"))
     if limit is not None and not 1 <= limit <= PLAN_PAGE_MAX:
         abort(_error(400, f"Поле limit: от 1 до {PLAN_PAGE_MAX}"))
     movable_ids = data.get("movable_ids")
-    if movable_ids is not None and not isinstance(movable_ids, list):
-        abort(_error(400, "Поле movable_ids: ожидается список номеров экземпляров"))
     return {"key": key.strip(), "target_version": target, "after_id": after_id, "limit": limit,
             "movable_ids": _ints(movable_ids, "movable_ids") if movable_ids is not None else None,
             "from_versions": _ints(data.get("from_versions"), "from_versions"),

@@ -9,6 +9,8 @@ browser.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from lxml import etree
 from sqlalchemy import select
@@ -18,13 +20,14 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
-from ..params import id_arg
+from ..params import DB_INT_MAX, id_arg
 
 bp = Blueprint("modeler", __name__, url_prefix="/modeler")
 
 ROLE = "methodologist"
 MAX_XML = 5 * 1024 * 1024
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+FORM_KEY = re.compile(r"^[a-z][a-z0-9_]{1,99}$")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, huge_tree=False)
 
 # A new diagram: one executable process in a pool with one lane and a start event (Camunda 7 dialect).
@@ -85,20 +88,35 @@ def _payload() -> tuple[str, dict]:
     return data["xml"], data
 
 
-def _problems(problems) -> list[dict]:
+def problem_dicts(problems) -> list[dict]:
     """Problems for the page: the Russian message (the English one when there is none) and the lint rule id."""
     return [{"severity": p.severity, "message": p.message, "message_ru": p.message_ru or p.message,
              "element_id": p.element_id, "rule": p.rule} for p in problems]
+
+
+SUMMARY = (ProcessDefinition.key, ProcessDefinition.version, ProcessDefinition.name, ProcessDefinition.deployed_at,
+           ProcessDefinition.deployed_by, ProcessDefinition.comment)
+
+
+def version_summary(row) -> dict:
+    """What the pages show of a deployed version: who deployed it, when and why (not its XML or spec)."""
+    return {"key": row.key, "version": row.version, "name": row.name, "deployed_at": row.deployed_at,
+            "deployed_by": row.deployed_by, "comment": row.comment}
+
+
+def version_summaries(db, key: str | None = None) -> list[dict]:
+    """The deployed versions (of one key), newest first per key, read without their XML and specs."""
+    query = select(*SUMMARY).order_by(ProcessDefinition.key, ProcessDefinition.version.desc())
+    if key is not None:
+        query = query.where(ProcessDefinition.key == key)
+    return [version_summary(row) for row in db.execute(query)]
 
 
 @bp.route("")
 @roles_required(ROLE)
 def index():
     with kurator().db.session() as db:
-        rows = db.scalars(select(ProcessDefinition).order_by(ProcessDefinition.key,
-                                                             ProcessDefinition.version.desc())).all()
-        definitions = [{"key": r.key, "version": r.version, "name": r.name, "deployed_at": r.deployed_at,
-                        "deployed_by": r.deployed_by, "comment": r.comment} for r in rows]
+        definitions = version_summaries(db)
     groups: dict[str, list[dict]] = {}
     for d in definitions:
         groups.setdefault(d["key"], []).append(d)
@@ -123,9 +141,7 @@ def edit():
         row = db.scalars(query.order_by(ProcessDefinition.version.desc()).limit(1)).first()
         if row is None:
             abort(404)
-        definition = {"key": row.key, "version": row.version, "name": row.name, "deployed_at": row.deployed_at,
-                      "deployed_by": row.deployed_by, "comment": row.comment}
-        xml = row.resource.content
+        definition, xml = version_summary(row), row.resource.content
     return render_template("modeler/edit.html", xml=xml, definition=definition, draft=None)
 
 
@@ -138,12 +154,9 @@ def _edit_draft(draft_id: int):
     definition = None
     if draft["key"] and draft["base_version"]:
         with engine.db.session() as db:
-            row = db.scalars(select(ProcessDefinition).where(ProcessDefinition.key == draft["key"],
-                                                             ProcessDefinition.version == draft["base_version"])
-                             ).first()
-            if row is not None:
-                definition = {"key": row.key, "version": row.version, "name": row.name,
-                              "deployed_at": row.deployed_at, "deployed_by": row.deployed_by, "comment": row.comment}
+            row = db.execute(select(*SUMMARY).where(ProcessDefinition.key == draft["key"],
+                                                    ProcessDefinition.version == draft["base_version"])).first()
+            definition = version_summary(row) if row is not None else None
     engine.audit.record(g.user.username, "draft_opened", "draft", draft_id, ip=client_ip(),
                         details={"kind": "diagram", "key": draft["key"]})
     xml = draft.pop("content")
@@ -159,7 +172,7 @@ def validate():
     kurator().audit.record(g.user.username, "diagram_validated", "process", key, ip=client_ip(),
                            details={"errors": sum(p.severity == "error" for p in problems),
                                     "warnings": sum(p.severity == "warning" for p in problems)})
-    return jsonify(_problems(problems))
+    return jsonify(problem_dicts(problems))
 
 
 @bp.route("/deploy", methods=["POST"])
@@ -174,24 +187,32 @@ def deploy():
                      "message_ru": "Схема не читается как BPMN: нет элемента process", "element_id": None,
                      "rule": None}]
         return jsonify({"error": "validation_failed", "problems": problems}), 422
+    return deploy_and_answer([(f"{key}.bpmn", xml)], kind="diagram", key=key, comment=comment,
+                             draft_id=data.get("draft_id"), lint=True)
+
+
+def deploy_and_answer(files: list[tuple[str, str]], *, kind: str, key: str, comment: str | None,
+                      draft_id, lint: bool):
+    """Deploy from the modeler (a diagram, or a form with the processes that use it) and answer the page: the
+    problems on refusal (422), else the deployed items; audited either way; a deployed draft is closed."""
     engine = kurator()
+    object_type = "process" if kind == "diagram" else kind
     try:
-        result = engine.repository.deploy([(f"{key}.bpmn", xml)], deployed_by=g.user.username, comment=comment,
-                                          lint=True)
+        result = engine.repository.deploy(files, deployed_by=g.user.username, comment=comment, lint=lint)
     except ValidationFailed as exc:
-        engine.audit.record(g.user.username, "diagram_deploy_refused", "process", key, ip=client_ip(),
+        engine.audit.record(g.user.username, f"{kind}_deploy_refused", object_type, key, ip=client_ip(),
                             details={"errors": sum(p.severity == "error" for p in exc.problems)})
-        return jsonify({"error": "validation_failed", "problems": _problems(exc.problems)}), 422
+        return jsonify({"error": "validation_failed", "problems": problem_dicts(exc.problems)}), 422
     except Conflict as exc:
         return jsonify({"error": "conflict", "message": exc.message}), 409
-    items = [i.to_dict() for i in result.items]
-    engine.audit.record(g.user.username, "diagram_deployed", "process", key, ip=client_ip(),
+    engine.audit.record(g.user.username, f"{kind}_deployed", object_type, key, ip=client_ip(),
                         details={"comment": comment,
-                                 "versions": [{"key": i.key, "version": i.version, "created": i.created}
+                                 "versions": [{"key": i.key, "version": i.version, "created": i.created,
+                                               **({"kind": i.kind} if i.kind != "process" else {})}
                                               for i in result.items]})
-    draft_id = data.get("draft_id")
-    closed = type(draft_id) is int and 0 < draft_id < 2**31 and drop_deployed_draft(draft_id, "diagram")
-    return jsonify({"items": items, "warnings": _problems(result.warnings), "draft_deleted": closed})
+    closed = type(draft_id) is int and 0 < draft_id <= DB_INT_MAX and drop_deployed_draft(draft_id, kind)
+    return jsonify({"items": [i.to_dict() for i in result.items], "warnings": problem_dicts(result.warnings),
+                    "draft_deleted": closed})
 
 
 # -- drafts -------------------------------------------------------------------------------------------------------
@@ -200,8 +221,7 @@ def drop_deployed_draft(draft_id: int, kind: str) -> bool:
     """A deployed draft is done: remove it (the deployment is the record). Whether it was removed."""
     engine = kurator()
     try:
-        if engine.drafts.get(draft_id)["kind"] != kind:
-            return False
+        engine.drafts.get(draft_id, kind=kind)
         engine.drafts.delete(draft_id)
     except NotFound:
         return False
@@ -236,7 +256,7 @@ def save_draft():
         abort(413)
     draft_id, revision, base_version = data.get("draft_id"), data.get("revision"), data.get("base_version")
     for field, value in (("draft_id", draft_id), ("revision", revision), ("base_version", base_version)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31):
+        if value is not None and not (type(value) is int and 0 <= value <= DB_INT_MAX):
             return jsonify({"error": "invalid_input", "field": field,
                             "message": f"Поле {field}: нужно целое число"}), 400
     if kind == "diagram":
@@ -245,8 +265,11 @@ def save_draft():
             return jsonify({"error": "invalid_input", "field": "content",
                             "message": "Схема не читается как BPMN: нет элемента process"}), 400
     else:
-        key = data.get("key") if isinstance(data.get("key"), str) else None
-        name = None
+        key, name = data.get("key"), None
+        if not isinstance(key, str) or not FORM_KEY.match(key):
+            return jsonify({"error": "invalid_input", "field": "key",
+                            "message": "Поле key: ключ формы — латинские строчные буквы, цифры и «_», "
+                                       "начинается с буквы"}), 400
     note = data.get("note") if isinstance(data.get("note"), str) else None
     engine = kurator()
     try:

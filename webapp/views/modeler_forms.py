@@ -14,32 +14,27 @@ import re
 
 from flask import Blueprint, abort, g, jsonify, render_template, request
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from engine.bpmn import validation
-from engine.errors import Conflict, NotFound, Problem, ValidationFailed
+from engine.errors import NotFound, Problem
 from engine.forms import input_fields
 from engine.models import FormDefinition, ProcessDefinition
 
 from ..auth import client_ip, kurator, roles_required
 from ..params import id_arg
-from .modeler import drop_deployed_draft
+from .modeler import FORM_KEY, deploy_and_answer, problem_dicts
 from .tasks import build_widgets, initial_values
 
 bp = Blueprint("modeler_forms", __name__, url_prefix="/modeler/forms")
 
 ROLE = "methodologist"
 MAX_FORM = 512 * 1024
-FORM_KEY = re.compile(r"^[a-z][a-z0-9_]{1,99}$")
 NEW_FORM = {"type": "default", "components": [
     {"type": "text", "text": "## Новая форма"},
     {"type": "textarea", "key": "comment", "label": "Комментарий", "validate": {"required": True}},
 ]}
 
 
-def _problem_dicts(problems: list[Problem]) -> list[dict]:
-    return [{"severity": p.severity, "message": getattr(p, "message_ru", None) or p.message,
-             "element_id": p.element_id} for p in problems]
 
 
 def _users_of(session) -> dict[str, list[dict]]:
@@ -125,7 +120,7 @@ def edit():
                 draft = engine.drafts.get(draft_id, kind="form")
             except NotFound:
                 abort(404)
-            key, text = draft["key"], draft["content"]
+            key, text, version = draft["key"], draft["content"], draft["base_version"]
         elif key is not None:
             query = select(FormDefinition).where(FormDefinition.key == key)
             if version is not None:
@@ -160,41 +155,19 @@ def preview():
         widgets = build_widgets(schema.get("components"), initial_values(schema, {}, {}), {})
         html = render_template("modeler/_form_preview.html", widgets=widgets,
                                has_form=bool(input_fields(schema)))
-    return jsonify({"html": html, "problems": _problem_dicts(problems),
+    return jsonify({"html": html, "problems": problem_dicts(problems),
                     "fields": sorted(input_fields(schema)) if schema is not None else []})
 
 
 @bp.route("/deploy", methods=["POST"])
 @roles_required(ROLE)
 def deploy():
-    """Deploy a form, and a new version of each process whose latest version uses it (same diagram, new form)."""
+    """Deploy a form; each process whose latest version uses it gets a new version with it (the repository)."""
     data = _payload()
     key, text = _form_key(data), _schema_text(data)
     comment = data.get("comment")
     comment = (comment.strip()[:2000] or None) if isinstance(comment, str) else None
-    engine = kurator()
-    with engine.db.session() as db:
-        users = _users_of(db).get(key, [])
-        files: list[tuple[str, str]] = [(f"{key}.json", text)]
-        for user in users:
-            row = db.scalars(select(ProcessDefinition).options(selectinload(ProcessDefinition.resource))
-                             .where(ProcessDefinition.key == user["key"],
-                                    ProcessDefinition.version == user["version"])).one()
-            files.append((f"{row.key}.bpmn", row.resource.content))
-    try:
-        result = engine.repository.deploy(files, deployed_by=g.user.username,
-                                          comment=comment or f"Изменена форма {key}")
-    except ValidationFailed as exc:
-        engine.audit.record(g.user.username, "form_deploy_refused", "form", key, ip=client_ip(),
-                            details={"errors": sum(p.severity == "error" for p in exc.problems)})
-        return jsonify({"error": "validation_failed", "problems": _problem_dicts(exc.problems)}), 422
-    except Conflict as exc:
-        return jsonify({"error": "conflict", "message": exc.message}), 409
-    items = [i.to_dict() for i in result.items]
-    engine.audit.record(g.user.username, "form_deployed", "form", key, ip=client_ip(),
-                        details={"comment": comment, "versions": [{"kind": i.kind, "key": i.key, "version": i.version,
-                                                                   "created": i.created} for i in result.items]})
-    draft_id = data.get("draft_id")
-    closed = type(draft_id) is int and 0 < draft_id < 2**31 and drop_deployed_draft(draft_id, "form")
-    return jsonify({"items": items, "warnings": _problem_dicts(result.warnings), "draft_deleted": closed})
+    # the repository gives the processes that use the form new versions; lint is for diagrams, not forms
+    return deploy_and_answer([(f"{key}.json", text)], kind="form", key=key, comment=comment or f"Изменена форма {key}",
+                             draft_id=data.get("draft_id"), lint=False)
 
