@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import history
+from .bpmn.pruning import prune
 from .bpmn.script_engine import CURRENT_CLOCK, KuratorScriptEngine
 from .bpmn.serializer import StateSerializer
 from .bpmn.specs import KuratorEventSubprocess
@@ -135,7 +136,10 @@ class Executor:
         """Write state, human tasks, next wake-up and history; the revision check comes first."""
         session, row, workflow = loaded.session, loaded.row, loaded.workflow
         now = self._engine.clock.now()
-        completed = workflow.is_completed()
+        prune(workflow)
+        # not `workflow.is_completed()`: SpiffWorkflow's walk stops 1,000 tasks deep and would call a long,
+        # unpruned instance (saved before pruning existed) completed
+        completed = not any(not t.has_state(TaskState.FINISHED_MASK) for t in workflow.tasks.values())
         next_wakeup, waiting_for = (None, None) if completed else pending_events(workflow)
         result = session.execute(
             update(ProcessInstance)

@@ -53,6 +53,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import history
+from .bpmn.pruning import pruned_elements
 from .bpmn.script_engine import KuratorScriptEngine
 from .calendar import DeadlineFunctions
 from .errors import Conflict, InvalidInput, KuratorError, NotFound
@@ -607,6 +608,13 @@ class MigrationService:
             if diff is None:
                 reasons.append(f"подпроцесс {_label(wf.spec)} отсутствует в версии {version}")
                 continue
+            target_spec = new_spec if wf is workflow else new_deps.get(wf.spec.name)
+            for name, state in pruned_elements(wf).items():  # steps done long ago, dropped from the stored tree
+                spec = wf.spec.task_specs.get(name)
+                if target_spec is None or name in target_spec.task_specs or not getattr(spec, "bpmn_id", None):
+                    continue
+                what = "выполненный" if state == "completed" else "отмененный"
+                reasons.append(f"{what} шаг {_label(spec)} удален в версии {version}")
             for task in diff.removed:
                 spec = task.task_spec
                 label = _label(spec)

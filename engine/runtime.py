@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import IntermediateCatchEvent, ReceiveTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import history
+from .bpmn.pruning import completed_elements, completed_steps
 from .errors import InvalidInput, NotFound
 from .executor import Loaded, translate_errors
 from .identity import DEFAULT_TIMEZONE, check_timezone
@@ -151,9 +153,34 @@ class RuntimeService:
                 "revision": row.revision,
                 "variables": dict(source.data) if source is not None else {},
                 "open_tasks": list(open_tasks),
-                "completed_elements": sorted({t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                                              if getattr(t.task_spec, "bpmn_id", None)}),
+                "completed_elements": sorted(completed_elements(workflow)),
             }
+
+    def activity_states(self, instance_id: int) -> dict[str, Any]:
+        """Where an instance stands, like Camunda's activity instance tree flattened: `file` is the diagram file
+        of the instance's process; `active` holds the
+        (diagram file, element id) of ready user tasks, awaited events and every (sub)process or call activity
+        around them; `completed` the steps done at least once (also those pruned from the stored state)."""
+        with self._engine.db.session() as session:
+            row = session.get(ProcessInstance, instance_id)
+            if row is None:
+                raise NotFound(f"No process instance {instance_id}")
+            workflow = self._engine.executor.load(session, row).workflow
+        active: set[tuple[str | None, str]] = set()
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+            spec = task.task_spec
+            awaited = task.state == TaskState.WAITING and isinstance(spec, (IntermediateCatchEvent, ReceiveTask))
+            ready = task.state == TaskState.READY and getattr(spec, "manual", False)
+            if not (awaited or ready):
+                continue
+            current = task
+            while current is not None:  # the task itself and every subprocess or call activity around it
+                if getattr(current.task_spec, "bpmn_id", None):
+                    active.add((getattr(current.workflow.spec, "file", None), current.task_spec.bpmn_id))
+                parent = current.workflow.parent_task_id
+                current = workflow.get_task_from_id(parent) if parent is not None else None
+        return {"file": getattr(workflow.spec, "file", None), "active": active,
+                "completed": completed_steps(workflow)}
 
     def instances(self, process_key: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         with self._engine.db.session() as session:

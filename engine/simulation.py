@@ -73,6 +73,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
 
+from .bpmn.pruning import completed_elements
 from .clock import FrozenClock
 from .db import Database, make_engine
 from .errors import ExecutionError, InvalidInput, KuratorError, Problem, ValidationFailed
@@ -829,8 +830,7 @@ class Simulator:
                     "defaults": form_defaults(schema, now_local.date(), now_local),
                 }
             snapshot.timers = self._timers(workflow)
-            snapshot.completed = sorted({t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                                         if getattr(t.task_spec, "bpmn_id", None)})
+            snapshot.completed = sorted(completed_elements(workflow))
             snapshot.ended = row.status != "running"
             snapshot.closed_rows = {
                 r.id: (r.status, r.completed_by) for r in session.scalars(

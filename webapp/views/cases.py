@@ -36,8 +36,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 from lxml import etree
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import IntermediateCatchEvent, ReceiveTask
-from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import extract, func, or_, select
 
 from engine.errors import InvalidInput, NotFound, PermissionDenied
@@ -527,35 +525,11 @@ def _element_states(engine, db, row: ProcessInstance, drawn: frozenset[str]) -> 
     """Element ids of this diagram that are active (user tasks ready, events awaited, and the (sub)processes
     containing them) and those completed at least once."""
     try:
-        workflow = engine.executor.load(db, row).workflow
+        states = engine.runtime.activity_states(row.id)
     except Exception:  # a state that cannot be restored must not hide the diagram itself
         log.exception("instance %s: state could not be loaded for the diagram", row.id)
         return set(), set()
-    top_file = getattr(workflow.spec, "file", None)
+    def own(pairs) -> set[str]:
+        return {element for file, element in pairs if element in drawn and file == states["file"]}
 
-    def own(task) -> str | None:
-        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
-        same_file = getattr(task.workflow.spec, "file", None) == top_file
-        return bpmn_id if same_file and bpmn_id in drawn else None
-
-    active: set[str] = set()
-    done: set[str] = set()
-    for task in workflow.get_tasks():
-        spec = task.task_spec
-        if task.state == TaskState.COMPLETED:
-            element = own(task)
-            if element:
-                done.add(element)
-            continue
-        awaited = task.state == TaskState.WAITING and isinstance(spec, (IntermediateCatchEvent, ReceiveTask))
-        ready = task.state == TaskState.READY and getattr(spec, "manual", False)
-        if not (awaited or ready):
-            continue
-        current = task
-        while current is not None:  # the task itself and every subprocess or call activity around it
-            element = own(current)
-            if element:
-                active.add(element)
-            parent = current.workflow.parent_task_id
-            current = workflow.get_task_from_id(parent) if parent is not None else None
-    return active, done
+    return own(states["active"]), own(states["completed"])
