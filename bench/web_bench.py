@@ -62,8 +62,9 @@ from sqlalchemy import func, select, text
 from engine import ProcessEngine, SystemClock
 from engine.bpmn.validation import resolve_role
 from engine.db import make_engine
-from engine.executor import ADMIN_ROLE, candidates_token
+from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
+from engine.task_query import candidates_token
 from sop.models import Case, Family, InstanceScope
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 from webapp.access import CurrentUser, task_scope

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -31,8 +32,9 @@ from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
-from .models import HumanTask, ProcessInstance
+from .models import Agency, HumanTask, ProcessInstance
 from .sandbox import SandboxError
+from .task_query import candidates_token
 
 if TYPE_CHECKING:
     from . import ProcessEngine
@@ -66,7 +68,7 @@ class Executor:
     # -- script engines ---------------------------------------------------------------------------------------
 
     def script_engine(self, tz: str) -> KuratorScriptEngine:
-        functions = self._engine.calendar.functions(tz)
+        functions = {**self._engine.calendar.functions(tz), **self._engine.identity.functions()}
         return KuratorScriptEngine(functions, tz=tz)
 
     @contextmanager
@@ -84,9 +86,10 @@ class Executor:
         return self.serializer.new_workflow(spec_json, self.script_engine(tz))
 
     def load(self, session: Session, row: ProcessInstance, actor: str | None = None) -> Loaded:
+        """The instance's state restored against its version's spec objects, which are shared and read-only
+        (parsed once per process, see `bpmn.serializer.SpecCache`)."""
         spec_json = self._engine.repository.spec_json(row.definition_id)
         workflow = self.serializer.restore(row.state, spec_json)
-        reconnect_event_subprocesses(workflow)
         workflow.script_engine = self.script_engine(row.timezone)
         return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor)
 
@@ -177,6 +180,7 @@ class Executor:
             if task_id in open_ids:
                 continue
             values = self.human_task_values(loaded, task, roles)
+            agency_missing = values.pop("agency_missing")
             existing = session.get(HumanTask, task_id)
             if existing is None:
                 session.add(HumanTask(id=task_id, instance_id=loaded.row.id, created_at=now, **values))
@@ -185,11 +189,13 @@ class Executor:
                     setattr(existing, key, value)
                 existing.status, existing.completed_at, existing.completed_by, existing.data = "open", None, None, None
                 existing.created_at = now
-            self._engine.history.record(session, history.TASK_CREATED, loaded.row.id, task_id=task_id,
-                                        data={"element": values["element_id"], "name": values["name"],
-                                              "candidate_roles": values["candidate_roles"],
-                                              "assignee": values["assignee"],
-                                              "due": values["due"].isoformat() if values["due"] else None})
+            created = {"element": values["element_id"], "name": values["name"],
+                       "candidate_roles": values["candidate_roles"], "assignee": values["assignee"],
+                       "agency_id": values["agency_id"],
+                       "due": values["due"].isoformat() if values["due"] else None}
+            if agency_missing:
+                created["agency_missing"] = True
+            self._engine.history.record(session, history.TASK_CREATED, loaded.row.id, task_id=task_id, data=created)
 
     def human_task_values(self, loaded: Loaded, task, roles: dict[str, str]) -> dict[str, Any]:
         """Evaluate a ready task's Camunda attributes into the columns of its inbox row."""
@@ -213,6 +219,10 @@ class Executor:
         candidate_roles = _as_list(evaluate("candidateGroups")) if "candidateGroups" in attrs else []
         if not candidate_roles and spec.lane:
             candidate_roles = [resolve_role(spec.lane, roles) or spec.lane.strip()]
+        agency = _agency(loaded.session, evaluate("agency"), element) if "agency" in attrs else None
+        agency_missing = "agency" in attrs and agency is None
+        if agency_missing and attrs.get("agencyFallbackGroups"):
+            candidate_roles = _as_list(attrs["agencyFallbackGroups"])
         candidate_users = _as_list(evaluate("candidateUsers"))
         assignee = evaluate("assignee")
         assignee = str(assignee).strip() if assignee not in (None, "") else None
@@ -220,11 +230,16 @@ class Executor:
             candidate_roles = [ADMIN_ROLE]
         priority = evaluate("priority")
         form = getattr(spec, "form", None)
+        name = spec.bpmn_name or element
+        if agency is not None and _in_multi_instance(task):
+            name = f"{name} — {agency.name}"  # one row per agency: say whose it is
         return {
             "candidates": candidates_token(candidate_roles, candidate_users),
+            "agency_id": agency.id if agency is not None else None,
+            "agency_missing": agency_missing,
             "process_key": loaded.row.process_key,
             "element_id": element,
-            "name": spec.bpmn_name or element,
+            "name": name[:300],
             "lane": spec.lane,
             "candidate_roles": candidate_roles,
             "candidate_users": candidate_users,
@@ -237,8 +252,31 @@ class Executor:
         }
 
 
-def candidates_token(roles: list[str], users: list[str]) -> str:
-    return "|" + "".join(f"role:{r}|" for r in roles) + "".join(f"user:{u}|" for u in users)
+def _in_multi_instance(task) -> bool:
+    """Whether the task runs inside a multi-instance body (directly, or in an embedded subprocess of one)."""
+    current = task
+    while current is not None:
+        if isinstance(getattr(current.parent, "task_spec", None), MultiInstanceTask):
+            return True
+        parent_id = current.workflow.parent_task_id
+        current = current.workflow.top_workflow.get_task_from_id(parent_id) if parent_id is not None else None
+    return False
+
+
+def _agency(session: Session, value: Any, element: str) -> Agency | None:
+    """The agency an `agency` property names: an id, a numeric string or an object with an `id`."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value in (None, "", 0):
+        return None
+    try:
+        agency_id = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ExecutionError(f"The agency property gave '{value}', which is not an agency id", element) from exc
+    agency = session.get(Agency, agency_id) if 0 < agency_id < 2**31 else None
+    if agency is None:
+        raise ExecutionError(f"The agency property names agency {agency_id}, which does not exist", element)
+    return agency
 
 
 def pending_events(workflow: BpmnWorkflow) -> tuple[datetime | None, str | None]:
@@ -261,20 +299,13 @@ def pending_events(workflow: BpmnWorkflow) -> tuple[datetime | None, str | None]
 
 
 def reconnect_event_subprocesses(workflow: BpmnWorkflow) -> None:
-    """Re-create the spec links SpiffWorkflow adds when an event subprocess is triggered.
+    """Nothing to do any more; kept for callers.
 
-    SpiffWorkflow connects a triggered event subprocess to its process's start and end at run time, on the
-    spec; our stored spec is the deploy-time one, so the links are restored for every triggered one.
+    SpiffWorkflow connects a triggered event subprocess to its process's start and end on the spec, and this
+    re-created those links after every load. Specs are now shared by all instances of a version and never
+    changed: `bpmn.specs.KuratorStartTask` starts an event subprocess without linking it, and
+    `KuratorEventSubprocess` needs no links.
     """
-    for wf in [workflow, *workflow.subprocesses.values()]:
-        start = wf.spec.start
-        for name in getattr(start, "trigger_specs", []):
-            spec = wf.spec.task_specs.get(name)
-            if spec is None or start in spec.inputs:
-                continue
-            if any(task.task_spec is spec for task in wf.tasks.values()):
-                start.connect(spec)
-                spec.connect(wf.spec.end)
 
 
 def interrupt_for_event_subprocesses(workflow: BpmnWorkflow) -> bool:

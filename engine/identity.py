@@ -145,6 +145,24 @@ class IdentityService:
             return [{"id": a.id, "name": a.name, "kind": a.kind, "municipality": a.municipality.name,
                      "timezone": a.timezone} for a in rows]
 
+    def agency_of_kind(self, kind: str, municipality: str | None) -> dict | None:
+        """The one agency of a kind (e.g. 'guardianship') in a municipality, as {id, name, kind}; None when the
+        municipality has none or several of that kind (a task must then be addressed some other way)."""
+        if not kind or not municipality:
+            return None
+        with self._engine.db.session() as session:
+            rows = session.execute(select(Agency.id, Agency.name, Agency.kind)
+                                   .join(Municipality, Municipality.id == Agency.municipality_id)
+                                   .where(Agency.kind == str(kind), Municipality.name == str(municipality))
+                                   .order_by(Agency.id).limit(2)).all()
+        if len(rows) != 1:
+            return None
+        return {"id": rows[0].id, "name": rows[0].name, "kind": rows[0].kind}
+
+    def functions(self) -> dict:
+        """Directory lookups that diagram expressions may call."""
+        return {"agency_of_kind": self.agency_of_kind}
+
     @staticmethod
     def _find_agency(session: Session, agency: str | int) -> int:
         if isinstance(agency, int) or str(agency).isdigit():

@@ -405,10 +405,12 @@ class MigrationService:
                 if task_row is None or task_row.status != "open" or task is None:
                     continue
                 created = task_row.created_at
-                functions = DeadlineFunctions(self._engine.calendar.calendar, lambda at=created: at,
-                                              loaded.row.timezone).namespace()
+                functions = {**DeadlineFunctions(self._engine.calendar.calendar, lambda at=created: at,
+                                                 loaded.row.timezone).namespace(),
+                             **self._engine.identity.functions()}
                 workflow.script_engine = KuratorScriptEngine(functions, tz=loaded.row.timezone)
                 values = executor.human_task_values(loaded, task, roles)
+                values.pop("agency_missing")
                 if task_row.assignee:
                     values.pop("assignee")
                 due = values["due"]

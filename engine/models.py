@@ -181,6 +181,7 @@ class HumanTask(Base):
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
         Index("ix_human_task_open_lists", "process_key", "element_id", "name",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index("ix_human_task_agency", "agency_id", "status"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))
@@ -192,6 +193,8 @@ class HumanTask(Base):
     candidate_users: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # "|role:x|user:y|": the candidates in one searchable string (the same on SQLite and PostgreSQL)
     candidates: Mapped[str] = mapped_column(Text, default="|")
+    # the agency (organisation) the task is addressed to: only its staff holding a candidate role are offered it
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id", name="fk_human_task_agency"))
     assignee: Mapped[str | None] = mapped_column(String(100))
     form_key: Mapped[str | None] = mapped_column(String(200))
     due: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -647,7 +647,9 @@ class Simulator:
         return step
 
     def _start(self, key: str) -> dict[str, Any]:
-        self.instance_id = self.sim.runtime.start(key, self.scenario.variables, business_key="simulation",
+        # like a real start, the instance knows its municipality (expressions look agencies up by it)
+        variables = {"municipality": self.scenario.municipality, **self.scenario.variables}
+        self.instance_id = self.sim.runtime.start(key, variables, business_key="simulation",
                                                   started_by=self.user, timezone=self.scenario.timezone)
         return {}
 

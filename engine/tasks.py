@@ -8,21 +8,21 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select, update
 
-from . import history
+from . import history, task_query
 from .errors import Conflict, NotFound, PermissionDenied
 from .forms import validate_submission
 from .identity import UserInfo
-from .models import HumanTask, ProcessInstance
+from .models import Agency, HumanTask, ProcessInstance
 from .runtime import check_variables
 
 if TYPE_CHECKING:
     from . import ProcessEngine
 
 TASK_FIELDS = ("id", "name", "process_key", "instance_id", "candidate_roles", "assignee", "due", "follow_up",
-               "form_key", "overdue")
+               "form_key", "overdue", "agency_id", "agency_name")
 
 
-def task_to_dict(row: HumanTask) -> dict[str, Any]:
+def task_to_dict(row: HumanTask, agency_name: str | None = None) -> dict[str, Any]:
     """The task object of `kurator tasks --json` and of the REST API."""
     return {
         "id": row.id,
@@ -41,11 +41,14 @@ def task_to_dict(row: HumanTask) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "completed_at": row.completed_at.isoformat() if row.completed_at else None,
         "completed_by": row.completed_by,
+        "agency_id": row.agency_id,
+        "agency_name": agency_name,
     }
 
 
-def is_candidate(row: HumanTask, user: UserInfo) -> bool:
-    return user.username in (row.candidate_users or []) or bool(set(row.candidate_roles or []) & set(user.roles))
+def _with_agency(query):
+    """A HumanTask query with the name of the agency each task is addressed to."""
+    return query.outerjoin(Agency, Agency.id == HumanTask.agency_id).add_columns(Agency.name)
 
 
 class TaskService:
@@ -63,12 +66,9 @@ class TaskService:
             query = query.where(HumanTask.status == status)
         if user is not None:
             info = self._engine.identity.get_user(user)
-            tokens = [f"%|role:{r}|%" for r in info.roles] + [f"%|user:{info.username}|%"]
-            query = query.where(or_(HumanTask.assignee == info.username,
-                                    (HumanTask.assignee.is_(None))
-                                    & or_(*[HumanTask.candidates.like(t) for t in tokens])))
+            query = query.where(or_(task_query.assigned_to(info.username), task_query.offered_to(info)))
         if role is not None:
-            query = query.where(HumanTask.candidates.like(f"%|role:{role}|%"))
+            query = query.where(task_query.with_role(role))
         if instance_id is not None:
             query = query.where(HumanTask.instance_id == instance_id)
         if overdue is not None:
@@ -77,21 +77,23 @@ class TaskService:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with self._engine.db.session() as session:
-            return [task_to_dict(row) for row in session.scalars(query)]
+            return [task_to_dict(row, agency) for row, agency in session.execute(_with_agency(query))]
 
     def get(self, task_id: str) -> dict[str, Any]:
         with self._engine.db.session() as session:
-            return task_to_dict(self._row(session, task_id))
+            row = self._row(session, task_id)
+            agency = session.get(Agency, row.agency_id) if row.agency_id is not None else None
+            return task_to_dict(row, agency.name if agency is not None else None)
 
     def claim(self, task_id: str, username: str) -> dict[str, Any]:
         user = self._engine.identity.get_user(username)
         with self._engine.db.session() as session:
             row = self._open_row(session, task_id)
             if row.assignee == user.username:
-                return task_to_dict(row)
-            if not is_candidate(row, user):
+                return self.get(task_id)
+            if not task_query.is_candidate(row, user):
                 raise PermissionDenied(f"User '{username}' is not a candidate for task '{row.name}' "
-                                       f"(roles {', '.join(row.candidate_roles) or '—'})")
+                                       f"({_offered_to(row)})")
             result = session.execute(update(HumanTask)
                                      .where(HumanTask.id == task_id, HumanTask.status == "open",
                                             HumanTask.assignee.is_(None))
@@ -102,15 +104,17 @@ class TaskService:
                 raise Conflict(f"Task '{row.name}' is already claimed by {row.assignee or 'someone else'}")
             self._engine.history.record(session, history.TASK_CLAIMED, row.instance_id, task_id=task_id,
                                         actor=user.username)
-            session.refresh(row)
-            return task_to_dict(row)
+        return self.get(task_id)
 
     def unclaim(self, task_id: str, username: str) -> dict[str, Any]:
         user = self._engine.identity.get_user(username)
         with self._engine.db.session() as session:
             row = self._open_row(session, task_id)
             if row.assignee is None:
-                return task_to_dict(row)
+                if not task_query.is_candidate(row, user):
+                    raise PermissionDenied(f"User '{username}' is not a candidate for task '{row.name}' "
+                                           f"({_offered_to(row)})")
+                return self.get(task_id)
             if row.assignee != user.username:
                 raise PermissionDenied(f"Task '{row.name}' is claimed by {row.assignee}; only they can "
                                        f"give it back")
@@ -122,8 +126,7 @@ class TaskService:
                 raise Conflict(f"Task '{row.name}' changed at the same time; reload and try again")
             self._engine.history.record(session, history.TASK_UNCLAIMED, row.instance_id, task_id=task_id,
                                         actor=user.username)
-            session.refresh(row)
-            return task_to_dict(row)
+        return self.get(task_id)
 
     def complete(self, task_id: str, username: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Complete a task with its form data and advance the instance; all or nothing."""
@@ -216,6 +219,11 @@ class TaskService:
             if row.assignee != user.username:
                 raise PermissionDenied(f"Task '{row.name}' is assigned to {row.assignee}")
             return
-        if not is_candidate(row, user):
+        if not task_query.is_candidate(row, user):
             raise PermissionDenied(f"User '{user.username}' may not complete task '{row.name}': it is for "
-                                   f"role(s) {', '.join(row.candidate_roles) or '—'}")
+                                   f"{_offered_to(row)}")
+
+
+def _offered_to(row: HumanTask) -> str:
+    roles = f"role(s) {', '.join(row.candidate_roles or []) or '—'}"
+    return f"{roles} of agency {row.agency_id}" if row.agency_id is not None else roles

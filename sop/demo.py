@@ -158,12 +158,21 @@ class _Stories:
     def complete(self, instance_id: int, element: str, data: dict, days_ago: float, user: str | None = None) -> None:
         self.at(days_ago)
         task = next(t for t in self.engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
-        user = user or task["assignee"] or {"commission_secretary": "secretary", "commission": "chair",
-                                            "agency_specialist": "police", "curator": "curator",
-                                            "guardianship": "guardian"}[task["candidate_roles"][0]]
+        user = user or self.worker(task)
         if element in ("sop_check", "sop_registration_card"):
             data = {**self.names.get(instance_id, {}), **data}
         self.engine.tasks.complete(task["id"], user, data)
+
+    def worker(self, task: dict) -> str:
+        """The demo user who does a task: its assignee, a user of the agency it is addressed to, or of its role."""
+        if task["assignee"]:
+            return task["assignee"]
+        if task["agency_id"] is not None:
+            for user in self.engine.identity.users():
+                if user.agency_id == task["agency_id"] and set(user.roles) & set(task["candidate_roles"]):
+                    return user.username
+        return {"commission_secretary": "secretary", "commission": "chair", "agency_specialist": "police",
+                "curator": "curator", "guardianship": "guardian"}[task["candidate_roles"][0]]
 
     def day(self, days_ago: float) -> str:
         return (self.now - timedelta(days=days_ago)).astimezone(TZ).date().isoformat()
@@ -183,7 +192,8 @@ class _Stories:
         self.complete(iid, "sop_registration_card", dict(CARD, detection_date=self.day(start)), start - 12)
         for task in [t for t in self.engine.tasks.query(instance_id=iid) if t["element_id"] == "sop_proposals"]:
             self.at(start - 14)
-            self.engine.tasks.complete(task["id"], "police", dict(PROPOSAL, agency_name=AGENCIES["police"][0]))
+            self.engine.tasks.complete(task["id"], self.worker(task),
+                                       dict(PROPOSAL, agency_name=task["agency_name"] or AGENCIES["police"][0]))
         if stop == "draft":
             return
         self.complete(iid, "sop_programme_draft", DRAFT, start - 20)

@@ -113,7 +113,7 @@ def on_registration_card(ctx: Context) -> None:
 
 
 def on_proposals(ctx: Context) -> None:
-    agency_id = _actor_agency(ctx)
+    agency_id = ctx.task.agency_id or _actor_agency(ctx)
     proposal = Proposal(case_id=ctx.case.id, agency_id=agency_id, data=dict(ctx.data), author=ctx.actor,
                         created_at=ctx.service.engine.clock.now())
     ctx.session.add(proposal)
@@ -184,7 +184,7 @@ def on_emergency_step(ctx: Context) -> None:
     """The emergency path flows back into the case: guardianship (or police) joins the working group, a confirmed
     threat makes the danger level critical, and the removal act goes into the case file."""
     case = ctx.case
-    agency_id = _actor_agency(ctx)
+    agency_id = ctx.task.agency_id or _actor_agency(ctx)
     if agency_id is not None and not any(p.agency_id == agency_id for p in case.participants):
         case.participants.append(CaseAgency(agency_id=agency_id, role="member", responsible=ctx.actor))
     if ctx.data.get("threat_confirmed"):
@@ -199,7 +199,8 @@ def on_reconciliation(ctx: Context) -> None:
     row = ctx.session.scalar(select(Reconciliation).where(Reconciliation.process_instance_id == ctx.instance.id))
     if row is not None:
         results = dict(row.results or {})
-        results.setdefault(ctx.task.form_key, []).append({"by": ctx.actor, **ctx.data})
+        results.setdefault(ctx.task.form_key, []).append({"by": ctx.actor, "agency_id": ctx.task.agency_id,
+                                                          **ctx.data})
         row.results = results
 
 

@@ -15,6 +15,7 @@ import pytest
 from lxml import etree
 
 from engine import InvalidInput
+from engine.errors import PermissionDenied
 
 MSK = ZoneInfo("Europe/Moscow")
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +78,8 @@ FORM_DATA = {
     "rec_send_databank": {"databank_sent_date": "2026-01-30"},
     "rec_regional_receive": {"databank_received_date": "2026-02-02", "databank_accepted": True},
 }
+AGENCIES = {"Отдел опеки г. Йошкар-Олы": "guardianship", "ОМВД г. Йошкар-Олы": "police",
+            "КЦСОН г. Йошкар-Олы": "social_protection"}
 USERS = {"commission_secretary": "secretary", "commission": "chair", "curator": "curator1",
          "agency_specialist": "specialist", "guardianship": "guardian", "police": "inspector",
          "social_protection": "social", "regional_secretary": "regional"}
@@ -119,6 +122,11 @@ def complete(engine, instance_id, element, data=None, user=None) -> dict:
     return engine.tasks.complete(current["id"], user, data if data is not None else FORM_DATA.get(element, {}))
 
 
+def specialist_for(task: dict) -> str:
+    """The agency specialist who may do a task: the police's own for a task addressed to the police."""
+    return "police_specialist" if task["agency_name"] == "ОМВД г. Йошкар-Олы" else "specialist"
+
+
 def status(engine, instance_id) -> str:
     return engine.runtime.instance(instance_id)["status"]
 
@@ -139,7 +147,7 @@ def to_execution(engine, instance_id) -> None:
     """From the registration card through the approved programme to the first execution report."""
     complete(engine, instance_id, "sop_registration_card", CARD)
     for proposal in tasks(engine, instance_id)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], "specialist", PROPOSAL)
+        engine.tasks.complete(proposal["id"], specialist_for(proposal), PROPOSAL)
     complete(engine, instance_id, "sop_programme_draft", DRAFT)
     complete(engine, instance_id, "sop_programme_approval", APPROVE)
     complete(engine, instance_id, "sop_programme_dispatch", DISPATCH)
@@ -161,9 +169,50 @@ def sop(engine):
     assert {i.key for i in result.items if i.kind == "process"} == {
         "sop_case", "sop_programme", "emergency_child_safety", "quarterly_reconciliation"}
     engine.identity.add_agency("КДНиЗП г. Йошкар-Олы", "Йошкар-Ола", kind="commission")
+    for name, kind in AGENCIES.items():
+        engine.identity.add_agency(name, "Йошкар-Ола", kind=kind)
+    by_kind = {kind: name for name, kind in AGENCIES.items()}
     for role, user in USERS.items():
-        engine.identity.add_user(user, [role], agency="КДНиЗП г. Йошкар-Олы")
+        engine.identity.add_user(user, [role], agency=by_kind.get(role, "КДНиЗП г. Йошкар-Олы"))
+    engine.identity.add_user("police_specialist", ["agency_specialist"], agency="ОМВД г. Йошкар-Олы")
     return engine
+
+
+def test_emergency_tasks_are_addressed_to_the_municipality_agencies_of_their_kind(sop):
+    engine = sop
+    iid = start_case(engine)
+    complete(engine, iid, "sop_check", {**CHECK, "danger_level": "critical"})
+    open_now = tasks(engine, iid)
+    agencies = {a["name"]: a["id"] for a in engine.identity.agencies()}
+    for element, name in (("em_inspection", "Отдел опеки г. Йошкар-Олы"), ("em_police_report", "ОМВД г. Йошкар-Олы"),
+                          ("em_social_inspection", "КЦСОН г. Йошкар-Олы")):
+        row = open_now[element][0]
+        assert (row["agency_id"], row["agency_name"]) == (agencies[name], name), element
+    # only that agency's staff are offered it; the role alone is not enough
+    engine.identity.add_agency("Отдел опеки Медведевского района", "Медведево", kind="guardianship")
+    engine.identity.add_user("guardian_elsewhere", ["guardianship"], agency="Отдел опеки Медведевского района")
+    inspection = open_now["em_inspection"][0]["id"]
+    assert inspection in [t["id"] for t in engine.tasks.query(user="guardian")]
+    assert inspection not in [t["id"] for t in engine.tasks.query(user="guardian_elsewhere")]
+    with pytest.raises(PermissionDenied):
+        engine.tasks.claim(inspection, "guardian_elsewhere")
+    with pytest.raises(PermissionDenied):
+        engine.tasks.complete(inspection, "guardian_elsewhere", {"threat_confirmed": False, "removed": False})
+    assert engine.tasks.get(inspection)["assignee"] is None
+
+
+def test_an_emergency_where_the_municipality_has_no_such_agency_goes_to_the_secretary(engine):
+    files = sorted(WORKFLOWS.glob("*.bpmn")) + sorted(FORMS.glob("*.json"))
+    engine.repository.deploy(files, deployed_by="methodologist")
+    engine.identity.add_agency("КДНиЗП г. Йошкар-Олы", "Йошкар-Ола", kind="commission")
+    engine.identity.add_user("secretary", ["commission_secretary"], agency="КДНиЗП г. Йошкар-Олы")
+    iid = start_case(engine)
+    complete(engine, iid, "sop_check", {**CHECK, "danger_level": "critical"})
+    inspection = tasks(engine, iid)["em_inspection"][0]
+    assert inspection["agency_id"] is None and inspection["candidate_roles"] == ["commission_secretary"]
+    created = [e for e in engine.history.for_instance(iid) if e["type"] == "task_created"
+               and e["data"]["element"] == "em_inspection"]
+    assert created and created[0]["data"]["agency_missing"] is True
 
 
 # -- static checks of the diagrams and forms -----------------------------------------------------------------
@@ -234,8 +283,15 @@ def test_full_case_from_check_to_closure(sop):
     assert len(proposals) == 2
     assert all(p["candidate_roles"] == ["agency_specialist"] and due(p) == end_of_day("2025-12-30")
                for p in proposals)
+    # the police's proposal is addressed to the police (the municipality has no school: that one is not)
+    police = next(p for p in proposals if p["agency_name"])
+    assert police["name"] == "Предложения в индивидуальную программу — ОМВД г. Йошкар-Олы"
+    assert [t["id"] for t in engine.tasks.query(user="police_specialist") if t["element_id"] == "sop_proposals"] \
+        == [p["id"] for p in proposals]
+    assert [t["id"] for t in engine.tasks.query(user="specialist") if t["element_id"] == "sop_proposals"] \
+        == [p["id"] for p in proposals if not p["agency_name"]]
     for number, proposal in enumerate(proposals):
-        engine.tasks.complete(proposal["id"], "specialist", {**PROPOSAL, "agency_name": f"Орган {number}"})
+        engine.tasks.complete(proposal["id"], specialist_for(proposal), {**PROPOSAL, "agency_name": f"Орган {number}"})
 
     draft = task(engine, iid, "sop_programme_draft")
     assert draft["assignee"] == "curator1"
@@ -475,7 +531,7 @@ def test_threat_signal_while_the_programme_is_drafted(sop):
     to_registration_card(engine, iid)
     complete(engine, iid, "sop_registration_card", CARD)
     for proposal in tasks(engine, iid)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], "specialist", PROPOSAL)
+        engine.tasks.complete(proposal["id"], specialist_for(proposal), PROPOSAL)
     draft = task(engine, iid, "sop_programme_draft")  # inside the called process sop_programme
     assert engine.runtime.send_signal("threat_to_life", {}, instance_id=iid) == [iid]
     assert engine.runtime.send_signal("threat_to_life", {}, instance_id=iid) == [iid]  # a second report
@@ -509,7 +565,10 @@ def test_minor_turning_18_opens_a_closure_proposal(sop):
 def test_quarterly_reconciliation_with_two_agencies(sop):
     engine = sop
     at(engine, "2026-01-01 00:05")
-    agencies = [{"id": 11, "name": "ОМВД России по г. Йошкар-Оле"}, {"id": 12, "name": "МБОУ СОШ № 5"}]
+    school_id = engine.identity.add_agency("МБОУ СОШ № 5", "Йошкар-Ола", kind="education")
+    engine.identity.add_user("school_specialist", ["agency_specialist"], agency="МБОУ СОШ № 5")
+    police_id = next(a["id"] for a in engine.identity.agencies() if a["name"] == "ОМВД г. Йошкар-Олы")
+    agencies = [{"id": police_id, "name": "ОМВД г. Йошкар-Олы"}, {"id": school_id, "name": "МБОУ СОШ № 5"}]
     iid = engine.runtime.start("quarterly_reconciliation", {"quarter": "2026-Q1", "quarter_start": "2026-01-01",
                                                            "agencies": agencies, "municipality": "Йошкар-Ола"})
     rounds = tasks(engine, iid)["rec_agency"]
@@ -517,10 +576,20 @@ def test_quarterly_reconciliation_with_two_agencies(sop):
     # 10 working days from 1.01.2026 (1-11.01 are days off): 12-16 and 19-23 January
     assert all(due(t) == end_of_day("2026-01-23") and t["candidate_roles"] == ["agency_specialist"]
                for t in rounds)
-    engine.tasks.complete(rounds[0]["id"], "specialist", {"differences": "Разные даты постановки",
-                                                          "missing_in_agency": "Сидоров И.", "confirmed": False})
+    # one task per agency, named for it and offered to its staff only
+    assert sorted(t["name"] for t in rounds) == ["Сверка списков СОП с КДНиЗП — МБОУ СОШ № 5",
+                                                 "Сверка списков СОП с КДНиЗП — ОМВД г. Йошкар-Олы"]
+    police_round = next(t for t in rounds if t["agency_id"] == police_id)
+    school_round = next(t for t in rounds if t["agency_id"] == school_id)
+    assert [t["id"] for t in engine.tasks.query(user="police_specialist")] == [police_round["id"]]
+    assert [t["id"] for t in engine.tasks.query(user="school_specialist")] == [school_round["id"]]
+    assert engine.tasks.query(user="specialist") == []  # the commission's specialist is no agency of the round
+    with pytest.raises(PermissionDenied):
+        engine.tasks.complete(police_round["id"], "school_specialist", FORM_DATA["rec_agency"])
+    engine.tasks.complete(police_round["id"], "police_specialist", {
+        "differences": "Разные даты постановки", "missing_in_agency": "Сидоров И.", "confirmed": False})
     assert "rec_resolve" not in tasks(engine, iid)
-    engine.tasks.complete(rounds[1]["id"], "specialist", FORM_DATA["rec_agency"])
+    engine.tasks.complete(school_round["id"], "school_specialist", FORM_DATA["rec_agency"])
     resolve = task(engine, iid, "rec_resolve")
     assert due(resolve) == end_of_day("2026-01-30") and resolve["candidate_roles"] == ["commission_secretary"]
     complete(engine, iid, "rec_resolve")
@@ -531,6 +600,6 @@ def test_quarterly_reconciliation_with_two_agencies(sop):
     info = engine.runtime.instance(iid)
     assert info["status"] == "completed"
     results = info["variables"]["reconciliation"]
-    assert sorted(results) == ["11", "12"]
+    assert sorted(results) == sorted([str(police_id), str(school_id)])
     assert {r["confirmed"] for r in results.values()} == {True, False}
     assert {r["agency"] for r in results.values()} == {a["name"] for a in agencies}

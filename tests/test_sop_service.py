@@ -47,6 +47,15 @@ SIGNAL = {"received_on": "2025-10-29", "source": "Классный руково�
           "problem": "Ребенок пропускает занятия, мать злоупотребляет алкоголем"}
 
 
+AGENCY_USERS = {"МБОУ СОШ № 5": "school", "ОМВД России по г. Йошкар-Оле": "police",
+                "Отдел опеки и попечительства": "guardian", "КЦСОН г. Йошкар-Олы": "specialist"}
+
+
+def agency_user(task: dict, default: str) -> str:
+    """The specialist of the agency a task is addressed to (any agency specialist for an unaddressed one)."""
+    return AGENCY_USERS.get(task["agency_name"], default)
+
+
 @pytest.fixture
 def world(engine):
     """A municipality with its commission and agencies, users of every role, the SOP diagrams deployed."""
@@ -145,7 +154,7 @@ def test_case_records_and_documents_follow_the_process(world):
     assert {a["name"] for a in case["agencies"]} >= {"ОМВД России по г. Йошкар-Оле", "КЦСОН г. Йошкар-Олы"}
     engine.tasks.complete(open_task(engine, instance, "sop_registration_card")["id"], "curator1", CARD)
     for proposal in [t for t in engine.tasks.query(instance_id=instance) if t["element_id"] == "sop_proposals"]:
-        engine.tasks.complete(proposal["id"], "police", PROPOSAL)
+        engine.tasks.complete(proposal["id"], agency_user(proposal, "police"), PROPOSAL)
     engine.tasks.complete(open_task(engine, instance, "sop_programme_draft")["id"], "curator1", DRAFT)
     at(engine, "2026-01-15 10:00")
     engine.tasks.complete(open_task(engine, instance, "sop_programme_approval")["id"], "chair", APPROVE)
@@ -279,7 +288,7 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
     complete(engine, iid, "sop_recognition", RECOGNITION)
     complete(engine, iid, "sop_registration_card", CARD)
     for proposal in tasks(engine, iid)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], "specialist", PROPOSAL)
+        engine.tasks.complete(proposal["id"], agency_user(proposal, "specialist"), PROPOSAL)
     at(engine, "2026-01-13 00:00:01")  # the 14-day term of the programme (moved to 12.01.2026) has passed
     assert engine.management.sweep().overdue_marked == 1
     assert [e["task_name"] for e in service.escalations()] == [tasks(engine, iid)["sop_programme_draft"][0]["name"]]

@@ -76,8 +76,8 @@ def case_in_programme(engine) -> tuple[int, int]:
     at(engine, "2025-12-23 10:00")
     complete(engine, iid, "sop_recognition", RECOGNITION)
     complete(engine, iid, "sop_registration_card", CARD)
-    for proposal in tasks(engine, iid)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], "police", PROPOSAL)
+    for proposal in tasks(engine, iid)["sop_proposals"]:  # each addressed to its agency
+        engine.tasks.complete(proposal["id"], {"Школа № 5": "school"}.get(proposal["agency_name"], "police"), PROPOSAL)
     complete(engine, iid, "sop_programme_draft", DRAFT)
     at(engine, "2026-01-15 10:00")
     complete(engine, iid, "sop_programme_approval", APPROVE)

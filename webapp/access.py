@@ -1,7 +1,8 @@
 """Who may see what (DOMAIN §2): roles and data scope, checked on every page and endpoint.
 
 - The commission (secretary, chair, members) sees every case of its municipality.
-- A curator sees the cases they curate; an agency's staff see the cases in which their agency takes part.
+- A curator sees the cases they curate; an agency's staff see the cases in which their agency takes part, or
+  in which their agency holds or held a task (the scope follows the work), and the cases where they held one.
 - A manager sees what their agency sees (and, at the commission, the municipality).
 - The regional secretary, methodologists and administrators see no case files.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
+from engine import task_query
 from engine.models import Agency, HumanTask, User
 from sop.models import Case, CaseAgency, InstanceScope
 
@@ -66,7 +68,12 @@ def visible_cases(user: CurrentUser) -> Select:
     if user.municipality_wide:
         return query
     participating = select(CaseAgency.case_id).where(CaseAgency.agency_id == user.agency_id)
-    return query.where(or_(Case.id.in_(participating), Case.curator == user.username))
+    # the scope follows the work: a case in which the user's agency holds or held a task, or the user did
+    worked = (select(InstanceScope.case_id).join(HumanTask, HumanTask.instance_id == InstanceScope.instance_id)
+              .where(InstanceScope.case_id.is_not(None),
+                     or_(HumanTask.agency_id == user.agency_id, HumanTask.assignee == user.username,
+                         HumanTask.completed_by == user.username)))
+    return query.where(or_(Case.id.in_(participating), Case.curator == user.username, Case.id.in_(worked)))
 
 
 def task_scope(query: Select, user: CurrentUser) -> Select:
@@ -76,7 +83,18 @@ def task_scope(query: Select, user: CurrentUser) -> Select:
         scoped = scoped.where(or_(InstanceScope.case_id.in_(visible_cases(user)), InstanceScope.case_id.is_(None)))
     # processes that belong to no case or municipality (e.g. a methodologist's test diagram) carry no case data
     unscoped = HumanTask.instance_id.not_in(select(InstanceScope.instance_id))
-    return query.where(or_(HumanTask.instance_id.in_(scoped), unscoped))
+    query = query.where(or_(HumanTask.instance_id.in_(scoped), unscoped))
+    if user.municipality_wide:
+        return query
+    # a task addressed to another agency does not exist for this user, unless they hold or held it
+    return query.where(or_(HumanTask.agency_id.is_(None), HumanTask.agency_id == user.agency_id,
+                           HumanTask.assignee == user.username, HumanTask.completed_by == user.username,
+                           HumanTask.candidates.like(f"%|user:{user.username}|%")))
+
+
+def inbox_query(user: CurrentUser, mine_only: bool = False) -> Select:
+    """Open tasks the user works on (assigned to them, or offered to them: roles, agency, name), in their scope."""
+    return task_scope(task_query.open_tasks_of(user, mine_only), user)
 
 
 def can_view_case(session, user: CurrentUser, case_id: int) -> bool:

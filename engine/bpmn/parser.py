@@ -10,7 +10,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, SubWorkflowParser, UserTaskParser
 from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask, SequentialMultiInstanceTask
 
-from .specs import CAMUNDA_TASK_ATTRIBUTES, KuratorEventSubprocess, KuratorUserTask
+from .specs import CAMUNDA_TASK_ATTRIBUTES, KURATOR_TASK_PROPERTIES, KuratorEventSubprocess, KuratorUserTask
 
 
 class KuratorUserTaskParser(UserTaskParser):
@@ -22,6 +22,10 @@ class KuratorUserTaskParser(UserTaskParser):
         for name in CAMUNDA_TASK_ATTRIBUTES:
             value = self.node.get(f"{{{CAMUNDA_MODEL_NS}}}{name}")
             if value is not None and value.strip():
+                camunda[name] = value.strip()
+        for node in self.xpath("./bpmn:extensionElements/camunda:properties/camunda:property"):
+            name, value = node.get("name"), node.get("value")
+            if name in KURATOR_TASK_PROPERTIES and value is not None and value.strip():
                 camunda[name] = value.strip()
         return self.spec_class(self.spec, self.bpmn_id, form=form, camunda=camunda, **self.bpmn_attributes)
 

@@ -192,17 +192,19 @@ def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], 
 
 _ATTRIBUTES_RU = {"assignee": "Исполнитель (camunda:assignee)", "candidateGroups": "Группы (camunda:candidateGroups)",
                   "candidateUsers": "Пользователи (camunda:candidateUsers)", "dueDate": "Срок (camunda:dueDate)",
-                  "followUpDate": "Дата напоминания (camunda:followUpDate)", "priority": "Приоритет (camunda:priority)"}
+                  "followUpDate": "Дата напоминания (camunda:followUpDate)", "priority": "Приоритет (camunda:priority)",
+                  "agency": "Орган-адресат (свойство agency)"}
 
 
 def _check_user_task(task_spec, label, known_forms, roles, report, normalize_form_key) -> None:
     attrs = task_spec.camunda
-    for name in ("assignee", "candidateGroups", "candidateUsers", "dueDate", "followUpDate", "priority"):
+    for name in ("assignee", "candidateGroups", "candidateUsers", "dueDate", "followUpDate", "priority", "agency"):
         value = attrs.get(name)
-        if value and ("${" in value or "#{" in value or name in ("dueDate", "followUpDate")):
+        if value and ("${" in value or "#{" in value or name in ("dueDate", "followUpDate", "agency")):
             _check(check_expression, value, f"camunda:{name} of '{label}'", f"{_ATTRIBUTES_RU[name]} задачи «{label}»",
                    report)
-    groups = [g.strip() for g in attrs.get("candidateGroups", "").split(",") if g.strip() and "{" not in g]
+    groups = [g.strip() for key in ("candidateGroups", "agencyFallbackGroups")
+              for g in attrs.get(key, "").split(",") if g.strip() and "{" not in g]
     known = ", ".join(sorted(roles))
     for group in groups:
         if group not in roles:

@@ -14,12 +14,11 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.models import HumanTask
+from engine.models import Agency, HumanTask
 from sop.models import Case, InstanceScope
 
-from ..access import task_scope
+from ..access import inbox_query, task_scope
 from ..auth import kurator
-from ..views.inbox import inbox_query
 from .common import CleanInputSchema, IsoDateTime, audit, documented_errors, error_response, protect, roles_allowed
 
 blp = Blueprint("api_tasks", __name__, url_prefix="/api/v1/tasks", description="Human tasks")
@@ -41,6 +40,8 @@ class TaskSchema(Schema):
     follow_up = IsoDateTime(allow_none=True)
     form_key = fields.String(allow_none=True)
     overdue = fields.Boolean()
+    agency_id = fields.Integer(allow_none=True, metadata={"description": "The agency the task is addressed to"})
+    agency_name = fields.String(allow_none=True)
 
 
 class CaseTaskSchema(TaskSchema):
@@ -88,8 +89,10 @@ class Tasks(MethodView):
         if query["scope"] == "candidate":
             statement = statement.where(HumanTask.assignee.is_(None))
         statement = statement.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id)
+        statement = statement.add_columns(Agency.name).outerjoin(Agency, Agency.id == HumanTask.agency_id)
         with kurator().db.session() as db:
-            return list(db.scalars(statement.limit(query["limit"]).offset(query["offset"])))
+            rows = db.execute(statement.limit(query["limit"]).offset(query["offset"])).all()
+        return [_with_case(task, None, None, agency) for task, agency in rows]
 
 
 @blp.route("/overdue")
@@ -102,13 +105,14 @@ class OverdueTasks(MethodView):
         """Open tasks past their deadline in the user's scope (managers, the commission secretary, the chair)."""
         statement = task_scope(select(HumanTask).where(HumanTask.status == "open", HumanTask.overdue.is_(True)),
                                g.user)
-        statement = (statement.add_columns(Case.id, Case.number)
+        statement = (statement.add_columns(Case.id, Case.number, Agency.name)
                      .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
                      .outerjoin(Case, Case.id == InstanceScope.case_id)
+                     .outerjoin(Agency, Agency.id == HumanTask.agency_id)
                      .order_by(HumanTask.due, HumanTask.id).limit(query["limit"]).offset(query["offset"]))
         with kurator().db.session() as db:
             rows = db.execute(statement).all()
-        return [_with_case(task, case_id, number) for task, case_id, number in rows]
+        return [_with_case(*row) for row in rows]
 
 
 @blp.route("/<uuid:task_id>")
@@ -172,9 +176,10 @@ class Complete(MethodView):
 def _detail(task_id: str) -> dict:
     """The task as a dict with its case, if it is in the user's scope; NotFound otherwise."""
     statement = (task_scope(select(HumanTask).where(HumanTask.id == task_id), g.user)
-                 .add_columns(Case.id, Case.number)
+                 .add_columns(Case.id, Case.number, Agency.name)
                  .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
-                 .outerjoin(Case, Case.id == InstanceScope.case_id))
+                 .outerjoin(Case, Case.id == InstanceScope.case_id)
+                 .outerjoin(Agency, Agency.id == HumanTask.agency_id))
     with kurator().db.session() as db:
         row = db.execute(statement).first()
     if row is None:
@@ -182,10 +187,10 @@ def _detail(task_id: str) -> dict:
     return _with_case(*row)
 
 
-def _with_case(task: HumanTask, case_id: int | None, number: str | None) -> dict:
+def _with_case(task: HumanTask, case_id: int | None, number: str | None, agency: str | None = None) -> dict:
     return {**{column.key: getattr(task, column.key) for column in HumanTask.__table__.columns},
             "candidate_roles": list(task.candidate_roles or []), "candidate_users": list(task.candidate_users or []),
-            "case_id": case_id, "case_number": number}
+            "case_id": case_id, "case_number": number, "agency_name": agency}
 
 
 def _refusal(task_id: str, exc: Exception, action: str):
@@ -207,6 +212,9 @@ def _refusal(task_id: str, exc: Exception, action: str):
         return error_response(409, f"Задачу уже взял в работу пользователь {assignee}", {"assignee": assignee})
     if isinstance(exc, PermissionDenied):
         roles = ", ".join(task["candidate_roles"]) or "—"
+        if task["agency_name"] and task["agency_id"] != g.user.agency_id:
+            return error_response(403, f"Эта задача адресована органу «{task['agency_name']}»",
+                                  {"agency_id": task["agency_id"]})
         return error_response(403, f"Эта задача не для ваших ролей (роли задачи: {roles})",
                               {"candidate_roles": roles})
     return error_response(409, getattr(exc, "message", str(exc)))

@@ -5,29 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance
 from sop.models import Case, Family, InstanceScope
 
-from ..access import task_scope
+from ..access import inbox_query, task_scope
 from ..auth import client_ip, kurator, login_required, safe_next
 from ..params import db_int
 
 bp = Blueprint("inbox", __name__)
 PAGE_SIZE = 50
 DUE_SOON = timedelta(days=2)
-
-
-def inbox_query(user, mine_only: bool = False):
-    """Open tasks the user works on: assigned to them, or (unclaimed) offered to one of their roles or to them."""
-    tokens = [HumanTask.candidates.like(f"%|role:{role}|%") for role in sorted(user.roles)]
-    tokens.append(HumanTask.candidates.like(f"%|user:{user.username}|%"))
-    mine = HumanTask.assignee == user.username
-    offered = HumanTask.assignee.is_(None) & or_(*tokens)
-    query = select(HumanTask).where(HumanTask.status == "open", mine if mine_only else or_(mine, offered))
-    return task_scope(query, user)
 
 
 @bp.route("/")
@@ -58,8 +48,9 @@ def index():
     with kurator().db.session() as db:
         total = db.scalar(select(func.count()).select_from(query.subquery()))
         rows = db.execute(
-            query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key)
+            query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name)
             .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .outerjoin(Agency, Agency.id == HumanTask.agency_id)
             .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
             .outerjoin(Case, Case.id == InstanceScope.case_id)
             .outerjoin(Family, Family.id == Case.family_id)
@@ -69,9 +60,9 @@ def index():
                             .distinct().order_by(HumanTask.name)).all()
         processes = list(db.scalars(select(HumanTask.process_key).where(HumanTask.status == "open").distinct()
                                     .order_by(HumanTask.process_key)))
-    items = [{"task": task, "case_id": case_id, "case_number": number, "family": family,
+    items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
               "soon": task.due is not None and not task.overdue and task.due <= now + DUE_SOON}
-             for task, case_id, number, family, _key in rows]
+             for task, case_id, number, family, _key, agency in rows]
     return render_template("inbox.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
                            stages=stages, processes=processes, args=args, now=now,
                            role_titles=kurator().role_titles(), process_names=process_names())

@@ -12,15 +12,16 @@ from markupsafe import Markup, escape
 from sqlalchemy import or_, select
 from werkzeug.datastructures import MultiDict
 
+from engine import task_query
 from engine.errors import Conflict, ExecutionError, InvalidInput, NotFound, PermissionDenied
 from engine.forms import input_fields
 from engine.models import Agency, HumanTask, User, UserRole
 from sop.models import InstanceScope
 
-from ..access import task_scope
+from ..access import inbox_query, task_scope
 from ..auth import client_ip, kurator, login_required
 from ..filters import localdate
-from .inbox import DUE_SOON, inbox_query
+from .inbox import DUE_SOON
 
 bp = Blueprint("tasks", __name__)
 
@@ -44,19 +45,17 @@ def _scoped_row(task_id: str) -> dict[str, Any]:
         return {"status": row.status, "assignee": row.assignee, "candidate_roles": list(row.candidate_roles or []),
                 "candidate_users": list(row.candidate_users or []), "completed_by": row.completed_by,
                 "completed_at": row.completed_at, "data": dict(row.data or {}), "instance_id": row.instance_id,
-                "name": row.name}
+                "name": row.name, "agency_id": row.agency_id,
+                "agency_name": db.get(Agency, row.agency_id).name if row.agency_id is not None else None}
 
 
 def _is_candidate(row: dict[str, Any]) -> bool:
-    user = g.user
-    return user.username in row["candidate_users"] or bool(set(row["candidate_roles"]) & set(user.roles))
+    return task_query.is_candidate(row, g.user)
 
 
 def _may_work(row: dict[str, Any]) -> bool:
-    """Assigned to the user, or unclaimed and offered to them (by role or by name)."""
-    if row["assignee"] is not None:
-        return row["assignee"] == g.user.username
-    return _is_candidate(row)
+    """Assigned to the user, or unclaimed and offered to them (by role, agency or name)."""
+    return task_query.may_work(row, g.user)
 
 
 def _full_names(usernames) -> dict[str, str]:
@@ -321,12 +320,14 @@ def _who_else(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
                         or_(UserRole.role_code.in_(row["candidate_roles"] or [""]),
                             User.username.in_(row["candidate_users"] or [""])))
                  .distinct().order_by(User.full_name, User.username))
-        if g.user.municipality_id is not None:
+        if row.get("agency_id") is not None:
+            query = query.where(User.agency_id == row["agency_id"])
+        elif g.user.municipality_id is not None:
             query = query.where(Agency.municipality_id == g.user.municipality_id)
         with kurator().db.session() as db:
             people = [full_name or username for full_name, username in db.execute(query).all()]
     assignee = task["assignee"]
-    return {"roles": roles, "people": people[:MAX_WHO], "more": max(0, len(people) - MAX_WHO),
+    return {"roles": roles, "agency": row.get("agency_name"), "people": people[:MAX_WHO], "more": max(0, len(people) - MAX_WHO),
             "assignee": assignee, "assignee_name": _full_names([assignee]).get(assignee, assignee),
             "mine": assignee == g.user.username, "claimable": assignee is None and _is_candidate(row)}
 
