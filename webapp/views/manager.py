@@ -68,8 +68,9 @@ def _role_matches_agency(candidates):
 
 
 def responsible_agency(assignee=HumanTask.assignee, candidates=HumanTask.candidates,
-                       instance_id=HumanTask.instance_id):
-    """The agency answering for a task: the assignee's agency; for an unclaimed task, the agency of the case whose
+                       instance_id=HumanTask.instance_id, agency_id=HumanTask.agency_id):
+    """The agency answering for a task: the agency it is addressed to; else the assignee's agency; for an unclaimed
+    task, the agency of the case whose
     kind matches a candidate role, else such an agency of the process's municipality (correlated subqueries over
     the given columns: a task's, or a group's of tasks with the same assignee, candidates and process)."""
     by_assignee = select(User.agency_id).where(User.username == assignee).scalar_subquery()
@@ -82,7 +83,7 @@ def responsible_agency(assignee=HumanTask.assignee, candidates=HumanTask.candida
                        .join(InstanceScope, InstanceScope.municipality_id == Agency.municipality_id)
                        .where(InstanceScope.instance_id == instance_id, _role_matches_agency(candidates))
                        .order_by(Agency.id).limit(1).scalar_subquery())
-    return func.coalesce(by_assignee, by_case, by_municipality)
+    return func.coalesce(agency_id, by_assignee, by_case, by_municipality)
 
 
 # -- the report --------------------------------------------------------------------------------------------------
@@ -182,11 +183,14 @@ def build_report(db, user: CurrentUser, now: datetime, period: Period) -> Report
                      for (label, _a, _u), value in zip(AGEING, totals[2:], strict=True)]
 
     # by agency: tasks grouped by (assignee, candidates, process) first, the agency found once per group
-    groups = (_pressing(user, now, HumanTask.assignee, HumanTask.candidates, HumanTask.instance_id).subquery())
-    grouped = (select(groups.c.assignee, groups.c.candidates, groups.c.instance_id, late_sum(groups),
-                      soon_sum(groups))
-               .group_by(groups.c.assignee, groups.c.candidates, groups.c.instance_id).subquery())
-    located = select(responsible_agency(grouped.c.assignee, grouped.c.candidates, grouped.c.instance_id)
+    groups = (_pressing(user, now, HumanTask.assignee, HumanTask.candidates, HumanTask.instance_id,
+                        HumanTask.agency_id).subquery())
+    grouped = (select(groups.c.assignee, groups.c.candidates, groups.c.instance_id, groups.c.agency_id,
+                      late_sum(groups), soon_sum(groups))
+               .group_by(groups.c.assignee, groups.c.candidates, groups.c.instance_id, groups.c.agency_id)
+               .subquery())
+    located = select(responsible_agency(grouped.c.assignee, grouped.c.candidates, grouped.c.instance_id,
+                                        grouped.c.agency_id)
                      .label("agency_id"), grouped.c.late, grouped.c.soon).subquery()
     rows = db.execute(select(located.c.agency_id, late_sum(located), soon_sum(located))
                       .group_by(located.c.agency_id)).all()
@@ -243,10 +247,11 @@ def overdue_tasks(user: CurrentUser, now: datetime, limit: int) -> Select:
     child's or the family's data. The limit is applied before the agency is looked up."""
     late = manager_scope(
         select(HumanTask.id, HumanTask.instance_id, HumanTask.name, HumanTask.process_key, HumanTask.candidate_roles,
-               HumanTask.candidates, HumanTask.assignee, HumanTask.due)
+               HumanTask.candidates, HumanTask.assignee, HumanTask.due, HumanTask.agency_id.label("task_agency_id"))
         .where(HumanTask.status == "open", HumanTask.due.is_not(None), _late(now))
         .order_by(HumanTask.due, HumanTask.id).limit(limit), user).subquery()
-    agency = responsible_agency(late.c.assignee, late.c.candidates, late.c.instance_id).label("agency_id")
+    agency = responsible_agency(late.c.assignee, late.c.candidates, late.c.instance_id,
+                                late.c.task_agency_id).label("agency_id")
     located = select(late, agency).subquery()
     return (select(located, Agency.name.label("agency_name"), User.full_name.label("person_name"),
                    Case.id.label("case_id"), Case.number.label("case_number"))
