@@ -221,16 +221,15 @@ class _Stories:
         self.programme(iid, 40, stop="approval")
         iid = self.recognized(8, 90)                           # 9. programme being executed
         self.programme(iid, 90)
-        self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(50)), 50)
+        self.report(iid, 50, only="police")                   #    the police reported, the school not yet
         iid = self.recognized(9, 200)                          # 10. six-month review; the minor turns 18 soon
         self.programme(iid, 200)
-        self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(150)), 150)
+        self.report(iid, 150)
         self.complete(iid, "sop_curator_summary", SUMMARY, 148)
         iid = self.recognized(10, 395)                         # 11. closed after two reviews
         self.programme(iid, 395)
         for decision in ("continue", "close"):
-            self.complete(iid, "sop_execution_report", dict(REPORT, report_date=self.day(self.ago() - 20)),
-                          self.ago() - 20)
+            self.report(iid, self.ago() - 20)
             self.complete(iid, "sop_curator_summary", SUMMARY, self.ago() - 1)
             self.review(iid, decision)
         self.complete(iid, "sop_closure_decision", {"decision": "close", "grounds": "improved", "present": 9,
@@ -238,6 +237,16 @@ class _Stories:
                                                     "resolution_number": "120/11",
                                                     "closure_date": self.day(self.ago())}, self.ago())
         self.register(11, 0.1, by="police", threat=True)       # 12. threat to life: guardianship goes now
+
+    def report(self, iid: int, days_ago: float, only: str | None = None) -> None:
+        """The working group's agencies report on the round, each from its own task (or only the agency of the
+        demo user `only`)."""
+        self.at(days_ago)
+        for task in [t for t in self.engine.tasks.query(instance_id=iid) if t["element_id"] == "sop_execution_report"]:
+            user = self.worker(task)
+            if only is None or user == only:
+                self.engine.tasks.complete(task["id"], user, dict(REPORT, report_agency=task["agency_name"] or "",
+                                                                  report_date=self.day(days_ago)))
 
     def ago(self) -> float:
         """How many days before now the driving clock stands."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine.errors import InvalidInput
+from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
 
 from . import casefile
@@ -126,8 +126,21 @@ def on_programme_draft(ctx: Context) -> None:
     case.programme = {**(case.programme or {}), **ctx.data, "status": "draft"}
     ctx.session.execute(delete(Activity).where(Activity.case_id == case.id, Activity.status == "planned"))
     for number, item in enumerate(casefile.activities_from_form(ctx.data), start=1):
+        item["agency_kind"] = item["agency_kind"] or _kind_of_responsible(case, item.get("responsible"))
         ctx.session.add(Activity(case_id=case.id, number=number, **item))
     ctx.document("programme")
+
+
+def _kind_of_responsible(case: Case, responsible: str | None) -> str | None:
+    """The kind of the working-group agency an activity's executor names ("ОМВД" → the police), so that each
+    agency reports on its own activities; None when no agency, or more than one kind, matches."""
+    text = (responsible or "").strip().lower()
+    if len(text) < 3:
+        return None
+    kinds = {p.agency.kind for p in case.participants
+             if p.agency is not None and p.agency.kind and (text in p.agency.name.lower()
+                                                            or p.agency.name.lower() in text)}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def on_programme_approval(ctx: Context) -> None:
@@ -143,15 +156,37 @@ def on_programme_approval(ctx: Context) -> None:
 
 
 def on_execution_report(ctx: Context) -> None:
+    """An agency's report (004 §5.5): the report is kept, and each of its activities takes the status the agency
+    marked (done, partly, not done) with its date."""
     text = "\n".join(str(ctx.data.get(k) or "").strip() for k in ("activities_done", "report_results", "summary")
                       if str(ctx.data.get(k) or "").strip())
-    ctx.session.add(ExecutionReport(case_id=ctx.case.id, agency_id=_actor_agency(ctx), text=text or "—",
-                                    data=dict(ctx.data), reported_on=ctx.today, author=ctx.actor))
-    for number in ctx.data.get("done_activities") or []:
-        activity = ctx.session.scalar(select(Activity).where(Activity.case_id == ctx.case.id,
-                                                             Activity.number == int(number)))
-        if activity is not None and activity.status == "planned":
-            activity.status, activity.done_on = "done", ctx.today
+    ctx.session.add(ExecutionReport(case_id=ctx.case.id, agency_id=ctx.task.agency_id or _actor_agency(ctx),
+                                    text=text or "—", data=dict(ctx.data), reported_on=ctx.today, author=ctx.actor))
+    marks = {int(number): ("done", None) for number in ctx.data.get("done_activities") or []}
+    for row in ctx.data.get("activity_reports") or []:
+        if row.get("number") is not None and row.get("status") in ACTIVITY_MARKS:
+            marks[int(row["number"])] = (row["status"], row.get("status_date"))
+    if not marks:
+        return
+    activities = ctx.session.scalars(select(Activity).where(Activity.case_id == ctx.case.id,
+                                                            Activity.number.in_(list(marks)))).all()
+    for activity in activities:
+        if activity.status == "cancelled":
+            continue
+        status, on = marks[activity.number]
+        activity.status = status
+        activity.done_on = _day(on, ctx.today) if status != "not_done" else None
+
+
+ACTIVITY_MARKS = ("done", "partly", "not_done")
+
+
+def _day(value: Any, default: date) -> date:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else default
+    except ValueError as exc:
+        raise InvalidInput(f"activity_reports: '{value}' is not a date", {"activity_reports": "дата ГГГГ-ММ-ДД"}) \
+            from exc
 
 
 def on_closure_decision(ctx: Context) -> None:
@@ -191,6 +226,42 @@ def on_emergency_step(ctx: Context) -> None:
         case.danger_level = "critical"
     if ctx.task.form_key == "em_removal_act":
         ctx.document("removal_act")
+
+
+def on_escalation(ctx: Context) -> None:
+    """The missed 4-hour visit (`em_escalation`): when the secretary names a guardianship specialist in
+    `reassign_to`, the open visit of the same process is assigned to them (they must be offered it)."""
+    username = str(ctx.data.get("reassign_to") or "").strip()
+    if not username:
+        return
+    inspection = open_inspection(ctx.session, ctx.task)
+    if inspection is None:
+        raise InvalidInput("reassign_to: the visit (em_inspection) is no longer open",
+                           {"reassign_to": "выезд уже выполнен или отменен: передавать некому"})
+    try:
+        ctx.service.engine.tasks.assign(inspection.id, username, ctx.actor, session=ctx.session)
+    except (InvalidInput, NotFound) as exc:
+        raise InvalidInput(f"reassign_to: {exc.message}",
+                           {"reassign_to": "нет такого активного пользователя"}) from exc
+    except PermissionDenied as exc:
+        raise InvalidInput(f"reassign_to: {exc.message}",
+                           {"reassign_to": "выезд можно передать только сотруднику органа опеки, которому он "
+                                           "адресован"}) from exc
+    except Conflict as exc:
+        raise InvalidInput(f"reassign_to: {exc.message}",
+                           {"reassign_to": "выезд изменился в это же время: обновите страницу"}) from exc
+
+
+def open_inspection(session: Session, escalation: HumanTask) -> HumanTask | None:
+    """The open visit (`em_inspection`) an escalation is about: of the same process instance, the one whose
+    4-hour term ran out nearest to the moment the escalation opened (several threats may run at once)."""
+    rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == escalation.instance_id,
+                                                   HumanTask.element_id == "em_inspection",
+                                                   HumanTask.status == "open")).all()
+    opened = escalation.created_at
+    if len(rows) < 2 or opened is None:
+        return rows[0] if rows else None
+    return min(rows, key=lambda row: abs(((row.due or row.created_at) - opened).total_seconds()))
 
 
 def on_reconciliation(ctx: Context) -> None:
@@ -240,6 +311,7 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "em_inspection": _case_required(on_emergency_step),
     "em_removal_act": _case_required(on_emergency_step),
     "em_police_report": _case_required(on_emergency_step),
+    "em_escalation": on_escalation,
     "rec_agency": on_reconciliation,
     "rec_resolve": on_reconciliation,
     "rec_send_databank": on_reconciliation,

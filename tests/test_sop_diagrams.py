@@ -127,6 +127,12 @@ def specialist_for(task: dict) -> str:
     return "police_specialist" if task["agency_name"] == "ОМВД г. Йошкар-Олы" else "specialist"
 
 
+def report_all(engine, instance_id, data=None) -> None:
+    """Every agency of the working group reports on the round, each from its own task."""
+    for report in tasks(engine, instance_id)["sop_execution_report"]:
+        engine.tasks.complete(report["id"], specialist_for(report), data or REPORT)
+
+
 def status(engine, instance_id) -> str:
     return engine.runtime.instance(instance_id)["status"]
 
@@ -154,7 +160,7 @@ def to_execution(engine, instance_id) -> None:
 
 
 def to_first_review(engine, instance_id) -> None:
-    complete(engine, instance_id, "sop_execution_report", REPORT)
+    report_all(engine, instance_id)
     complete(engine, instance_id, "sop_curator_summary", SUMMARY)
     at(engine, "2026-06-24 09:00")
     assert engine.management.sweep().timers_fired == 1
@@ -245,9 +251,10 @@ def test_every_user_task_has_a_form_a_role_and_the_diagram_is_fully_drawn():
     assert used_forms == set(forms)
     for key, schema in forms.items():
         assert schema["id"] == key and schema["schemaVersion"] == 16 and schema["type"] == "default"
-        for component in schema["components"]:
+        rows = [c for c in schema["components"] if c["type"] == "dynamiclist"]
+        for component in schema["components"] + [row for c in rows for row in c["components"]]:
             assert component["type"] in ("text", "textfield", "textarea", "number", "checkbox", "radio",
-                                         "select", "checklist", "datetime"), (key, component)
+                                         "select", "checklist", "datetime", "dynamiclist"), (key, component)
             if component["type"] == "datetime":
                 assert component["subtype"] == "date"
 
@@ -325,10 +332,11 @@ def test_full_case_from_check_to_closure(sop):
                                                     "Патронаж; еженедельно; КЦСОН"]
 
     # P3: one execution round, then the six-month review (6 months from recognition: 23.06.2026)
-    report = task(engine, iid, "sop_execution_report")
-    assert report["candidate_roles"] == ["agency_specialist"]
-    assert due(report) == end_of_day("2026-02-12")  # 30 calendar days from 13.01.2026
-    complete(engine, iid, "sop_execution_report", REPORT)
+    reports = tasks(engine, iid)["sop_execution_report"]  # one per agency of the working group
+    assert len(reports) == 2 and all(r["candidate_roles"] == ["agency_specialist"] for r in reports)
+    assert all(due(r) == end_of_day("2026-02-12") for r in reports)  # 30 calendar days from 13.01.2026
+    assert "Отчет об исполнении мероприятий программы — ОМВД г. Йошкар-Олы" in [r["name"] for r in reports]
+    report_all(engine, iid)
     assert task(engine, iid, "sop_curator_summary")["assignee"] == "curator1"
     complete(engine, iid, "sop_curator_summary", SUMMARY)
     assert tasks(engine, iid) == {}
@@ -344,7 +352,7 @@ def test_full_case_from_check_to_closure(sop):
     complete(engine, iid, "sop_review", REVIEW_CONTINUE)
 
     # continue: another execution round, the next review 6 months after this one (24.12.2026)
-    complete(engine, iid, "sop_execution_report", REPORT)
+    report_all(engine, iid)
     complete(engine, iid, "sop_curator_summary", SUMMARY)
     assert datetime.fromisoformat(engine.runtime.instance(iid)["next_wakeup"]) == end_of_day("2026-12-24")
     at(engine, "2026-12-25 09:00")
@@ -384,7 +392,7 @@ def test_closure_without_majority_and_a_corrected_programme(sop):
     complete(engine, iid, "sop_programme_approval", {**APPROVE, "approval_date": "2026-07-07"})
     complete(engine, iid, "sop_programme_dispatch", DISPATCH)
     assert engine.runtime.instance(iid)["variables"]["programme_version"] == 2
-    complete(engine, iid, "sop_execution_report", REPORT)
+    report_all(engine, iid)
     complete(engine, iid, "sop_curator_summary", SUMMARY)
     at(engine, "2026-12-25 09:00")
     engine.management.sweep()
@@ -393,6 +401,26 @@ def test_closure_without_majority_and_a_corrected_programme(sop):
     complete(engine, iid, "sop_closure_decision", {**CLOSURE, "votes_for": 3, "votes_against": 3})
     assert sorted(tasks(engine, iid)) == ["sop_execution_report"]
     assert status(engine, iid) == "running"
+
+
+def test_an_agency_that_does_not_report_is_left_out_after_the_grace_period(sop):
+    engine = sop
+    iid = start_case(engine)
+    to_registration_card(engine, iid)
+    at(engine, "2026-01-13 10:00")
+    to_execution(engine, iid)
+    reports = tasks(engine, iid)["sop_execution_report"]
+    police = next(r for r in reports if r["agency_name"] == "ОМВД г. Йошкар-Олы")
+    engine.tasks.complete(police["id"], "police_specialist", REPORT)
+    assert "sop_curator_summary" not in tasks(engine, iid)  # the school has not reported yet
+    # the reports were due on 12.02.2026; 5 working days later (19.02.2026) the curator goes on without the school
+    at(engine, "2026-02-19 23:00")
+    assert engine.management.sweep().timers_fired == 0
+    at(engine, "2026-02-20 09:00")
+    assert engine.management.sweep().timers_fired == 1
+    assert sorted(tasks(engine, iid)) == ["sop_curator_summary"]
+    cancelled = [e for e in engine.history.for_instance(iid) if e["type"] == "task_cancelled"]
+    assert [e["task_id"] for e in cancelled] == [next(r["id"] for r in reports if r["id"] != police["id"])]
 
 
 # -- (b) a signal that is not confirmed, a case that is not recognised ---------------------------------------

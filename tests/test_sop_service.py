@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 
 import sop
 from engine import InvalidInput
+from engine.errors import PermissionDenied
+from engine.models import Agency
 from sop import casefile
 from sop.documents.render import render_pdf
 from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Resolution
@@ -54,6 +56,12 @@ AGENCY_USERS = {"МБОУ СОШ № 5": "school", "ОМВД России по �
 def agency_user(task: dict, default: str) -> str:
     """The specialist of the agency a task is addressed to (any agency specialist for an unaddressed one)."""
     return AGENCY_USERS.get(task["agency_name"], default)
+
+
+def report_all(engine, instance_id, data=None) -> None:
+    """Each agency of the working group reports on the round from its own task."""
+    for report in tasks(engine, instance_id)["sop_execution_report"]:
+        engine.tasks.complete(report["id"], agency_user(report, "police"), data or REPORT)
 
 
 @pytest.fixture
@@ -136,6 +144,40 @@ def test_bad_signal_gets_a_message_per_field_and_saves_nothing(world):
         assert session.scalar(select(func.count()).select_from(Case)) == 0
 
 
+def test_each_agency_reports_on_its_activities_and_their_status_follows(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", RECOGNITION)
+    complete(engine, iid, "sop_registration_card", CARD)
+    for proposal in tasks(engine, iid)["sop_proposals"]:
+        engine.tasks.complete(proposal["id"], agency_user(proposal, "police"), PROPOSAL)
+    complete(engine, iid, "sop_programme_draft", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    complete(engine, iid, "sop_programme_approval", APPROVE)
+    complete(engine, iid, "sop_programme_dispatch", DISPATCH)
+    reports = {r["agency_name"]: r for r in tasks(engine, iid)["sop_execution_report"]}
+    assert sorted(reports) == ["МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"]
+    police = reports["ОМВД России по г. Йошкар-Оле"]
+    with pytest.raises(PermissionDenied):  # the school cannot report for the police
+        engine.tasks.complete(police["id"], "school", REPORT)
+    engine.tasks.complete(police["id"], "police", dict(REPORT, activity_reports=[
+        {"number": 1, "title": "Беседа инспектора ПДН", "status": "partly", "status_date": "2026-02-01",
+         "comment": "Одна беседа из двух"}]))
+    with engine.db.session() as session:
+        statuses = {a.number: (a.status, a.done_on) for a in
+                    session.scalars(select(Activity).where(Activity.case_id == result.case_id))}
+        report = session.scalar(select(ExecutionReport).where(ExecutionReport.case_id == result.case_id))
+        police_agency = session.scalar(select(Agency.id).where(Agency.name == "ОМВД России по г. Йошкар-Оле"))
+    assert statuses == {1: ("partly", date(2026, 2, 1)), 2: ("planned", None)}
+    assert report.agency_id == police_agency and report.data["activity_reports"][0]["comment"] == "Одна беседа из двух"
+    assert "sop_curator_summary" not in tasks(engine, iid)  # the school has not reported yet
+    engine.tasks.complete(reports["МБОУ СОШ № 5"]["id"], "school", REPORT)
+    assert "sop_curator_summary" in tasks(engine, iid)
+
+
 def test_case_records_and_documents_follow_the_process(world):
     engine, service = world
     result = service.register_intake("school", SIGNAL)
@@ -163,6 +205,8 @@ def test_case_records_and_documents_follow_the_process(world):
     with engine.db.session() as session:
         activities = session.scalars(select(Activity).where(Activity.case_id == result.case_id)).all()
         assert [a.title for a in activities] == ["Беседа инспектора ПДН", "Патронаж"]
+        # the executor named in each line is matched to a working-group agency: each reports on its own
+        assert [a.agency_kind for a in activities] == ["police", "social_protection"]
         kinds = [r.kind for r in session.scalars(select(Resolution).order_by(Resolution.id))]
         assert kinds == ["recognition", "approval"]
     docs = documents(engine, result.case_id)
@@ -295,12 +339,12 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
     complete(engine, iid, "sop_programme_draft", DRAFT)
     complete(engine, iid, "sop_programme_approval", APPROVE)
     complete(engine, iid, "sop_programme_dispatch", DISPATCH)
-    complete(engine, iid, "sop_execution_report", REPORT)
+    report_all(engine, iid)
     complete(engine, iid, "sop_curator_summary", SUMMARY)
     at(engine, "2026-06-24 09:00")
     assert engine.management.sweep().timers_fired == 1
     complete(engine, iid, "sop_review", REVIEW_CONTINUE)
-    complete(engine, iid, "sop_execution_report", REPORT)
+    report_all(engine, iid)
     complete(engine, iid, "sop_curator_summary", SUMMARY)
     at(engine, "2026-12-25 09:00")
     assert engine.management.sweep().timers_fired == 1
@@ -319,7 +363,7 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
         resolutions = [(r.kind, r.number) for r in session.scalars(select(Resolution).order_by(Resolution.id))]
         reports = session.scalar(select(func.count()).select_from(ExecutionReport))
     assert resolutions == [("recognition", "45/3"), ("approval", "2"), ("closure", "112/4")]
-    assert reports == 4
+    assert reports == 6  # two rounds of the police and the school, and the two curator summaries
     closure = pdf_text(documents(engine, result.case_id)["resolution_closure"])
     assert "112/4" in closure and "Иванов Петр Андреевич" in closure
     databank = pdf_text(render_pdf("databank", casefile.databank_context(engine, case_municipality(engine),

@@ -82,7 +82,11 @@ def case_in_programme(engine) -> tuple[int, int]:
     at(engine, "2026-01-15 10:00")
     complete(engine, iid, "sop_programme_approval", APPROVE)
     complete(engine, iid, "sop_programme_dispatch", DISPATCH)
-    complete(engine, iid, "sop_execution_report", REPORT, user="police")
+    for report in tasks(engine, iid)["sop_execution_report"]:  # each agency reports from its own task
+        if report["agency_name"] == "Школа № 5":
+            engine.tasks.complete(report["id"], "school", dict(REPORT, activities_done="Классный час проведен"))
+        else:
+            engine.tasks.complete(report["id"], "police", REPORT)
     return result.case_id, iid
 
 

@@ -296,6 +296,8 @@ ACTIVITY_STATUSES: dict[str, str] = {
     "planned": "запланировано",
     "in_progress": "выполняется",
     "done": "выполнено",
+    "partly": "выполнено частично",
+    "not_done": "не выполнено",
     "overdue": "просрочено",
     "cancelled": "отменено",
 }
