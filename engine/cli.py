@@ -6,13 +6,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import click
 
 from . import ProcessEngine
-from .clock import Clock, FrozenClock, SystemClock, parse_instant
+from .clock import Clock, FrozenClock, configured_clock, parse_instant
 from .db import Database, database_url
 from .errors import KuratorError, ValidationFailed
 from .tasks import TASK_FIELDS
@@ -23,14 +23,25 @@ class Context:
 
     `factory` builds the engine; an application layer (the SOP domain, the web app) replaces it to install
     its listeners and jobs, so that every command runs with them.
+
+    `clock` is a one-shot command's clock (standing at `--now`); `running_clock()` is the clock of a long-running
+    process (`scheduler`, `serve`, `run`): it starts at `--now` and moves on in real time (see `engine.clock`).
     """
 
     factory: Callable[[Database, Clock], ProcessEngine] = ProcessEngine
 
-    def __init__(self, url: str | None, now: str | None = None):
+    def __init__(self, url: str | None, now: datetime | str | None = None, since: datetime | str | None = None):
         self.url = database_url(url)
-        self.clock = FrozenClock(parse_instant(now)) if now else SystemClock()
+        self.now = parse_instant(now) if now else None
+        self.since = parse_instant(since) if since and self.now is not None else None
+        self.clock = configured_clock(self.now, self.since, one_shot=True)
+        self._running_clock: Clock | None = None
         self._engine: ProcessEngine | None = None
+
+    def running_clock(self) -> Clock:
+        if self._running_clock is None:
+            self._running_clock = configured_clock(self.now, self.since)
+        return self._running_clock
 
     def engine(self, clock=None) -> ProcessEngine:
         if self._engine is None or clock is not None:
@@ -80,17 +91,23 @@ class KuratorGroup(click.Group):
 @click.option("--database-url", envvar="KURATOR_DATABASE_URL", default=None,
               help="Database URL (default: KURATOR_DATABASE_URL, else sqlite:///instance/kurator.db).")
 @click.option("--now", envvar="KURATOR_NOW", default=None,
-              help="Act as if it were this ISO 8601 instant (time travel for demos and tests).")
+              help="Act as if it were this ISO 8601 instant (time travel for demos and tests); the web app and the "
+                   "scheduler start at it and run on in real time.")
+@click.option("--now-since", "now_since", envvar="KURATOR_NOW_SINCE", default=None,
+              help="The real ISO 8601 instant at which --now held: every process then runs on one shifted timeline.")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, now: str | None) -> None:
+def main(ctx: click.Context, database_url: str | None, now: str | None, now_since: str | None) -> None:
     """Kurator: the СОП case workflow engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "spiff", "fontTools", "weasyprint"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        ctx.obj = Context(database_url, now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--now") from exc
+    instants = {}
+    for hint, value in (("--now", now), ("--now-since", now_since)):
+        try:
+            instants[hint] = parse_instant(value) if value else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from exc
+    ctx.obj = Context(database_url, instants["--now"], instants["--now-since"])
 
 
 @main.command("init-db")
@@ -191,7 +208,9 @@ def complete(ctx: Context, task_id, user, data, as_json) -> None:
 
 
 @main.command()
-@click.option("--at", "at", default=None, help="Run the sweep as of this ISO 8601 instant (time travel).")
+@click.option("--at", "at", default=None,
+              help="Run the sweep as of this ISO 8601 instant (time travel for this command only: a running web app "
+                   "and scheduler keep their own clock, see KURATOR_NOW).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def tick(ctx: Context, at, as_json) -> None:
@@ -336,10 +355,10 @@ def calendar_check(ctx: Context, day) -> None:
 @click.option("--interval", type=float, default=15.0, help="Seconds between sweeps.")
 @pass_ctx
 def scheduler(ctx: Context, interval) -> None:
-    """Run the scheduler: sweep timers and overdue tasks until stopped."""
+    """Run the scheduler: sweep timers and overdue tasks until stopped (with --now: from that instant on)."""
     from .scheduler import run_forever
 
-    run_forever(ctx.engine(), interval)
+    run_forever(ctx.engine(ctx.running_clock()), interval)
 
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -25,10 +26,13 @@ def run_sweep(engine: ProcessEngine) -> None:
 
 
 def build_scheduler(engine: ProcessEngine, interval_seconds: float = 15.0) -> BlockingScheduler:
-    """A blocking APScheduler with the sweep job (one run at a time per process, missed runs coalesced)."""
+    """A blocking APScheduler with the sweep job (one run at a time per process, missed runs coalesced).
+
+    APScheduler paces the sweeps by the real clock (first one at once); each sweep reads the engine clock, which
+    may be shifted (KURATOR_NOW): a first run time on a shifted clock would lie months ahead or behind."""
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(run_sweep, "interval", args=[engine], seconds=interval_seconds, id="kurator-sweep",
-                      max_instances=1, coalesce=True, next_run_time=engine.clock.now())
+                      max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
     return scheduler
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Any
 
@@ -10,6 +13,19 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from engine.errors import InvalidInput
 
 _NAME = validate.Length(min=1, max=100, error="от 1 до 100 символов")
+# "today" by the engine clock while a schema loads (`load(…, today=…)`); the wall clock's date only for a schema
+# loaded outside the engine (the API's request parsing; the service checks again by the engine clock)
+_TODAY: ContextVar[date | None] = ContextVar("sop_schema_today", default=None)
+
+
+@contextmanager
+def today_is(day: date | None) -> Iterator[None]:
+    """Validate dates against `day` as today (the engine clock's date) inside the block."""
+    token = _TODAY.set(day)
+    try:
+        yield
+    finally:
+        _TODAY.reset(token)
 
 
 class PersonSchema(Schema):
@@ -22,7 +38,7 @@ class PersonSchema(Schema):
     @validates_schema
     def _birth_date_in_past(self, data: dict[str, Any], **_kwargs) -> None:
         born = data.get("birth_date")
-        if born is not None and (born > date.today() or born.year < 1900):
+        if born is not None and (born > (_TODAY.get() or date.today()) or born.year < 1900):
             raise ValidationError("дата рождения не может быть в будущем", "birth_date")
 
 
@@ -50,10 +66,12 @@ class IntakeSchema(Schema):
     threat_to_life = fields.Boolean(load_default=False)
 
 
-def load(schema: Schema, data: Any, what: str) -> dict[str, Any]:
-    """Validate with a schema; errors become `InvalidInput` with one message per field (nested as a.0.b)."""
+def load(schema: Schema, data: Any, what: str, today: date | None = None) -> dict[str, Any]:
+    """Validate with a schema (`today`: the engine clock's date, for "not in the future"); errors become
+    `InvalidInput` with one message per field (nested as a.0.b)."""
     try:
-        return schema.load(data if isinstance(data, dict) else {})
+        with today_is(today):
+            return schema.load(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         errors = dict(_flatten(exc.messages))
         raise InvalidInput(f"The {what} has errors: " + ", ".join(f"{k} ({v})" for k, v in errors.items()),

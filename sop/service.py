@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -83,8 +84,9 @@ class SopService:
                         new_family: bool = False) -> IntakeResult:
         """Register a signal in the user's agency journal and pass it to the commission: a new case and its
         process start, or — for a known family — the signal joins the existing case. All or nothing."""
-        values = load(IntakeSchema(), data, "signal")
         user = self.engine.identity.get_user(username)
+        today = self.engine.clock.now().astimezone(ZoneInfo(user.timezone)).date()
+        values = load(IntakeSchema(), data, "signal", today=today)
         if user.agency_id is None:
             raise InvalidInput(f"User '{username}' belongs to no agency: only agency staff register signals",
                                {"agency": "required"})

@@ -10,8 +10,8 @@ from pathlib import Path
 from flask import Flask, g, request, session
 from flask_wtf.csrf import CSRFProtect
 
-from engine import Database, ProcessEngine, SystemClock
-from engine.clock import Clock
+from engine import Database, ProcessEngine
+from engine.clock import Clock, environment_clock
 from sop import install
 
 from . import config as config_module
@@ -22,7 +22,9 @@ csrf = CSRFProtect()
 
 
 def build_engine(database: Database, clock: Clock | None = None) -> ProcessEngine:
-    engine = ProcessEngine(database, clock or SystemClock())
+    """The engine the web app runs on: the SOP domain installed; the clock given, else the engine clock the CLI
+    uses (`KURATOR_NOW`: starts at that instant and runs on in real time; see `engine.clock`)."""
+    engine = ProcessEngine(database, clock or environment_clock())
     install(engine)
     return engine
 
@@ -36,7 +38,7 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
     app.extensions["kurator"] = engine or build_engine(Database(app.config["DATABASE_URL"]))
     csrf.init_app(app)
 
-    from . import auth, views
+    from . import auth, emergency, views
     from .api import register_api
 
     app.register_blueprint(auth.bp)
@@ -68,5 +70,6 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
         return {"current_user": g.get("user"), "endpoints": app.view_functions.keys()}
 
     filters.register(app)
+    emergency.register(app)
 
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,15 +12,23 @@ from engine.cli import Context, main, pass_ctx
 from sop.cli import build_engine  # noqa: F401 - installs the SOP domain into every command's engine
 
 
+def _app(ctx: Context):
+    """The web app on the command's database and its running clock (with --now: from that instant on)."""
+    from engine import Database
+
+    from . import build_engine as build_web_engine
+    from . import create_app
+
+    return create_app({"DATABASE_URL": ctx.url}, engine=build_web_engine(Database(ctx.url), ctx.running_clock()))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
 @pass_ctx
 def serve(ctx: Context, host, port) -> None:
     """Run the web application alone (development server; see the README for gunicorn in production)."""
-    from . import create_app
-
-    app = create_app({"DATABASE_URL": ctx.url})
+    app = _app(ctx)
     click.echo(f"Kurator: http://{host}:{port}/")
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
@@ -32,12 +41,19 @@ def run(ctx: Context, host, port) -> None:
     """Run the web application and the scheduler together (the README's run command)."""
     from sop.demo import USERS
 
-    scheduler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "--database-url", ctx.url, "scheduler"])
+    app = _app(ctx)
+    env = dict(os.environ)
+    clock = ctx.running_clock()
+    if ctx.now is not None:  # the scheduler runs on the web app's timeline: the same instant at the same moment
+        env["KURATOR_NOW"], env["KURATOR_NOW_SINCE"] = ctx.now.isoformat(), clock.since.isoformat()
+        click.echo(f"Engine clock: {clock.now().isoformat(timespec='seconds')} (KURATOR_NOW), running on")
+    else:
+        env.pop("KURATOR_NOW_SINCE", None)
+    scheduler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "--database-url", ctx.url, "scheduler"],
+                                 env=env)
     click.echo(f"Kurator: http://{host}:{port}/  — demo users ({', '.join(USERS)}), password 'demo'")
     try:
-        from . import create_app
-
-        create_app({"DATABASE_URL": ctx.url}).run(host=host, port=port, debug=False, use_reloader=False)
+        app.run(host=host, port=port, debug=False, use_reloader=False)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=10)

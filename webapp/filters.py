@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 
 from engine.identity import DEFAULT_TIMEZONE
 
@@ -34,6 +34,11 @@ def localdate(value, with_time: bool = True) -> str:
     return str(value)
 
 
+def engine_today() -> str:
+    """Today (ISO date) in the user's time zone by the engine clock, never the browser's or the server's wall clock."""
+    return current_app.extensions["kurator"].clock.now().astimezone(_tz()).date().isoformat()
+
+
 def dict_without(mapping: dict, *keys: str) -> dict:
     return {k: v for k, v in mapping.items() if k not in keys}
 
@@ -41,3 +46,4 @@ def dict_without(mapping: dict, *keys: str) -> dict:
 def register(app: Flask) -> None:
     app.add_template_filter(localdate)
     app.add_template_filter(dict_without)
+    app.add_template_global(engine_today)

@@ -31,7 +31,8 @@
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
-  function defaultStart() {
+  function defaultStart() {  // today by the engine clock (the page's data-today), 09:00
+    if (/^\d{4}-\d{2}-\d{2}$/.test(root.dataset.today || "")) { return root.dataset.today + "T09:00"; }
     var now = new Date();
     return now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate()) + "T09:00";
   }

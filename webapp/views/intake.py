@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,7 +135,7 @@ def _duplicates_page(entry: dict[str, Any], duplicates: list[dict[str, Any]], me
 
 def _current_duplicates(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The open cases the signal may belong to (the same check `register_intake` makes)."""
-    values = load(IntakeSchema(), data, "signal")
+    values = load(IntakeSchema(), data, "signal", today=date.fromisoformat(_today()))
     with kurator().db.session() as db:
         return kurator().sop.find_duplicates(db, g.user.municipality_id, values)
 

@@ -1,0 +1,161 @@
+"""The red emergency flag: the commission and managers see every open emergency of their municipality on the inbox,
+the case list and the case file, until the emergency ends (sop.emergencies, webapp/emergency.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from engine.models import ProcessInstance
+from sop.emergencies import EMERGENCY_PROCESS, _run_start, open_emergencies
+from sop.models import Case
+
+from .test_sop_service import SIGNAL
+from .test_web_intake import FORM, submit
+from .test_web_tasks import HASH, build_app, signed_in
+
+EMERGENCY_DATA = {
+    "em_inspection": {"visit_date": "2025-10-30", "inspection_findings": "Дети дома, мать трезвая",
+                      "threat_confirmed": False, "removed": False, "removed_from_all_parents": False},
+    "em_police_report": {"police_measures": "Проведена беседа с матерью", "police_report_date": "2025-10-30"},
+    "em_social_inspection": {"social_inspection_date": "2025-10-30", "social_findings": "Семья обследована",
+                             "social_report_date": "2025-10-30"},
+    "em_inform_commission": {"inform_date": "2025-10-31", "measures_taken": "Угроза не подтвердилась"},
+}
+DOER = {"guardianship": "guardian", "police": "police", "social_protection": "social",
+        "commission_secretary": "secretary"}
+PAGES = ("/inbox", "/cases")
+
+
+@pytest.fixture
+def app(engine):
+    flask_app = build_app(engine)
+    identity = engine.identity
+    identity.add_user("social", ["social_protection"], agency="КЦСОН г. Йошкар-Олы", password_hash=HASH)
+    identity.add_user("boss", ["manager"], agency="КДНиЗП г. Йошкар-Олы", full_name="Федоров Павел Андреевич",
+                      password_hash=HASH)
+    return flask_app
+
+
+def flag(page: str) -> str | None:
+    found = re.search(r'<section class="emergency-flag".*?</section>', page, re.S)
+    return re.sub(r"\s+", " ", found.group(0)) if found else None
+
+
+def threat_signal(app) -> int:
+    """The school registers a signal with a threat to life (the web form): a case and its own emergency start."""
+    response = submit(signed_in(app, "school"), {**FORM, "threat_to_life": "true"})
+    assert response.status_code == 302
+    with app.extensions["kurator"].db.session() as db:
+        return db.scalar(select(Case.id))
+
+
+def finish_emergency(engine, instance_id: int) -> None:
+    """Do every open emergency task of an instance, as a user of its role, until none is left."""
+    for _round in range(5):
+        open_tasks = [t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] in EMERGENCY_DATA]
+        if not open_tasks:
+            return
+        for task in open_tasks:
+            engine.tasks.complete(task["id"], DOER[task["candidate_roles"][0]], EMERGENCY_DATA[task["element_id"]])
+    raise AssertionError("the emergency did not end")
+
+
+def emergency_instance(engine) -> int:
+    with engine.db.session() as db:
+        return db.scalar(select(ProcessInstance.id).where(ProcessInstance.process_key == EMERGENCY_PROCESS))
+
+
+def test_the_commission_sees_the_flag_on_the_inbox_the_case_list_and_the_case_file(app):
+    case_id = threat_signal(app)
+    for username in ("secretary", "chair", "boss"):
+        client = signed_in(app, username)
+        for path in PAGES:
+            banner = flag(client.get(path).get_data(as_text=True))
+            assert banner is not None, (username, path)
+            assert 'role="alert"' in banner
+            assert "Экстренная ситуация: угроза жизни ребенка — " in banner
+            assert f'<a href="/cases/{case_id}">Семья Иванова, дело № 1/2025</a>, открыто 30.10.2025 09:00' in banner
+        banner = flag(client.get(f"/cases/{case_id}").get_data(as_text=True))
+        assert ("Экстренная ситуация: угроза жизни ребенка — по этому делу экстренные меры не завершены, "
+                "открыта 30.10.2025 09:00") in banner
+        assert f'href="/cases/{case_id}"' not in banner  # the case itself, not a link to it
+
+
+def test_agency_staff_and_another_municipality_see_no_flag(app):
+    case_id = threat_signal(app)
+    school = signed_in(app, "school")
+    for path in (*PAGES, f"/cases/{case_id}"):
+        response = school.get(path)
+        assert response.status_code == 200 and flag(response.get_data(as_text=True)) is None, path
+    guardian = signed_in(app, "guardian")  # does the emergency's tasks, but is not the commission
+    assert flag(guardian.get("/inbox").get_data(as_text=True)) is None
+    other = signed_in(app, "vsecretary")
+    for path in PAGES:
+        page = other.get(path).get_data(as_text=True)
+        assert flag(page) is None and "Семья Иванова" not in page, path
+    assert other.get(f"/cases/{case_id}").status_code == 404
+
+
+def test_the_flag_is_gone_when_the_emergency_ends(app):
+    engine = app.extensions["kurator"]
+    case_id = threat_signal(app)
+    secretary = signed_in(app, "secretary")
+    assert flag(secretary.get("/inbox").get_data(as_text=True)) is not None
+    engine.clock.advance(hours=3)
+    finish_emergency(engine, emergency_instance(engine))
+    assert engine.runtime.instance(emergency_instance(engine))["status"] == "completed"
+    for path in (*PAGES, f"/cases/{case_id}"):
+        page = secretary.get(path).get_data(as_text=True)
+        assert flag(page) is None and "Экстренная ситуация" not in page, path
+
+
+def test_an_emergency_called_inside_the_case_flags_the_case_from_the_signal_until_its_tasks_are_done(app):
+    """A threat reported in an open case runs the emergency inside the case's own process (a call activity)."""
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    with engine.db.session() as db:
+        assert open_emergencies(db, _municipality(engine)) == []
+    engine.clock.advance(days=2)  # 1.11.2025 09:00 MSK
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "received_on": "2025-11-01",
+                                          "threat_to_life": True}, attach_to_case=first.case_id)
+    case_instance = first.instance_ids[0]
+    assert {t["element_id"] for t in engine.tasks.query(instance_id=case_instance)} >= {"em_inspection"}
+    with engine.db.session() as db:
+        flags = open_emergencies(db, _municipality(engine))
+    assert [(e.case_id, e.case_number, e.family, e.since) for e in flags] == [
+        (first.case_id, "1/2025", "Семья Иванова", datetime(2025, 11, 1, 6, 0, tzinfo=timezone.utc))]
+    banner = flag(signed_in(app, "secretary").get(f"/cases/{first.case_id}").get_data(as_text=True))
+    assert "по этому делу экстренные меры не завершены, открыта 01.11.2025 09:00" in banner
+
+    engine.clock.advance(hours=2)
+    inspection = next(t for t in engine.tasks.query(instance_id=case_instance) if t["element_id"] == "em_inspection")
+    engine.tasks.complete(inspection["id"], "guardian", EMERGENCY_DATA["em_inspection"])  # the run goes on
+    with engine.db.session() as db:
+        assert [e.since for e in open_emergencies(db, _municipality(engine))] == [flags[0].since]
+    finish_emergency(engine, case_instance)
+    assert engine.runtime.instance(case_instance)["status"] == "running"  # the case goes on, the emergency ended
+    with engine.db.session() as db:
+        assert open_emergencies(db, _municipality(engine)) == []
+    assert flag(signed_in(app, "secretary").get("/inbox").get_data(as_text=True)) is None
+
+
+def _municipality(engine) -> int:
+    with engine.db.session() as db:
+        return db.scalar(select(Case.municipality_id))
+
+
+def test_an_emergency_run_starts_where_its_tasks_stop_pausing():
+    at = datetime(2025, 11, 1, 6, 0, tzinfo=timezone.utc)
+    hour = timedelta(hours=1)
+    assert _run_start([]) is None
+    assert _run_start([(at, at + hour)]) is None  # all done: no emergency open
+    assert _run_start([(at, None)]) == at
+    # the inspection done, the commission informed next: one emergency since the first task
+    assert _run_start([(at, at + hour), (at + hour + timedelta(seconds=1), None), (at, at + 2 * hour)]) == at
+    # an earlier emergency ended days before: the open one started with its own first task
+    assert _run_start([(at, at + hour), (at + 3 * 24 * hour, None), (at + 3 * 24 * hour, at + 80 * hour)]) \
+        == at + 3 * 24 * hour
