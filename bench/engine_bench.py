@@ -6,6 +6,7 @@ Run from the repository root:
     .venv/bin/python bench/engine_bench.py                    # SQLite and PostgreSQL, default sizes
     .venv/bin/python bench/engine_bench.py --quick            # small smoke run (well under a minute)
     .venv/bin/python bench/engine_bench.py --database sqlite --instances 100 --timers 2000
+    .venv/bin/python bench/engine_bench.py --quick --json --database sqlite   # sop_case figures as JSON only
 
 Each database gets a fresh schema (a temporary SQLite file, or a private PostgreSQL schema that is dropped at
 the end). The same diagrams then run in memory on bare SpiffWorkflow, with the serializer configuration the
@@ -510,6 +511,213 @@ def run_bare(args: argparse.Namespace, diagrams: dict[str, str]) -> dict[str, An
     return result
 
 
+# -- sop_case: completion ratio, age ratio, state size (--json) ---------------------------------------------------
+
+SOP_USERS = {"commission_secretary": "secretary", "commission": "chair", "curator": "curator1",
+             "agency_specialist": "specialist", "guardianship": "guardian", "police": "inspector",
+             "social_protection": "social", "regional_secretary": "regional"}
+SOP_START = {"case_id": 7, "intake_id": 107, "received": "2025-10-30", "municipality": "Йошкар-Ола",
+             "family_name": "Ивановы"}
+SOP_CHECK = {"minor_name": "Иванов Петр, 12.03.2012", "parents_names": "Иванова Анна Сергеевна",
+             "living_conditions": "Отдельного места для занятий нет", "family_criteria": ["c1", "c2"],
+             "danger_level": "high", "sop_confirmed": True, "conclusion": "Семья находится в СОП"}
+SOP_RECOGNITION = {"decision": "recognize", "meeting_date": "2025-12-23", "resolution_number": "45/3",
+                   "curator": "curator1", "working_group": ["police", "education"], "consent_obtained": True}
+SOP_CARD = {"detection_date": "2025-10-29", "detected_by": "МБОУ СОШ № 5", "minor_name": "Иванов Петр, 12.03.2012",
+            "parents_names": "Иванова Анна Сергеевна", "parents_characteristic": "incompetent",
+            "sop_kind": ["evasion"], "family_category": ["single_parent"], "school": "СОШ № 5, 7 «Б»"}
+SOP_PROPOSAL = {"agency_name": "ОМВД", "proposal_situation": "Мать злоупотребляет алкоголем",
+                "proposal_tasks": "Стабилизировать ситуацию", "proposal_activities": "Профилактическая беседа",
+                "proposal_term": "до 01.03.2026"}
+SOP_DRAFT = {"consilium_conclusion": "Реабилитационный потенциал средний", "goal": "Вывести семью из СОП",
+             "programme_activities": "Беседа инспектора ПДН; ежемесячно; ОМВД\n\nПатронаж; еженедельно; КЦСОН\n",
+             "patronage_kind": "periodic"}
+SOP_APPROVE = {"decision": "approve", "protocol_number": "2", "approval_date": "2026-01-15"}
+SOP_REWORK = {"decision": "rework", "protocol_number": "1", "approval_date": "2026-01-14",
+              "comment": "Добавить мероприятия здравоохранения"}
+SOP_DISPATCH = {"programme_sent": True, "programme_sent_date": "2026-01-16"}
+# the user tasks of one case in order, from the check to the approved programme sent out (8 completions); the two
+# proposals are the multi-instance of the called process sop_programme
+SOP_PATH = [("sop_check", SOP_CHECK), ("sop_recognition", SOP_RECOGNITION), ("sop_registration_card", SOP_CARD),
+            ("sop_proposals", SOP_PROPOSAL), ("sop_proposals", SOP_PROPOSAL), ("sop_programme_draft", SOP_DRAFT),
+            ("sop_programme_approval", SOP_APPROVE), ("sop_programme_dispatch", SOP_DISPATCH)]
+SOP_MEETING = "2025-12-23T10:00:00+03:00"  # where the clock moves after the check (as in the tests)
+AGED_TASKS = 500
+
+
+def sop_engine(db: Database) -> ProcessEngine:
+    engine = ProcessEngine(db, FrozenClock(START_AT))
+    engine.identity.ensure_default_roles()
+    files = sorted((ROOT / "workflows").glob("*.bpmn")) + sorted((ROOT / "forms").glob("*.json"))
+    result = engine.repository.deploy(files, deployed_by="bench")
+    if result.warnings:
+        loud_error(f"sop deployment warnings: {[w.to_dict() for w in result.warnings]}")
+    engine.identity.add_agency("КДНиЗП г. Йошкар-Олы", "Йошкар-Ола", kind="commission")
+    for role, user in SOP_USERS.items():
+        engine.identity.add_user(user, [role], agency="КДНиЗП г. Йошкар-Олы")
+    return engine
+
+
+def sop_open_task(engine: ProcessEngine, instance_id: int, element: str) -> dict[str, Any]:
+    for task in engine.tasks.query(instance_id=instance_id):
+        if task["element_id"] == element:
+            return task
+    raise RuntimeError(f"instance {instance_id}: no open task {element}")
+
+
+def sop_complete(engine: ProcessEngine, instance_id: int, element: str, data: dict[str, Any]) -> float:
+    """Complete the open task of `element` as a user of its role; returns the seconds inside `complete`."""
+    task = sop_open_task(engine, instance_id, element)
+    user = task["assignee"] or SOP_USERS[task["candidate_roles"][0]]
+    began = time.perf_counter()
+    engine.tasks.complete(task["id"], user, data)
+    return time.perf_counter() - began
+
+
+def business_free_bytes(state: str) -> int:
+    """Bytes of a stored state with the business data of every task and (sub)process emptied."""
+    dct = json.loads(state)
+
+    def strip(wf: dict[str, Any]) -> None:
+        wf["data"] = {}
+        for task in wf.get("tasks", {}).values():
+            task["data"], task["delta"] = {}, {}
+
+    strip(dct)
+    for sp in dct.get("subprocesses", {}).values():
+        strip(sp)
+    return len(json.dumps(dct, separators=(",", ":")).encode("utf-8"))
+
+
+def sop_kurator(engine: ProcessEngine, instances: int, age_samples: int) -> dict[str, Any]:
+    """Completions along the SOP path in fresh cases, the state after approval, and the rework loop young and old."""
+    latencies: list[float] = []
+    state_bytes = None
+    for i in range(instances):
+        engine.clock.set(START_AT)
+        instance_id = engine.runtime.start("sop_case", dict(SOP_START, case_id=i), business_key=f"case-{i}")
+        for element, data in SOP_PATH:
+            latencies.append(sop_complete(engine, instance_id, element, data))
+            if element == "sop_check":
+                engine.clock.set(SOP_MEETING)
+            if element == "sop_programme_approval" and state_bytes is None:
+                with engine.db.session() as session:
+                    state = session.get(ProcessInstance, instance_id).state
+                state_bytes = {"raw": len(state.encode("utf-8")), "without_business_data": business_free_bytes(state)}
+    # the rework loop (draft -> approval "rework" -> draft ...) inside the called programme process
+    engine.clock.set(START_AT)
+    old, young = (engine.runtime.start("sop_case", dict(SOP_START, case_id=10_000 + n), business_key=f"loop-{n}")
+                  for n in range(2))
+    for instance_id in (old, young):
+        engine.clock.set(START_AT)
+        for element, data in SOP_PATH[:5]:
+            sop_complete(engine, instance_id, element, data)
+            if element == "sop_check":
+                engine.clock.set(SOP_MEETING)
+    done = 5
+    loop = [("sop_programme_draft", SOP_DRAFT), ("sop_programme_approval", SOP_REWORK)]
+    while done < AGED_TASKS or (done - 5) % 2:  # the old case stops where the young one is: before a draft
+        sop_complete(engine, old, *loop[(done - 5) % 2])
+        done += 1
+    aged: list[float] = []
+    fresh: list[float] = []
+    for n in range(age_samples):  # interleaved, so that both see the same machine load
+        aged.append(sop_complete(engine, old, *loop[n % 2]))
+        fresh.append(sop_complete(engine, young, *loop[n % 2]))
+    return {"completion": latency_summary(latencies), "state_bytes": state_bytes,
+            "aged_completion": latency_summary(aged) | {"completed_tasks_before": done},
+            "fresh_loop_completion": latency_summary(fresh)}
+
+
+def sop_bare(engine: ProcessEngine, instances: int) -> dict[str, Any]:
+    """The same path on bare SpiffWorkflow in memory: set_data + run + do_engine_steps per user task."""
+    files = [str(path) for path in sorted((ROOT / "workflows").glob("*.bpmn"))]
+    script_engine = engine.executor.script_engine("Europe/Moscow")  # evaluates the Camunda expressions
+    clock = FrozenClock(START_AT)
+    token = CURRENT_CLOCK.set(clock)
+    latencies: list[float] = []
+    try:
+        for i in range(instances):
+            clock.set(START_AT)
+            # new spec objects for every case: SpiffWorkflow's Camunda multi-instance rewrites its spec when it
+            # runs, so a second case on the same objects would fail
+            parser = KuratorParser()
+            parser.add_bpmn_files(files)
+            spec, subprocess_specs = parser.get_spec("sop_case"), parser.get_subprocess_specs("sop_case")
+            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine)
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(dict(SOP_START, case_id=i))
+            workflow.do_engine_steps()
+            for element, data in SOP_PATH:
+                task = next(t for t in workflow.get_tasks(state=TaskState.READY, manual=True)
+                            if t.task_spec.bpmn_id == element)
+                began = time.perf_counter()
+                task.set_data(**data)
+                task.run()
+                workflow.do_engine_steps()
+                latencies.append(time.perf_counter() - began)
+                if element == "sop_check":
+                    clock.set(SOP_MEETING)
+    finally:
+        CURRENT_CLOCK.reset(token)
+    return latency_summary(latencies)
+
+
+def insert_commit(db: Database, count: int) -> dict[str, Any]:
+    """One single-row INSERT and COMMIT on the database's own driver connection, `count` times."""
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("CREATE TABLE bench_probe (id INTEGER PRIMARY KEY, payload TEXT)")
+        raw.commit()
+        marker = "%s" if db.is_postgresql else "?"
+        latencies = []
+        for i in range(count):
+            began = time.perf_counter()
+            cursor.execute(f"INSERT INTO bench_probe (id, payload) VALUES ({marker}, {marker})", (i, "x" * 200))
+            raw.commit()
+            latencies.append(time.perf_counter() - began)
+        cursor.execute("DROP TABLE bench_probe")
+        raw.commit()
+    finally:
+        raw.close()
+    return latency_summary(latencies)
+
+
+def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    with fresh_database(kind, args.postgres_url) as db:
+        engine = sop_engine(db)
+        instances, age_samples = (5, 20) if args.quick else (20, 60)
+        kurator = sop_kurator(engine, instances, age_samples)
+        bare = sop_bare(engine, instances)
+        probe = insert_commit(db, 50 if args.quick else 200)
+    median = kurator["completion"]["median_ms"]
+    baseline = bare["median_ms"] + probe["median_ms"]
+    return {
+        "completion_ratio": median / baseline,
+        "age_ratio": kurator["aged_completion"]["median_ms"] / kurator["fresh_loop_completion"]["median_ms"],
+        "state_bytes": kurator["state_bytes"]["without_business_data"],
+        "completion_median_ms": median,
+        "bare_step_median_ms": bare["median_ms"],
+        "insert_commit_median_ms": probe["median_ms"],
+        "aged_median_ms": kurator["aged_completion"]["median_ms"],
+        "fresh_loop_median_ms": kurator["fresh_loop_completion"]["median_ms"],
+        "state_bytes_raw": kurator["state_bytes"]["raw"],
+        "completions": kurator["completion"]["count"],
+        "aged_after_tasks": kurator["aged_completion"]["completed_tasks_before"],
+    }
+
+
+def main_json(args: argparse.Namespace, databases: list[str]) -> int:
+    """`--json`: the sop_case figures only, as one JSON object on stdout (the first database at the top level)."""
+    by_database = {kind: run_sop(kind, args) for kind in databases}
+    first = by_database[databases[0]]
+    document = {key: first[key] for key in ("completion_ratio", "age_ratio", "state_bytes")}
+    document.update(database=databases[0], by_database=by_database)
+    print(json.dumps(document, indent=2))
+    return 0
+
+
 # -- report -----------------------------------------------------------------------------------------------------
 
 
@@ -642,6 +850,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-batch", type=int, default=1000,
                         help="timer instances started between progress lines")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare SpiffWorkflow comparison")
+    parser.add_argument("--json", action="store_true",
+                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) as JSON on "
+                             "stdout; --quick makes the samples smaller")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the completions of one extra instance on each database")
     parser.add_argument("--profile-top", type=int, default=10, help="functions to show in the profile")
@@ -674,6 +885,8 @@ def ratios(results: dict[str, Any], bare: dict[str, Any] | None) -> dict[str, An
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    if args.json:
+        return main_json(args, databases)
     diagrams = {"sequence.bpmn": sequence_diagram(args.tasks), "timer.bpmn": timer_diagram()}
     (OUT_DIR / "diagrams").mkdir(parents=True, exist_ok=True)
     for name, diagram in diagrams.items():  # a copy of what runs, to open in a modeler

@@ -133,11 +133,9 @@ class TaskService:
         data = check_variables(data, "data")
         user = self._engine.identity.get_user(username)
         with self._engine.db.session() as session:
-            row = self._open_row(session, task_id)
+            row, definition_id = self._open_row_and_definition(session, task_id)
             self._check_may_complete(row, user)
             instance_id, form_key = row.instance_id, row.form_key
-            definition_id = session.scalar(select(ProcessInstance.definition_id)
-                                           .where(ProcessInstance.id == instance_id))
         if form_key:
             schema = self._engine.repository.form(form_key, definition_id)
             if schema is not None:
@@ -148,21 +146,24 @@ class TaskService:
             if task is None or task.state != TaskState.READY:
                 raise Conflict("The task is no longer waiting for completion; reload the inbox")
             now = self._engine.clock.now()
-            result = loaded.session.execute(
+            completed = loaded.session.execute(  # the row as completed, so that no read is needed after
                 update(HumanTask)
                 .where(HumanTask.id == task_id, HumanTask.status == "open",
                        or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username))
                 .values(status="completed", completed_at=now, completed_by=user.username, data=data,
                         assignee=user.username)
-                .execution_options(synchronize_session=False))
-            if result.rowcount != 1:
+                .returning(HumanTask)
+                .execution_options(synchronize_session=False)).scalars().all()
+            if len(completed) != 1:
                 raise Conflict("The task was completed or claimed by someone else at the same time")
             task.set_data(**data)
             task.run()
             executor.advance(loaded)
             self._engine.history.record(loaded.session, history.TASK_COMPLETED, instance_id, task_id=task_id,
                                         actor=user.username, data=data)
-        return self.get(task_id)
+            agency = loaded.session.get(Agency, completed[0].agency_id) if completed[0].agency_id is not None \
+                else None
+            return task_to_dict(completed[0], agency.name if agency is not None else None)
 
     def save_draft(self, task_id: str, username: str, data: dict[str, Any] | None) -> dict[str, Any]:
         """Keep a user's unfinished form data on the open task (not validated; completion checks it)."""
@@ -201,17 +202,22 @@ class TaskService:
         return row
 
     def _open_row(self, session, task_id: str) -> HumanTask:
+        return self._open_row_and_definition(session, task_id)[0]
+
+    def _open_row_and_definition(self, session, task_id: str) -> tuple[HumanTask, int]:
+        """The open task's row and the process version of its instance (read with the instance's status)."""
         row = self._row(session, task_id)
         if row.status == "completed":
             raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
                            f"{row.completed_at.isoformat() if row.completed_at else '?'}")
         if row.status != "open":
             raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
-        instance_status = session.scalar(select(ProcessInstance.status)
-                                         .where(ProcessInstance.id == row.instance_id))
+        instance_status, definition_id = session.execute(
+            select(ProcessInstance.status, ProcessInstance.definition_id)
+            .where(ProcessInstance.id == row.instance_id)).first() or (None, None)
         if instance_status != "running":
             raise Conflict(f"The process of task '{row.name}' is {instance_status}")
-        return row
+        return row, definition_id
 
     @staticmethod
     def _check_may_complete(row: HumanTask, user: UserInfo) -> None:
