@@ -634,6 +634,11 @@ class MigrationService:
                     reasons.append(f"ожидаемое событие {label} удалено в версии {version}")
                 elif getattr(spec, "bpmn_id", None):
                     changes.append(f"предстоящий шаг {label} удален")
+            for task in wf.get_tasks(state=TaskState.READY | TaskState.WAITING, skip_subprocesses=True):
+                split = _new_boundary_split(task, diff.alignment.get(task))
+                if split is not None:
+                    reasons.append(f"у текущего шага {_label(task.task_spec)} в версии {version} появилось "
+                                   f"граничное событие: перенос возможен, когда шаг будет выполнен")
             for task in diff.changed:
                 if not task.has_state(TaskState.READY | TaskState.WAITING):
                     continue
@@ -730,6 +735,18 @@ def _changed_attributes(registry, old, new) -> list[str]:
         else:
             labels.append(ATTRIBUTE_LABELS.get(key, key))
     return list(dict.fromkeys(labels))
+
+
+def _new_boundary_split(task, new_spec):
+    """The boundary-event split that wraps a ready or waiting task's element in the target version, when the
+    instance's tree has no such split above the task (SpiffWorkflow's boundary join would look for it in vain)."""
+    if new_spec is None:
+        return None
+    for spec in getattr(new_spec, "inputs", []):
+        if spec.name.endswith(".BoundaryEventSplit") and getattr(task.parent, "task_spec", None) is not None \
+                and task.parent.task_spec.name != spec.name:
+            return spec
+    return None
 
 
 def _label(spec) -> str:

@@ -88,8 +88,9 @@ REPORT = {"report_agency": "ПДН ОМВД", "activities_done": "Проведе
 SUMMARY = {"execution_summary": "Наметилась положительная динамика", "curator_proposal": "continue"}
 
 
-def seed(engine: ProcessEngine, reset: bool = False) -> str:
-    """Seed the demo; returns a summary to print. Refuses an already seeded database unless `reset`."""
+def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = None) -> str:
+    """Seed the demo; returns a summary to print. Refuses an already seeded database unless `reset`.
+    `workflows` is the folder of diagrams to run the stories on (default: the repository's `workflows/`)."""
     engine.init_db()
     if reset:
         with engine.db.engine.begin() as connection:
@@ -103,7 +104,8 @@ def seed(engine: ProcessEngine, reset: bool = False) -> str:
     now = engine.clock.now()
     driver = ProcessEngine(engine.db, FrozenClock(now - timedelta(days=400)))
     install(driver, jobs=False)  # periodic jobs run once, at the real now, at the end
-    driver.repository.deploy([*sorted((ROOT / "workflows").glob("*.bpmn")), *sorted((ROOT / "forms").glob("*.json"))],
+    diagrams = sorted(Path(workflows or ROOT / "workflows").glob("*.bpmn"))
+    driver.repository.deploy([*diagrams, *sorted((ROOT / "forms").glob("*.json"))],
                              deployed_by="methodologist", comment="Демонстрационная установка")
     _organisation(driver)
     stories = _Stories(driver, now)
@@ -245,7 +247,8 @@ class _Stories:
         for task in [t for t in self.engine.tasks.query(instance_id=iid) if t["element_id"] == "sop_execution_report"]:
             user = self.worker(task)
             if only is None or user == only:
-                self.engine.tasks.complete(task["id"], user, dict(REPORT, report_agency=task["agency_name"] or "",
+                agency = task["agency_name"] or REPORT["report_agency"]
+                self.engine.tasks.complete(task["id"], user, dict(REPORT, report_agency=agency,
                                                                   report_date=self.day(days_ago)))
 
     def ago(self) -> float:
