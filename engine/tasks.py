@@ -9,15 +9,16 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select, update
 
 from . import history, task_query
-from .errors import Conflict, NotFound, PermissionDenied
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from .forms import validate_submission
 from .identity import UserInfo
-from .models import Agency, HumanTask, ProcessInstance
+from .models import Agency, HumanTask, ProcessInstance, User
 from .runtime import check_variables
 
 if TYPE_CHECKING:
     from . import ProcessEngine
 
+TASK_ASSIGNED = "task_assigned"  # history event: a task given to a user by someone else (`TaskService.assign`)
 TASK_FIELDS = ("id", "name", "process_key", "instance_id", "candidate_roles", "assignee", "due", "follow_up",
                "form_key", "overdue", "agency_id", "agency_name")
 
@@ -127,6 +128,71 @@ class TaskService:
             self._engine.history.record(session, history.TASK_UNCLAIMED, row.instance_id, task_id=task_id,
                                         actor=user.username)
         return self.get(task_id)
+
+    def assign(self, task_id: str, username: str, by: str | None, session=None) -> dict[str, Any]:
+        """Give an open task to one of its candidates (a secretary passing an overdue visit on to a specialist):
+        the task becomes theirs, whoever held it before, and a `task_assigned` event records who gave it to whom.
+
+        With `session` it runs inside the caller's transaction (a domain handler completing another task);
+        refusals: `InvalidInput` (no such active user), `PermissionDenied` (not a candidate), `Conflict`."""
+        if session is not None:
+            return self._assign(session, task_id, username, by)
+        with self._engine.db.session() as own:
+            return self._assign(own, task_id, username, by)
+
+    def _assign(self, session, task_id: str, username: str, by: str | None) -> dict[str, Any]:
+        row = self._open_row(session, task_id)
+        target = session.scalar(select(User).where(User.username == str(username).strip()))
+        if target is None or not target.is_active:
+            raise InvalidInput(f"assignee: no active user '{username}'", {"assignee": "нет такого пользователя"})
+        if not task_query.is_candidate(row, target):
+            raise PermissionDenied(f"assignee: user '{target.username}' is not a candidate for task '{row.name}' "
+                                   f"({_offered_to(row)})")
+        previous = row.assignee
+        if previous != target.username:
+            held = HumanTask.assignee.is_(None) if previous is None else HumanTask.assignee == previous
+            result = session.execute(update(HumanTask).where(HumanTask.id == row.id, HumanTask.status == "open", held)
+                                     .values(assignee=target.username).execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise Conflict(f"Task '{row.name}' changed at the same time; reload and try again")
+            session.refresh(row)
+            self._engine.history.record(session, TASK_ASSIGNED, row.instance_id, task_id=row.id, actor=by,
+                                        data={"assignee": target.username, "previous": previous})
+        agency = session.get(Agency, row.agency_id) if row.agency_id is not None else None
+        return task_to_dict(row, agency.name if agency is not None else None)
+
+    def address(self, task_id: str, agency_id: int, roles: list[str], by: str | None,
+                session=None) -> dict[str, Any]:
+        """Send an open task to another agency (the secretary sending the check to the agency that will do it):
+        it is offered to that agency's users of `roles`, its claim is released, and a `task_addressed` event
+        records the move. With `session` it runs in the caller's transaction."""
+        if session is not None:
+            return self._address(session, task_id, agency_id, roles, by)
+        with self._engine.db.session() as own:
+            return self._address(own, task_id, agency_id, roles, by)
+
+    def _address(self, session, task_id: str, agency_id: int, roles: list[str], by: str | None) -> dict[str, Any]:
+        row = self._open_row(session, task_id)
+        agency = session.get(Agency, agency_id) if isinstance(agency_id, int) and 0 < agency_id < 2**31 else None
+        if agency is None:
+            raise InvalidInput(f"agency: no agency {agency_id}", {"agency": "нет такого органа"})
+        roles = [r for r in roles if r]
+        if not roles:
+            raise InvalidInput("roles: name at least one role of the agency", {"roles": "укажите роль"})
+        previous = (row.agency_id, list(row.candidate_roles or []), row.assignee)
+        result = session.execute(
+            update(HumanTask).where(HumanTask.id == row.id, HumanTask.status == "open")
+            .values(agency_id=agency.id, candidate_roles=roles, assignee=None,
+                    candidates=task_query.candidates_token(roles, row.candidate_users or []))
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise Conflict(f"Task '{row.name}' changed at the same time; reload and try again")
+        session.refresh(row)
+        self._engine.history.record(session, history.TASK_ADDRESSED, row.instance_id, task_id=row.id, actor=by,
+                                    data={"agency_id": agency.id, "agency": agency.name, "roles": roles,
+                                          "previous_agency_id": previous[0], "previous_roles": previous[1],
+                                          "previous_assignee": previous[2]})
+        return task_to_dict(row, agency.name)
 
     def complete(self, task_id: str, username: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Complete a task with its form data and advance the instance; all or nothing."""

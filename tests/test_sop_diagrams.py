@@ -122,15 +122,19 @@ def complete(engine, instance_id, element, data=None, user=None) -> dict:
     return engine.tasks.complete(current["id"], user, data if data is not None else FORM_DATA.get(element, {}))
 
 
-def specialist_for(task: dict) -> str:
-    """The agency specialist who may do a task: the police's own for a task addressed to the police."""
-    return "police_specialist" if task["agency_name"] == "ОМВД г. Йошкар-Олы" else "specialist"
+def specialist_for(engine, task: dict) -> str:
+    """A user who may do the task: one of the agency it is addressed to holding a candidate role, or the
+    general specialist for a task addressed to no agency."""
+    if task["agency_id"] is None:
+        return "specialist"
+    return next(u.username for u in engine.identity.users()
+                if u.agency_id == task["agency_id"] and set(u.roles) & set(task["candidate_roles"]))
 
 
 def report_all(engine, instance_id, data=None) -> None:
     """Every agency of the working group reports on the round, each from its own task."""
     for report in tasks(engine, instance_id)["sop_execution_report"]:
-        engine.tasks.complete(report["id"], specialist_for(report), data or REPORT)
+        engine.tasks.complete(report["id"], specialist_for(engine, report), data or REPORT)
 
 
 def status(engine, instance_id) -> str:
@@ -153,7 +157,7 @@ def to_execution(engine, instance_id) -> None:
     """From the registration card through the approved programme to the first execution report."""
     complete(engine, instance_id, "sop_registration_card", CARD)
     for proposal in tasks(engine, instance_id)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], specialist_for(proposal), PROPOSAL)
+        engine.tasks.complete(proposal["id"], specialist_for(engine, proposal), PROPOSAL)
     complete(engine, instance_id, "sop_programme_draft", DRAFT)
     complete(engine, instance_id, "sop_programme_approval", APPROVE)
     complete(engine, instance_id, "sop_programme_dispatch", DISPATCH)
@@ -298,7 +302,8 @@ def test_full_case_from_check_to_closure(sop):
     assert [t["id"] for t in engine.tasks.query(user="specialist") if t["element_id"] == "sop_proposals"] \
         == [p["id"] for p in proposals if not p["agency_name"]]
     for number, proposal in enumerate(proposals):
-        engine.tasks.complete(proposal["id"], specialist_for(proposal), {**PROPOSAL, "agency_name": f"Орган {number}"})
+        engine.tasks.complete(proposal["id"], specialist_for(engine, proposal),
+                              {**PROPOSAL, "agency_name": f"Орган {number}"})
 
     draft = task(engine, iid, "sop_programme_draft")
     assert draft["assignee"] == "curator1"
@@ -559,7 +564,7 @@ def test_threat_signal_while_the_programme_is_drafted(sop):
     to_registration_card(engine, iid)
     complete(engine, iid, "sop_registration_card", CARD)
     for proposal in tasks(engine, iid)["sop_proposals"]:
-        engine.tasks.complete(proposal["id"], specialist_for(proposal), PROPOSAL)
+        engine.tasks.complete(proposal["id"], specialist_for(engine, proposal), PROPOSAL)
     draft = task(engine, iid, "sop_programme_draft")  # inside the called process sop_programme
     assert engine.runtime.send_signal("threat_to_life", {}, instance_id=iid) == [iid]
     assert engine.runtime.send_signal("threat_to_life", {}, instance_id=iid) == [iid]  # a second report

@@ -374,3 +374,48 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
 def case_municipality(engine) -> int:
     with engine.db.session() as session:
         return session.scalar(select(Case.municipality_id).limit(1))
+
+
+def test_the_secretary_sends_the_check_to_an_agency_which_writes_the_conclusion(world):
+    from sop.checks import check_agencies, open_check, send_check
+
+    engine, service = world
+    engine.identity.add_agency("Школа № 1 Волжска", "Волжск", kind="education")
+    result = service.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    check = open_check(engine, result.case_id)
+    assert check["agency_id"] is None and check["agency_name"] is None
+    names = [a["name"] for a in check_agencies(engine, result.case_id)]
+    assert names[0] == "КДНиЗП г. Йошкар-Олы" and "Школа № 1 Волжска" not in names
+    school = next(a for a in check_agencies(engine, result.case_id) if a["name"] == "МБОУ СОШ № 5")
+    with pytest.raises(PermissionDenied):  # only the commission's secretary sends a check
+        send_check(engine, check["task_id"], school["id"], "school")
+    other = next(a["id"] for a in engine.identity.agencies() if a["name"] == "Школа № 1 Волжска")
+    with pytest.raises(InvalidInput, match="municipality"):
+        send_check(engine, check["task_id"], other, "secretary")
+    sent = send_check(engine, check["task_id"], school["id"], "secretary")
+    assert (sent["agency_name"], sent["candidate_roles"], sent["due"]) == (
+        "МБОУ СОШ № 5", ["agency_specialist"], check["due"].isoformat())
+    assert check["task_id"] in [t["id"] for t in engine.tasks.query(user="school")]
+    assert check["task_id"] not in [t["id"] for t in engine.tasks.query(user="secretary")]
+    assert check["task_id"] not in [t["id"] for t in engine.tasks.query(user="police")]
+    moved = [e for e in engine.history.for_instance(iid) if e["type"] == "task_addressed"]
+    assert moved[0]["actor"] == "secretary" and moved[0]["data"]["agency"] == "МБОУ СОШ № 5"
+    # the school writes the conclusion; the case goes on to the commission
+    engine.tasks.complete(check["task_id"], "school", CHECK)
+    assert service.case(result.case_id)["sop_confirmed"] is True
+    assert "sop_recognition" in tasks(engine, iid)
+
+
+def test_a_check_sent_away_can_be_called_back(world):
+    from sop.checks import check_agencies, open_check, send_check
+
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    check = open_check(engine, result.case_id)
+    agencies = {a["kind"]: a["id"] for a in check_agencies(engine, result.case_id)}
+    send_check(engine, check["task_id"], agencies["police"], "secretary")
+    back = send_check(engine, check["task_id"], agencies["commission"], "secretary")
+    assert back["candidate_roles"] == ["commission_secretary"]
+    assert check["task_id"] in [t["id"] for t in engine.tasks.query(user="secretary")]
+    assert check["task_id"] not in [t["id"] for t in engine.tasks.query(user="police")]

@@ -1,6 +1,8 @@
 """Case files over the API: the visible cases, one case, its timeline and its documents.
 
-Every read goes to the audit log; a case outside the user's data scope does not exist for them (404).
+Every read goes to the audit log; a case outside the user's data scope does not exist for them (404). Within a
+case the API shows what the case page shows (`sop.access`): the documents the user may see, and in the history
+the data of their own agency's entries only (agency staff; the commission and the curator see all of it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sqlalchemy import func, select
 
 from engine.errors import NotFound
 from engine.models import HistoryEvent, HumanTask, ProcessInstance
+from sop.access import CaseAccess, history_owners, visible_documents
 from sop.models import Case, Family, InstanceScope
 
 from ..access import can_view_case, visible_cases
@@ -99,7 +102,9 @@ class HistoryEventSchema(Schema):
     task_id = fields.String(allow_none=True)
     task_name = fields.String(allow_none=True)
     actor = fields.String(allow_none=True)
-    data = fields.Raw(allow_none=True, metadata={"description": "What was submitted or changed (a JSON object)"})
+    data = fields.Raw(allow_none=True, metadata={
+        "description": "What was submitted or changed (a JSON object); for agency staff, entries of other "
+                       "agencies keep only what names them (element, name), or null"})
 
 
 class DocumentSchema(Schema):
@@ -153,8 +158,9 @@ class CaseHistory(MethodView):
     @blp.response(200, HistoryEventSchema(many=True))
     @documented_errors(blp, 401, 404)
     def get(self, case_id: int):
-        """The timeline of all the case's processes (the case, emergencies, programmes), oldest first."""
-        _visible_or_404(case_id)
+        """The timeline of all the case's processes (the case, emergencies, programmes), oldest first.
+
+        Agency staff get the data of their own agency's entries only; the others name their task or step."""
         instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case_id)
         statement = (select(HistoryEvent, ProcessInstance.process_key, HumanTask.name)
                      .outerjoin(ProcessInstance, ProcessInstance.id == HistoryEvent.instance_id)
@@ -162,11 +168,14 @@ class CaseHistory(MethodView):
                      .where(HistoryEvent.instance_id.in_(instances))
                      .order_by(HistoryEvent.at, HistoryEvent.id))
         with kurator().db.session() as db:
+            access = _access_or_404(db, case_id)
             rows = db.execute(statement).all()
+            owners = {} if access.full else history_owners(db, [event for event, _key, _name in rows])
         audit("case_history_viewed", "case", case_id)
         return [{"id": event.id, "at": event.at, "type": event.event_type, "instance_id": event.instance_id,
                  "process_key": process_key, "task_id": event.task_id, "task_name": task_name,
-                 "actor": event.actor, "data": event.data} for event, process_key, task_name in rows]
+                 "actor": event.actor, "data": access.history_data(event.event_type, event.data, owners.get(event.id))}
+                for event, process_key, task_name in rows]
 
 
 @blp.route(f"{CASE_PATH}/documents")
@@ -174,14 +183,21 @@ class CaseDocuments(MethodView):
     @blp.response(200, DocumentSchema(many=True))
     @documented_errors(blp, 401, 404)
     def get(self, case_id: int):
-        """The documents of the case file (PDF), newest first, without their content."""
-        _visible_or_404(case_id)
-        documents = kurator().sop.documents(case_id)
+        """The documents of the case file (PDF) the user may see, newest first, without their content."""
+        with kurator().db.session() as db:
+            visible = {row.id for row in visible_documents(db, _access_or_404(db, case_id), case_id)}
+        documents = [d for d in kurator().sop.documents(case_id) if d["id"] in visible]
         audit("case_documents_listed", "case", case_id)
         return [{**document, "url": f"/api/v1/documents/{document['id']}"} for document in documents]
 
 
 def _visible_or_404(case_id: int) -> None:
     with kurator().db.session() as db:
-        if not can_view_case(db, g.user, case_id):
-            raise NotFound("Дело не найдено")
+        _access_or_404(db, case_id)
+
+
+def _access_or_404(db, case_id: int) -> CaseAccess:
+    """The user's access to the case, if they may open it; otherwise the 404 of a case that does not exist."""
+    if not can_view_case(db, g.user, case_id):
+        raise NotFound("Дело не найдено")
+    return CaseAccess.of(g.user, db.get(Case, case_id))

@@ -1,4 +1,5 @@
-"""`GET /api/v1/documents/{id}`: a case file's document as a PDF, for users who may open its case."""
+"""`GET /api/v1/documents/{id}`: a case file's document as a PDF, for users who may open its case and see the
+document there (`sop.access`, the case page's rules); any other document answers as a missing one (404)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from engine.errors import NotFound
-from sop.models import Document
+from sop.access import CaseAccess, may_open_document
+from sop.models import Case, Document
 
 from ..access import can_view_case
 from ..auth import kurator
@@ -29,9 +31,10 @@ class DocumentFile(MethodView):
     def get(self, document_id: int):
         """Download a document of a case file; the download is recorded in the audit log."""
         with kurator().db.session() as db:
-            row = db.execute(select(Document.case_id, Document.filename, Document.content)
-                             .where(Document.id == document_id)).first()
-            visible = row is not None and row.case_id is not None and can_view_case(db, g.user, row.case_id)
+            row = db.execute(select(Document.case_id, Document.kind, Document.agency_id, Document.source_ref,
+                                    Document.filename, Document.content).where(Document.id == document_id)).first()
+            visible = (row is not None and row.case_id is not None and can_view_case(db, g.user, row.case_id)
+                       and may_open_document(db, CaseAccess.of(g.user, db.get(Case, row.case_id)), row))
         if not visible:
             raise NotFound("Документ не найден")
         audit("document_downloaded", "document", document_id, case_id=row.case_id, filename=row.filename)

@@ -5,7 +5,7 @@ Access. Every route is for the roles that work with cases (`access.CASE_ROLES`; 
 roles a case outside the user's scope (`access.visible_cases`) does not exist: the page and every sub-resource
 (documents, diagrams, state) answer 404, whatever the id.
 
-Data minimisation (what the case file shows to whom):
+Data minimisation (what the case file shows to whom; the rules are `sop.access`, shared with the API):
 
 - **Full view** — the commission (secretary, chair, members; managers at the commission) and the case's curator:
   everything, every document and every agency's execution report.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import quote
@@ -41,6 +40,7 @@ from sqlalchemy import extract, func, or_, select
 from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
 from sop import casefile
+from sop.access import CaseAccess, event_outline, may_open_document, visible_documents
 from sop.documents import labels
 from sop.models import (
     Activity,
@@ -50,12 +50,11 @@ from sop.models import (
     Family,
     InstanceScope,
     Person,
-    Proposal,
     Resolution,
     fold,
 )
 
-from ..access import CASE_ROLES, CurrentUser, can_view_case, visible_cases
+from ..access import CASE_ROLES, can_view_case, visible_cases
 from ..auth import client_ip, kurator, roles_required
 from ..params import db_int
 
@@ -83,43 +82,10 @@ EVENT_NAMES = {"threat_to_life": "угроза жизни или здоровь�
                "minor_turned_18": "несовершеннолетнему исполнилось 18 лет"}
 INSTANCE_STATUSES = {"running": "идет", "completed": "завершен", "cancelled": "отменен", "error": "сбой",
                      "suspended": "приостановлен"}
-# Documents every agency of the working group receives (see the module docstring).
-SHARED_DOCUMENTS = {"conclusion", "programme", "resolution_recognition", "resolution_approval", "resolution_closure"}
-REGENERATING_ROLES = {"commission_secretary"}
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
-# -- access -------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CaseAccess:
-    """What one user may see of one case."""
-
-    user: CurrentUser
-    curator: bool
-
-    @classmethod
-    def of(cls, user: CurrentUser, case: Case) -> CaseAccess:
-        return cls(user, case.curator is not None and case.curator == user.username)
-
-    @property
-    def full(self) -> bool:
-        return self.user.municipality_wide or self.curator
-
-    def sees_report(self, agency_id: int | None) -> bool:
-        return self.full or (agency_id is not None and agency_id == self.user.agency_id)
-
-    def sees_document(self, kind: str, owner_agency_id: int | None) -> bool:
-        if self.full or kind in SHARED_DOCUMENTS:
-            return True
-        if owner_agency_id is not None and owner_agency_id == self.user.agency_id:
-            return True
-        return kind == "removal_act" and self.user.agency_kind == "guardianship"
-
-    @property
-    def may_regenerate(self) -> bool:
-        return self.user.has(*REGENERATING_ROLES) or self.curator
-
+# -- access (the rules: sop.access) -------------------------------------------------------------------------------
 
 def _case_or_404(db, case_id: int) -> Case:
     """The case, if the user may open it; otherwise the same 404 as for a case that does not exist."""
@@ -334,14 +300,8 @@ def _resolutions(db, case: Case) -> list[dict]:
 
 def _documents(db, case: Case, access: CaseAccess) -> list[dict]:
     """The newest version of each document of the case file the user may see, with its number of versions."""
-    owners = dict(db.execute(select(Proposal.id, Proposal.agency_id).where(Proposal.case_id == case.id)).all())
-    rows = db.execute(select(Document.id, Document.kind, Document.title, Document.size, Document.source_ref,
-                             Document.agency_id, Document.created_at, Document.created_by)
-                      .where(Document.case_id == case.id).order_by(Document.id.desc())).all()
     latest: dict[tuple, dict] = {}
-    for row in rows:
-        if not access.sees_document(row.kind, _owner(row.agency_id, row.source_ref, owners)):
-            continue
+    for row in visible_documents(db, access, case.id):
         key = (row.kind, row.source_ref)
         if key in latest:
             latest[key]["versions"] += 1
@@ -349,12 +309,6 @@ def _documents(db, case: Case, access: CaseAccess) -> list[dict]:
         latest[key] = {"id": row.id, "kind": row.kind, "title": row.title, "size": row.size,
                        "created_at": row.created_at, "created_by": row.created_by, "versions": 1}
     return sorted(latest.values(), key=lambda d: d["created_at"])
-
-
-def _owner(agency_id: int | None, source_ref: str | None, proposals: dict[int, int | None]) -> int | None:
-    if agency_id is None and source_ref and source_ref.startswith("proposal-") and source_ref[9:].isdigit():
-        return proposals.get(int(source_ref[9:]))
-    return agency_id
 
 
 def _deadlines(tasks: list[HumanTask], now: datetime, names: dict[str, str]) -> list[dict]:
@@ -397,7 +351,7 @@ def _timeline(db, events: list[HistoryEvent], tasks: list[HumanTask], instances:
         element_names[instance["id"]] = _diagram_names(definition.resource.content_hash, definition.resource.content)
     result = []
     for event in events:
-        data = event.data or {}
+        data = event_outline(event.event_type, event.data) or {}  # never what was entered (sop.access)
         process = processes.get(event.instance_id, {})
         if event.task_id:
             subject = task_names.get(event.task_id) or data.get("name") or ""
@@ -446,9 +400,7 @@ def _document_or_404(db, case: Case, document_id: int) -> Document:
     document = db.get(Document, document_id)
     if document is None or document.case_id != case.id:
         raise NotFound("Документ не найден")
-    owners = dict(db.execute(select(Proposal.id, Proposal.agency_id).where(Proposal.case_id == case.id)).all())
-    if not CaseAccess.of(g.user, case).sees_document(document.kind,
-                                                      _owner(document.agency_id, document.source_ref, owners)):
+    if not may_open_document(db, CaseAccess.of(g.user, case), document):
         raise NotFound("Документ не найден")
     return document
 

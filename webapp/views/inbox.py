@@ -61,7 +61,9 @@ def index():
         processes = list(db.scalars(select(HumanTask.process_key).where(HumanTask.status == "open").distinct()
                                     .order_by(HumanTask.process_key)))
     items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
-              "soon": task.due is not None and not task.overdue and task.due <= now + DUE_SOON}
+              # past its due date is late at once, not only after the scheduler's next sweep marks it
+              "late": task.overdue or (task.due is not None and task.due < now),
+              "soon": task.due is not None and not task.overdue and now <= task.due <= now + DUE_SOON}
              for task, case_id, number, family, _key, agency in rows]
     return render_template("inbox.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
                            stages=stages, processes=processes, args=args, now=now,
