@@ -76,7 +76,8 @@ def case_in_programme(engine) -> tuple[int, int]:
     at(engine, "2025-12-23 10:00")
     complete(engine, iid, "sop_recognition", RECOGNITION)
     complete(engine, iid, "sop_registration_card", CARD)
-    for proposal in tasks(engine, iid)["sop_proposals"]:  # each addressed to its agency
+    # each addressed to its agency; the school first, so that the newest proposals are the police's
+    for proposal in sorted(tasks(engine, iid)["sop_proposals"], key=lambda p: p["agency_name"] != "Школа № 5"):
         engine.tasks.complete(proposal["id"], {"Школа № 5": "school"}.get(proposal["agency_name"], "police"), PROPOSAL)
     complete(engine, iid, "sop_programme_draft", DRAFT)
     at(engine, "2026-01-15 10:00")
@@ -229,6 +230,7 @@ def test_participants_see_less_than_the_commission_and_the_curator(web):
     assert "Иванов Петр Андреевич" in page and "Беседа инспектора ПДН" in page and "45/3" in page
     shown = {kind for kind, doc in docs.items() if f"/documents/{doc}" in page}
     assert shown == {"conclusion", "resolution_recognition", "programme", "resolution_approval"}
+    assert "Классный час проведен" in page  # its own report
     assert "Проведены 2 беседы" not in page  # the police report
     assert "как участник рабочей группы" in page and "Сформировать заново" not in page
     assert school.get(f"/cases/{case_id}/documents/{docs['registration_card']}").status_code == 404
@@ -282,6 +284,35 @@ def test_regenerating_a_document(web):
     assert curator.post(url, data={"csrf_token": csrf(curator, "/cases")}).status_code == 302
     other = client_of(web, "vsecretary")
     assert other.post(url, data={"csrf_token": csrf(other, "/cases")}).status_code == 404
+
+
+def test_the_secretary_sends_the_check_to_an_agency_from_the_case_file(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    case_id, url = result.case_id, f"/cases/{result.case_id}/check"
+    agencies = {a["name"]: a["id"] for a in engine.identity.agencies()}
+    secretary = client_of(web, "secretary")
+    page = secretary.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Проверка информации" in page and "комиссия (секретарь)" in page
+    assert f'<option value="{agencies["ОМВД"]}"' in page and f'value="{agencies["Школа № 1"]}"' not in page
+    school = client_of(web, "school")
+    assert "Поручить проверку" not in school.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert school.post(url, data={"csrf_token": csrf(school, "/cases"), "agency": agencies["ОМВД"]}).status_code == 403
+    assert secretary.post(url, data={"agency": agencies["ОМВД"]}).status_code == 400  # no CSRF token
+    refused = secretary.post(url, data={"csrf_token": csrf(secretary, "/cases"), "agency": agencies["Школа № 1"]},
+                             follow_redirects=True).get_data(as_text=True)
+    assert "Проверка не передана: выберите орган своего муниципалитета" in refused
+    [check] = [t for t in engine.tasks.query() if t["element_id"] == "sop_check"]
+    assert check["agency_id"] is None
+    sent = secretary.post(url, data={"csrf_token": csrf(secretary, "/cases"), "agency": agencies["ОМВД"]},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "Проверка передана: ОМВД." in sent
+    assert engine.tasks.get(check["id"])["agency_name"] == "ОМВД"
+    police = client_of(web, "police")
+    assert check["id"] in police.get("/inbox").get_data(as_text=True)
+    assert check["id"] not in school.get("/inbox").get_data(as_text=True)
+    assert police.get(f"/tasks/{check['id']}").status_code == 200
+    assert school.get(f"/tasks/{check['id']}").status_code == 404  # another agency's task does not exist for it
 
 
 # -- the diagram --------------------------------------------------------------------------------------------------

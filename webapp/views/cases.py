@@ -39,7 +39,7 @@ from sqlalchemy import extract, func, or_, select
 
 from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
-from sop import casefile
+from sop import casefile, checks
 from sop.access import CaseAccess, event_outline, may_open_document, visible_documents
 from sop.documents import labels
 from sop.models import (
@@ -222,6 +222,10 @@ def show(case_id: int):
             "timeline": _timeline(db, events, tasks, instances, names),
             "instances": instances,
         }
+    if user.has(checks.SENDER_ROLE):  # the secretary names the agency that checks the signal
+        context["check"] = checks.open_check(engine, case_id)
+        if context["check"] is not None:
+            context["check_agencies"] = checks.check_agencies(engine, case_id)
     engine.audit.record(user.username, "case_viewed", "case", case_id, ip=client_ip())
     return render_template("cases/show.html", **context)
 
@@ -403,6 +407,29 @@ def _document_or_404(db, case: Case, document_id: int) -> Document:
     if not may_open_document(db, CaseAccess.of(g.user, case), document):
         raise NotFound("Документ не найден")
     return document
+
+
+@bp.route("/cases/<int:case_id>/check", methods=["POST"])
+@roles_required(checks.SENDER_ROLE)
+def send_check(case_id: int):
+    """Send the case's open check to an agency of the municipality, or call it back to the commission."""
+    engine = kurator()
+    with engine.db.session() as db:
+        _case_or_404(db, case_id)
+    check = checks.open_check(engine, case_id)
+    if check is None:
+        flash("Проверка по делу уже завершена.", "error")
+        return redirect(url_for("cases.show", case_id=case_id))
+    try:
+        sent = checks.send_check(engine, check["task_id"], request.form.get("agency"), g.user.username)
+    except (InvalidInput, PermissionDenied) as exc:
+        reason = next(iter(getattr(exc, "errors", {}).values()), None) or "передать проверку может секретарь комиссии"
+        flash(f"Проверка не передана: {reason}.", "error")
+        return redirect(url_for("cases.show", case_id=case_id, _anchor="check"))
+    engine.audit.record(g.user.username, "check_sent", "case", case_id, ip=client_ip(),
+                        details={"task_id": check["task_id"], "agency_id": sent["agency_id"]})
+    flash(f"Проверка передана: {sent['agency_name']}.")
+    return redirect(url_for("cases.show", case_id=case_id, _anchor="check"))
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
