@@ -147,6 +147,9 @@ def test_xlsx_export_has_the_tables_no_child_data_and_is_audited(app):
                                "Соблюдение сроков", "Просроченные задачи"]
     tasks = list(book["Просроченные задачи"].iter_rows(values_only=True))
     assert tasks[0][:5] == ("Задача", "№ дела", "Орган", "Роль", "Ответственный")
+    assert tasks[0][8] == "Рабочих дней просрочки"
+    # 29 calendar days late (due 15.10.2025, now 13.11.2025): 20 working days (4.11 is a holiday)
+    assert [r[8] for r in tasks[1:3]] == [20, 20]
     # each agency's reconciliation is addressed to it, so the delay is that agency's
     assert sorted((r[0], r[1], r[2], r[3], r[4], r[6]) for r in tasks[1:3]) == [
         (f"Сверка списков СОП с КДНиЗП — {agency}", None, agency, "Специалист органа системы профилактики",

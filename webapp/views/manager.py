@@ -20,6 +20,7 @@ from openpyxl.styles import Font
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql import Select
 
+from engine.calendar import CalendarCoverageError
 from engine.models import Agency, HumanTask, Municipality, User
 from sop.models import Case, CaseAgency, InstanceScope
 
@@ -269,9 +270,20 @@ def days_late(due: datetime, now: datetime) -> int:
     return max(0, -int(-seconds // 86400))
 
 
-def task_line(row, roles: dict[str, str], now: datetime) -> dict:
+def working_days_late(due: datetime, now: datetime, tz: ZoneInfo) -> int | None:
+    """Working days of the production calendar past the due day (a late task counts at least one); None where
+    the calendar does not cover the dates."""
+    try:
+        count = kurator().calendar.calendar.working_days_between(due.astimezone(tz).date(), now.astimezone(tz).date())
+    except (CalendarCoverageError, ValueError):
+        return None
+    return max(1, count)
+
+
+def task_line(row, roles: dict[str, str], now: datetime, tz: ZoneInfo) -> dict:
     return {"id": row.id, "name": row.name, "process": row.process_key, "due": row.due,
-            "days": days_late(row.due, now), "case_id": row.case_id, "case": row.case_number or "",
+            "days": days_late(row.due, now), "working_days": working_days_late(row.due, now, tz),
+            "case_id": row.case_id, "case": row.case_number or "",
             "agency": row.agency_name or NO_AGENCY,
             "roles": ", ".join(roles.get(code, code) for code in row.candidate_roles or []) or NO_ROLE,
             "person": (row.person_name or row.assignee) if row.assignee else NOBODY}
@@ -334,7 +346,8 @@ def overdue():
     with kurator().db.session() as db:
         report = build_report(db, user, now, period)
         roles = kurator().role_titles()
-        listed = [task_line(row, roles, now) for row in db.execute(overdue_tasks(user, now, LIST_LIMIT))]
+        tz = ZoneInfo(user.timezone)
+        listed = [task_line(row, roles, now, tz) for row in db.execute(overdue_tasks(user, now, LIST_LIMIT))]
     charts = {"agency": bars(report.by_agency), "role": bars(report.by_role), "person": bars(report.by_person),
               "ageing": ageing_chart(report.ageing), "steps": steps_chart(report.steps)}
     scope = (f"муниципальное образование {user.municipality}" if user.municipality_wide and user.municipality
@@ -397,16 +410,17 @@ def export():
               ([r["label"], r["met"], r["total"], r["percent"]] for r in report.steps), [64, 10, 10, 16])
         roles = kurator().role_titles()
         ws = book.create_sheet("Просроченные задачи")
-        for letter, width in zip("ABCDEFGH", (56, 14, 50, 40, 36, 18, 16, 24), strict=True):
+        for letter, width in zip("ABCDEFGHI", (56, 14, 50, 40, 36, 18, 16, 24, 22), strict=True):
             ws.column_dimensions[letter].width = width
         ws.append([_cell(ws, text, font=bold) for text in
-                   ("Задача", "№ дела", "Орган", "Роль", "Ответственный", "Срок", "Дней просрочки", "Процесс")])
+                   ("Задача", "№ дела", "Орган", "Роль", "Ответственный", "Срок", "Дней просрочки", "Процесс",
+                    "Рабочих дней просрочки")])
         listed = 0
         for row in db.execute(overdue_tasks(user, now, EXPORT_LIMIT).execution_options(yield_per=1000)):
-            line = task_line(row, roles, now)
+            line = task_line(row, roles, now, tz)
             ws.append([line["name"], line["case"], line["agency"], line["roles"], line["person"],
                        _cell(ws, line["due"].astimezone(tz).replace(tzinfo=None), number_format="DD.MM.YYYY HH:MM"),
-                       line["days"], line["process"]])
+                       line["days"], line["process"], line["working_days"]])
             listed += 1
     buffer = io.BytesIO()
     book.save(buffer)
