@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CASE_DOCUMENTS = ("conclusion", "registration_card", "programme", "proposals", "resolution_recognition",
-                  "resolution_approval", "resolution_closure", "removal_act")
+                  "resolution_approval", "resolution_closure", "removal_act", "materials")
 _RESOLUTION_KIND = {"resolution_recognition": "recognition", "resolution_approval": "approval",
                     "resolution_closure": "closure"}
 _DECISION_CODES = {"recognize": "recognise", "reject": "refuse"}
@@ -40,7 +40,7 @@ _PLACEMENTS = {"family": "foster"}
 
 
 def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, actor: str | None,
-             source_ref: str | None = None) -> Document | None:
+             source_ref: str | None = None, agency_id: int | None = None) -> Document | None:
     """Render a case document and store it as the newest version of that kind (for that source).
 
     A rendering failure is logged and leaves the case as it is: the document can be regenerated later, and
@@ -51,9 +51,13 @@ def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, act
     except ValueError:
         log.exception("case %s: document %s could not be rendered", case.id, kind)
         return None
-    document = Document(case_id=case.id, kind=kind, title=DOCUMENT_KINDS[kind],
-                        filename=f"{kind}-{case.number.replace('/', '-')}.pdf", content=pdf, size=len(pdf),
-                        source_ref=source_ref, created_by=actor, created_at=engine.clock.now())
+    title, suffix = DOCUMENT_KINDS[kind], ""
+    if agency_id is not None:  # documents of one kind from several agencies are told apart by their agency
+        agency = session.get(Agency, agency_id)
+        title, suffix = f"{title} — {agency.name}", f"-{agency.id}"
+    document = Document(case_id=case.id, kind=kind, title=title[:500],
+                        filename=f"{kind}-{case.number.replace('/', '-')}{suffix}.pdf", content=pdf, size=len(pdf),
+                        source_ref=source_ref, agency_id=agency_id, created_by=actor, created_at=engine.clock.now())
     session.add(document)
     session.flush()
     return document
@@ -65,7 +69,8 @@ def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> in
         old = session.get(Document, document_id)
         if old is None or old.case_id is None:
             raise NotFound(f"No case document {document_id}")
-        new = generate(engine, session, session.get(Case, old.case_id), old.kind, actor, old.source_ref)
+        new = generate(engine, session, session.get(Case, old.case_id), old.kind, actor, old.source_ref,
+                       old.agency_id)
         if new is None:
             raise InvalidInput(f"The document '{old.title}' cannot be rendered from the current records")
         return new.id
@@ -109,6 +114,8 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
         context["programme"] = programme_data(session, case)
     elif kind == "proposals":
         context["proposals"] = proposals_data(session, case, source_ref)
+    elif kind == "materials":
+        context["materials"] = materials_data(session, case, source_ref)
     elif kind in _RESOLUTION_KIND:
         context["resolution"] = resolution_data(session, case, _RESOLUTION_KIND[kind])
         if kind == "resolution_approval":
@@ -202,6 +209,22 @@ def proposals_data(session: Session, case: Case, source_ref: str | None) -> dict
             "plan": [{"situation": data.get("proposal_situation"), "tasks": data.get("proposal_tasks"),
                       "planned": data.get("proposal_activities"), "term": data.get("proposal_term")}],
             "author": {"full_name": data.get("proposal_specialist")}}
+
+
+def materials_data(session: Session, case: Case, source_ref: str | None) -> dict[str, Any]:
+    """An agency's answer to the commission's request for materials, from the completed `sop_materials` task
+    that `source_ref` ("materials-<task id>") names."""
+    task_id = (source_ref or "").removeprefix("materials-")
+    row = session.get(HumanTask, task_id) if task_id else None
+    if row is not None:
+        session.refresh(row)  # the completion updated it in this transaction
+    if row is None or row.status != "completed":
+        raise ValueError(f"case {case.id}: no answered request for materials {source_ref}")
+    data = row.data or {}
+    agency = session.get(Agency, row.agency_id) if row.agency_id else None
+    return {"agency": agency.name if agency else "—", "date": _parse_date(str(data.get("materials_date") or "")),
+            "question": data.get("materials_question"), "answer": data.get("materials_answer") or "—",
+            "specialist": data.get("materials_specialist"), "requested_on": row.created_at.date()}
 
 
 def resolution_data(session: Session, case: Case, kind: str) -> dict[str, Any]:

@@ -59,8 +59,8 @@ class Context:
         self.session.flush()
         return resolution
 
-    def document(self, kind: str, source_ref: str | None = None) -> None:
-        casefile.generate(self.service.engine, self.session, self.case, kind, self.actor, source_ref)
+    def document(self, kind: str, source_ref: str | None = None, agency_id: int | None = None) -> None:
+        casefile.generate(self.service.engine, self.session, self.case, kind, self.actor, source_ref, agency_id)
 
 
 def on_check(ctx: Context) -> None:
@@ -298,6 +298,11 @@ def _case_required(handler: Callable[[Context], None]) -> Callable[[Context], No
     return run
 
 
+def on_materials(ctx: Context) -> None:
+    """An agency's answer to a request for materials becomes a document of that agency in the case file."""
+    ctx.document("materials", source_ref=f"materials-{ctx.task.id}", agency_id=ctx.task.agency_id)
+
+
 HANDLERS: dict[str, Callable[[Context], None]] = {
     "sop_check": _case_required(on_check),
     "sop_recognition": _case_required(on_recognition),
@@ -312,6 +317,7 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "em_removal_act": _case_required(on_emergency_step),
     "em_police_report": _case_required(on_emergency_step),
     "em_escalation": on_escalation,
+    "sop_materials": _case_required(on_materials),
     "rec_agency": on_reconciliation,
     "rec_resolve": on_reconciliation,
     "rec_send_databank": on_reconciliation,

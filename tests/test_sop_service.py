@@ -419,3 +419,52 @@ def test_a_check_sent_away_can_be_called_back(world):
     assert back["candidate_roles"] == ["commission_secretary"]
     assert check["task_id"] in [t["id"] for t in engine.tasks.query(user="secretary")]
     assert check["task_id"] not in [t["id"] for t in engine.tasks.query(user="police")]
+
+
+def test_the_commission_requests_materials_and_each_agency_answers_into_the_case_file(world):
+    from sop.access import CaseAccess, visible_documents
+    from sop.materials import request_materials
+
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)  # received 30.10.2025: the check is due 7.11.2025
+    agencies = {a["name"]: a["id"] for a in engine.identity.agencies()}
+    police, school = agencies["ОМВД России по г. Йошкар-Оле"], agencies["МБОУ СОШ № 5"]
+    with pytest.raises(PermissionDenied):
+        request_materials(engine, result.case_id, [police], "Сведения о семье", "school")
+    with pytest.raises(InvalidInput, match="question"):
+        request_materials(engine, result.case_id, [police], "  ", "secretary")
+    with pytest.raises(InvalidInput, match="agencies"):
+        request_materials(engine, result.case_id, [agencies["КДНиЗП г. Йошкар-Олы"]], "Сведения", "secretary")
+    before = len(engine.runtime.instances("sop_materials"))
+    started = request_materials(engine, result.case_id, [police, school], "Сведения о поведении подростка",
+                                "secretary")
+    assert len(started) == 2 and before == 0
+    asked = {t["agency_name"]: t for t in engine.tasks.query() if t["element_id"] == "sop_materials"}
+    assert sorted(asked) == ["МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"]
+    # 3 working days from 30.10.2025 is 5.11.2025 (1.11 worked, 3-4.11 off): earlier than the check's 7.11
+    assert {t["due"] for t in asked.values()} == {"2025-11-05T20:59:59+00:00"}
+    assert [t["id"] for t in engine.tasks.query(user="police") if t["element_id"] == "sop_materials"] == [
+        asked["ОМВД России по г. Йошкар-Оле"]["id"]]
+    assert engine.tasks.draft(asked["ОМВД России по г. Йошкар-Оле"]["id"]) == {}
+    engine.tasks.complete(asked["ОМВД России по г. Йошкар-Оле"]["id"], "police", {
+        "materials_question": "Сведения о поведении подростка", "materials_answer": "На учете в ПДН не состоит",
+        "materials_specialist": "Инспектор ПДН Орлов Д. С.", "materials_date": "2025-10-31"})
+    with engine.db.session() as session:
+        [document] = session.scalars(select(Document).where(Document.case_id == result.case_id,
+                                                            Document.kind == "materials")).all()
+        assert document.agency_id == police and document.title.endswith("— ОМВД России по г. Йошкар-Оле")
+        content = bytes(document.content)
+        users = {u.username: u for u in engine.identity.users()}
+        case = session.get(Case, result.case_id)
+
+        def sees(username: str) -> bool:
+            user = users[username]
+            person = type("U", (), {"username": user.username, "roles": frozenset(user.roles),
+                                    "agency_id": user.agency_id, "agency_kind": None,
+                                    "municipality_wide": "commission_secretary" in user.roles})()
+            return any(d.kind == "materials" for d in visible_documents(session, CaseAccess.of(person, case), case.id))
+
+        assert sees("secretary") and sees("police") and not sees("school")
+    reader = PdfReader(io.BytesIO(content))
+    words = " ".join(page.extract_text() for page in reader.pages)
+    assert "На учете в ПДН не состоит" in words and "Сведения о поведении подростка" in words

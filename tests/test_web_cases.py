@@ -315,6 +315,31 @@ def test_the_secretary_sends_the_check_to_an_agency_from_the_case_file(web):
     assert school.get(f"/tasks/{check['id']}").status_code == 404  # another agency's task does not exist for it
 
 
+def test_the_secretary_requests_materials_from_the_case_file(web):
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    url = f"/cases/{result.case_id}/materials"
+    agencies = {a["name"]: a["id"] for a in engine.identity.agencies()}
+    secretary = client_of(web, "secretary")
+    page = secretary.get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "Запрос материалов" in page and f'name="agencies" value="{agencies["ОМВД"]}"' in page
+    school = client_of(web, "school")
+    assert school.post(url, data={"csrf_token": csrf(school, "/cases"), "agencies": agencies["ОМВД"],
+                                  "question": "Сведения"}).status_code == 403
+    empty = secretary.post(url, data={"csrf_token": csrf(secretary, "/cases"), "question": "Сведения"},
+                           follow_redirects=True).get_data(as_text=True)
+    assert "Запрос не отправлен: выберите хотя бы один орган" in empty
+    sent = secretary.post(url, data={"csrf_token": csrf(secretary, "/cases"), "question": "Сведения о семье",
+                                     "agencies": [agencies["ОМВД"], agencies["Опека"]]},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "Запрос материалов отправлен: органов — 2" in sent
+    asked = {t["agency_name"]: t["id"] for t in engine.tasks.query() if t["element_id"] == "sop_materials"}
+    assert sorted(asked) == ["ОМВД", "Опека"]
+    police_inbox = client_of(web, "police").get("/inbox").get_data(as_text=True)
+    assert asked["ОМВД"] in police_inbox and asked["Опека"] not in police_inbox
+    assert not any(task_id in school.get("/inbox").get_data(as_text=True) for task_id in asked.values())
+
+
 # -- the diagram --------------------------------------------------------------------------------------------------
 
 def test_diagram_xml_and_state(web):

@@ -159,6 +159,7 @@ DOCUMENT_KINDS: dict[str, str] = {
     ),
     "resolution_closure": "Постановление о прекращении индивидуальной профилактической работы и снятии с учета",
     "removal_act": "Акт об отобрании ребенка (статья 77 Семейного кодекса Российской Федерации)",
+    "materials": "Сведения и материалы органа по запросу комиссии",
 }
 
 _COMMON = ("commission", "municipality")
@@ -177,6 +178,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "resolution_approval": _RESOLUTION,
     "resolution_closure": (*_RESOLUTION, "resolution.grounds"),
     "removal_act": ("municipality", "removal_act", "removal_act.date", "removal_act.children|case.minors"),
+    "materials": (*_COMMON, *_CASE, "materials", "materials.agency", "materials.answer"),
 }
 
 # Code-valued keys checked before rendering: path -> (allowed codes, whether the value is a list).

@@ -39,7 +39,7 @@ from sqlalchemy import extract, func, or_, select
 
 from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
-from sop import casefile, checks
+from sop import casefile, checks, materials
 from sop.access import CaseAccess, event_outline, may_open_document, visible_documents
 from sop.documents import labels
 from sop.models import (
@@ -222,10 +222,9 @@ def show(case_id: int):
             "timeline": _timeline(db, events, tasks, instances, names),
             "instances": instances,
         }
-    if user.has(checks.SENDER_ROLE):  # the secretary names the agency that checks the signal
+    if user.has(checks.SENDER_ROLE):  # the secretary names the agency that checks, and asks agencies for materials
         context["check"] = checks.open_check(engine, case_id)
-        if context["check"] is not None:
-            context["check_agencies"] = checks.check_agencies(engine, case_id)
+        context["check_agencies"] = checks.check_agencies(engine, case_id)
     engine.audit.record(user.username, "case_viewed", "case", case_id, ip=client_ip())
     return render_template("cases/show.html", **context)
 
@@ -430,6 +429,26 @@ def send_check(case_id: int):
                         details={"task_id": check["task_id"], "agency_id": sent["agency_id"]})
     flash(f"Проверка передана: {sent['agency_name']}.")
     return redirect(url_for("cases.show", case_id=case_id, _anchor="check"))
+
+
+@bp.route("/cases/<int:case_id>/materials", methods=["POST"])
+@roles_required(checks.SENDER_ROLE)
+def request_materials(case_id: int):
+    """Ask agencies of the municipality for materials on the case; each answers in a task of its own."""
+    engine = kurator()
+    with engine.db.session() as db:
+        _case_or_404(db, case_id)
+    try:
+        started = materials.request_materials(engine, case_id, request.form.getlist("agencies"),
+                                              request.form.get("question", ""), g.user.username)
+    except (InvalidInput, PermissionDenied) as exc:
+        reason = next(iter(getattr(exc, "errors", {}).values()), None) or "запросить материалы может секретарь"
+        flash(f"Запрос не отправлен: {reason}.", "error")
+        return redirect(url_for("cases.show", case_id=case_id, _anchor="materials"))
+    engine.audit.record(g.user.username, "materials_requested", "case", case_id, ip=client_ip(),
+                        details={"instances": started})
+    flash(f"Запрос материалов отправлен: органов — {len(started)}.")
+    return redirect(url_for("cases.show", case_id=case_id, _anchor="materials"))
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
