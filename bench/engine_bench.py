@@ -7,6 +7,7 @@ Run from the repository root:
     .venv/bin/python bench/engine_bench.py --quick            # small smoke run (well under a minute)
     .venv/bin/python bench/engine_bench.py --database sqlite --instances 100 --timers 2000
     .venv/bin/python bench/engine_bench.py --quick --json --database sqlite   # sop_case figures as JSON only
+    .venv/bin/python bench/engine_bench.py --quick --json --no-spec-cache     # the same, parsing specs per load
 
 Each database gets a fresh schema (a temporary SQLite file, or a private PostgreSQL schema that is dropped at
 the end). The same diagrams then run in memory on bare SpiffWorkflow, with the serializer configuration the
@@ -708,6 +709,25 @@ def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def disable_spec_cache() -> None:
+    """Parse the version's spec at every load and start, as the engine did before `SpecCache` (a comparison)."""
+    from engine.bpmn import serializer
+
+    def restore(self, state_json: str, spec_json: str) -> BpmnWorkflow:
+        dct = json.loads(state_json)
+        specs = json.loads(spec_json)
+        dct["spec"], dct["subprocess_specs"] = specs["spec"], specs["subprocess_specs"]
+        self._serializer.migrate(dct)
+        return self._serializer.from_dict(dct)
+
+    def new_workflow(self, spec_json: str, script_engine) -> BpmnWorkflow:
+        specs = self._build_specs(spec_json)
+        return BpmnWorkflow(specs.spec, dict(specs.subprocess_specs), script_engine=script_engine)
+
+    serializer.StateSerializer.restore = restore
+    serializer.StateSerializer.new_workflow = new_workflow
+
+
 def main_json(args: argparse.Namespace, databases: list[str]) -> int:
     """`--json`: the sop_case figures only, as one JSON object on stdout (the first database at the top level)."""
     by_database = {kind: run_sop(kind, args) for kind in databases}
@@ -850,6 +870,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-batch", type=int, default=1000,
                         help="timer instances started between progress lines")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare SpiffWorkflow comparison")
+    parser.add_argument("--no-spec-cache", action="store_true",
+                        help="parse each version's spec at every load, as before the spec cache (a comparison)")
     parser.add_argument("--json", action="store_true",
                         help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) as JSON on "
                              "stdout; --quick makes the samples smaller")
@@ -885,6 +907,8 @@ def ratios(results: dict[str, Any], bare: dict[str, Any] | None) -> dict[str, An
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    if args.no_spec_cache:
+        disable_spec_cache()
     if args.json:
         return main_json(args, databases)
     diagrams = {"sequence.bpmn": sequence_diagram(args.tasks), "timer.bpmn": timer_diagram()}
