@@ -73,11 +73,12 @@ def _check_field(field: dict[str, Any], value: Any, present: bool) -> str | None
             return "должно быть да или нет"
     elif kind in ("select", "radio"):
         options = _options(field)
-        if options is not None and value not in options:
+        if (options is not None and value not in options) or (options is None and not _scalar(value)):
             return "выберите одно из значений списка"
     elif kind in ("checklist", "taglist"):
         options = _options(field)
-        if not isinstance(value, list) or (options is not None and any(v not in options for v in value)):
+        if not isinstance(value, list) or (options is not None and any(v not in options for v in value)) \
+                or (options is None and not all(_scalar(v) for v in value)):
             return "выберите значения из списка"
     elif kind in ("datetime", "date"):
         if not isinstance(value, str) or not _is_date(value):
@@ -112,8 +113,14 @@ def _check_rows(field: dict[str, Any], value: Any) -> str | None:
 def _options(field: dict[str, Any]) -> list[Any] | None:
     values = field.get("values")
     if not isinstance(values, list):
-        return None  # options come from data at run time: nothing to check here
+        # options come from data at run time (form-js `valuesKey`): any plain value passes here, and the domain
+        # handler of the task checks it (e.g. the curator chosen on recognition must hold the curator role)
+        return None
     return [v.get("value") for v in values if isinstance(v, dict)]
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
 
 
 def _is_date(text: str) -> bool:

@@ -19,6 +19,7 @@ from . import handlers
 from . import jobs as periodic
 from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
+from .task_context import TaskContext, task_context
 
 if TYPE_CHECKING:
     from engine import ProcessEngine
@@ -248,6 +249,15 @@ class SopService:
             if row is None:
                 raise NotFound(f"No document {document_id}")
             return row.filename, row.content
+
+    def task_context(self, task_id: str, user: Any) -> TaskContext:
+        """What a task's page shows above its form and starts it with (`sop.task_context`), as `user` (an
+        `sop.access.AccessUser` or a username) may see it; the caller has checked that they may work on it."""
+        with self.engine.db.session() as session:
+            row = session.get(HumanTask, str(task_id))
+            if row is None:
+                raise NotFound(f"No task {task_id}")
+            return task_context(self, session, row, user)
 
     def escalations(self, municipality_id: int | None = None, open_only: bool = True) -> list[dict]:
         with self.engine.db.session() as session:

@@ -62,7 +62,7 @@ def test_signal_check_recognition_case_file_and_overdue(live, login):
     chair.check("input[name=decision][value=recognize]")
     chair.fill("#f-meeting_date", "2026-11-26")
     chair.fill("#f-resolution_number", "77/12")
-    chair.fill("#f-curator", "curator")
+    chair.select_option("#f-curator", "curator")  # a list of the municipality's curators by name
     chair.check("input[name=working_group][value=education]")
     chair.locator("button.primary").click()
     chair.wait_for_load_state()

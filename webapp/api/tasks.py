@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask
 from sop.models import Case, InstanceScope
@@ -51,6 +52,38 @@ class CaseTaskSchema(TaskSchema):
     case_number = fields.String(allow_none=True)
 
 
+class ContextRowSchema(Schema):
+    label = fields.String(required=True)
+    value = fields.String(required=True)
+
+
+class ContextPanelSchema(Schema):
+    """A read-only block of the task context: key/value rows and/or a small table, in Russian."""
+
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    rows = fields.List(fields.Nested(ContextRowSchema))
+    columns = fields.List(fields.String())
+    table = fields.List(fields.List(fields.String()))
+    note = fields.String(allow_none=True)
+
+
+class ContextOptionSchema(Schema):
+    value = fields.String(required=True)
+    label = fields.String(required=True)
+
+
+class TaskContextSchema(Schema):
+    """What the task page shows above the form (`sop.task_context`)."""
+
+    panels = fields.List(fields.Nested(ContextPanelSchema))
+    defaults = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                           metadata={"description": "Initial form values: field key -> value"})
+    options = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(ContextOptionSchema)),
+                          metadata={"description": "Options of the form's fields with a form-js valuesKey: "
+                                                   "valuesKey -> options"})
+
+
 class TaskDetailSchema(CaseTaskSchema):
     element_id = fields.String()
     status = fields.String(metadata={"description": "open, completed or cancelled"})
@@ -59,6 +92,9 @@ class TaskDetailSchema(CaseTaskSchema):
     completed_at = IsoDateTime(allow_none=True)
     completed_by = fields.String(allow_none=True)
     form = fields.Dict(allow_none=True, metadata={"description": "The form-js schema of the task's form"})
+    context = fields.Nested(TaskContextSchema, allow_none=True,
+                            metadata={"description": "What is decided (panels), initial values and the options of "
+                                                     "valuesKey fields; only for an open task the user may work on"})
 
 
 class TaskQuerySchema(Schema):
@@ -85,9 +121,7 @@ class Tasks(MethodView):
     @documented_errors(blp, 401)
     def get(self, query):
         """The user's inbox: tasks assigned to them and unclaimed tasks of their roles, in their scope."""
-        statement = inbox_query(g.user, mine_only=query["scope"] == "mine")
-        if query["scope"] == "candidate":
-            statement = statement.where(HumanTask.assignee.is_(None))
+        statement = inbox_query(g.user, scope=query["scope"])
         statement = statement.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id)
         statement = statement.add_columns(Agency.name).outerjoin(Agency, Agency.id == HumanTask.agency_id)
         with kurator().db.session() as db:
@@ -120,9 +154,10 @@ class Task(MethodView):
     @blp.response(200, TaskDetailSchema)
     @documented_errors(blp, 401, 404)
     def get(self, task_id: UUID):
-        """One task with its form definition (`form`) and its case."""
+        """One task with its form definition (`form`), its case and, for a user who may work on it, its context."""
         detail = _detail(str(task_id))
         detail["form"] = kurator().tasks.form(detail["id"])
+        detail["context"] = _context(detail)
         audit("task_viewed", "task", detail["id"])
         return detail
 
@@ -185,6 +220,14 @@ def _detail(task_id: str) -> dict:
     if row is None:
         raise NotFound("Задача не найдена")
     return _with_case(*row)
+
+
+def _context(detail: dict) -> dict | None:
+    """The task context (`sop.task_context`) of an open task the user may work on, as their role may see it."""
+    service = getattr(kurator(), "sop", None)
+    if service is None or detail["status"] != "open" or not task_query.may_work(detail, g.user):
+        return None
+    return service.task_context(detail["id"], g.user).to_dict()
 
 
 def _with_case(task: HumanTask, case_id: int | None, number: str | None, agency: str | None = None) -> dict:

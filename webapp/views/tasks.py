@@ -87,15 +87,26 @@ def _local(moment: datetime | None) -> str:
 
 # -- the form: rendering model and submitted values -----------------------------------------------------------
 
-def _options(component: dict[str, Any]) -> list[tuple[str, str]]:
+def _values(component: dict[str, Any], dynamic: dict[str, list[dict]] | None = None) -> list[Any]:
+    """The component's options: its static `values`, or (form-js `valuesKey`) the task context's options of that
+    key; none when the context has none (the modeler's preview shows an empty select)."""
     values = component.get("values")
-    if not isinstance(values, list):
-        return []
-    return [(str(v.get("value")), str(v.get("label") or v.get("value"))) for v in values if isinstance(v, dict)]
+    if isinstance(values, list):
+        return values
+    key = component.get("valuesKey")
+    if isinstance(key, str) and dynamic and isinstance(dynamic.get(key), list):
+        return dynamic[key]
+    return []
+
+
+def _options(component: dict[str, Any], dynamic: dict[str, list[dict]] | None = None) -> list[tuple[str, str]]:
+    return [(str(v.get("value")), str(v.get("label") or v.get("value"))) for v in _values(component, dynamic)
+            if isinstance(v, dict)]
 
 
 def _option_value(component: dict[str, Any], submitted: str) -> Any:
-    """The option's own value (it may be a number or a boolean in the schema) for a submitted string."""
+    """The option's own value (it may be a number or a boolean in the schema) for a submitted string; options from
+    a `valuesKey` are strings, so the submitted string is the value."""
     for option in component.get("values") or []:
         if isinstance(option, dict) and str(option.get("value")) == submitted:
             return option.get("value")
@@ -163,8 +174,11 @@ def _fits(component: dict[str, Any], value: Any) -> bool:
     return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
-def initial_values(schema: dict[str, Any], draft: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
-    """Per field: the saved draft, else a matching process variable, else the form's default value.
+def initial_values(schema: dict[str, Any], draft: dict[str, Any], variables: dict[str, Any],
+                   defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per field: the saved draft, else the task context's default (`sop.task_context`: what the case records
+    say, e.g. the children of the signal on the check), else a matching process variable, else the form's
+    default value.
 
     Only descriptive text (names, addresses, descriptions) is carried over from earlier steps: a decision, a
     number, a date or a resolution number must be entered anew at each step, never inherited by accident
@@ -174,6 +188,8 @@ def initial_values(schema: dict[str, Any], draft: dict[str, Any], variables: dic
     for key, component in input_fields(schema).items():
         if key in draft:
             values[key] = draft[key]
+        elif defaults and key in defaults:
+            values[key] = defaults[key]
         elif key in variables and _carried_over(key, component) and _fits(component, variables[key]):
             values[key] = variables[key]
         elif "defaultValue" in component:
@@ -221,8 +237,10 @@ def _inline(text: str) -> Markup:
     return Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped))
 
 
-def build_widgets(components: list[dict[str, Any]], values: dict[str, Any], errors: dict[str, str]) -> list[dict]:
-    """What the template draws, component by component (groups keep their children)."""
+def build_widgets(components: list[dict[str, Any]], values: dict[str, Any], errors: dict[str, str],
+                  options: dict[str, list[dict]] | None = None) -> list[dict]:
+    """What the template draws, component by component (groups keep their children); `options` are the task
+    context's options for components with a `valuesKey`."""
     widgets = []
     for component in components or []:
         if not isinstance(component, dict):
@@ -237,14 +255,14 @@ def build_widgets(components: list[dict[str, Any]], values: dict[str, Any], erro
             widget["html"] = markdown_text(component.get("text") or "")
         elif kind in ("group", "fieldset"):
             widget["type"] = "group"
-            widget["children"] = build_widgets(component.get("components"), values, errors)
+            widget["children"] = build_widgets(component.get("components"), values, errors, options)
         elif kind in ("separator", "spacer"):
             pass
         elif kind in ("textfield", "textarea", "number", "checkbox", "datetime", *CHOICE_TYPES, *LIST_TYPES):
             if not key:
                 continue
             widget["value"] = _display(component, values.get(key))
-            widget["options"] = _options(component)
+            widget["options"] = _options(component, options)
             widget["subtype"] = component.get("subtype", "date")
             widget["label"] = widget["label"] or component.get("dateLabel") or key
             widget["step"] = "1" if component.get("decimalDigits") == 0 else "any"
@@ -304,6 +322,14 @@ def _case_panel(case_id: int | None) -> dict[str, Any] | None:
             "curator_name": _full_names([curator]).get(curator, curator) if curator else None}
 
 
+def _task_context(task_id: str) -> dict[str, Any]:
+    """Panels, defaults and options of the task (`sop.task_context`) as the current user may see them."""
+    service = getattr(kurator(), "sop", None)
+    if service is None:
+        return {"panels": [], "defaults": {}, "options": {}}
+    return service.task_context(task_id, g.user).to_dict()
+
+
 def _today() -> date:
     return kurator().clock.now().astimezone(ZoneInfo(g.user.timezone)).date()
 
@@ -327,7 +353,8 @@ def _who_else(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         with kurator().db.session() as db:
             people = [full_name or username for full_name, username in db.execute(query).all()]
     assignee = task["assignee"]
-    return {"roles": roles, "agency": row.get("agency_name"), "people": people[:MAX_WHO], "more": max(0, len(people) - MAX_WHO),
+    return {"roles": roles, "agency": row.get("agency_name"), "people": people[:MAX_WHO],
+            "more": max(0, len(people) - MAX_WHO),
             "assignee": assignee, "assignee_name": _full_names([assignee]).get(assignee, assignee),
             "mine": assignee == g.user.username, "claimable": assignee is None and _is_candidate(row)}
 
@@ -349,9 +376,10 @@ def _render(task_id: str, row: dict[str, Any], values: dict[str, Any] | None = N
     engine = kurator()
     task = engine.tasks.get(task_id)
     schema = engine.tasks.form(task_id) or {"components": []}
+    context = _task_context(task_id)
     if values is None:
         variables = engine.runtime.instance(task["instance_id"])["variables"]
-        values = initial_values(schema, engine.tasks.draft(task_id), variables)
+        values = initial_values(schema, engine.tasks.draft(task_id), variables, context["defaults"])
     errors = errors or {}
     labels = _labels(schema)
     summary = [(key, labels.get(key), text) for key, text in errors.items()]
@@ -360,8 +388,9 @@ def _render(task_id: str, row: dict[str, Any], values: dict[str, Any] | None = N
     if draft_meta:
         draft_meta["by"] = _full_names([draft_meta["by"]]).get(draft_meta["by"], draft_meta["by"])
     return render_template(
-        "tasks/show.html", task=task, widgets=build_widgets(schema.get("components"), values, errors),
-        errors=errors, summary=summary, message=message, case=_case_panel(_case_id(task["instance_id"])),
+        "tasks/show.html", task=task,
+        widgets=build_widgets(schema.get("components"), values, errors, context["options"]), errors=errors,
+        summary=summary, message=message, case=_case_panel(_case_id(task["instance_id"])), panels=context["panels"],
         who=_who_else(task, row), due_state=_due_state(task), draft=draft_meta,
         has_form=bool(input_fields(schema)), today=_today().isoformat()), status
 

@@ -1,0 +1,588 @@
+"""The context of a task: what the person who decides sees above the form, and what the form starts with.
+
+`task_context` answers, by the task's form key:
+
+- `panels`: read-only blocks with a title, key/value rows and/or a small table, in Russian (the check's conclusion
+  on the commission's decision, the agencies' proposals on the draft programme, the round's reports on the
+  curator's summary…);
+- `defaults`: initial values of form fields (the task page puts them under the saved draft: draft > defaults >
+  process variables > the form's `defaultValue`);
+- `options`: the options of form fields that name a form-js `valuesKey` instead of static `values`
+  (`{values_key: [{"value": …, "label": …}]}`), e.g. the municipality's curators by full name.
+
+Data scope: the caller has checked that the user may work on the task. The panels show only what the user's role
+may see of the case file (`sop.access.CaseAccess`): the commission and the case's curator see every agency's
+proposals and reports; an agency specialist sees their own agency's only, and never the registration card.
+
+No Flask here: the web pages and the REST API call it through `SopService.task_context`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Set
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import task_query
+from engine.forms import input_fields
+from engine.models import Agency, HumanTask, ProcessInstance, User, UserRole
+
+from . import handlers
+from .access import AccessUser, CaseAccess
+from .documents import labels
+from .models import Activity, Case, CaseAgency, ExecutionReport, InstanceScope, IntakeEntry, Proposal, Resolution
+
+if TYPE_CHECKING:
+    from engine import ProcessEngine
+
+    from .service import SopService
+
+# Roles that see the whole municipality (as `webapp.access.CurrentUser.municipality_wide`, for a user given by name).
+MUNICIPALITY_ROLES = frozenset({"commission_secretary", "commission"})
+REPORT_STATUSES = {"done": "выполнено", "partly": "выполнено частично", "not_done": "не выполнено"}
+_TERM_IN_CONTENT = re.compile(r"\(?срок: ([^)]*)\)?\s*$")
+
+
+@dataclass
+class Panel:
+    """A titled read-only block: key/value rows, a small table (columns and rows of text), or both."""
+
+    key: str
+    title: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    table: list[list[str]] = field(default_factory=list)
+    note: str | None = None
+
+    def row(self, label: str, value: Any) -> None:
+        """Add a key/value row when there is something to show (several values: one per line, bulleted)."""
+        if isinstance(value, (list, tuple)):
+            items = [_text(v) for v in value if _text(v)]
+            value = "\n".join(f"• {item}" for item in items) if len(items) > 1 else items
+        text = _text(value)
+        if text:
+            self.rows.append((label, text))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "title": self.title,
+                "rows": [{"label": label, "value": value} for label, value in self.rows],
+                "columns": list(self.columns), "table": [list(r) for r in self.table], "note": self.note}
+
+
+@dataclass
+class TaskContext:
+    panels: list[Panel] = field(default_factory=list)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def panel(self, key: str) -> Panel | None:
+        return next((p for p in self.panels if p.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"panels": [p.to_dict() for p in self.panels], "defaults": dict(self.defaults),
+                "options": {key: [dict(o) for o in values] for key, values in self.options.items()}}
+
+
+@dataclass(frozen=True)
+class ContextUser:
+    """A user given by name, described as the access rules need (`sop.access.AccessUser`)."""
+
+    username: str
+    roles: Set[str]
+    agency_id: int | None
+    agency_kind: str | None
+    municipality_wide: bool
+
+    @classmethod
+    def load(cls, session: Session, username: str) -> ContextUser:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            return cls(username, frozenset(), None, None, False)
+        roles = frozenset(user.roles)
+        kind = user.agency.kind if user.agency is not None else None
+        wide = bool(roles & MUNICIPALITY_ROLES) or ("manager" in roles and kind == "commission")
+        return cls(user.username, roles, user.agency_id, kind, wide)
+
+
+@dataclass
+class _Scope:
+    """What a builder works with: the task, its case (if any), the user and what they may see of the case."""
+
+    engine: ProcessEngine
+    session: Session
+    task: Any  # a HumanTask row (or an object with its attributes)
+    user: AccessUser
+    case: Case | None
+    municipality_id: int | None
+    definition_id: int | None
+
+    @property
+    def access(self) -> CaseAccess | None:
+        return CaseAccess.of(self.user, self.case) if self.case is not None else None
+
+    def form(self, key: str) -> dict[str, Any]:
+        """A form of the task's process version (the check's form gives the conclusion's labels)."""
+        return self.engine.repository.form(key, self.definition_id) or {"components": []}
+
+    def agency(self, agency_id: int | None) -> Agency | None:
+        return self.session.get(Agency, agency_id) if agency_id is not None else None
+
+
+def task_context(service_or_engine: SopService | ProcessEngine, session: Session, task_row: Any,
+                 user: AccessUser | str) -> TaskContext:
+    """The panels, defaults and options of a task's page, chosen by its form key (empty for other forms)."""
+    engine = getattr(service_or_engine, "engine", service_or_engine)
+    builder = BUILDERS.get(task_row.form_key or "")
+    if builder is None:
+        return TaskContext()
+    if isinstance(user, str):
+        user = ContextUser.load(session, user)
+    case_id, municipality_id = session.execute(
+        select(InstanceScope.case_id, InstanceScope.municipality_id)
+        .where(InstanceScope.instance_id == task_row.instance_id)).first() or (None, None)
+    definition_id, business_key = session.execute(
+        select(ProcessInstance.definition_id, ProcessInstance.business_key)
+        .where(ProcessInstance.id == task_row.instance_id)).first() or (None, None)
+    if case_id is None and business_key and business_key.startswith("case-") and business_key[5:].isdigit():
+        case_id = int(business_key[5:])
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is not None:
+        municipality_id = case.municipality_id
+    scope = _Scope(engine, session, task_row, user, case, municipality_id, definition_id)
+    context = TaskContext()
+    builder(scope, context)
+    return context
+
+
+# -- sop_check: the signal ----------------------------------------------------------------------------------------
+
+def _check(scope: _Scope, context: TaskContext) -> None:
+    case = scope.case
+    if case is None:
+        return
+    entries = scope.session.scalars(select(IntakeEntry).where(IntakeEntry.case_id == case.id)
+                                    .order_by(IntakeEntry.id)).all()
+    entry = next((e for e in entries if e.agency.kind == "commission"), entries[0] if entries else None)
+    family = case.family
+    if entry is not None:
+        signal = Panel("signal", "Поступившая информация (журнал первичного учета)")
+        signal.row("Поступила", _date(entry.received_on))
+        signal.row("Источник информации", entry.source)
+        origin = next((e for e in entries if e.id == entry.forwarded_from_id), None)
+        if origin is not None:
+            signal.row("Передана органом", origin.agency.name)
+        signal.row("Суть проблемы", entry.problem)
+        signal.row("Адрес", entry.address)
+        signal.row("Дети", entry.children_text)
+        signal.row("Родители (законные представители)", entry.parents_text)
+        if entry.threat_to_life:
+            signal.row("Угроза жизни или здоровью", "да")
+        context.panels.append(signal)
+    children, parents = family.children, family.parents
+    values = {
+        "minor_name": "; ".join(_person(p) for p in children) or (entry.children_text if entry else None),
+        "parents_names": "; ".join(p.full_name for p in parents) or (entry.parents_text if entry else None),
+        "family_composition": "\n".join(
+            ", ".join(filter(None, (f"{'ребенок' if p.kind == 'child' else 'родитель (законный представитель)'}: "
+                                    f"{p.full_name}", _date(p.birth_date), p.occupation)))
+            for p in [*parents, *children]),
+        "address_registered": family.address_registered or (entry.address if entry else None),
+        "address_actual": family.address_actual,
+        "source": entry.source if entry else None,
+        "information_source": entry.source if entry else None,
+    }
+    fields = input_fields(scope.form("sop_check"))
+    context.defaults.update({key: value for key, value in values.items() if key in fields and value})
+
+
+def _check_assign(scope: _Scope, context: TaskContext) -> None:
+    if scope.municipality_id is None:
+        return
+    agencies = scope.session.scalars(select(Agency).where(Agency.municipality_id == scope.municipality_id)
+                                     .order_by(Agency.name, Agency.id)).unique().all()
+    context.options["agency_options"] = [{"value": str(a.id), "label": a.name} for a in agencies]
+
+
+# -- sop_recognition: the conclusion, the family, the curators ---------------------------------------------------
+
+def _recognition(scope: _Scope, context: TaskContext) -> None:
+    if scope.case is not None:
+        context.panels.append(conclusion_panel(scope))
+        context.panels.append(family_panel(scope.case))
+    context.options["curator_options"] = curator_options(scope.session, scope.municipality_id)
+
+
+def conclusion_panel(scope: _Scope) -> Panel:
+    """Appendix 2, the conclusion of the check: danger level, criteria, findings (the check form's labels)."""
+    case = scope.case
+    panel = Panel("conclusion", "Заключение по результатам проверки (приложение 2)")
+    data = case.conclusion or {}
+    if not data and case.danger_level is None:
+        panel.note = "Проверка еще не завершена: заключения нет."
+        return panel
+    fields = input_fields(scope.form("sop_check"))
+
+    def label_of(key: str, code: Any, fallback: dict[str, str] | None = None) -> str:
+        for option in fields.get(key, {}).get("values") or []:
+            if isinstance(option, dict) and option.get("value") == code:
+                return str(option.get("label") or code)
+        return (fallback or {}).get(str(code), str(code))
+
+    level = case.danger_level or data.get("danger_level")
+    panel.row("Уровень опасности", labels.DANGER_LEVELS.get(level or "", level))
+    confirmed = case.sop_confirmed if case.sop_confirmed is not None else data.get("sop_confirmed")
+    if confirmed is not None:
+        panel.row("Социально опасное положение", "подтверждено" if confirmed else "не подтверждено")
+    criteria = case.criteria if case.criteria is not None else data.get("family_criteria") or []
+    panel.row("Критерии СОП", [label_of("family_criteria", c, labels.FAMILY_CRITERIA) for c in criteria])
+    panel.row("Заключение", data.get("conclusion"))
+    panel.row("Условия жизни несовершеннолетних", data.get("living_conditions"))
+    housing = [label_of("housing_type", data["housing_type"]) if data.get("housing_type") else None,
+               f"{_number(data['housing_area'])} кв. м" if data.get("housing_area") not in (None, "") else None,
+               label_of("housing_amenities", data["housing_amenities"]) if data.get("housing_amenities") else None]
+    panel.row("Жилищные условия", ", ".join(h for h in housing if h))
+    if data.get("sanitary_state"):
+        panel.row("Санитарное состояние жилья", label_of("sanitary_state", data["sanitary_state"]))
+    panel.row("Доход семьи", data.get("family_income"))
+    if data.get("income_per_capita") not in (None, ""):
+        panel.row("Среднедушевой доход", f"{_number(data['income_per_capita'])} руб.")
+    panel.row("Меры социальной поддержки", data.get("social_support"))
+    panel.row("Руководитель", data.get("head_name"))
+    panel.row("Дата заключения", _date(data.get("conclusion_date")))
+    return panel
+
+
+def family_panel(case: Case) -> Panel:
+    family = case.family
+    panel = Panel("family", f"{family.name}: дети и родители", columns=["", "Ф.И.О.", "Дата рождения", "Занятость"])
+    panel.row("Адрес по прописке", family.address_registered)
+    if family.address_actual and family.address_actual != family.address_registered:
+        panel.row("Адрес фактический", family.address_actual)
+    for person in [*family.children, *family.parents]:
+        panel.table.append(["ребенок" if person.kind == "child" else "родитель", person.full_name,
+                            _date(person.birth_date), person.occupation or ""])
+    return panel
+
+
+def curator_options(session: Session, municipality_id: int | None) -> list[dict[str, str]]:
+    """Active users with the curator role at an agency of the municipality: value username, label full name and
+    agency."""
+    if municipality_id is None:
+        return []
+    rows = session.execute(
+        select(User.username, User.full_name, Agency.name)
+        .join(UserRole, UserRole.user_id == User.id).join(Agency, Agency.id == User.agency_id)
+        .where(UserRole.role_code == "curator", User.is_active.is_(True), Agency.municipality_id == municipality_id)
+        .order_by(User.full_name, User.username)).all()
+    return [{"value": username, "label": f"{full_name or username} ({agency})"} for username, full_name, agency in rows]
+
+
+# -- the programme: proposals, draft, approval -------------------------------------------------------------------
+
+def _programme_draft(scope: _Scope, context: TaskContext) -> None:
+    case = scope.case
+    if case is None:
+        return
+    proposals = _visible_proposals(scope)
+    panel = Panel("proposals", "Предложения органов системы профилактики в программу",
+                  columns=["Орган", "Ситуация в семье", "Задачи", "Мероприятия", "Срок"])
+    for agency, data in proposals:
+        panel.table.append([agency, _text(data.get("proposal_situation")), _text(data.get("proposal_tasks")),
+                            _text(data.get("proposal_activities")), _text(data.get("proposal_term"))])
+    if not proposals:
+        panel.note = "Предложений органов нет."
+    context.panels.append(panel)
+    programme = case.programme or {}
+    if programme.get("programme_activities"):  # a correction or a reworked draft: start from the draft as it is
+        context.defaults["programme_activities"] = programme["programme_activities"]
+        return
+    if not proposals:
+        return
+    lines = []
+    for agency, data in proposals:
+        term = _plain(data.get("proposal_term"))
+        for line in str(data.get("proposal_activities") or "").splitlines():
+            title = _plain(line)
+            if title:  # "мероприятие; содержание деятельности; исполнитель; срок" (casefile.activities_from_form)
+                lines.append(f"{title}; ; {_plain(agency)}; {term}".rstrip("; "))
+    context.defaults["programme_activities"] = "\n".join(lines)
+    for key, source in (("programme_situation", "proposal_situation"), ("programme_tasks", "proposal_tasks")):
+        text = "\n".join(f"{agency}: {str(data[source]).strip()}" for agency, data in proposals
+                         if str(data.get(source) or "").strip())
+        if text:
+            context.defaults[key] = text
+
+
+def _visible_proposals(scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
+    """(agency name, proposal data) of the latest proposal of each agency the user may read, in order of arrival."""
+    rows = scope.session.scalars(select(Proposal).where(Proposal.case_id == scope.case.id)
+                                 .order_by(Proposal.id)).all()
+    access = scope.access
+    latest: dict[Any, Proposal] = {}
+    for proposal in rows:
+        if access.sees_proposal(proposal.agency_id):
+            latest.pop(proposal.agency_id or f"p{proposal.id}", None)
+            latest[proposal.agency_id or f"p{proposal.id}"] = proposal
+    result = []
+    for proposal in latest.values():
+        agency = scope.agency(proposal.agency_id)
+        data = proposal.data or {}
+        result.append((agency.name if agency is not None else _text(data.get("agency_name")) or "—", data))
+    return result
+
+
+def _programme_approval(scope: _Scope, context: TaskContext) -> None:
+    case = scope.case
+    if case is None:
+        return
+    programme = case.programme or {}
+    panel = Panel("programme", "Проект индивидуальной программы", columns=["№", "Мероприятие", "Исполнитель", "Срок"])
+    panel.row("Цель программы", programme.get("goal"))
+    panel.row("Заключение консилиума", programme.get("consilium_conclusion"))
+    panel.row("Ситуация в семье", programme.get("programme_situation"))
+    panel.row("Задачи программы", programme.get("programme_tasks"))
+    activities = _activities(scope)
+    for activity in activities:
+        panel.table.append([str(activity.number), activity.title, _executor(scope, activity), _term(activity)])
+    if not activities:
+        panel.note = "В проекте программы нет мероприятий."
+    context.panels.append(panel)
+
+
+def _activities(scope: _Scope, kind: str | None = None, by_kind: bool = False) -> list[Activity]:
+    query = (select(Activity).where(Activity.case_id == scope.case.id, Activity.status != "cancelled")
+             .order_by(Activity.number, Activity.id))
+    if by_kind:
+        query = query.where(Activity.agency_kind == kind)
+    return list(scope.session.scalars(query))
+
+
+def _executor(scope: _Scope, activity: Activity) -> str:
+    """The working-group agency of the activity's kind and the executor the draft names (once when they agree)."""
+    agency = None
+    if activity.agency_kind:
+        agency = next((p.agency.name for p in scope.case.participants if p.agency.kind == activity.agency_kind),
+                      labels.AGENCY_REGISTERS.get(activity.agency_kind, activity.agency_kind))
+    responsible = (activity.responsible or "").strip()
+    if agency and responsible and (responsible.casefold() in agency.casefold()
+                                   or agency.casefold() in responsible.casefold()):
+        return responsible if len(responsible) > len(agency) else agency
+    return ", ".join(part for part in (agency, responsible) if part)
+
+
+def _term(activity: Activity) -> str:
+    if activity.term is not None:
+        return _date(activity.term)
+    found = _TERM_IN_CONTENT.search(activity.content or "")
+    return found.group(1).strip() if found else ""
+
+
+# -- execution: the agency's report, the curator's summary -------------------------------------------------------
+
+def _execution_report(scope: _Scope, context: TaskContext) -> None:
+    agency = scope.agency(scope.task.agency_id)
+    if agency is None and scope.user.agency_id is not None:
+        name = scope.agency(scope.user.agency_id).name
+    else:
+        name = agency.name if agency is not None else None
+    if name:
+        context.defaults["report_agency"] = name
+    if scope.case is None:
+        return
+    activities = _activities(scope, agency.kind if agency is not None else None, by_kind=agency is not None)
+    context.defaults["activity_reports"] = [{"number": a.number, "title": a.title} for a in activities]
+    title = f"Мероприятия программы: {agency.name}" if agency is not None else "Мероприятия программы"
+    panel = Panel("activities", title, columns=["№", "Мероприятие", "Срок", "Состояние"])
+    for activity in activities:
+        panel.table.append([str(activity.number), activity.title, _term(activity),
+                            labels.ACTIVITY_STATUSES.get(activity.status, activity.status)])
+    if not activities:
+        panel.note = "Мероприятий этого органа в программе нет."
+    context.panels.append(panel)
+
+
+def _curator_summary(scope: _Scope, context: TaskContext) -> None:
+    case = scope.case
+    if case is None:
+        return
+    since = round_start(scope.session, case)
+    reports = round_reports(scope.session, case, since)
+    access = scope.access
+    panel = Panel("reports", "Отчеты органов об исполнении программы за текущий период",
+                  columns=["Орган", "Дата", "Отчет"])
+    if since is not None:
+        panel.row("Период", f"с {_date(since)}")
+    for report in reports:
+        if access.sees_report(report.agency_id):
+            agency = scope.agency(report.agency_id)
+            panel.table.append([agency.name if agency is not None else "—", _date(report.reported_on),
+                                _report_text(report)])
+    if not panel.table:
+        panel.note = "Отчетов за текущий период нет."
+    context.panels.append(panel)
+    reported = {r.agency_id for r in reports}
+    missing = [p.agency.name for p in working_group(case) if p.agency_id not in reported]
+    silent = Panel("not_reported", "Органы рабочей группы, не представившие отчет", columns=["Орган"],
+                   table=[[name] for name in missing])
+    if not missing:
+        silent.note = "Все органы рабочей группы представили отчеты."
+    context.panels.append(silent)
+    if missing:
+        context.defaults["agencies_not_reporting"] = "\n".join(missing)
+
+
+def round_start(session: Session, case: Case) -> datetime | None:
+    """When the current execution round began: the previous curator's summary was completed, or (first round)
+    the programme was approved."""
+    instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    keyed = select(ProcessInstance.id).where(ProcessInstance.business_key == f"case-{case.id}")
+    summary = session.scalar(select(HumanTask.completed_at)
+                             .where(HumanTask.form_key == "sop_curator_summary", HumanTask.status == "completed",
+                                    HumanTask.instance_id.in_(instances) | HumanTask.instance_id.in_(keyed))
+                             .order_by(HumanTask.completed_at.desc()).limit(1))
+    if summary is not None:
+        return summary
+    return session.scalar(select(Resolution.created_at).where(Resolution.case_id == case.id,
+                                                              Resolution.kind == "approval")
+                          .order_by(Resolution.created_at.desc()).limit(1))
+
+
+def round_reports(session: Session, case: Case, since: datetime | None) -> list[ExecutionReport]:
+    """The agencies' execution reports of the round that began at `since` (all of them when None).
+
+    A report carries its day only; the completion of the task that wrote it (same author, same day) tells whether
+    it came before or after `since`. The rows the curator's own summary writes are not agencies' reports."""
+    reports = session.scalars(select(ExecutionReport).where(ExecutionReport.case_id == case.id)
+                              .order_by(ExecutionReport.reported_on, ExecutionReport.id)).all()
+    instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    keyed = select(ProcessInstance.id).where(ProcessInstance.business_key == f"case-{case.id}")
+    done = session.execute(select(HumanTask.form_key, HumanTask.completed_by, HumanTask.completed_at)
+                           .where(HumanTask.status == "completed",
+                                  HumanTask.form_key.in_(("sop_execution_report", "sop_curator_summary")),
+                                  HumanTask.instance_id.in_(instances) | HumanTask.instance_id.in_(keyed))).all()
+    result = []
+    for report in reports:
+        tasks = [t for t in done if t.completed_by == report.author and t.completed_at is not None
+                 and t.completed_at.date() == report.reported_on]
+        own = [t for t in tasks if t.form_key == "sop_execution_report"]
+        if tasks and not own:
+            continue  # written by the curator's summary
+        if since is None:
+            result.append(report)
+        elif own:
+            if any(t.completed_at >= since for t in own):
+                result.append(report)
+        elif report.reported_on >= since.date():
+            result.append(report)
+    return result
+
+
+def _report_text(report: ExecutionReport) -> str:
+    rows = (report.data or {}).get("activity_reports")
+    if isinstance(rows, list) and rows:
+        lines = []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            status = REPORT_STATUSES.get(str(row.get("status") or ""), _text(row.get("status")))
+            head = " ".join(part for part in (f"{row['number']}." if row.get("number") not in (None, "") else "",
+                                              _text(row.get("title"))) if part)
+            tail = ", ".join(part for part in (status, _date(row.get("status_date")), _text(row.get("comment")))
+                             if part)
+            lines.append(f"{head}: {tail}" if tail else head)
+        text = (report.text or "").strip()
+        return "\n".join([*lines, *([text] if text and text != "—" else [])])
+    return report.text or ""
+
+
+# -- em_escalation: the guardianship agency whose visit is overdue ---------------------------------------------
+
+def _escalation(scope: _Scope, context: TaskContext) -> None:
+    inspection = handlers.open_inspection(scope.session, scope.task)
+    panel = Panel("guardianship", "Орган опеки и попечительства")
+    context.panels.append(panel)
+    context.options["guardian_options"] = []
+    if inspection is None:
+        panel.note = "Выезд уже выполнен или отменен."
+        return
+    agency = scope.agency(inspection.agency_id)
+    if agency is None:
+        panel.note = ("Выезд не адресован органу опеки (в муниципалитете его нет или их несколько): "
+                      "задача выезда у ответственного секретаря.")
+    else:
+        panel.row("Орган", agency.name)
+    panel.row("Задача", inspection.name)
+    if inspection.due is not None:
+        zone = ZoneInfo(agency.timezone if agency is not None else "Europe/Moscow")
+        panel.row("Срок выезда", inspection.due.astimezone(zone).strftime("%d.%m.%Y %H:%M"))
+    assignee = scope.session.scalar(select(User).where(User.username == inspection.assignee)) \
+        if inspection.assignee else None
+    panel.row("Взял(а) в работу", (assignee.full_name or assignee.username) if assignee is not None
+              else (inspection.assignee or "никто"))
+    if agency is None:
+        return
+    staff = scope.session.scalars(select(User).where(User.agency_id == agency.id, User.is_active.is_(True))
+                                  .order_by(User.full_name, User.username)).unique().all()
+    panel.row("Сотрудники органа", [user.full_name or user.username for user in staff])
+    context.options["guardian_options"] = [{"value": user.username, "label": user.full_name or user.username}
+                                           for user in staff if task_query.is_candidate(inspection, user)]
+
+
+BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
+    "sop_check": _check,
+    "sop_check_assign": _check_assign,
+    "sop_recognition": _recognition,
+    "sop_programme_draft": _programme_draft,
+    "sop_programme_approval": _programme_approval,
+    "sop_execution_report": _execution_report,
+    "sop_curator_summary": _curator_summary,
+    "em_escalation": _escalation,
+}
+
+
+# -- text -----------------------------------------------------------------------------------------------------
+
+def _date(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%d.%m.%Y")
+    if isinstance(value, date):
+        return value.strftime("%d.%m.%Y")
+    if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}", value):
+        return f"{value[8:10]}.{value[5:7]}.{value[0:4]}"
+    return _text(value)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).replace(".", ",")
+
+
+def _person(person) -> str:
+    return ", ".join(filter(None, (person.full_name, _date(person.birth_date))))
+
+
+def _plain(text: Any) -> str:
+    """One line of text that cannot break the "a; b; c; d" format of programme activities."""
+    return " ".join(str(text or "").replace(";", ",").split())
+
+
+def _text(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "да"
+    if isinstance(value, (list, tuple)):
+        return "\n".join(_text(v) for v in value if _text(v))
+    return str(value).strip()
+
+
+def working_group(case: Case) -> list[CaseAgency]:
+    """The agencies of the case's working group (the commission itself is not one)."""
+    return [p for p in case.participants if p.role != "commission" and p.agency.kind != "commission"]

@@ -1,0 +1,450 @@
+"""The task context (sop.task_context): what each decision shows above its form, what the form starts with, the
+options of `valuesKey` fields, data scope; and the escalation that passes the overdue visit to a specialist."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
+
+import sop
+from engine import InvalidInput
+from engine.errors import Conflict, PermissionDenied
+from engine.forms import validate_submission
+from engine.models import Agency, HumanTask, User
+from sop import casefile
+from sop.models import Activity, Case, ExecutionReport
+from sop.task_context import task_context
+
+from .test_sop_diagrams import APPROVE, CARD, DISPATCH, DRAFT, FORMS, RECOGNITION, WORKFLOWS, at
+from .test_sop_service import SIGNAL
+
+PASSWORD = "demo-password"
+HASH = PasswordHasher().hash(PASSWORD)
+CHECK = {"minor_name": "Иванов Петр, 12.03.2012", "parents_names": "Иванова Анна Сергеевна",
+         "living_conditions": "Отдельного места для занятий нет", "family_criteria": ["c1", "c2"],
+         "housing_type": "apartment", "housing_area": 42.5, "sanitary_state": "unsatisfactory",
+         "danger_level": "high", "sop_confirmed": True, "conclusion": "Семья находится в СОП",
+         "conclusion_date": "2025-11-05", "head_name": "Кузнецов А. П."}
+COMMISSION, SCHOOL, POLICE = "КДНиЗП г. Йошкар-Олы", "МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"
+GUARDIANSHIP, SOCIAL = "Отдел опеки и попечительства", "КЦСОН г. Йошкар-Олы"
+PROPOSALS = {
+    POLICE: {"agency_name": "ОМВД", "proposal_situation": "Мать злоупотребляет алкоголем",
+             "proposal_tasks": "Профилактика правонарушений", "proposal_activities": "Беседа инспектора ПДН\n"
+             "Рейд по месту жительства", "proposal_term": "до 01.03.2026"},
+    SCHOOL: {"agency_name": "СОШ № 5", "proposal_situation": "Пропуски занятий без причины",
+             "proposal_tasks": "Вернуть ребенка к учебе", "proposal_activities": "Контроль посещаемости; ежедневно",
+             "proposal_term": "весь учебный год"},
+}
+# who does an agency's task: its specialist
+AGENCY_USERS = {SCHOOL: "school", POLICE: "police", GUARDIANSHIP: "guardian", SOCIAL: "specialist"}
+
+
+@pytest.fixture
+def world(engine):
+    """Two municipalities with their agencies, users with full names (curators among them, one retired), the SOP
+    diagrams and forms deployed."""
+    service = sop.install(engine)
+    identity = engine.identity
+    for name, kind in ((COMMISSION, "commission"), (SCHOOL, "education"), (POLICE, "police"),
+                       (GUARDIANSHIP, "guardianship"), (SOCIAL, "social_protection")):
+        identity.add_agency(name, "Йошкар-Ола", kind=kind)
+    identity.add_agency("КДНиЗП Волжска", "Волжск", kind="commission")
+    identity.add_agency("КЦСОН Волжска", "Волжск", kind="social_protection")
+    for username, full_name, roles, agency in (
+            ("secretary", "Смирнова Ольга Викторовна", ["commission_secretary"], COMMISSION),
+            ("chair", "Кузнецов Андрей Петрович", ["commission"], COMMISSION),
+            ("school", "Лебедева Ирина Владимировна", ["education", "agency_specialist"], SCHOOL),
+            ("police", "Орлов Дмитрий Сергеевич", ["police", "agency_specialist"], POLICE),
+            ("guardian", "Попова Наталья Ивановна", ["guardianship", "agency_specialist"], GUARDIANSHIP),
+            ("guardian2", "Белова Анна Игоревна", ["guardianship"], GUARDIANSHIP),
+            ("guardian_clerk", "Егорова Вера Павловна", ["manager"], GUARDIANSHIP),
+            ("curator1", "Васильева Елена Николаевна", ["curator"], SOCIAL),
+            ("curator2", "Андреева Мария Сергеевна", ["curator", "agency_specialist"], SCHOOL),
+            ("retired", "Яковлева Галина Петровна", ["curator"], SOCIAL),
+            ("specialist", "Морозова Татьяна Алексеевна", ["agency_specialist"], SOCIAL),
+            ("vcurator", "Волкова Ирина Олеговна", ["curator"], "КЦСОН Волжска"),
+            ("vsecretary", None, ["commission_secretary"], "КДНиЗП Волжска")):
+        identity.add_user(username, roles, agency=agency, full_name=full_name, password_hash=HASH)
+    with engine.db.session() as session:
+        session.execute(update(User).where(User.username == "retired").values(is_active=False))
+    engine.repository.deploy([*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))])
+    return engine, service
+
+
+# -- driving a case ---------------------------------------------------------------------------------------------
+
+def open_tasks(engine, instance_id, element) -> list[dict]:
+    return [t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == element]
+
+
+def one(engine, instance_id, element) -> dict:
+    found = open_tasks(engine, instance_id, element)
+    assert len(found) == 1, (element, [t["element_id"] for t in engine.tasks.query(instance_id=instance_id)])
+    return found[0]
+
+
+def do(engine, instance_id, element, user, data) -> None:
+    engine.tasks.complete(one(engine, instance_id, element)["id"], user, data)
+
+
+def to_recognition(engine, service) -> tuple[int, int]:
+    """A signal from the school, checked by the secretary: (case id, instance id) with the recognition open."""
+    result = service.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    do(engine, iid, "sop_check", "secretary", CHECK)
+    return result.case_id, iid
+
+
+def to_draft(engine, service) -> tuple[int, int]:
+    """Recognised with curator1, the card filled, each working-group agency's proposals in: the draft is open."""
+    case_id, iid = to_recognition(engine, service)
+    at(engine, "2025-12-23 10:00")
+    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    do(engine, iid, "sop_registration_card", "curator1", CARD)
+    for proposal in open_tasks(engine, iid, "sop_proposals"):
+        agency = proposal["agency_name"] or POLICE
+        engine.tasks.complete(proposal["id"], AGENCY_USERS[agency], PROPOSALS.get(agency, PROPOSALS[POLICE]))
+    return case_id, iid
+
+
+def to_execution(engine, service) -> tuple[int, int]:
+    case_id, iid = to_draft(engine, service)
+    do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    do(engine, iid, "sop_programme_approval", "chair", APPROVE)
+    do(engine, iid, "sop_programme_dispatch", "secretary", DISPATCH)
+    return case_id, iid
+
+
+def context_of(engine, task_id: str, user: str, **replace):
+    """The task's context as `user` sees it; `replace` gives the row other attributes (a form key another engineer's
+    diagram introduces, an agency the task is addressed to)."""
+    with engine.db.session() as session:
+        row = session.get(HumanTask, task_id)
+        if replace:
+            row = SimpleNamespace(**{**{c.key: getattr(row, c.key) for c in HumanTask.__table__.columns}, **replace})
+        return task_context(engine.sop, session, row, user)
+
+
+def rows(panel) -> dict[str, str]:
+    return dict(panel.rows)
+
+
+def agency_id(engine, name: str) -> int:
+    return next(a["id"] for a in engine.identity.agencies() if a["name"] == name)
+
+
+# -- the check: the signal -------------------------------------------------------------------------------------
+
+def test_the_check_starts_from_the_signal(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    check = one(engine, result.instance_ids[0], "sop_check")
+    context = engine.sop.task_context(check["id"], "secretary")
+    assert context.defaults == {
+        "minor_name": "Иванов Петр Андреевич, 12.03.2012",
+        "parents_names": "Иванова Анна Сергеевна",
+        "family_composition": "родитель (законный представитель): Иванова Анна Сергеевна, 02.05.1988, не работает\n"
+                              "ребенок: Иванов Петр Андреевич, 12.03.2012, СОШ № 5, 7 «Б»",
+        "address_registered": SIGNAL["address"]}  # only fields of the form: it has no field for the source
+    signal = rows(context.panel("signal"))
+    assert signal["Источник информации"] == SIGNAL["source"] and signal["Суть проблемы"] == SIGNAL["problem"]
+    assert signal["Передана органом"] == SCHOOL and signal["Поступила"] == "29.10.2025"
+
+
+# -- recognition: the conclusion and the curator by name -------------------------------------------------------
+
+def test_recognition_shows_the_conclusion_and_offers_the_municipality_curators_by_name(world):
+    engine, service = world
+    case_id, iid = to_recognition(engine, service)
+    recognition = one(engine, iid, "sop_recognition")
+    context = engine.sop.task_context(recognition["id"], "chair")
+    conclusion = rows(context.panel("conclusion"))
+    assert conclusion["Уровень опасности"] == "высокий"
+    assert conclusion["Социально опасное положение"] == "подтверждено"
+    assert conclusion["Заключение"] == "Семья находится в СОП"
+    assert conclusion["Условия жизни несовершеннолетних"] == "Отдельного места для занятий нет"
+    assert conclusion["Критерии СОП"].startswith("• Родители (законные представители) уклоняются от воспитания")
+    assert len(conclusion["Критерии СОП"].splitlines()) == 2
+    assert conclusion["Жилищные условия"] == "Квартира, 42,5 кв. м"
+    assert conclusion["Санитарное состояние жилья"] == "Неудовлетворительное"
+    assert conclusion["Дата заключения"] == "05.11.2025" and conclusion["Руководитель"] == "Кузнецов А. П."
+    family = context.panel("family")
+    assert ["ребенок", "Иванов Петр Андреевич", "12.03.2012", "СОШ № 5, 7 «Б»"] in family.table
+    assert ["родитель", "Иванова Анна Сергеевна", "02.05.1988", "не работает"] in family.table
+    # active curators of this municipality only: not the retired one, not Volzhsk's, not other roles
+    assert context.options == {"curator_options": [
+        {"value": "curator2", "label": f"Андреева Мария Сергеевна ({SCHOOL})"},
+        {"value": "curator1", "label": f"Васильева Елена Николаевна ({SOCIAL})"}]}
+    assert context.defaults == {}
+    # the choice is still a username, checked by the handler
+    with pytest.raises(InvalidInput, match="curator"):
+        engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "curator": "secretary"})
+    engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "curator": "curator2"})
+    assert service.case(case_id)["curator"] == "curator2"
+
+
+def test_a_valueskey_field_takes_any_plain_value_and_leaves_the_check_to_the_handler():
+    schema = {"components": [{"type": "select", "key": "curator", "valuesKey": "curator_options"},
+                             {"type": "checklist", "key": "many", "valuesKey": "agency_options"},
+                             {"type": "select", "key": "fixed", "values": [{"label": "A", "value": "a"}]}]}
+    assert validate_submission(schema, {"curator": "curator1", "many": ["3", 4]})["curator"] == "curator1"
+    with pytest.raises(InvalidInput) as err:
+        validate_submission(schema, {"curator": {"username": "x"}, "many": [["3"]], "fixed": "b"})
+    assert set(err.value.errors) == {"curator", "many", "fixed"}
+
+
+# -- the programme: proposals, draft, approval ------------------------------------------------------------------
+
+def test_the_draft_shows_each_agency_proposal_and_starts_from_their_activities(world):
+    engine, service = world
+    case_id, iid = to_draft(engine, service)
+    draft = one(engine, iid, "sop_programme_draft")
+    context = engine.sop.task_context(draft["id"], "curator1")
+    proposals = context.panel("proposals")
+    assert proposals.columns == ["Орган", "Ситуация в семье", "Задачи", "Мероприятия", "Срок"]
+    assert sorted(r[0] for r in proposals.table) == [SCHOOL, POLICE]
+    police = next(r for r in proposals.table if r[0] == POLICE)
+    assert police[1:] == ["Мать злоупотребляет алкоголем", "Профилактика правонарушений",
+                          "Беседа инспектора ПДН\nРейд по месту жительства", "до 01.03.2026"]
+    lines = context.defaults["programme_activities"].splitlines()
+    assert f"Беседа инспектора ПДН; ; {POLICE}; до 01.03.2026" in lines
+    assert f"Рейд по месту жительства; ; {POLICE}; до 01.03.2026" in lines
+    assert f"Контроль посещаемости, ежедневно; ; {SCHOOL}; весь учебный год" in lines
+    activities = casefile.activities_from_form(context.defaults)
+    assert sorted(a["title"] for a in activities) == ["Беседа инспектора ПДН", "Контроль посещаемости, ежедневно",
+                                                      "Рейд по месту жительства"]
+    assert {a["responsible"] for a in activities} == {POLICE, SCHOOL}
+    assert f"{POLICE}: Мать злоупотребляет алкоголем" in context.defaults["programme_situation"]
+    assert f"{SCHOOL}: Вернуть ребенка к учебе" in context.defaults["programme_tasks"]
+    # data scope: an agency specialist reads their own agency's proposals only
+    as_police = engine.sop.task_context(draft["id"], "police")
+    assert [r[0] for r in as_police.panel("proposals").table] == [POLICE]
+    assert "СОШ" not in as_police.defaults["programme_activities"]
+    assert all(p.key != "card" for p in as_police.panels)  # never the registration card
+    # the draft submitted as it was prefilled makes one activity per line
+    engine.tasks.complete(draft["id"], "curator1", {**DRAFT, "programme_activities":
+                                                    context.defaults["programme_activities"]})
+    with engine.db.session() as session:
+        assert len(session.scalars(select(Activity).where(Activity.case_id == case_id)).all()) == 3
+
+
+def test_the_approval_shows_the_draft_programme(world):
+    engine, service = world
+    case_id, iid = to_draft(engine, service)
+    do(engine, iid, "sop_programme_draft", "curator1",
+       {**DRAFT, "programme_activities": f"Беседа инспектора ПДН; ежемесячно; {POLICE}; 2026-03-01\n"
+                                         "Патронаж; еженедельно; КЦСОН; весь год"})
+    set_kinds(engine, case_id, {"Беседа инспектора ПДН": "police", "Патронаж": "social_protection"})
+    approval = one(engine, iid, "sop_programme_approval")
+    panel = engine.sop.task_context(approval["id"], "chair").panel("programme")
+    assert rows(panel)["Цель программы"] == "Вывести семью из СОП"
+    assert panel.columns == ["№", "Мероприятие", "Исполнитель", "Срок"]
+    assert panel.table[0][0:2] == ["1", "Беседа инспектора ПДН"] and POLICE in panel.table[0][2]
+    assert panel.table[0][3] == "01.03.2026"
+    assert panel.table[1] == ["2", "Патронаж", SOCIAL, "весь год"]  # "КЦСОН" is the working group's КЦСОН
+
+
+# -- execution: the agency's report and the curator's summary ---------------------------------------------------
+
+def set_kinds(engine, case_id, kinds: dict[str, str | None]) -> None:
+    with engine.db.session() as session:
+        for activity in session.scalars(select(Activity).where(Activity.case_id == case_id)):
+            activity.agency_kind = kinds.get(activity.title)
+
+
+def test_the_execution_report_starts_with_a_row_per_activity_of_the_agency(world):
+    engine, service = world
+    case_id, iid = to_execution(engine, service)
+    set_kinds(engine, case_id, {"Беседа инспектора ПДН": "police", "Патронаж": "social_protection"})
+    report = open_tasks(engine, iid, "sop_execution_report")[0]
+    police = agency_id(engine, POLICE)
+    context = context_of(engine, report["id"], "police", agency_id=police)
+    assert context.defaults["report_agency"] == POLICE
+    assert context.defaults["activity_reports"] == [{"number": 1, "title": "Беседа инспектора ПДН"}]
+    assert context.panel("activities").table == [["1", "Беседа инспектора ПДН", "", "запланировано"]]
+    # a task addressed to no agency: every activity of the programme, the reporting user's agency
+    context = context_of(engine, report["id"], "specialist", agency_id=None)
+    assert context.defaults["activity_reports"] == [{"number": 1, "title": "Беседа инспектора ПДН"},
+                                                    {"number": 2, "title": "Патронаж"}]
+    assert context.defaults["report_agency"] == SOCIAL
+    # an agency with no activity of its kind gets an empty list
+    school = context_of(engine, report["id"], "school", agency_id=agency_id(engine, SCHOOL))
+    assert school.defaults["activity_reports"] == [] and school.defaults["report_agency"] == SCHOOL
+
+
+def add_report(engine, case_id, agency: str, author: str, on: str, text: str, data=None) -> None:
+    with engine.db.session() as session:
+        session.add(ExecutionReport(case_id=case_id, agency_id=agency_id(engine, agency), text=text, data=data,
+                                    reported_on=date.fromisoformat(on), author=author))
+
+
+def test_the_summary_shows_the_round_reports_and_who_did_not_report(world):
+    engine, service = world
+    case_id, iid = to_execution(engine, service)  # approved on 15.01.2026
+    add_report(engine, case_id, SCHOOL, "school", "2025-12-30", "Отчет до утверждения программы")
+    add_report(engine, case_id, POLICE, "police", "2026-02-10", "Проведены 2 беседы",
+               {"activity_reports": [{"number": 1, "title": "Беседа инспектора ПДН", "status": "partly",
+                                      "status_date": "2026-02-09", "comment": "мать не открыла"}]})
+    summary = open_tasks(engine, iid, "sop_execution_report")[0]
+    context = context_of(engine, summary["id"], "curator1", form_key="sop_curator_summary")
+    reports = context.panel("reports")
+    assert reports.table == [[POLICE, "10.02.2026",
+                              "1. Беседа инспектора ПДН: выполнено частично, 09.02.2026, мать не открыла\n"
+                              "Проведены 2 беседы"]]
+    assert rows(reports)["Период"] == "с 15.01.2026"
+    # the working group without the commission: the school (it sent the signal) and the curator's agency
+    silent = context.panel("not_reported")
+    assert sorted(r[0] for r in silent.table) == sorted([SCHOOL, SOCIAL])
+    assert sorted(context.defaults["agencies_not_reporting"].splitlines()) == sorted([SCHOOL, SOCIAL])
+    # data scope: the school sees no other agency's report, and still who did not report
+    as_school = context_of(engine, summary["id"], "school", form_key="sop_curator_summary")
+    assert as_school.panel("reports").table == [] and as_school.panel("reports").note
+    assert sorted(r[0] for r in as_school.panel("not_reported").table) == sorted([SCHOOL, SOCIAL])
+
+    # the next round begins when this summary is completed: only later reports count
+    at(engine, "2026-02-20 12:00")
+    with engine.db.session() as session:
+        session.add(HumanTask(id=str(uuid4()), instance_id=iid, process_key="sop_case",
+                              element_id="sop_curator_summary", name="Анализ исполнения", candidate_roles=["curator"],
+                              candidate_users=[], candidates="|role:curator|", form_key="sop_curator_summary",
+                              status="completed", completed_by="curator1", completed_at=engine.clock.now(),
+                              created_at=engine.clock.now() - timedelta(days=1), data={}))
+    add_report(engine, case_id, SCHOOL, "school", "2026-03-01", "Посещаемость восстановлена")
+    context = context_of(engine, summary["id"], "curator1", form_key="sop_curator_summary")
+    assert [r[0] for r in context.panel("reports").table] == [SCHOOL]
+    assert rows(context.panel("reports"))["Период"] == "с 20.02.2026"
+    assert sorted(r[0] for r in context.panel("not_reported").table) == sorted([POLICE, SOCIAL])
+
+
+def test_the_summary_counts_a_report_by_the_completion_of_its_task(world):
+    """A report of the same day as the previous summary belongs to the round its task was completed in."""
+    engine, service = world
+    case_id, iid = to_execution(engine, service)
+    report = open_tasks(engine, iid, "sop_execution_report")[0]
+    at(engine, "2026-02-10 09:00")
+    engine.tasks.complete(report["id"], "police" if report["agency_name"] in (None, POLICE)
+                          else AGENCY_USERS[report["agency_name"]],
+                          {"report_agency": POLICE, "activities_done": "Проведены 2 беседы",
+                           "report_date": "2026-02-10"})
+    with engine.db.session() as session:
+        row = session.scalar(select(ExecutionReport).where(ExecutionReport.case_id == case_id))
+        reporter = row.agency_id
+    fake = open_tasks(engine, iid, "sop_curator_summary") or open_tasks(engine, iid, "sop_execution_report")
+    context = context_of(engine, fake[0]["id"], "curator1", form_key="sop_curator_summary")
+    assert [r[2] for r in context.panel("reports").table] == ["Проведены 2 беседы"]
+    with engine.db.session() as session:  # a summary completed later that day closes the round
+        session.add(HumanTask(id=str(uuid4()), instance_id=iid, process_key="sop_case",
+                              element_id="sop_curator_summary", name="Анализ", candidate_roles=["curator"],
+                              candidate_users=[], candidates="|role:curator|", form_key="sop_curator_summary",
+                              status="completed", completed_by="curator1",
+                              completed_at=engine.clock.now() + timedelta(hours=3), created_at=engine.clock.now()))
+    context = context_of(engine, fake[0]["id"], "curator1", form_key="sop_curator_summary")
+    assert context.panel("reports").table == []
+    with engine.db.session() as session:
+        name = session.get(Agency, reporter).name
+    assert name in [r[0] for r in context.panel("not_reported").table]
+
+
+# -- assigning the check to an agency -----------------------------------------------------------------------------
+
+def test_assigning_the_check_offers_the_municipality_agencies(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    check = one(engine, result.instance_ids[0], "sop_check")
+    context = context_of(engine, check["id"], "secretary", form_key="sop_check_assign")
+    options = context.options["agency_options"]
+    assert sorted(o["label"] for o in options) == sorted([COMMISSION, SCHOOL, POLICE, GUARDIANSHIP, SOCIAL])
+    assert all(o["value"] == str(agency_id(engine, o["label"])) for o in options)
+
+
+# -- the overdue visit: who to call, and passing it to a specialist ---------------------------------------------
+
+def escalated(engine, service) -> tuple[int, int, dict, dict]:
+    """A threat to life registered by the police at 09:00; at 13:00 the visit is overdue and escalated."""
+    result = service.register_intake("police", dict(SIGNAL, threat_to_life=True))
+    emergency = result.instance_ids[1]
+    at(engine, "2025-10-30 13:00:01")
+    engine.management.sweep()
+    return result.case_id, emergency, one(engine, emergency, "em_escalation"), one(engine, emergency, "em_inspection")
+
+
+def test_the_escalation_shows_the_guardianship_agency_and_offers_its_specialists(world):
+    engine, service = world
+    _, _, escalation, inspection = escalated(engine, service)
+    assert inspection["agency_name"] == GUARDIANSHIP
+    context = engine.sop.task_context(escalation["id"], "secretary")
+    panel = rows(context.panel("guardianship"))
+    assert panel["Орган"] == GUARDIANSHIP and panel["Срок выезда"] == "30.10.2025 13:00"
+    assert panel["Взял(а) в работу"] == "никто"
+    assert panel["Сотрудники органа"].splitlines() == ["• Белова Анна Игоревна", "• Егорова Вера Павловна",
+                                                       "• Попова Наталья Ивановна"]
+    # only those who may do the visit: the guardianship role at that agency
+    assert context.options == {"guardian_options": [{"value": "guardian2", "label": "Белова Анна Игоревна"},
+                                                    {"value": "guardian", "label": "Попова Наталья Ивановна"}]}
+
+
+def test_the_escalation_passes_the_visit_to_the_chosen_specialist(world):
+    engine, service = world
+    _, emergency, escalation, inspection = escalated(engine, service)
+    engine.tasks.claim(inspection["id"], "guardian")  # taken, but nobody went
+    engine.tasks.complete(escalation["id"], "secretary", {"escalation_measures": "Позвонили начальнику отдела опеки",
+                                                          "reassign_to": "guardian2"})
+    visit = engine.tasks.get(inspection["id"])
+    assert visit["status"] == "open" and visit["assignee"] == "guardian2"
+    events = [e for e in engine.history.for_instance(emergency) if e["type"] == "task_assigned"]
+    assert [(e["task_id"], e["actor"], e["data"]) for e in events] == [
+        (inspection["id"], "secretary", {"assignee": "guardian2", "previous": "guardian"})]
+    assert inspection["id"] in [t["id"] for t in engine.tasks.query(user="guardian2")]
+
+
+def test_the_visit_cannot_go_to_a_user_of_another_agency(world):
+    engine, service = world
+    _, emergency, escalation, inspection = escalated(engine, service)
+    for refused in ("police", "guardian_clerk", "nobody"):
+        with pytest.raises(InvalidInput) as err:
+            engine.tasks.complete(escalation["id"], "secretary", {"escalation_measures": "Позвонили",
+                                                                  "reassign_to": refused})
+        assert set(err.value.errors) == {"reassign_to"} and "reassign_to" in err.value.message
+    assert engine.tasks.get(escalation["id"])["status"] == "open"  # nothing changed
+    assert engine.tasks.get(inspection["id"])["assignee"] is None
+    assert not [e for e in engine.history.for_instance(emergency) if e["type"] == "task_assigned"]
+    # without a choice the escalation just records the measures
+    engine.tasks.complete(escalation["id"], "secretary", {"escalation_measures": "Позвонили"})
+    assert engine.tasks.get(inspection["id"])["assignee"] is None
+
+
+def test_assign_checks_the_task_and_the_user(world):
+    engine, service = world
+    _, emergency, escalation, inspection = escalated(engine, service)
+    with pytest.raises(PermissionDenied, match="not a candidate"):
+        engine.tasks.assign(inspection["id"], "police", "secretary")
+    with pytest.raises(InvalidInput, match="no active user"):
+        engine.tasks.assign(inspection["id"], "retired", "secretary")
+    assert engine.tasks.assign(inspection["id"], "guardian", "secretary")["assignee"] == "guardian"
+    engine.tasks.complete(inspection["id"], "guardian", {"visit_date": "2025-10-30", "threat_confirmed": False,
+                                                         "inspection_findings": "Нет угрозы", "removed": False})
+    with pytest.raises(Conflict):
+        engine.tasks.assign(inspection["id"], "guardian2", "secretary")
+    # the escalation of a visit already made has nobody to pass it to
+    context = engine.sop.task_context(escalation["id"], "secretary")
+    assert context.panel("guardianship").note and context.options == {"guardian_options": []}
+    with pytest.raises(InvalidInput) as err:
+        engine.tasks.complete(escalation["id"], "secretary", {"escalation_measures": "—", "reassign_to": "guardian2"})
+    assert set(err.value.errors) == {"reassign_to"}
+
+
+def test_other_forms_have_no_context(world):
+    engine, service = world
+    _, iid = to_draft(engine, service)
+    card_done = [t for t in engine.tasks.query(instance_id=iid, status="completed")
+                 if t["element_id"] == "sop_registration_card"][0]
+    context = context_of(engine, card_done["id"], "curator1")
+    assert context.to_dict() == {"panels": [], "defaults": {}, "options": {}}
+    with engine.db.session() as session:
+        assert session.scalar(select(Case.curator)) == "curator1"
