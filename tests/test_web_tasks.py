@@ -308,3 +308,35 @@ def test_submitted_strings_become_the_types_of_the_form():
     assert data == {"n": 7, "f": 12.5, "empty": "", "yes": True, "no": False, "many": ["a", 2], "one": False,
                     "text": "строка 1\nстрока 2", "day": "2025-11-05"}
     assert "empty" not in for_engine(data) and for_engine(data)["no"] is False
+
+
+def test_an_agency_marks_its_activities_in_the_report_table(app):
+    from sqlalchemy import select
+
+    from sop.models import Activity
+
+    engine = app.extensions["kurator"]
+    result, _ = check_task(app)
+    iid = result.instance_ids[0]
+    to_registration_card(engine, iid)
+    to_execution(engine, iid)
+    reports = {t["agency_name"]: t for t in tasks(engine, iid)["sop_execution_report"]}
+    police_task = reports["ОМВД России по г. Йошкар-Оле"]["id"]
+    client = signed_in(app, "police")
+    page = client.get(f"/tasks/{police_task}").get_data(as_text=True)
+    # the police's own activity of the programme, as a row to mark; the social service's is not its to report
+    assert "Беседа инспектора ПДН" in page and 'name="activity_reports[0][status]"' in page
+    assert "Патронаж" not in page.split("Мероприятия программы, порученные органу")[1].split("</table>")[0]
+    token = csrf(client, f"/tasks/{police_task}")
+    response = client.post(f"/tasks/{police_task}", data={
+        "csrf_token": token, "report_agency": "ОМВД", "activities_done": "Проведены беседы", "report_date": "2026-02-10",
+        "activity_reports[0][number]": "1", "activity_reports[0][title]": "Беседа инспектора ПДН",
+        "activity_reports[0][status]": "partly", "activity_reports[0][status_date]": "2026-02-01",
+        "activity_reports[0][comment]": "Одна беседа из двух", "activity_reports[99999][status]": "done"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with engine.db.session() as db:
+        statuses = {a.title: (a.status, a.done_on.isoformat() if a.done_on else None)
+                    for a in db.scalars(select(Activity).where(Activity.case_id == result.case_id))}
+    assert statuses == {"Беседа инспектора ПДН": ("partly", "2026-02-01"), "Патронаж": ("planned", None)}
+    data = engine.tasks.get(police_task)
+    assert data["status"] == "completed"

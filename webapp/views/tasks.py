@@ -32,6 +32,7 @@ CHOICE_TYPES = ("select", "radio")
 LIST_TYPES = ("checklist", "taglist")
 TRUE_STRINGS = ("on", "true", "1", "yes")
 MAX_WHO = 8
+MAX_ROWS = 200  # rows of one dynamic list taken from a submission
 
 
 # -- access ---------------------------------------------------------------------------------------------------
@@ -136,19 +137,40 @@ def parse_submission(schema: dict[str, Any], form: MultiDict) -> dict[str, Any]:
             data[key] = form.get(key, "").lower() in TRUE_STRINGS
         elif kind in LIST_TYPES:
             data[key] = [_option_value(component, v) for v in form.getlist(key) if v != ""]
-        elif kind in ("dynamiclist", "hidden"):
+        elif kind == "dynamiclist":
+            data[key] = _submitted_rows(key, component, form)
+        elif kind == "hidden":
             continue
         else:
-            raw = form.get(key, "").replace("\r\n", "\n").strip()
-            if raw == "":
-                data[key] = ""
-            elif kind == "number":
-                data[key] = _number(raw)
-            elif kind in CHOICE_TYPES:
-                data[key] = _option_value(component, raw)
-            else:
-                data[key] = raw
+            data[key] = _scalar(component, form.get(key, ""))
     return data
+
+
+def _scalar(component: dict[str, Any], submitted: str) -> Any:
+    raw = submitted.replace("\r\n", "\n").strip()
+    kind = component.get("type", "textfield")
+    if raw == "":
+        return ""
+    if kind == "number":
+        return _number(raw)
+    if kind in CHOICE_TYPES:
+        return _option_value(component, raw)
+    return raw
+
+
+def _submitted_rows(path: str, component: dict[str, Any], form: MultiDict) -> list[dict[str, Any]]:
+    """The rows of a dynamic list, posted as `path[i][key]` (empty cells left out, empty rows dropped)."""
+    pattern = re.compile(rf"^{re.escape(path)}\[(\d{{1,4}})\]\[([A-Za-z_][A-Za-z0-9_]*)\]$")
+    columns = input_fields({"components": component.get("components") or []})
+    rows: dict[int, dict[str, Any]] = {}
+    for name in form.keys():
+        match = pattern.match(name)
+        if match is None or match.group(2) not in columns or len(rows) >= MAX_ROWS and int(match.group(1)) not in rows:
+            continue
+        value = _scalar(columns[match.group(2)], form.get(name, ""))
+        if value != "":
+            rows.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    return [rows[index] for index in sorted(rows)]
 
 
 def for_engine(data: dict[str, Any]) -> dict[str, Any]:
@@ -269,10 +291,29 @@ def build_widgets(components: list[dict[str, Any]], values: dict[str, Any], erro
             rules = component.get("validate") or {}
             widget["min"], widget["max"] = rules.get("min"), rules.get("max")
             widget["maxlength"] = rules.get("maxLength")
+        elif kind == "dynamiclist" and (component.get("path") or key):
+            widget.update(_rows_widget(component, values, options))
         else:
-            continue  # dynamic lists, images, hidden fields: nothing to draw in this version
+            continue  # images, hidden fields: nothing to draw
         widgets.append(widget)
     return widgets
+
+
+def _rows_widget(component: dict[str, Any], values: dict[str, Any], options: dict[str, list[dict]] | None) -> dict:
+    """A dynamic list as a table: one row per value row (the rows come from the task's defaults or the draft),
+    read-only columns shown as text and posted back as hidden fields."""
+    path = component.get("path") or component["key"]
+    columns = [c for c in component.get("components") or [] if isinstance(c, dict) and c.get("key")]
+    rows = values.get(path) if isinstance(values.get(path), list) else []
+    cells = []
+    for index, row in enumerate(r for r in rows[:MAX_ROWS] if isinstance(r, dict)):
+        cells.append([{"name": f"{path}[{index}][{c['key']}]", "type": c.get("type", "textfield"),
+                       "readonly": bool(c.get("readonly") or c.get("disabled")),
+                       "value": _display(c, row.get(c["key"])), "options": _options(c, options),
+                       "label": c.get("label") or c["key"], "subtype": c.get("subtype", "date")}
+                      for c in columns])
+    return {"type": "dynamiclist", "key": path, "columns": [c.get("label") or c["key"] for c in columns],
+            "rows": cells}
 
 
 def _labels(schema: dict[str, Any]) -> dict[str, str]:
