@@ -77,7 +77,8 @@ EVENTS = {"instance_started": "Процесс запущен", "instance_complet
           "message_received": "Получено сообщение", "signal_received": "Получен сигнал",
           "conflict_rejected": "Одновременное изменение отклонено", "incident": "Сбой выполнения",
           "instance_migrated": "Процесс перенесен на новую версию схемы",
-          "migration_reverted": "Перенос на новую версию отменен"}
+          "migration_reverted": "Перенос на новую версию отменен",
+          "task_assigned": "Задача передана сотруднику", "task_addressed": "Задача передана органу"}
 EVENT_NAMES = {"threat_to_life": "угроза жизни или здоровью ребенка",
                "minor_turned_18": "несовершеннолетнему исполнилось 18 лет"}
 INSTANCE_STATUSES = {"running": "идет", "completed": "завершен", "cancelled": "отменен", "error": "сбой",
