@@ -414,22 +414,18 @@ def _document_or_404(db, case: Case, document_id: int) -> Document:
 def send_check(case_id: int):
     """Send the case's open check to an agency of the municipality, or call it back to the commission."""
     engine = kurator()
-    with engine.db.session() as db:
-        _case_or_404(db, case_id)
-    check = checks.open_check(engine, case_id)
+    check = checks.open_check(engine, case_id) if _visible(case_id) else None
     if check is None:
         flash("Проверка по делу уже завершена.", "error")
         return redirect(url_for("cases.show", case_id=case_id))
-    try:
+
+    def send() -> tuple[str, dict]:
         sent = checks.send_check(engine, check["task_id"], request.form.get("agency"), g.user.username)
-    except (InvalidInput, PermissionDenied) as exc:
-        reason = next(iter(getattr(exc, "errors", {}).values()), None) or "передать проверку может секретарь комиссии"
-        flash(f"Проверка не передана: {reason}.", "error")
-        return redirect(url_for("cases.show", case_id=case_id, _anchor="check"))
-    engine.audit.record(g.user.username, "check_sent", "case", case_id, ip=client_ip(),
-                        details={"task_id": check["task_id"], "agency_id": sent["agency_id"]})
-    flash(f"Проверка передана: {sent['agency_name']}.")
-    return redirect(url_for("cases.show", case_id=case_id, _anchor="check"))
+        return f"Проверка передана: {sent['agency_name']}.", {"task_id": check["task_id"],
+                                                               "agency_id": sent["agency_id"]}
+
+    return _secretary_action(case_id, "check", "check_sent", send, "Проверка не передана",
+                             "передать проверку может секретарь комиссии")
 
 
 @bp.route("/cases/<int:case_id>/materials", methods=["POST"])
@@ -437,19 +433,35 @@ def send_check(case_id: int):
 def request_materials(case_id: int):
     """Ask agencies of the municipality for materials on the case; each answers in a task of its own."""
     engine = kurator()
-    with engine.db.session() as db:
-        _case_or_404(db, case_id)
-    try:
+    _visible(case_id)
+
+    def ask() -> tuple[str, dict]:
         started = materials.request_materials(engine, case_id, request.form.getlist("agencies"),
                                               request.form.get("question", ""), g.user.username)
+        return f"Запрос материалов отправлен: органов — {len(started)}.", {"instances": started}
+
+    return _secretary_action(case_id, "materials", "materials_requested", ask, "Запрос не отправлен",
+                             "запросить материалы может секретарь")
+
+
+def _visible(case_id: int) -> bool:
+    """True for a case the user may open; 404 otherwise."""
+    with kurator().db.session() as db:
+        _case_or_404(db, case_id)
+    return True
+
+
+def _secretary_action(case_id: int, anchor: str, audit_action: str, action, refused: str, default_reason: str):
+    """Run one of the secretary's actions on a case file: audited on success, a clear message either way."""
+    try:
+        done, details = action()
     except (InvalidInput, PermissionDenied) as exc:
-        reason = next(iter(getattr(exc, "errors", {}).values()), None) or "запросить материалы может секретарь"
-        flash(f"Запрос не отправлен: {reason}.", "error")
-        return redirect(url_for("cases.show", case_id=case_id, _anchor="materials"))
-    engine.audit.record(g.user.username, "materials_requested", "case", case_id, ip=client_ip(),
-                        details={"instances": started})
-    flash(f"Запрос материалов отправлен: органов — {len(started)}.")
-    return redirect(url_for("cases.show", case_id=case_id, _anchor="materials"))
+        reason = next(iter(getattr(exc, "errors", {}).values()), None) or default_reason
+        flash(f"{refused}: {reason}.", "error")
+        return redirect(url_for("cases.show", case_id=case_id, _anchor=anchor))
+    kurator().audit.record(g.user.username, audit_action, "case", case_id, ip=client_ip(), details=details)
+    flash(done)
+    return redirect(url_for("cases.show", case_id=case_id, _anchor=anchor))
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
