@@ -55,6 +55,11 @@ def open_tasks_of(user: Candidate, mine_only: bool = False) -> Select:
     return select(HumanTask).where(HumanTask.status == "open", mine if mine_only else or_(mine, offered_to(user)))
 
 
+def offered_tasks_of(user: Candidate) -> Select:
+    """Open unassigned tasks the user may claim (the API's `scope=candidate`)."""
+    return select(HumanTask).where(HumanTask.status == "open", offered_to(user))
+
+
 def is_candidate(task: HumanTask | dict[str, Any], user: Candidate) -> bool:
     """Whether the task is offered to the user (ignoring who holds it now); `task` is a row or its dict."""
     get = task.get if isinstance(task, dict) else lambda name: getattr(task, name)

@@ -16,11 +16,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    update,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, UTCDateTime
-from engine.models import Agency, JSONType, Municipality
+from engine.models import Agency, HumanTask, JSONType, Municipality, ProcessInstance
 
 
 class Family(Base):
@@ -252,10 +254,24 @@ class Reconciliation(Base):
 
 
 class InstanceScope(Base):
-    """Which case and municipality a process instance belongs to: the data scope of its tasks."""
+    """Which case and municipality a process instance belongs to: the data scope of its tasks.
+
+    Writing a scope stamps its municipality onto the instance and its task rows (`municipality_id`), which new
+    tasks of the instance copy: the inbox filters on that column instead of reading this table.
+    """
 
     __tablename__ = "sop_instance_scope"
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"),
                                              primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
+
+
+@event.listens_for(InstanceScope, "after_insert")
+@event.listens_for(InstanceScope, "after_update")
+def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:
+    """The instance and its tasks (also those already created when the process started) carry the municipality."""
+    connection.execute(update(ProcessInstance).where(ProcessInstance.id == scope.instance_id)
+                       .values(municipality_id=scope.municipality_id))
+    connection.execute(update(HumanTask).where(HumanTask.instance_id == scope.instance_id)
+                       .values(municipality_id=scope.municipality_id))

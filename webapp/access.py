@@ -77,13 +77,23 @@ def visible_cases(user: CurrentUser) -> Select:
 
 
 def task_scope(query: Select, user: CurrentUser) -> Select:
-    """Restrict a HumanTask query to the tasks of processes in the user's data scope."""
-    scoped = select(InstanceScope.instance_id).where(InstanceScope.municipality_id == user.municipality_id)
-    if not user.municipality_wide:
-        scoped = scoped.where(or_(InstanceScope.case_id.in_(visible_cases(user)), InstanceScope.case_id.is_(None)))
-    # processes that belong to no case or municipality (e.g. a methodologist's test diagram) carry no case data
-    unscoped = HumanTask.instance_id.not_in(select(InstanceScope.instance_id))
-    query = query.where(or_(HumanTask.instance_id.in_(scoped), unscoped))
+    """Restrict a HumanTask query to the tasks of processes in the user's data scope.
+
+    The municipality of a task's process is on the task row (`HumanTask.municipality_id`, stamped from
+    `sop_instance_scope`), so this is an indexable condition rather than a look-up in the scope table; None marks
+    processes that belong to no case or municipality (e.g. a methodologist's test diagram): they carry no case data.
+    """
+    unscoped = HumanTask.municipality_id.is_(None)
+    if user.municipality_id is None:
+        query = query.where(unscoped)
+    elif user.municipality_wide:
+        query = query.where(or_(HumanTask.municipality_id == user.municipality_id, unscoped))
+    else:
+        scoped = select(InstanceScope.instance_id).where(
+            InstanceScope.municipality_id == user.municipality_id,
+            or_(InstanceScope.case_id.in_(visible_cases(user)), InstanceScope.case_id.is_(None)))
+        query = query.where(or_((HumanTask.municipality_id == user.municipality_id)
+                                & HumanTask.instance_id.in_(scoped), unscoped))
     if user.municipality_wide:
         return query
     # a task addressed to another agency does not exist for this user, unless they hold or held it
@@ -92,9 +102,13 @@ def task_scope(query: Select, user: CurrentUser) -> Select:
                            HumanTask.candidates.like(f"%|user:{user.username}|%")))
 
 
-def inbox_query(user: CurrentUser, mine_only: bool = False) -> Select:
-    """Open tasks the user works on (assigned to them, or offered to them: roles, agency, name), in their scope."""
-    return task_scope(task_query.open_tasks_of(user, mine_only), user)
+def inbox_query(user: CurrentUser, mine_only: bool = False, scope: str | None = None) -> Select:
+    """Open tasks the user works on, in their scope: `scope` "mine" (assigned to them), "candidate" (unassigned and
+    offered to them: roles, agency, name) or "all" (both); `mine_only` is the older spelling of "mine"."""
+    scope = scope or ("mine" if mine_only else "all")
+    if scope == "candidate":
+        return task_scope(task_query.offered_tasks_of(user), user)
+    return task_scope(task_query.open_tasks_of(user, scope == "mine"), user)
 
 
 def can_view_case(session, user: CurrentUser, case_id: int) -> bool:

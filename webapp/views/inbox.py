@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 
 from engine.errors import Conflict, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance
@@ -17,6 +17,7 @@ from ..params import db_int
 
 bp = Blueprint("inbox", __name__)
 PAGE_SIZE = 50
+COUNT_CAP = 500  # the title counts the list up to this many tasks, then says «более 500»
 DUE_SOON = timedelta(days=2)
 
 
@@ -46,7 +47,9 @@ def index():
         query = query.where(HumanTask.due.is_not(None), HumanTask.due <= now + DUE_SOON)
     page = max(1, request.args.get("page", 1, type=db_int))
     with kurator().db.session() as db:
-        total = db.scalar(select(func.count()).select_from(query.subquery()))
+        # counting stops past COUNT_CAP: an exact count of a municipality's whole list costs more than the page
+        total = db.scalar(select(func.count()).select_from(
+            query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery()))
         rows = db.execute(
             query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name)
             .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
@@ -56,18 +59,39 @@ def index():
             .outerjoin(Family, Family.id == Case.family_id)
             .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
             .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-        stages = db.execute(select(HumanTask.element_id, HumanTask.name).where(HumanTask.status == "open")
-                            .distinct().order_by(HumanTask.name)).all()
-        processes = list(db.scalars(select(HumanTask.process_key).where(HumanTask.status == "open").distinct()
-                                    .order_by(HumanTask.process_key)))
+        stages, processes = filter_lists(db, user)
     items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
               # past its due date is late at once, not only after the scheduler's next sweep marks it
               "late": task.overdue or (task.due is not None and task.due < now),
               "soon": task.due is not None and not task.overdue and now <= task.due <= now + DUE_SOON}
              for task, case_id, number, family, _key, agency in rows]
-    return render_template("inbox.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+    pages = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
+    if total > COUNT_CAP and len(rows) == PAGE_SIZE:
+        pages = max(pages, page + 1)  # past the counted pages, one more link while pages are full
+    return render_template("inbox.html", items=items, total=count_label(total), page=page, pages=pages,
                            stages=stages, processes=processes, args=args, now=now,
                            role_titles=kurator().role_titles(), process_names=process_names())
+
+
+def count_label(total: int) -> str:
+    """The number in the page title: exact up to COUNT_CAP, then «более 500»."""
+    return f"более {COUNT_CAP}" if total > COUNT_CAP else str(total)
+
+
+def filter_list_query(user) -> Select:
+    """The stages and processes of open tasks in the user's municipality (and of processes outside any
+    municipality), read from the partial index on open tasks; never other municipalities' (their agencies' names)."""
+    where = [HumanTask.status == "open", or_(HumanTask.municipality_id.is_(None),
+                                              HumanTask.municipality_id == user.municipality_id)
+             if user.municipality_id is not None else HumanTask.municipality_id.is_(None)]
+    return select(HumanTask.process_key, HumanTask.element_id, HumanTask.name).where(*where).distinct()
+
+
+def filter_lists(db, user) -> tuple[list[tuple[str, str]], list[str]]:
+    """The stage list ((element id, name) by name) and the process list of the inbox's filter form."""
+    rows = db.execute(filter_list_query(user)).all()
+    stages = sorted({(element_id, name) for _key, element_id, name in rows}, key=lambda s: (s[1], s[0]))
+    return stages, sorted({key for key, _element_id, _name in rows})
 
 
 @bp.route("/tasks/<task_id>/claim", methods=["POST"])

@@ -1,0 +1,86 @@
+"""«Мои задачи» at scale: the scope on the task row, the capped count, the filter lists of the user's municipality."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select, update
+
+from engine.models import HumanTask, ProcessInstance
+from sop.models import Case
+from webapp.views import inbox
+
+from .support import DIAGRAMS
+from .test_sop_service import SIGNAL
+from .test_web_tasks import app, signed_in  # noqa: F401 - the fixture
+
+OTHER_SIGNAL = {**SIGNAL, "address": "г. Волжск, ул. Ленина, д. 3",
+                "children": [{**SIGNAL["children"][0], "last_name": "Сидоров"}],
+                "parents": [{**SIGNAL["parents"][0], "last_name": "Сидорова"}]}
+
+
+def kurator(app):  # noqa: F811 - `app` is the fixture
+    return app.extensions["kurator"]
+
+
+def test_tasks_carry_the_municipality_of_their_case_from_the_first_one_on(app):  # noqa: F811
+    engine = kurator(app)
+    result = engine.sop.register_intake("school", SIGNAL)
+    instance_id = result.instance_ids[0]
+    with engine.db.session() as db:
+        municipality = db.scalar(select(Case.municipality_id).where(Case.id == result.case_id))
+        assert db.scalar(select(ProcessInstance.municipality_id).where(ProcessInstance.id == instance_id)) \
+            == municipality
+        # the first task was created by the engine before the domain scoped the instance
+        first = db.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)).all()
+        assert first and {t.municipality_id for t in first} == {municipality}
+    check = next(t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == "sop_check")
+    engine.tasks.claim(check["id"], "secretary")
+    with engine.db.session() as db:
+        assert db.scalar(select(HumanTask.municipality_id).where(HumanTask.id == check["id"])) == municipality
+    # a process outside any case or municipality (a methodologist's test run) has none: it carries no case data
+    engine.repository.deploy([DIAGRAMS / "loop.bpmn"], deployed_by="methodologist")
+    trial = engine.runtime.start("loop", {"rounds": 0}, business_key="trial")
+    with engine.db.session() as db:
+        assert db.scalar(select(ProcessInstance.municipality_id).where(ProcessInstance.id == trial)) is None
+        assert set(db.scalars(select(HumanTask.municipality_id).where(HumanTask.instance_id == trial))) == {None}
+    assert "Очередной круг" in signed_in(app, "secretary").get("/inbox").get_data(as_text=True)
+    assert "Очередной круг" in signed_in(app, "vsecretary").get("/inbox").get_data(as_text=True)
+
+
+def title_count(page: str) -> str:
+    return re.search(r'<span class="count">([^<]*)</span>', page).group(1)
+
+
+def test_the_title_counts_up_to_the_cap_then_says_more_than(app, monkeypatch):  # noqa: F811
+    engine = kurator(app)
+    for number in range(3):
+        engine.sop.register_intake("school", {**SIGNAL, "address": f"г. Йошкар-Ола, ул. Мира, д. {number + 1}",
+                                              "children": [{**SIGNAL["children"][0], "last_name": f"Петров{number}"}]})
+    client = signed_in(app, "secretary")
+    exact = int(title_count(client.get("/inbox").get_data(as_text=True)))
+    assert exact >= 3
+    monkeypatch.setattr(inbox, "COUNT_CAP", exact)
+    assert title_count(client.get("/inbox").get_data(as_text=True)) == str(exact)
+    monkeypatch.setattr(inbox, "COUNT_CAP", exact - 1)
+    assert title_count(client.get("/inbox").get_data(as_text=True)) == f"более {exact - 1}"
+    monkeypatch.setattr(inbox, "PAGE_SIZE", 1)
+    monkeypatch.setattr(inbox, "COUNT_CAP", 1)
+    page = client.get("/inbox").get_data(as_text=True)
+    assert title_count(page) == "более 1"
+    assert 'class="pager"' in page and "page=2" in page  # the next page stays reachable
+    beyond = client.get(f"/inbox?page={exact + 1}").get_data(as_text=True)
+    assert f"page={exact + 2}" not in beyond  # a page that is not full is the last one
+
+
+def test_the_filter_lists_hold_only_the_stages_of_the_users_municipality(app):  # noqa: F811
+    engine = kurator(app)
+    engine.sop.register_intake("school", SIGNAL)
+    other = engine.sop.register_intake("vsecretary", OTHER_SIGNAL)
+    with engine.db.session() as db:  # a stage name that only the other municipality's tasks carry
+        db.execute(update(HumanTask).where(HumanTask.instance_id.in_(other.instance_ids))
+                   .values(name="Проверка — КДНиЗП Волжска"))
+    mine = signed_in(app, "secretary").get("/inbox").get_data(as_text=True)
+    assert "Проверка — КДНиЗП Волжска" not in mine and 'name="stage"' in mine
+    theirs = signed_in(app, "vsecretary").get("/inbox").get_data(as_text=True)
+    assert "Проверка — КДНиЗП Волжска" in theirs
