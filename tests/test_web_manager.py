@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -80,6 +81,12 @@ def test_a_task_made_overdue_by_the_clock_is_shown_grouped_and_aged(app):
     assert "КДНиЗП" in page and "Ответственный секретарь КДНиЗП" in page and "Не назначен" in page
     assert "<svg" in page and "Просрочено 6–10 дней" in page  # 7 days late: 06.11 23:59 -> 13.11 10:00
     assert "Иванов" not in page  # no child or family data on this page
+    # in working days of the production calendar (7-13.11.2025: 5), each task linked to its page, read-only
+    assert "5&nbsp;раб.&nbsp;дн." in page
+    link = re.search(r'href="(/tasks/[0-9a-f-]{36})">' + re.escape(CHECK_STEP), page).group(1)
+    task_page = client_for(app, "manager").get(link)
+    assert task_page.status_code == 200
+    assert "Вы можете только просматривать ее" in task_page.get_data(as_text=True)
 
 
 def test_each_manager_sees_their_own_scope(app):

@@ -160,14 +160,21 @@ def test_only_those_who_may_work_on_the_task_in_their_scope_open_it(app):
     _, task_id = check_task(app)
     assert signed_in(app, "vsecretary").get(f"/tasks/{task_id}").status_code == 404  # another municipality
     assert signed_in(app, "vsecretary").post(f"/tasks/{task_id}", data={}).status_code in (400, 404)
-    assert signed_in(app, "chair").get(f"/tasks/{task_id}").status_code == 403  # in scope, not the role
+    # in scope, not the role: the commission follows the task read-only, and may not do it
+    chair = signed_in(app, "chair")
+    watched = chair.get(f"/tasks/{task_id}")
+    assert watched.status_code == 200 and "Вы можете только просматривать ее" in watched.get_data(as_text=True)
+    assert 'name="danger_level"' not in watched.get_data(as_text=True)
+    assert chair.post(f"/tasks/{task_id}", data={"csrf_token": csrf(chair, "/inbox")}).status_code == 403
     assert signed_in(app, "school").get(f"/tasks/{task_id}").status_code == 403  # the school's own case
     assert signed_in(app, "secretary").get("/tasks/no-such-task").status_code == 404
     response = app.test_client().get(f"/tasks/{task_id}")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
-    # claimed by a colleague: no longer theirs to open
+    # claimed by a colleague: no longer theirs to do; the secretary still sees who has it, read-only
     app.extensions["kurator"].tasks.claim(task_id, "secretary2")
-    assert signed_in(app, "secretary").get(f"/tasks/{task_id}").status_code == 403
+    taken = signed_in(app, "secretary").get(f"/tasks/{task_id}")
+    assert taken.status_code == 200 and "Задача в работе у" in taken.get_data(as_text=True)
+    assert 'name="danger_level"' not in taken.get_data(as_text=True)
     assert signed_in(app, "secretary2").get(f"/tasks/{task_id}").status_code == 200
 
 

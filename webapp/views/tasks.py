@@ -46,7 +46,7 @@ def _scoped_row(task_id: str) -> dict[str, Any]:
         return {"status": row.status, "assignee": row.assignee, "candidate_roles": list(row.candidate_roles or []),
                 "candidate_users": list(row.candidate_users or []), "completed_by": row.completed_by,
                 "completed_at": row.completed_at, "data": dict(row.data or {}), "instance_id": row.instance_id,
-                "name": row.name, "agency_id": row.agency_id,
+                "name": row.name, "agency_id": row.agency_id, "due": row.due,
                 "agency_name": db.get(Agency, row.agency_id).name if row.agency_id is not None else None}
 
 
@@ -471,9 +471,26 @@ def show(task_id: str):
             abort(403)
         return _closed(row, _conflict_message(row), status=200)
     if not _may_work(row):
-        abort(403)
+        if not _supervises(row):
+            abort(403)
+        kurator().audit.record(g.user.username, "task_viewed", "task", task_id, ip=client_ip())
+        return _closed(row, _supervision_message(row), status=200)
     kurator().audit.record(g.user.username, "task_viewed", "task", task_id, ip=client_ip())
     return _render(task_id, row)
+
+
+def _supervises(row: dict[str, Any]) -> bool:
+    """The commission and managers follow tasks in their scope that are not theirs to do (the manager's overdue
+    list links to them): they see where the task stands, read-only."""
+    return row["status"] == "open" and (g.user.municipality_wide or g.user.has("manager"))
+
+
+def _supervision_message(row: dict[str, Any]) -> str:
+    holder = row["assignee"]
+    who = (f"в работе у {_full_names([holder]).get(holder, holder)}" if holder
+           else "ожидает исполнителя" + (f" в органе «{row['agency_name']}»" if row.get("agency_name") else ""))
+    due = _local(row.get("due")) if row.get("due") else ""
+    return f"Задача {who}{', срок ' + due if due else ''}. Вы можете только просматривать ее."
 
 
 def _guard_post(task_id: str):
