@@ -158,8 +158,7 @@ def on_programme_approval(ctx: Context) -> None:
 def on_execution_report(ctx: Context) -> None:
     """An agency's report (004 §5.5): the report is kept, and each of its activities takes the status the agency
     marked (done, partly, not done) with its date."""
-    text = "\n".join(str(ctx.data.get(k) or "").strip() for k in ("activities_done", "report_results", "summary")
-                      if str(ctx.data.get(k) or "").strip())
+    text = "\n".join(str(ctx.data.get(k) or "").strip() for k in REPORT_TEXT if str(ctx.data.get(k) or "").strip())
     ctx.session.add(ExecutionReport(case_id=ctx.case.id, agency_id=ctx.task.agency_id or _actor_agency(ctx),
                                     text=text or "—", data=dict(ctx.data), reported_on=ctx.today, author=ctx.actor))
     marks = {int(number): ("done", None) for number in ctx.data.get("done_activities") or []}
@@ -179,6 +178,8 @@ def on_execution_report(ctx: Context) -> None:
 
 
 ACTIVITY_MARKS = ("done", "partly", "not_done")
+# the text of a report in the case file: an agency's report, or the curator's analysis of the round
+REPORT_TEXT = ("activities_done", "report_results", "summary", "execution_summary")
 
 
 def _day(value: Any, default: date) -> date:

@@ -426,8 +426,7 @@ def _curator_summary(scope: _Scope, context: TaskContext) -> None:
     if not panel.table:
         panel.note = "Отчетов за текущий период нет."
     context.panels.append(panel)
-    reported = {r.agency_id for r in reports}
-    missing = [p.agency.name for p in working_group(case) if p.agency_id not in reported]
+    missing = _not_reporting(scope, case, since, {r.agency_id for r in reports})
     silent = Panel("not_reported", "Органы рабочей группы, не представившие отчет", columns=["Орган"],
                    table=[[name] for name in missing])
     if not missing:
@@ -435,6 +434,23 @@ def _curator_summary(scope: _Scope, context: TaskContext) -> None:
     context.panels.append(silent)
     if missing:
         context.defaults["agencies_not_reporting"] = "\n".join(missing)
+
+
+def _not_reporting(scope: _Scope, case: Case, since: datetime | None, reported: set) -> list[str]:
+    """The agencies asked for a report in this round (each had a report task addressed to it) that did not
+    report: their task is still open, or was cancelled when the round's reports became late. For rounds of a
+    diagram version without addressed reports, the working group's agencies without a report."""
+    instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    query = select(HumanTask.agency_id, HumanTask.status).where(
+        HumanTask.form_key == "sop_execution_report", HumanTask.instance_id.in_(instances),
+        HumanTask.agency_id.is_not(None))
+    if since is not None:
+        query = query.where(HumanTask.created_at >= since)
+    asked = scope.session.execute(query).all()
+    if not asked:
+        return [p.agency.name for p in working_group(case) if p.agency_id not in reported]
+    late = {agency_id for agency_id, status in asked if status != "completed" and agency_id not in reported}
+    return sorted(scope.agency(agency_id).name for agency_id in late if scope.agency(agency_id) is not None)
 
 
 def round_start(session: Session, case: Case) -> datetime | None:

@@ -159,3 +159,16 @@ def test_an_emergency_run_starts_where_its_tasks_stop_pausing():
     # an earlier emergency ended days before: the open one started with its own first task
     assert _run_start([(at, at + hour), (at + 3 * 24 * hour, None), (at + 3 * 24 * hour, at + 80 * hour)]) \
         == at + 3 * 24 * hour
+
+
+def test_many_open_emergencies_are_counted_beyond_the_first_five(app):
+    engine = app.extensions["kurator"]
+    for number in range(7):
+        engine.sop.register_intake("school", dict(SIGNAL, threat_to_life=True, address=f"ул. Мира, д. {number + 1}",
+                                                  children=[{"last_name": f"Петров{number}", "first_name": "Иван",
+                                                             "birth_date": "2013-04-01"}],
+                                                  parents=[{"last_name": f"Петрова{number}", "first_name": "Анна"}]),
+                                   new_family=True)
+    banner = flag(signed_in(app, "secretary").get("/inbox").get_data(as_text=True))
+    assert banner.count("Экстренная ситуация: угроза жизни ребенка — <a") == 5
+    assert "и еще 2 дела с открытой экстренной ситуацией" in banner

@@ -18,6 +18,7 @@ from .access import visible_cases
 from .auth import kurator
 
 ROLES = ("commission_secretary", "commission", "manager")
+SHOWN = 5  # cases named in the flag; the rest are counted
 PAGES = frozenset({"inbox.index", "cases.index", "cases.show"})
 
 
@@ -33,7 +34,9 @@ def emergency_flag() -> dict[str, Any] | None:
             rows = open_emergencies(db, user.municipality_id, cases=visible_cases(user))
         shown = (request.view_args or {}).get("case_id") if request.endpoint == "cases.show" else None
         this = next((e for e in rows if e.case_id == shown), None)
-        g._emergency_flag = {"this": this, "others": [e for e in rows if e is not this]} if rows else None
+        others = [e for e in rows if e is not this]
+        g._emergency_flag = {"this": this, "others": others[:SHOWN],
+                             "more": max(0, len(others) - SHOWN)} if rows else None
     return g._emergency_flag
 
 
