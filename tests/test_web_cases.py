@@ -340,6 +340,18 @@ def test_the_secretary_requests_materials_from_the_case_file(web):
     assert not any(task_id in school.get("/inbox").get_data(as_text=True) for task_id in asked.values())
 
 
+def test_the_case_file_warns_when_an_emergency_step_has_no_agency_to_go_to(web):
+    engine = web.extensions["kurator"]
+    # Волжск has a commission and a school, but no guardianship, police or social protection
+    engine.identity.add_user("vschool", ["education", "agency_specialist"], agency="Школа № 1")
+    result = engine.sop.register_intake("vschool", dict(SIGNAL, threat_to_life=True))
+    inspection = next(t for t in engine.tasks.query() if t["element_id"] == "em_inspection")
+    assert inspection["agency_id"] is None and inspection["candidate_roles"] == ["commission_secretary"]
+    page = client_of(web, "vsecretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "Нет органа-исполнителя" in page and "«Выезд и акт обследования условий жизни ребенка»" in page
+    assert inspection["id"] in client_of(web, "vsecretary").get("/inbox").get_data(as_text=True)
+
+
 # -- the diagram --------------------------------------------------------------------------------------------------
 
 def test_diagram_xml_and_state(web):

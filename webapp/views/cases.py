@@ -222,12 +222,21 @@ def show(case_id: int):
             "documents": [dict(d, author=names.get(d["created_by"] or "", d["created_by"])) for d in documents],
             "timeline": _timeline(db, events, tasks, instances, names),
             "instances": instances,
+            "unaddressed": _unaddressed(events, tasks) if access.full else [],
         }
     if user.has(checks.SENDER_ROLE):  # the secretary names the agency that checks, and asks agencies for materials
         context["check"] = checks.open_check(engine, case_id)
         context["check_agencies"] = checks.check_agencies(engine, case_id)
     engine.audit.record(user.username, "case_viewed", "case", case_id, ip=client_ip())
     return render_template("cases/show.html", **context)
+
+
+def _unaddressed(events: list[HistoryEvent], tasks: list[HumanTask]) -> list[str]:
+    """Open tasks that should have gone to an agency the municipality does not have (the diagram's fallback gave
+    them to other roles, e.g. the secretary): the commission must arrange them itself."""
+    open_tasks = {t.id: t.name for t in tasks if t.status == "open"}
+    return [open_tasks[e.task_id] for e in events
+            if e.event_type == "task_created" and e.task_id in open_tasks and (e.data or {}).get("agency_missing")]
 
 
 def _family(family: Family, today: date) -> dict:
