@@ -336,7 +336,8 @@ def test_an_agency_marks_its_activities_in_the_report_table(app):
     assert "Патронаж" not in page.split("Мероприятия программы, порученные органу")[1].split("</table>")[0]
     token = csrf(client, f"/tasks/{police_task}")
     response = client.post(f"/tasks/{police_task}", data={
-        "csrf_token": token, "report_agency": "ОМВД", "activities_done": "Проведены беседы", "report_date": "2026-02-10",
+        "csrf_token": token, "report_agency": "ОМВД", "activities_done": "Проведены беседы",
+        "report_date": "2026-02-10",
         "activity_reports[0][number]": "1", "activity_reports[0][title]": "Беседа инспектора ПДН",
         "activity_reports[0][status]": "partly", "activity_reports[0][status_date]": "2026-02-01",
         "activity_reports[0][comment]": "Одна беседа из двух", "activity_reports[99999][status]": "done"})
