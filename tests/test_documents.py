@@ -196,6 +196,12 @@ CONTEXTS = {
             "head": {"position": "мэр города Йошкар-Олы", "full_name": "Петров Сергей Иванович"},
         }
     },
+    "materials": {
+        "materials": {"agency": "ОМВД России по г. Йошкар-Оле", "date": "2025-11-05", "requested_on": "2025-11-01",
+                      "question": "Сведения о поведении подростка в школе и дома",
+                      "answer": "На профилактическом учете в ПДН не состоит.\n\nЖалоб от соседей не поступало.",
+                      "specialist": "Инспектор ПДН Орлов Д. С."}
+    },
 }
 
 # What each PDF must show: the form's title and case data (compared without spaces and hyphens, since
@@ -290,6 +296,16 @@ EXPECTED = {
         "улучшение обстановки в семье",
         "10 рабочих дней",
     ],
+    "materials": [
+        "Сведения и материалы",
+        "ОМВД России по г. Йошкар-Оле",
+        "05.11.2025",
+        "Сведения о поведении подростка в школе и дома",
+        "На профилактическом учете в ПДН не состоит.",
+        "Жалоб от соседей не поступало.",
+        "Инспектор ПДН Орлов Д. С.",
+        "Иванова Мария Петровна",
+    ],
     "removal_act": [
         "АКТ № 5",
         "об отобрании ребенка",
@@ -327,7 +343,7 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s\-\u00ad\u2010]+", "", text)
 
 
-def test_kinds_are_the_ten_documents():
+def test_kinds_are_the_eleven_documents():
     assert set(DOCUMENT_KINDS) == set(CONTEXTS) == set(EXPECTED)
     assert DOCUMENT_KINDS["conclusion"].startswith("Заключение")
     assert DOCUMENT_KINDS["removal_act"].startswith("Акт об отобрании ребенка")
@@ -436,6 +452,7 @@ MINIMAL = {
         "resolution": {"number": "1", "date": "2025-01-01", "grounds": "age_18"},
     },
     "removal_act": {"removal_act": {"date": "2025-01-01", "children": [{"full_name": "Иванова Мария Петровна"}]}},
+    "materials": {"case": {"minors": []}, "materials": {"agency": "КЦСОН", "answer": "—"}},
 }
 
 
