@@ -69,6 +69,8 @@ def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> in
         old = session.get(Document, document_id)
         if old is None or old.case_id is None:
             raise NotFound(f"No case document {document_id}")
+        if old.kind not in CASE_DOCUMENTS:  # a file an agency attached is kept as it came
+            raise InvalidInput(f"The document '{old.title}' is a file, not rendered from the records")
         new = generate(engine, session, session.get(Case, old.case_id), old.kind, actor, old.source_ref,
                        old.agency_id)
         if new is None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
 
-from . import casefile
+from . import casefile, materials
 from .models import Activity, Case, CaseAgency, ExecutionReport, Proposal, Reconciliation, Resolution
 
 if TYPE_CHECKING:
@@ -300,8 +300,10 @@ def _case_required(handler: Callable[[Context], None]) -> Callable[[Context], No
 
 
 def on_materials(ctx: Context) -> None:
-    """An agency's answer to a request for materials becomes a document of that agency in the case file."""
+    """An agency's answer to a request for materials becomes a document of that agency in the case file, with
+    the files it attached."""
     ctx.document("materials", source_ref=f"materials-{ctx.task.id}", agency_id=ctx.task.agency_id)
+    materials.store_attachments(ctx.session, ctx.case, ctx.task, ctx.actor, ctx.service.engine.clock.now())
 
 
 HANDLERS: dict[str, Callable[[Context], None]] = {

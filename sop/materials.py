@@ -4,6 +4,11 @@ kept in the case file as a document of that agency."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -14,12 +19,74 @@ from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, User
 
 from .checks import CHECK_FORM, SENDER_ROLE
-from .models import Case, InstanceScope
+from .models import Case, Document, InstanceScope
 
 if TYPE_CHECKING:
     from engine import ProcessEngine
 
 MATERIALS_PROCESS = "sop_materials"
+ANSWER_FORM = "sop_materials"
+FILE_KIND = "materials_file"
+MAX_FILES = 10
+MAX_FILE_BYTES = 5 * 1024 * 1024  # the web app takes requests of up to 5 MB in all
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file an agency attaches to its answer (a PDF: scans of certificates, acts, characteristics)."""
+
+    filename: str
+    content: bytes
+
+
+# The files of the answer being completed: set around the completion, stored by the completion's handler in
+# the same transaction, so that an answer and its files are saved together or not at all.
+_ATTACHED: ContextVar[tuple[Attachment, ...]] = ContextVar("kurator_materials_attached", default=())
+
+
+def check_attachments(files: list[Attachment]) -> list[Attachment]:
+    """The files that were really chosen, each a PDF of at most 5 MB, at most 10; `InvalidInput` naming the
+    field otherwise."""
+    chosen = [f for f in files if f.filename or f.content]
+    if len(chosen) > MAX_FILES:
+        raise InvalidInput("materials_files: too many files", {"materials_files": f"не более {MAX_FILES} файлов"})
+    for attachment in chosen:
+        if len(attachment.content) > MAX_FILE_BYTES:
+            raise InvalidInput(f"materials_files: {attachment.filename} is larger than 5 MB",
+                               {"materials_files": f"файл «{attachment.filename}» больше 5 МБ"})
+        if not attachment.content.startswith(b"%PDF-"):
+            raise InvalidInput(f"materials_files: {attachment.filename} is not a PDF",
+                               {"materials_files": f"файл «{attachment.filename}» не является PDF"})
+    return chosen
+
+
+@contextmanager
+def attached(files: list[Attachment]) -> Iterator[None]:
+    """Complete an answer (`engine.tasks.complete`) inside this block to store `files` with it."""
+    token = _ATTACHED.set(tuple(check_attachments(files)))
+    try:
+        yield
+    finally:
+        _ATTACHED.reset(token)
+
+
+def store_attachments(session, case: Case, task, actor: str | None, now: datetime) -> int:
+    """Store the files of the answer being completed as documents of the answering agency; returns how many."""
+    agency = session.get(Agency, task.agency_id) if task.agency_id else None
+    for number, attachment in enumerate(_ATTACHED.get(), start=1):
+        name = _safe_filename(attachment.filename, number)
+        title = f"Материалы органа{f' — {agency.name}' if agency else ''}: {name}"
+        session.add(Document(case_id=case.id, kind=FILE_KIND, title=title[:500], filename=name,
+                             content=attachment.content, size=len(attachment.content),
+                             source_ref=f"materials-{task.id}-file-{number}", agency_id=task.agency_id,
+                             created_by=actor, created_at=now))
+    return len(_ATTACHED.get())
+
+
+def _safe_filename(name: str, number: int) -> str:
+    base = re.sub(r"[^\w .()-]+", "_", (name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip(" ._")[:150]
+    base = base or f"file-{number}"
+    return base if base.lower().endswith(".pdf") else f"{base}.pdf"
 ANSWER_WORKING_DAYS = 3
 MAX_QUESTION = 4000
 

@@ -258,7 +258,8 @@ def test_every_user_task_has_a_form_a_role_and_the_diagram_is_fully_drawn():
         rows = [c for c in schema["components"] if c["type"] == "dynamiclist"]
         for component in schema["components"] + [row for c in rows for row in c["components"]]:
             assert component["type"] in ("text", "textfield", "textarea", "number", "checkbox", "radio",
-                                         "select", "checklist", "datetime", "dynamiclist"), (key, component)
+                                         "select", "checklist", "datetime", "dynamiclist", "filepicker"),\
+                (key, component)
             if component["type"] == "datetime":
                 assert component["subtype"] == "date"
 

@@ -352,6 +352,48 @@ def test_the_case_file_warns_when_an_emergency_step_has_no_agency_to_go_to(web):
     assert inspection["id"] in client_of(web, "vsecretary").get("/inbox").get_data(as_text=True)
 
 
+def test_an_agency_answers_a_request_for_materials_with_pdf_files(web):
+    import io
+
+    from sop.materials import request_materials
+
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    police_id = next(a["id"] for a in engine.identity.agencies() if a["name"] == "ОМВД")
+    request_materials(engine, result.case_id, [police_id], "Сведения о семье", "secretary")
+    task_id = next(t["id"] for t in engine.tasks.query() if t["element_id"] == "sop_materials")
+    police = client_of(web, "police")
+    page = police.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page and 'type="file"' in page and "Сведения о семье" in page
+    answer = {"materials_question": "Сведения о семье", "materials_answer": "На учете не состоит",
+              "materials_date": "2025-10-31"}
+    # a file that is not a PDF: refused under its field, nothing saved
+    refused = police.post(f"/tasks/{task_id}", content_type="multipart/form-data", data={
+        **answer, "csrf_token": csrf(police, f"/tasks/{task_id}"),
+        "materials_files": (io.BytesIO(b"MZ\x90\x00 not a pdf"), "справка.exe")})
+    assert refused.status_code == 422 and "не является PDF" in refused.get_data(as_text=True)
+    assert engine.tasks.get(task_id)["status"] == "open"
+    pdf = b"%PDF-1.4\n% a scanned certificate\n"
+    done = police.post(f"/tasks/{task_id}", content_type="multipart/form-data", data={
+        **answer, "csrf_token": csrf(police, f"/tasks/{task_id}"),
+        "materials_files": [(io.BytesIO(pdf), "Справка ПДН.pdf"), (io.BytesIO(pdf), "Характеристика.pdf")]})
+    assert done.status_code == 302
+    with engine.db.session() as db:
+        files = db.scalars(select(Document).where(Document.case_id == result.case_id,
+                                                  Document.kind == "materials_file").order_by(Document.id)).all()
+        assert [(f.filename, f.agency_id, bytes(f.content)) for f in files] == [
+            ("Справка ПДН.pdf", police_id, pdf), ("Характеристика.pdf", police_id, pdf)]
+        file_id = files[0].id
+    secretary = client_of(web, "secretary")
+    page = secretary.get(f"/cases/{result.case_id}").get_data(as_text=True)
+    assert "Материалы органа — ОМВД: Справка ПДН.pdf" in page
+    assert secretary.get(f"/cases/{result.case_id}/documents/{file_id}").data == pdf
+    assert client_of(web, "school").get(f"/cases/{result.case_id}/documents/{file_id}").status_code == 404
+    refused = secretary.post(f"/cases/{result.case_id}/documents/{file_id}/regenerate",
+                             data={"csrf_token": csrf(secretary, "/cases")}, follow_redirects=True)
+    assert refused.status_code in (200, 422) and "Сформировать заново" not in page.split("Справка ПДН.pdf")[1][:400]
+
+
 # -- the diagram --------------------------------------------------------------------------------------------------
 
 def test_diagram_xml_and_state(web):

@@ -16,6 +16,7 @@ from engine import task_query
 from engine.errors import Conflict, ExecutionError, InvalidInput, NotFound, PermissionDenied
 from engine.forms import input_fields
 from engine.models import Agency, HumanTask, User, UserRole
+from sop import materials
 from sop.models import InstanceScope
 
 from ..access import inbox_query, task_scope
@@ -144,6 +145,22 @@ def parse_submission(schema: dict[str, Any], form: MultiDict) -> dict[str, Any]:
         else:
             data[key] = _scalar(component, form.get(key, ""))
     return data
+
+
+def _uploaded(schema: dict[str, Any]) -> list[materials.Attachment]:
+    """The files posted to the form's file pickers (the request itself is capped by MAX_CONTENT_LENGTH)."""
+    keys = [c.get("key") for c in _components(schema) if c.get("type") == "filepicker" and c.get("key")]
+    return [materials.Attachment(f.filename or "", f.read()) for key in keys for f in request.files.getlist(key)]
+
+
+def _components(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    found, stack = [], list(schema.get("components") or [])
+    while stack:
+        component = stack.pop(0)
+        if isinstance(component, dict):
+            found.append(component)
+            stack.extend(component.get("components") or [])
+    return found
 
 
 def _scalar(component: dict[str, Any], submitted: str) -> Any:
@@ -293,6 +310,8 @@ def build_widgets(components: list[dict[str, Any]], values: dict[str, Any], erro
             widget["maxlength"] = rules.get("maxLength")
         elif kind == "dynamiclist" and (component.get("path") or key):
             widget.update(_rows_widget(component, values, options))
+        elif kind == "filepicker" and key:
+            widget.update(accept=component.get("accept") or "", multiple=bool(component.get("multiple")))
         else:
             continue  # images, hidden fields: nothing to draw
         widgets.append(widget)
@@ -523,7 +542,8 @@ def complete(task_id: str):
     schema = engine.tasks.form(task_id) or {"components": []}
     data = parse_submission(schema, request.form)
     try:
-        engine.tasks.complete(task_id, g.user.username, for_engine(data))
+        with materials.attached(_uploaded(schema)):  # an agency's answer to a request for materials
+            engine.tasks.complete(task_id, g.user.username, for_engine(data))
     except InvalidInput as exc:
         message = "Проверьте поля, отмеченные ниже." if exc.errors else f"Данные не приняты: {exc.message}"
         return _render(task_id, row, data, dict(exc.errors), message, 422)
