@@ -127,3 +127,41 @@ def test_api_token_and_tasks(app):
     invalid = client.get("/api/v1/tasks?scope=everything", headers=headers)
     assert invalid.status_code == 422 and "scope" in invalid.get_json()["errors"]
     assert client.get("/api/openapi.json").get_json()["info"]["title"] == "Kurator API"
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example", "//evil.example", "/\\\\evil.example", "https://evil.example",
+                                    "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)", "/\\x7f/evil"])
+def test_login_follows_only_paths_of_this_site(app, target):
+    client = app.test_client()
+    response = client.post(f"/login?next={target}", data={"username": "secretary", "password": "demo-password",
+                                                            "csrf_token": csrf(client)})
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/inbox", "http://localhost/inbox"), response.headers["Location"]
+
+
+def test_login_still_follows_a_path_of_this_site(app):
+    client = app.test_client()
+    response = client.post("/login?next=/cases?page=2", data={"username": "secretary", "password": "demo-password",
+                                                               "csrf_token": csrf(client)})
+    assert response.headers["Location"].endswith("/cases?page=2")
+
+
+def test_an_unknown_user_costs_a_password_check_like_a_wrong_password(app, monkeypatch):
+    from webapp import auth
+
+    checked = []
+    real = auth._hasher
+
+    class Counting:
+        def verify(self, stored, password):
+            checked.append(stored)
+            return real.verify(stored, password)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(auth, "_hasher", Counting())
+    for username in ("nobody-at-all", "secretary"):
+        client = app.test_client()
+        client.post("/login", data={"username": username, "password": "wrong", "csrf_token": csrf(client)})
+    assert len(checked) == 2 and checked[0] == auth._DUMMY_HASH and checked[1] != auth._DUMMY_HASH

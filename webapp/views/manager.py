@@ -26,6 +26,7 @@ from sop.models import Case, CaseAgency, InstanceScope
 
 from ..access import CurrentUser, task_scope
 from ..auth import client_ip, kurator, roles_required
+from ..spreadsheets import text_row
 
 bp = Blueprint("manager", __name__)
 
@@ -371,7 +372,7 @@ def export():
         ws.append([_cell(ws, text, font=bold) for text in header])
         count = 0
         for row in rows:
-            ws.append(row)
+            ws.append(text_row(ws, row))
             count += 1
         return count
 
@@ -418,9 +419,9 @@ def export():
         listed = 0
         for row in db.execute(overdue_tasks(user, now, EXPORT_LIMIT).execution_options(yield_per=1000)):
             line = task_line(row, roles, now, tz)
-            ws.append([line["name"], line["case"], line["agency"], line["roles"], line["person"],
-                       _cell(ws, line["due"].astimezone(tz).replace(tzinfo=None), number_format="DD.MM.YYYY HH:MM"),
-                       line["days"], line["process"], line["working_days"]])
+            ws.append(text_row(ws, [line["name"], line["case"], line["agency"], line["roles"], line["person"]])
+                      + [_cell(ws, line["due"].astimezone(tz).replace(tzinfo=None), number_format="DD.MM.YYYY HH:MM"),
+                         line["days"], *text_row(ws, [line["process"]]), line["working_days"]])
             listed += 1
     buffer = io.BytesIO()
     book.save(buffer)

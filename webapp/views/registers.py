@@ -36,6 +36,7 @@ from sop.documents.render import render_pdf
 from ..access import CurrentUser
 from ..auth import client_ip, kurator, roles_required
 from ..params import db_int
+from ..spreadsheets import keep_as_text
 
 bp = Blueprint("registers", __name__)
 
@@ -227,6 +228,9 @@ def databank_xlsx():
             if isinstance(cell.value, date):
                 cell.number_format = "DD.MM.YYYY"
     sheet.freeze_panes = "A5"
+    for line in sheet.iter_rows():
+        for cell in line:
+            keep_as_text(cell)
     buffer = io.BytesIO()
     book.save(buffer)
     _audit_export("databank", "xlsx", start, end, municipality_id=municipality_id, status=status or "all",
