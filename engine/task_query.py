@@ -41,6 +41,14 @@ def offered_to(user: Candidate) -> ColumnElement[bool]:
     return HumanTask.assignee.is_(None) & clause
 
 
+def not_another_agencys(user: Candidate) -> ColumnElement[bool]:
+    """Tasks that are not another agency's: addressed to no agency or to the user's, or held, done or named for
+    the user. What is another agency's is not shown to agency staff at all."""
+    return or_(HumanTask.agency_id.is_(None), HumanTask.agency_id == user.agency_id,
+               HumanTask.assignee == user.username, HumanTask.completed_by == user.username,
+               HumanTask.candidates.like(f"%|user:{user.username}|%"))
+
+
 def with_role(role: str) -> ColumnElement[bool]:
     return HumanTask.candidates.like(f"%|role:{role}|%")
 

@@ -47,6 +47,16 @@ def open_check(engine: ProcessEngine, case_id: int) -> dict[str, Any] | None:
                 "due": row.due, "assignee": row.assignee}
 
 
+def require_secretary(session, username: str, municipality_id: int | None, what: str) -> User:
+    """The commission's secretary of that municipality, who alone sends checks and asks for materials;
+    `PermissionDenied` for anyone else."""
+    sender = session.scalar(select(User).where(User.username == username))
+    if (sender is None or SENDER_ROLE not in sender.roles or sender.agency is None or municipality_id is None
+            or sender.agency.municipality_id != municipality_id):
+        raise PermissionDenied(f"Only the commission's secretary of the case's municipality {what}")
+    return sender
+
+
 def send_check(engine: ProcessEngine, task_id: str, agency_id: Any, by: str) -> dict[str, Any]:
     """Send an open check to an agency of the case's municipality (the commission itself calls it back)."""
     try:
@@ -58,10 +68,7 @@ def send_check(engine: ProcessEngine, task_id: str, agency_id: Any, by: str) -> 
         if row is None or row.form_key != CHECK_FORM:
             raise NotFound(f"No check task {task_id}")
         scope = session.scalar(select(InstanceScope).where(InstanceScope.instance_id == row.instance_id))
-        sender = session.scalar(select(User).where(User.username == by))
-        if sender is None or SENDER_ROLE not in sender.roles or sender.agency is None \
-                or scope is None or sender.agency.municipality_id != scope.municipality_id:
-            raise PermissionDenied("Only the commission's secretary of the case's municipality sends a check")
+        require_secretary(session, by, scope.municipality_id if scope else None, "sends a check")
         agency = session.get(Agency, agency_id) if 0 < agency_id < 2**31 else None
         if agency is None or agency.municipality_id != scope.municipality_id:
             raise InvalidInput("agency: the agency is not of the case's municipality",

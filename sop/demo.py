@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from engine import FrozenClock, ProcessEngine
+from engine import FrozenClock, ProcessEngine, task_query
 from engine.db import Base
 from engine.models import User
 
@@ -169,10 +169,8 @@ class _Stories:
         """The demo user who does a task: its assignee, a user of the agency it is addressed to, or of its role."""
         if task["assignee"]:
             return task["assignee"]
-        if task["agency_id"] is not None:
-            for user in self.engine.identity.users():
-                if user.agency_id == task["agency_id"] and set(user.roles) & set(task["candidate_roles"]):
-                    return user.username
+        if task["agency_id"] is not None:  # whoever the engine offers it to
+            return next(u.username for u in self.engine.identity.users() if task_query.is_candidate(task, u))
         return {"commission_secretary": "secretary", "commission": "chair", "agency_specialist": "police",
                 "curator": "curator", "guardianship": "guardian"}[task["candidate_roles"][0]]
 

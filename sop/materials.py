@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from engine.errors import InvalidInput, NotFound, PermissionDenied
-from engine.models import Agency, HumanTask, User
+from engine.errors import InvalidInput, NotFound
+from engine.models import Agency, HumanTask
 
-from .checks import CHECK_FORM, SENDER_ROLE
+from .checks import CHECK_FORM, require_secretary
 from .models import Case, Document, InstanceScope
 
 if TYPE_CHECKING:
@@ -110,10 +110,7 @@ def request_materials(engine: ProcessEngine, case_id: int, agency_ids: list[Any]
         case = session.get(Case, case_id)
         if case is None:
             raise NotFound(f"No case {case_id}")
-        sender = session.scalar(select(User).where(User.username == by))
-        if sender is None or SENDER_ROLE not in sender.roles or sender.agency is None \
-                or sender.agency.municipality_id != case.municipality_id:
-            raise PermissionDenied("Only the commission's secretary of the case's municipality requests materials")
+        sender = require_secretary(session, by, case.municipality_id, "requests materials")
         agencies = session.scalars(select(Agency).where(Agency.id.in_([a for a in wanted if 0 < a < 2**31]),
                                                         Agency.municipality_id == case.municipality_id,
                                                         Agency.kind != "commission")).unique().all()

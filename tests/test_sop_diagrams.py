@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from engine import InvalidInput
+from engine import InvalidInput, task_query
 from engine.errors import PermissionDenied
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -127,8 +127,7 @@ def specialist_for(engine, task: dict) -> str:
     general specialist for a task addressed to no agency."""
     if task["agency_id"] is None:
         return "specialist"
-    return next(u.username for u in engine.identity.users()
-                if u.agency_id == task["agency_id"] and set(u.roles) & set(task["candidate_roles"]))
+    return next(u.username for u in engine.identity.users() if task_query.is_candidate(task, u))
 
 
 def report_all(engine, instance_id, data=None) -> None:

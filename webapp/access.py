@@ -97,9 +97,7 @@ def task_scope(query: Select, user: CurrentUser) -> Select:
     if user.municipality_wide:
         return query
     # a task addressed to another agency does not exist for this user, unless they hold or held it
-    return query.where(or_(HumanTask.agency_id.is_(None), HumanTask.agency_id == user.agency_id,
-                           HumanTask.assignee == user.username, HumanTask.completed_by == user.username,
-                           HumanTask.candidates.like(f"%|user:{user.username}|%")))
+    return query.where(task_query.not_another_agencys(user))
 
 
 def inbox_query(user: CurrentUser, mine_only: bool = False, scope: str | None = None) -> Select:

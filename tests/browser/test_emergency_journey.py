@@ -16,6 +16,7 @@ from sop.demo import AGENCIES
 from sop.models import Case, InstanceScope
 
 from .conftest import SCREENSHOTS, screenshot
+from .steps import finish, inbox_rows, open_task
 
 GUARDIANSHIP = AGENCIES["guardianship"][0]
 POLICE = AGENCIES["police"][0]
@@ -30,36 +31,6 @@ INFORM = "Информировать КДНиЗП о принятых мерах
 POLICE_STEP = "Меры ОВД"
 SOCIAL_STEP = "Обследование семьи"
 GUARDIAN_STEPS = (INSPECTION, REMOVAL_ACT, PROSECUTOR, ORPHAN_JOURNAL, COURT_CLAIM, INFORM)
-
-
-def inbox_row(page, base: str, number: str, name: str | None):
-    """The user's inbox narrowed to the case; the rows of the task, or all rows without a name (a locator)."""
-    page.goto(f"{base}/inbox?case={number}")
-    rows = page.locator("table.list tbody tr")
-    return rows.filter(has_text=name) if name else rows
-
-
-def open_task(page, base: str, number: str, name: str) -> None:
-    """From the inbox: take the task in hand (if nobody has) and open it."""
-    row = inbox_row(page, base, number, name)
-    assert row.count() == 1, f"{name!r} of case {number} is not (once) in the inbox of this user"
-    claim = row.locator("button", has_text="Взять в работу")
-    if claim.count():
-        claim.click()
-        page.wait_for_load_state()
-        row = page.locator("table.list tbody tr", has_text=name)
-    row.locator("a", has_text=name).click()
-    page.wait_for_load_state()
-    assert page.locator("h1").inner_text().startswith(name)
-
-
-def finish(page) -> None:
-    """Press «Завершить»; the form must be accepted."""
-    page.locator("form.task-form button.primary", has_text="Завершить").click()
-    page.wait_for_load_state()
-    errors = page.locator(".error-summary, .field-error")
-    assert errors.count() == 0, errors.all_inner_texts()
-    assert "завершена" in page.locator(".flash").first.inner_text()
 
 
 def emergency_task_ids(engine, number: str) -> dict[str, str]:
@@ -108,7 +79,7 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
     assert GUARDIANSHIP in row.locator(".task-agency").inner_text()
     assert "Экстренные меры по обеспечению безопасности ребенка" in row.inner_text()
     screenshot(guardian, "emergency-guardian-inbox")
-    others = inbox_row(guardian, base, number, None).all_inner_texts()
+    others = inbox_rows(guardian, base, number, None).all_inner_texts()
     assert not any(POLICE_STEP in r or SOCIAL_STEP in r for r in others), others  # not the other agencies' steps
 
     open_task(guardian, base, number, INSPECTION)
@@ -138,10 +109,10 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
 
     # every step the removal opens is the guardian's and is in her inbox
     for name in (REMOVAL_ACT, PROSECUTOR, ORPHAN_JOURNAL, COURT_CLAIM):
-        row = inbox_row(guardian, base, number, name)
+        row = inbox_rows(guardian, base, number, name)
         assert row.count() == 1, f"{name!r} is not in the guardian's inbox"
         assert GUARDIANSHIP in row.inner_text()
-    assert inbox_row(guardian, base, number, INFORM).count() == 0  # only after the act and the notice
+    assert inbox_rows(guardian, base, number, INFORM).count() == 0  # only after the act and the notice
 
     open_task(guardian, base, number, REMOVAL_ACT)
     guardian.fill("#f-removal_act_number", "15-о")
@@ -176,7 +147,7 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
                                        "родительских прав подан")
     finish(guardian)
     for name in GUARDIAN_STEPS:
-        assert inbox_row(guardian, base, number, name).count() == 0, f"{name!r} is still open"
+        assert inbox_rows(guardian, base, number, name).count() == 0, f"{name!r} is still open"
 
     tasks = emergency_task_ids(live["engine"], number)
     police_task = next(i for n, i in tasks.items() if n.startswith(POLICE_STEP))
@@ -184,13 +155,13 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
 
     # 3. Police and social protection: each sees its own step only.
     police = login("police")
-    police_rows = inbox_row(police, base, number, None).all_inner_texts()
+    police_rows = inbox_rows(police, base, number, None).all_inner_texts()
     assert any(POLICE_STEP in r and POLICE in r for r in police_rows), police_rows
     assert not any(SOCIAL_STEP in r or INSPECTION in r for r in police_rows), police_rows
     assert police.goto(f"{base}/tasks/{social_task}").status == 404  # another agency's task is not there
 
     social = login("social")
-    social_rows = inbox_row(social, base, number, None).all_inner_texts()
+    social_rows = inbox_rows(social, base, number, None).all_inner_texts()
     assert any(SOCIAL_STEP in r and SOCIAL in r for r in social_rows), social_rows
     assert not any(POLICE_STEP in r or INSPECTION in r for r in social_rows), social_rows
     assert social.goto(f"{base}/tasks/{police_task}").status == 404

@@ -21,6 +21,7 @@ from sop.demo import AGENCIES
 from sop.models import Case, InstanceScope
 
 from .conftest import SCREENSHOTS, screenshot
+from .steps import finish, inbox_rows, open_task
 
 POLICE = AGENCIES["police"][0]
 SCHOOL = AGENCIES["school"][0]
@@ -47,37 +48,6 @@ AGENCY_USERS = {
                  "done"),
 }
 STATUS_LABELS = {"done": "выполнено", "partly": "выполнено частично"}
-
-
-def inbox_rows(page, base: str, number: str, name: str | None = None):
-    """The user's inbox narrowed to the case: the rows of the task (by the start of its name), or all rows."""
-    page.goto(f"{base}/inbox?case={number}")
-    rows = page.locator("table.list tbody tr")
-    return rows.filter(has_text=name) if name else rows
-
-
-def open_task(page, base: str, number: str, name: str) -> str:
-    """From the inbox: take the task in hand (if nobody has) and open it; returns the task's address."""
-    row = inbox_rows(page, base, number, name)
-    assert row.count() == 1, f"{name!r} of case {number} is not (once) in the inbox: {row.all_inner_texts()}"
-    claim = row.locator("button", has_text="Взять в работу")
-    if claim.count():
-        claim.click()
-        page.wait_for_load_state()
-        row = page.locator("table.list tbody tr", has_text=name)
-    row.locator("a", has_text=name).click()
-    page.wait_for_load_state()
-    assert page.locator("h1").inner_text().startswith(name), page.locator("h1").inner_text()
-    return page.url
-
-
-def finish(page) -> None:
-    """Press «Завершить»; the form must be accepted."""
-    page.locator("form.task-form button.primary", has_text="Завершить").click()
-    page.wait_for_load_state()
-    errors = page.locator(".error-summary, .field-error")
-    assert errors.count() == 0, errors.all_inner_texts()
-    assert "завершена" in page.locator(".flash").first.inner_text()
 
 
 def fill_if_empty(page, selector: str, value: str) -> None:

@@ -424,7 +424,8 @@ def _document_or_404(db, case: Case, document_id: int) -> Document:
 def send_check(case_id: int):
     """Send the case's open check to an agency of the municipality, or call it back to the commission."""
     engine = kurator()
-    check = checks.open_check(engine, case_id) if _visible(case_id) else None
+    _require_visible(case_id)
+    check = checks.open_check(engine, case_id)
     if check is None:
         flash("Проверка по делу уже завершена.", "error")
         return redirect(url_for("cases.show", case_id=case_id))
@@ -443,7 +444,7 @@ def send_check(case_id: int):
 def request_materials(case_id: int):
     """Ask agencies of the municipality for materials on the case; each answers in a task of its own."""
     engine = kurator()
-    _visible(case_id)
+    _require_visible(case_id)
 
     def ask() -> tuple[str, dict]:
         started = materials.request_materials(engine, case_id, request.form.getlist("agencies"),
@@ -454,11 +455,10 @@ def request_materials(case_id: int):
                              "запросить материалы может секретарь")
 
 
-def _visible(case_id: int) -> bool:
-    """True for a case the user may open; 404 otherwise."""
+def _require_visible(case_id: int) -> None:
+    """404 for a case the user may not open (its existence is not revealed)."""
     with kurator().db.session() as db:
         _case_or_404(db, case_id)
-    return True
 
 
 def _secretary_action(case_id: int, anchor: str, audit_action: str, action, refused: str, default_reason: str):
