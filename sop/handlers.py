@@ -54,7 +54,7 @@ class Context:
         resolution = Resolution(case_id=self.case.id, kind=kind, decision=decision,
                                 number=str(self.data.get(number_field) or "") or None,
                                 adopted_on=self.date(date_field, self.today), data=dict(self.data),
-                                created_by=self.actor, created_at=self.service.engine.clock.now(), **extra)
+                                meeting_id=_meeting_id(self.data), created_by=self.actor, created_at=self.service.engine.clock.now(), **extra)
         self.session.add(resolution)
         self.session.flush()
         return resolution
@@ -274,6 +274,12 @@ def on_reconciliation(ctx: Context) -> None:
         results.setdefault(ctx.task.form_key, []).append({"by": ctx.actor, "agency_id": ctx.task.agency_id,
                                                           **ctx.data})
         row.results = results
+
+
+def _meeting_id(data: dict[str, Any]) -> int | None:
+    """The meeting a decision was taken at (the meeting service puts its id into the completion data)."""
+    value = data.get("meeting_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _int(data: dict[str, Any], name: str) -> int:

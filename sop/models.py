@@ -203,6 +203,8 @@ class Resolution(Base):
     grounds: Mapped[str | None] = mapped_column(String(30))
     text: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # the meeting that adopted it (None when a decision was recorded after the fact, without a meeting)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("sop_meeting.id"), index=True)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -275,3 +277,6 @@ def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:
                        .values(municipality_id=scope.municipality_id))
     connection.execute(update(HumanTask).where(HumanTask.instance_id == scope.instance_id)
                        .values(municipality_id=scope.municipality_id))
+
+
+from .meetings import models as _meeting_models  # noqa: E402, F401 - the commission's tables share the schema
