@@ -26,6 +26,7 @@ from sop.models import Case, CaseAgency, InstanceScope
 
 from ..access import CurrentUser, task_scope
 from ..auth import client_ip, kurator, roles_required
+from ..charts import CHART_SPAN, single_bars
 from ..spreadsheets import text_row
 
 bp = Blueprint("manager", __name__)
@@ -298,22 +299,12 @@ def bars(groups: list[dict], limit: int = CHART_LIMIT) -> dict:
     widest = max((g["late"] + g["soon"] for g in shown), default=0) or 1
     rows = []
     for group in shown:
-        late_w = 78.0 * group["late"] / widest
-        soon_w = 78.0 * group["soon"] / widest
+        late_w = CHART_SPAN * group["late"] / widest
+        soon_w = CHART_SPAN * group["soon"] / widest
         rows.append({**group, "late_w": round(late_w, 2), "soon_w": round(soon_w, 2),
                      "text_x": round(late_w + soon_w + 1, 2)})
     rest = groups[limit:]
     return {"rows": rows, "rest": len(rest), "rest_late": sum(g["late"] for g in rest)}
-
-
-def single_bars(items: list[dict], widths: list[float], texts: list[str], values: list[str],
-                tones: list[str]) -> list[dict]:
-    """Rows of a simple horizontal bar chart: a label line, a bar of the given width (per cent of 78 %), a value."""
-    rows = []
-    for item, width, text, value, tone in zip(items, widths, texts, values, tones, strict=True):
-        w = round(78.0 * width, 2)
-        rows.append({**item, "w": w, "text_x": round(w + 1, 2), "text": text, "value_text": value, "tone": tone})
-    return rows
 
 
 def ageing_chart(ageing: list[dict]) -> list[dict]:
