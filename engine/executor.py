@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
@@ -56,6 +56,9 @@ class Loaded:
     revision: int
     actor: str | None = None
     completed_task_ids: set[str] = field(default_factory=set)
+    # the timers as loaded (`timer_marks`), to find those that fire in this change; empty for a new instance
+    timers: dict[UUID, TimerMark] = field(default_factory=dict)
+    timers_of: BpmnWorkflow | None = None  # the workflow `timers` was taken from
 
 
 class Executor:
@@ -91,7 +94,8 @@ class Executor:
         spec_json = self._engine.repository.spec_json(row.definition_id)
         workflow = self.serializer.restore(row.state, spec_json)
         workflow.script_engine = self.script_engine(row.timezone)
-        return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor)
+        return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor,
+                      timers=timer_marks(workflow), timers_of=workflow)
 
     @contextmanager
     def operation(self, instance_id: int, actor: str | None = None, what: str = "change",
@@ -120,25 +124,25 @@ class Executor:
                 loaded.workflow.do_engine_steps()
 
     def fire_due_timers(self, loaded: Loaded) -> list[str]:
-        """Fire the timers that are due on the engine clock; returns the element ids of those that fired."""
+        """Fire the timers that are due on the engine clock; returns the element ids of those that fired (their
+        history is written by `save`, as for timers that fire in any other change)."""
         workflow = loaded.workflow
-        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING) if _is_timer(t)]
+        before = timer_marks(workflow)
         with translate_errors():
             workflow.refresh_timers()
             workflow.do_engine_steps()
             while interrupt_for_event_subprocesses(workflow):
                 workflow.do_engine_steps()
-        fired = []
-        for task in waiting:
-            current = workflow.get_task_from_id(task.id)
-            if current is None or current.state != TaskState.WAITING or current.internal_data.get("event_fired"):
-                fired.append(task.task_spec.bpmn_id or task.task_spec.name)
-        return fired
+        return fired_timers(workflow, before)
 
     def save(self, loaded: Loaded) -> None:
         """Write state, human tasks, next wake-up and history; the revision check comes first."""
         session, row, workflow = loaded.session, loaded.row, loaded.workflow
         now = self._engine.clock.now()
+        # every timer that fired in this change, whatever moved the instance: the scheduler's sweep, or a
+        # completion, message or start whose engine steps reached (or refreshed) a timer already due. A workflow
+        # put in place of the loaded one (a migration revert restores a saved state) fired nothing.
+        fired = fired_timers(workflow, loaded.timers) if loaded.timers_of in (None, workflow) else []
         prune(workflow)
         # not `workflow.is_completed()`: SpiffWorkflow's walk stops 1,000 tasks deep and would call a long,
         # unpruned instance (saved before pruning existed) completed
@@ -156,6 +160,9 @@ class Executor:
         if result.rowcount != 1:
             raise Conflict(f"Process instance {row.id} was changed by someone else at the same time; "
                            f"reload and try again")
+        for element in fired:
+            self._engine.history.record(session, history.TIMER_FIRED, row.id, actor=loaded.actor,
+                                        data={"element": element})
         self._sync_human_tasks(loaded, now)
         if completed and row.status != "completed":
             self._engine.history.record(session, history.INSTANCE_COMPLETED, row.id, actor=loaded.actor)
@@ -351,6 +358,45 @@ def _event_subprocess_triggers(workflow: BpmnWorkflow) -> set[str]:
 
 def _is_timer(task) -> bool:
     return isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+
+
+@dataclass(frozen=True)
+class TimerMark:
+    """What a timer event had done when an instance was loaded: finished (fired, or cancelled), and for a cycle
+    timer the ids of the paths its cycles started."""
+
+    finished: bool
+    cycle_children: frozenset = frozenset()
+
+
+def _timer_tasks(workflow: BpmnWorkflow) -> Iterator:
+    for wf in [workflow, *workflow.subprocesses.values()]:
+        yield from (task for task in wf.tasks.values() if _is_timer(task))
+
+
+def timer_marks(workflow: BpmnWorkflow) -> dict[UUID, TimerMark]:
+    """The timer events of an instance and its subprocesses, to compare with later (`fired_timers`)."""
+    return {task.id: TimerMark(task.has_state(TaskState.FINISHED_MASK),
+                               frozenset(child.id for child in task.children)
+                               if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition)
+                               else frozenset())
+            for task in _timer_tasks(workflow)}
+
+
+def fired_timers(workflow: BpmnWorkflow, before: dict[UUID, TimerMark]) -> list[str]:
+    """Element ids of the timers that fired since `before`, once per firing: a timer event that completed (a
+    cancelled one did not fire), and a cycle timer once per path a cycle started."""
+    fired = []
+    for task in _timer_tasks(workflow):
+        mark = before.get(task.id)
+        element = task.task_spec.bpmn_id or task.task_spec.name
+        if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition):
+            outputs = max(1, len(task.task_spec.outputs))
+            started = [c for c in task.children if mark is None or c.id not in mark.cycle_children]
+            fired.extend([element] * (len(started) // outputs))
+        elif task.state == TaskState.COMPLETED and (mark is None or not mark.finished):
+            fired.append(element)
+    return fired
 
 
 def _as_list(value: Any) -> list[str]:

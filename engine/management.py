@@ -91,10 +91,7 @@ class ManagementService:
                 try:
                     loaded = executor.load(session, row, actor="scheduler")
                     fired = executor.fire_due_timers(loaded)
-                    for element in fired:
-                        engine.history.record(session, history.TIMER_FIRED, row.id, actor="scheduler",
-                                              data={"element": element})
-                    executor.save(loaded)
+                    executor.save(loaded)  # writes a `timer_fired` event per timer that fired
                     savepoint.commit()
                     result.instances += 1
                     result.timers_fired += len(fired)
