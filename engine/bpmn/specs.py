@@ -8,6 +8,7 @@ the classes at the end of this module do the same work without writing to the sp
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
 from SpiffWorkflow.bpmn.serializer.default.task_spec import SubWorkflowConverter
@@ -155,7 +156,9 @@ class _SpecPreservingMultiInstance:
         if my_task.state != TaskState.WAITING:
             BpmnSpecMixin._update_hook(self, my_task)
             my_task._set_state(TaskState.WAITING)
-        return self._spiff_class._update_hook(self._view(my_task, evaluate=True), my_task)
+        view = self._view(my_task, evaluate=True)
+        _check_collection(view, my_task)
+        return self._spiff_class._update_hook(view, my_task)
 
     def merge_child(self, workflow, child):
         return self._spiff_class.merge_child(self._view(child.parent), workflow, child)
@@ -178,6 +181,23 @@ class _SpecPreservingMultiInstance:
         else:
             child.internal_data["item"] = item
         child.task_spec._update(child)
+
+
+def _check_collection(view, my_task) -> None:
+    """A multi-instance task over a collection needs that collection when it starts: a missing variable (or
+    a value that is not a collection) is a data error naming the element and the variable, never a failure
+    deep inside SpiffWorkflow."""
+    reference = view.data_input
+    if reference is None:
+        return
+    value = reference.get(my_task)
+    label = f"Multi-instance task '{view.bpmn_name}'" if view.bpmn_name else "Multi-instance task"
+    if value is None:
+        raise WorkflowDataException(f"{label}: its collection variable '{reference.bpmn_id}' is not set; give "
+                                    f"the process a list in '{reference.bpmn_id}' before this step", my_task)
+    if not isinstance(value, Iterable):
+        raise WorkflowDataException(f"{label}: its collection variable '{reference.bpmn_id}' must be a list, "
+                                    f"not {type(value).__name__}", my_task)
 
 
 class KuratorParallelMultiInstanceTask(_SpecPreservingMultiInstance, ParallelMultiInstanceTask):
