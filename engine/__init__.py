@@ -13,6 +13,7 @@ No Flask here: the web app and the CLI are clients of this package.
 from __future__ import annotations
 
 from .audit import AuditService
+from .bpmn.script_engine import FunctionProvider
 from .calendar_service import CalendarService
 from .clock import Clock, FrozenClock, SystemClock
 from .db import Database
@@ -60,6 +61,17 @@ class ProcessEngine:
         self.migration = MigrationService(self)
         self.drafts = DraftService(self)
         self._role_titles: dict[str, str] | None = None
+        self.function_providers: list[FunctionProvider] = []
+
+    def add_functions(self, provider: FunctionProvider) -> None:
+        """Offer more functions to diagram expressions and scripts (a domain's own, e.g. its meeting dates).
+
+        `provider(variables, tz, now)` is called at each evaluation with the instance's variables, its time zone
+        name and the clock to use for "now"; it returns {name: callable}. The functions must be pure lookups:
+        they run inside the engine's transaction-less evaluation and must not change any record.
+        """
+        if provider not in self.function_providers:
+            self.function_providers.append(provider)
 
     def init_db(self) -> None:
         """Create or upgrade the schema and seed the reference data (roles)."""

@@ -18,8 +18,9 @@ class AuditService:
         self._engine = engine
 
     def record(self, actor: str | None, action: str, object_type: str | None = None, object_id: Any = None,
-               ip: str | None = None, details: dict[str, Any] | None = None) -> None:
-        with self._engine.db.session() as session:
+               ip: str | None = None, details: dict[str, Any] | None = None, session=None) -> None:
+        """Write an audit event (in the caller's transaction when `session` is given)."""
+        with self._engine.db.session(join=session) as session:
             session.add(AuditEvent(at=self._engine.clock.now(), actor=actor, action=action, object_type=object_type,
                                    object_id=str(object_id) if object_id is not None else None, ip=ip,
                                    details=details))

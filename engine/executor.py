@@ -72,7 +72,8 @@ class Executor:
 
     def script_engine(self, tz: str) -> KuratorScriptEngine:
         functions = {**self._engine.calendar.functions(tz), **self._engine.identity.functions()}
-        return KuratorScriptEngine(functions, tz=tz)
+        return KuratorScriptEngine(functions, tz=tz, providers=self._engine.function_providers,
+                                   now=self._engine.clock.now)
 
     @contextmanager
     def clock_in_force(self) -> Iterator[None]:

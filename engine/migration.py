@@ -408,7 +408,9 @@ class MigrationService:
                 functions = {**DeadlineFunctions(self._engine.calendar.calendar, lambda at=created: at,
                                                  loaded.row.timezone).namespace(),
                              **self._engine.identity.functions()}
-                workflow.script_engine = KuratorScriptEngine(functions, tz=loaded.row.timezone)
+                workflow.script_engine = KuratorScriptEngine(functions, tz=loaded.row.timezone,
+                                                             providers=self._engine.function_providers,
+                                                             now=lambda at=created: at)
                 values = executor.human_task_values(loaded, task, roles)
                 values.pop("agency_missing")
                 if task_row.assignee:

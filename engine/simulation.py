@@ -497,6 +497,8 @@ class Simulator:
         db = Database(url, engine=make_engine(url))
         db.upgrade()
         self.sim = ProcessEngine(db, self.clock)
+        for provider in self.real.function_providers:  # a domain's functions read the real reference data
+            self.sim.add_functions(provider)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -194,28 +194,37 @@ class TaskService:
                                           "previous_assignee": previous[2]})
         return task_to_dict(row, agency.name)
 
-    def complete(self, task_id: str, username: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Complete a task with its form data and advance the instance; all or nothing."""
+    def complete(self, task_id: str, username: str, data: dict[str, Any] | None = None, session=None,
+                 authorised: bool = False) -> dict[str, Any]:
+        """Complete a task with its form data and advance the instance; all or nothing.
+
+        With `session`, the completion is part of the caller's transaction. With `authorised`, the caller has
+        already decided that the user may record this task's outcome though it is not offered to them (a
+        secretary recording a collegial body's decision); the user is still the actor in the history.
+        """
         data = check_variables(data, "data")
         user = self._engine.identity.get_user(username)
-        with self._engine.db.session() as session:
-            row, definition_id = self._open_row_and_definition(session, task_id)
-            self._check_may_complete(row, user)
-            instance_id, form_key = row.instance_id, row.form_key
+        with self._engine.db.session(join=session) as work:
+            row, definition_id = self._open_row_and_definition(work, task_id)
+            if not authorised:
+                self._check_may_complete(row, user)
+            instance_id, form_key, assignee = row.instance_id, row.form_key, row.assignee
         if form_key:
             schema = self._engine.repository.form(form_key, definition_id)
             if schema is not None:
                 data = validate_submission(schema, data)
         executor = self._engine.executor
-        with executor.operation(instance_id, user.username, what="complete task") as loaded:
+        may_take = or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username)
+        if authorised:
+            may_take = HumanTask.assignee.is_(None) if assignee is None else HumanTask.assignee == assignee
+        with executor.operation(instance_id, user.username, what="complete task", session=session) as loaded:
             task = loaded.workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict("The task is no longer waiting for completion; reload the inbox")
             now = self._engine.clock.now()
             completed = loaded.session.execute(  # the row as completed, so that no read is needed after
                 update(HumanTask)
-                .where(HumanTask.id == task_id, HumanTask.status == "open",
-                       or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username))
+                .where(HumanTask.id == task_id, HumanTask.status == "open", may_take)
                 .values(status="completed", completed_at=now, completed_by=user.username, data=data,
                         assignee=user.username)
                 .returning(HumanTask)

@@ -54,7 +54,8 @@ class Context:
         resolution = Resolution(case_id=self.case.id, kind=kind, decision=decision,
                                 number=str(self.data.get(number_field) or "") or None,
                                 adopted_on=self.date(date_field, self.today), data=dict(self.data),
-                                meeting_id=_meeting_id(self.data), created_by=self.actor, created_at=self.service.engine.clock.now(), **extra)
+                                meeting_id=_meeting_id(self.data), created_by=self.actor,
+                                created_at=self.service.engine.clock.now(), **extra)
         self.session.add(resolution)
         self.session.flush()
         return resolution
@@ -118,7 +119,7 @@ def on_proposals(ctx: Context) -> None:
                         created_at=ctx.service.engine.clock.now())
     ctx.session.add(proposal)
     ctx.session.flush()
-    ctx.document("proposals", source_ref=f"proposal-{proposal.id}")
+    ctx.document("proposals", source_ref=f"proposal-{proposal.id}", agency_id=agency_id)
 
 
 def on_programme_draft(ctx: Context) -> None:

@@ -17,6 +17,7 @@ from engine.models import Agency, HumanTask, ProcessInstance
 
 from . import handlers
 from . import jobs as periodic
+from .meetings.service import MeetingService
 from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
 from .task_context import TaskContext, task_context
@@ -73,6 +74,7 @@ class SopService:
 
     def __init__(self, engine: ProcessEngine, jobs: bool = True):
         self.engine = engine
+        self.meetings = MeetingService(self)
         engine.history.subscribe(history.TASK_COMPLETED, self._on_task_completed)
         engine.history.subscribe(history.TASK_OVERDUE, self._on_task_overdue)
         if jobs:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,20 +92,24 @@ def check_script(script: str) -> None:
     check(script, "exec")
 
 
+# provider(variables, tz name, now) -> {name: function}: functions bound to the instance being evaluated
+FunctionProvider = Callable[[Mapping[str, Any], str, Callable[[], Any]], Mapping[str, Callable[..., Any]]]
+
+
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """SpiffWorkflow's evaluation environment, backed by the sandbox (some Spiff code calls it directly)."""
 
-    def __init__(self, sandbox: Sandbox, functions: Mapping[str, Callable[..., Any]]):
+    def __init__(self, sandbox: Sandbox, functions: Callable[[Mapping[str, Any]], Mapping[str, Callable[..., Any]]]):
         super().__init__({})
         self.sandbox = sandbox
         self.functions = functions
 
     def evaluate(self, expression, context, external_context=None):
         variables = {**context, **(external_context or {})}
-        return self.sandbox.evaluate(to_python(expression), variables, self.functions)
+        return self.sandbox.evaluate(to_python(expression), variables, self.functions(variables))
 
     def execute(self, script, context, external_context=None):
-        self.sandbox.execute(script, context, {**self.functions, **(external_context or {})})
+        self.sandbox.execute(script, context, {**self.functions(context), **(external_context or {})})
         return True
 
     def call_service(self, context, **kwargs):
@@ -116,11 +120,24 @@ class KuratorScriptEngine(PythonScriptEngine):
     """SpiffWorkflow script engine that evaluates everything in the sandbox with the domain functions."""
 
     def __init__(self, functions: Mapping[str, Callable[..., Any]], tz: str = "Europe/Moscow",
-                 sandbox: Sandbox | None = None):
+                 sandbox: Sandbox | None = None, providers: Sequence[FunctionProvider] = (),
+                 now: Callable[[], Any] | None = None):
         self.functions = dict(functions)
         self.tz = ZoneInfo(tz)
+        self.tz_name = tz
         self.sandbox = sandbox or Sandbox()
-        super().__init__(environment=SandboxEnvironment(self.sandbox, self.functions))
+        self.providers = tuple(providers)
+        self.now = now
+        super().__init__(environment=SandboxEnvironment(self.sandbox, self.functions_for))
+
+    def functions_for(self, variables: Mapping[str, Any]) -> Mapping[str, Callable[..., Any]]:
+        """The functions an evaluation may call: the engine's, and the providers' bound to these variables."""
+        if not self.providers:
+            return self.functions
+        functions = dict(self.functions)
+        for provider in self.providers:
+            functions.update(provider(variables, self.tz_name, self.now))
+        return functions
 
     def evaluate(self, task, expression, external_context=None):
         if expression is None or not str(expression).strip():
@@ -131,7 +148,7 @@ class KuratorScriptEngine(PythonScriptEngine):
         if external_context:
             variables.update(external_context)
         try:
-            result = self.sandbox.evaluate(to_python(expression), variables, self.functions)
+            result = self.sandbox.evaluate(to_python(expression), variables, self.functions_for(variables))
         except SandboxError as exc:
             raise WorkflowTaskException(f"Error evaluating expression '{expression}': {exc}",
                                         task=task, exception=exc) from exc
@@ -140,7 +157,7 @@ class KuratorScriptEngine(PythonScriptEngine):
         return result
 
     def execute(self, task, script, external_context=None):
-        functions = dict(self.functions)
+        functions = dict(self.functions_for(task.data))
         if external_context:
             functions.update(external_context)
         try:
@@ -154,7 +171,7 @@ class KuratorScriptEngine(PythonScriptEngine):
         """Evaluate a Camunda attribute expression (assignee, due date…) against instance variables."""
         if is_iso_literal(expression):
             return self._literal(expression)
-        return self.sandbox.evaluate(to_python(expression), dict(variables), self.functions)
+        return self.sandbox.evaluate(to_python(expression), dict(variables), self.functions_for(variables))
 
     def _literal(self, text: str) -> str:
         value = text.strip()

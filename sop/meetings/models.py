@@ -122,3 +122,15 @@ class MeetingItem(Base):
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     meeting: Mapped[Meeting] = relationship(back_populates="items")
+
+
+class Notice(Base):
+    """A notice to an agency: its case's question is on a meeting's agenda («ваш вопрос на заседании …»)."""
+
+    __tablename__ = "sop_notice"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"))
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("sop_meeting.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

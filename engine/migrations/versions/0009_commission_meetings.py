@@ -91,6 +91,16 @@ def upgrade() -> None:
         sa.Column('decided_by', sa.String(100), nullable=True),
         sa.Column('decided_at', engine.db.UTCDateTime(timezone=True), nullable=True),
     )
+    op.create_table(
+        'sop_notice',
+        sa.Column('id', sa.Integer(), primary_key=True),
+        sa.Column('agency_id', sa.Integer(), sa.ForeignKey('agency.id'), nullable=False, index=True),
+        sa.Column('case_id', sa.Integer(), sa.ForeignKey('sop_case.id', ondelete='CASCADE'), nullable=True),
+        sa.Column('meeting_id', sa.Integer(), sa.ForeignKey('sop_meeting.id', ondelete='CASCADE'), nullable=False,
+                  index=True),
+        sa.Column('text', sa.Text(), nullable=False),
+        sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    )
     with op.batch_alter_table('sop_resolution', schema=None) as batch_op:
         batch_op.add_column(sa.Column('meeting_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key('fk_sop_resolution_meeting', 'sop_meeting', ['meeting_id'], ['id'])
@@ -102,6 +112,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sop_resolution_meeting_id')
         batch_op.drop_constraint('fk_sop_resolution_meeting', type_='foreignkey')
         batch_op.drop_column('meeting_id')
+    op.drop_table('sop_notice')
     op.drop_table('sop_meeting_item')
     op.drop_table('sop_meeting')
     op.drop_table('sop_commission_member')

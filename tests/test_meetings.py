@@ -1,0 +1,200 @@
+"""The commission's meetings: schedule and `next_meeting`, the agenda that builds itself, quorum and votes,
+decisions completing the cases' tasks, resolution numbers and the minutes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from engine import Conflict, InvalidInput
+from engine.errors import PermissionDenied
+from engine.models import HumanTask, Municipality
+from sop.meetings.models import Meeting, MeetingItem, Notice
+from sop.models import Case, Document, Resolution
+
+from .test_sop_diagrams import CHECK, at
+from .test_sop_service import SIGNAL, pdf_text
+from .test_sop_service import world as sop_world  # noqa: F401 - the fixture this module's world extends
+
+
+@pytest.fixture
+def world(sop_world):  # noqa: F811
+    return sop_world
+
+
+MEMBERS = [("Кузнецов Андрей Петрович", "chair", "chair"), ("Смирнова Ольга Викторовна", "secretary", "secretary"),
+           ("Орлов Дмитрий Сергеевич", "member", "police"), ("Попова Наталья Ивановна", "member", "guardian"),
+           ("Лебедева Ирина Владимировна", "member", "school"), ("Соколов Игорь Михайлович", "member", None)]
+
+
+def municipality_id(engine) -> int:
+    with engine.db.session() as session:
+        return session.scalar(select(Municipality.id).where(Municipality.name == "Йошкар-Ола"))
+
+
+def set_up_commission(engine, service, weekday=1, weeks=(1, 3)) -> list[int]:
+    """The 1st and 3rd Tuesday: in November 2025 the 1st Tuesday is 4 November, a holiday."""
+    mid = municipality_id(engine)
+    service.meetings.set_up(mid, "Комиссия по делам несовершеннолетних и защите их прав городского округа "
+                                 "«Город Йошкар-Ола»", "г. Йошкар-Ола, Ленинский пр., 27, каб. 301",
+                            weekday, list(weeks), "10:00", by="admin")
+    return [service.meetings.add_member(mid, name, position, username=user) for name, position, user in MEMBERS]
+
+
+def new_case(engine, service, last_name: str) -> dict:
+    """A signal whose check the secretary confirms: the case waits for the commission's recognition."""
+    signal = {**SIGNAL, "children": [{**SIGNAL["children"][0], "last_name": last_name}],
+              "parents": [{**SIGNAL["parents"][0], "last_name": last_name + "а"}],
+              "address": f"г. Йошкар-Ола, ул. {last_name}а, д. 1"}
+    result = service.register_intake("secretary", signal)
+    check = next(t for t in engine.tasks.query(instance_id=result.instance_ids[0]) if t["element_id"] == "sop_check")
+    engine.tasks.complete(check["id"], "secretary", CHECK)
+    recognition = next(t for t in engine.tasks.query(instance_id=result.instance_ids[0])
+                       if t["element_id"] == "sop_recognition")
+    return {"case_id": result.case_id, "instance_id": result.instance_ids[0], "task": recognition}
+
+
+def test_the_schedule_moves_a_meeting_off_a_holiday_and_next_meeting_follows_it(world):
+    engine, service = world
+    set_up_commission(engine, service)
+    mid = municipality_id(engine)
+    meetings = service.meetings
+    assert meetings.next_meeting_date(mid, date(2025, 10, 30)) == date(2025, 11, 5)  # Tue 4.11 is a holiday
+    assert meetings.next_meeting_date(mid, date(2025, 11, 5)) == date(2025, 11, 18)  # strictly after the start
+    assert meetings.next_meeting_date(mid, date(2025, 12, 17)) == date(2026, 1, 12)  # 6.01 is in the New Year days
+    # an extraordinary meeting on record comes first
+    at(engine, "2025-11-06 09:00:00")
+    meetings.create(mid, "2025-11-10", by="secretary")
+    assert meetings.next_meeting_date(mid, date(2025, 11, 6)) == date(2025, 11, 10)
+
+
+def test_the_recognition_is_due_at_the_next_meeting_or_in_15_days_without_a_schedule(world):
+    engine, service = world
+    first = new_case(engine, service, "Петров")  # 30.10.2025, no commission yet: the fallback
+    assert first["task"]["due"].startswith("2025-11-14")  # 15 calendar days
+    set_up_commission(engine, service)
+    second = new_case(engine, service, "Сидоров")
+    assert second["task"]["due"] == "2025-11-05T20:59:59+00:00"  # end of 5.11 in Moscow: the moved meeting
+
+
+def test_the_agenda_holds_exactly_the_due_decisions_and_is_decided_with_quorum(world):
+    engine, service = world
+    member_ids = set_up_commission(engine, service)
+    cases = [new_case(engine, service, name) for name in ("Петров", "Сидоров", "Кравцов")]
+    mid = municipality_id(engine)
+    meetings = service.meetings
+    with pytest.raises(PermissionDenied):
+        meetings.upcoming(mid, "chair")  # only the secretary prepares meetings
+    meeting_id = meetings.upcoming(mid, "secretary")
+    meetings.refresh_agenda(meeting_id, "secretary")
+    agenda = meetings.get(meeting_id, "chair")
+    assert agenda["held_on"] == date(2025, 11, 5) and agenda["status"] == "planned"
+    assert [i["case_id"] for i in agenda["items"]] == [c["case_id"] for c in cases]
+    assert {i["form_key"] for i in agenda["items"]} == {"sop_recognition"}
+    free = meetings.add_item(meeting_id, "Об административных материалах в отношении родителей", "Секретарь",
+                             "secretary")
+    meetings.move_item(free, -1, "secretary")
+    assert [i["kind"] for i in meetings.get(meeting_id, "chair")["items"]] == ["decision", "decision", "free",
+                                                                              "decision"]
+    assert meetings.notify(meeting_id, "secretary") >= 3
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Notice)) >= 3
+
+    # attendance on the day; two of six present is no quorum: a decision is refused and nothing is saved
+    with pytest.raises(Conflict):
+        meetings.set_attendance(meeting_id, member_ids, [], "secretary")  # 30.10: the meeting is on 5.11
+    at(engine, "2025-11-05 10:00:00")
+    quorum = meetings.set_attendance(meeting_id, member_ids[:2], [{"name": "Иванова А. С.", "position": "мать"}],
+                                     "secretary")
+    assert not quorum.reached
+    item_ids = [i["id"] for i in meetings.get(meeting_id, "chair")["items"]]
+    decision = {"decision": "recognize", "curator": "curator1", "working_group": ["police", "education"],
+                "ipr_term_months": 6, "consent_obtained": True, "recognition_notes": "Систематические пропуски"}
+    with pytest.raises(InvalidInput, match="quorum"):
+        meetings.decide(item_ids[0], "secretary", decision, votes_for=2)
+    with engine.db.session() as session:
+        assert session.get(HumanTask, cases[0]["task"]["id"]).status == "open"
+        assert session.scalar(select(func.count()).select_from(Resolution)) == 0
+
+    quorum = meetings.set_attendance(meeting_id, member_ids[:4], [{"name": "Иванова А. С.", "position": "мать"}],
+                                     "secretary")
+    assert quorum.reached
+    with pytest.raises(InvalidInput, match="majority"):
+        meetings.decide(item_ids[0], "secretary", decision, votes_for=2, votes_against=2)
+    with pytest.raises(InvalidInput):  # the form's own rules still hold: no curator for a recognition
+        meetings.decide(item_ids[0], "secretary", {**decision, "curator": "nobody"}, votes_for=4)
+    with engine.db.session() as session:
+        assert session.get(HumanTask, cases[0]["task"]["id"]).status == "open"
+
+    result = meetings.decide(item_ids[0], "secretary", decision, votes_for=3, votes_abstained=1,
+                             family_appeared=True)
+    assert result["resolution_number"] == "1/1"
+    meetings.postpone(item_ids[1], "Семья не уведомлена о заседании", "secretary")
+    meetings.decide(item_ids[2], "secretary", decision_text="Направить материалы в ОМВД", votes_for=4)
+    with pytest.raises(Conflict, match="4"):
+        meetings.close(meeting_id, "secretary")  # question 4 is still open
+    meetings.decide(item_ids[3], "secretary", {**decision, "decision": "reject"}, votes_for=4)
+    minutes_id = meetings.close(meeting_id, "secretary")
+
+    with engine.db.session() as session:
+        first = session.get(Case, cases[0]["case_id"])
+        assert first.status == "recognized" and first.recognized_on == date(2025, 11, 5)
+        resolution = session.scalar(select(Resolution).where(Resolution.case_id == first.id))
+        assert resolution.number == "1/1" and resolution.meeting_id == meeting_id
+        assert resolution.data["votes_for"] == 3 and resolution.data["votes_abstained"] == 1
+        assert resolution.data["chair_name"] == "Кузнецов Андрей Петрович"
+        assert session.get(HumanTask, cases[0]["task"]["id"]).status == "completed"
+        assert session.get(HumanTask, cases[1]["task"]["id"]).status == "open"  # postponed: still waiting
+        assert session.get(Meeting, meeting_id).number == 1
+        minutes = session.get(Document, minutes_id)
+        text = pdf_text(minutes.content)
+    for expected in ("ПРОТОКОЛ № 1", "05 ноября 2025 г.", "Кузнецов Андрей Петрович", "Смирнова Ольга Викторовна",
+                     "Иванова А. С.", "СЛУШАЛИ", "РЕШИЛИ", "ГОЛОСОВАЛИ", "«за» — 3", "«воздержались» — 1",
+                     "Семья не уведомлена о заседании", "Направить материалы в ОМВД", "Постановление № 1/1",
+                     "Сидоров", "явилась"):
+        assert expected in text, expected
+
+    # the postponed question is on the next meeting's agenda, with where it came from
+    next_id = meetings.upcoming(mid, "secretary")
+    meetings.refresh_agenda(next_id, "secretary")
+    following = meetings.get(next_id, "chair")
+    assert following["held_on"] == date(2025, 11, 18)
+    assert [i["case_id"] for i in following["items"]] == [cases[1]["case_id"]]
+    assert following["items"][0]["postponed_from"]["reason"] == "Семья не уведомлена о заседании"
+
+
+def test_only_the_municipality_sees_its_meetings(world):
+    engine, service = world
+    set_up_commission(engine, service)
+    engine.identity.add_agency("КДН Волжска", "Волжск", kind="commission")
+    engine.identity.add_user("volzhsk", ["commission_secretary"], agency="КДН Волжска")
+    meeting_id = service.meetings.upcoming(municipality_id(engine), "secretary")
+    from engine import NotFound
+
+    with pytest.raises(NotFound):
+        service.meetings.get(meeting_id, "volzhsk")
+    with pytest.raises(NotFound):
+        service.meetings.get(meeting_id, "curator1")  # an agency specialist who is not a member
+    assert service.meetings.get(meeting_id, "chair")["id"] == meeting_id
+    assert service.meetings.get(meeting_id, "school")["id"] == meeting_id  # a member of the commission
+
+
+def test_resolution_numbers_follow_one_sequence_per_commission_and_year(world):
+    engine, service = world
+    member_ids = set_up_commission(engine, service)
+    mid = municipality_id(engine)
+    meetings = service.meetings
+    numbers = []
+    for day in ("2025-11-05", "2025-11-18"):
+        meeting_id = meetings.upcoming(mid, "secretary")
+        at(engine, f"{day} 10:00:00")
+        meetings.set_attendance(meeting_id, member_ids, [], "secretary")
+        item = meetings.add_item(meeting_id, "О профилактике безнадзорности", None, "secretary")
+        numbers.append(meetings.decide(item, "secretary", decision_text="Информацию принять к сведению",
+                                       votes_for=6)["resolution_number"])
+        meetings.close(meeting_id, "secretary")
+    assert numbers == ["1/1", "2/1"]
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(MeetingItem)) == 2
