@@ -5,6 +5,8 @@
   in which their agency holds or held a task (the scope follows the work), and the cases where they held one.
 - A manager sees what their agency sees (and, at the commission, the municipality).
 - The regional secretary, methodologists and administrators see no case files.
+- Statistics (reports): the commission sees its municipality's; the regional secretary sees every municipality of
+  the region (those with a commission) and their sum; nobody else sees any.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
 from engine import task_query
-from engine.models import Agency, HumanTask, User
+from engine.models import Agency, HumanTask, Municipality, User
 from sop.models import Case, CaseAgency, InstanceScope
 
 MUNICIPALITY_ROLES = {"commission_secretary", "commission"}
@@ -111,3 +113,20 @@ def inbox_query(user: CurrentUser, mine_only: bool = False, scope: str | None = 
 
 def can_view_case(session, user: CurrentUser, case_id: int) -> bool:
     return session.scalar(visible_cases(user).where(Case.id == case_id)) is not None
+
+
+REPORT_ROLES = MUNICIPALITY_ROLES | {"regional_secretary"}
+
+
+def report_municipalities(session, user: CurrentUser) -> list[tuple[int, str]]:
+    """The municipalities whose statistics the user may read, by name: for the regional secretary every municipality
+    with a commission; for the commission (secretary, chair, members: `REPORT_ROLES`) its own; for anyone else
+    none."""
+    if user.has("regional_secretary"):
+        with_commission = select(Agency.municipality_id).where(Agency.kind == "commission")
+        return [(m_id, name) for m_id, name in session.execute(
+            select(Municipality.id, Municipality.name).where(Municipality.id.in_(with_commission))
+            .order_by(Municipality.name)).all()]
+    if user.has(*MUNICIPALITY_ROLES) and user.municipality_id is not None:
+        return [(user.municipality_id, user.municipality)]
+    return []

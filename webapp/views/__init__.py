@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from ..access import REPORT_ROLES
+
 # (endpoint, label, roles that see the link; None = every signed-in user)
 NAVIGATION = [
     ("inbox.index", "Мои задачи", None),
@@ -15,6 +17,7 @@ NAVIGATION = [
                                     "guardianship", "social_protection", "education", "health", "manager",
                                     "agency_specialist", "curator"}),
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
+    ("reports.index", "Статистика", REPORT_ROLES),
     ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]
@@ -35,12 +38,13 @@ def register(app: Flask) -> None:
         modeler,
         modeler_forms,
         registers,
+        reports,
         simulation,
         tasks,
     )
 
-    for module in (inbox, tasks, intake, cases, registers, manager, modeler, modeler_forms, diagram_diff, simulation,
-                   migration, admin):
+    for module in (inbox, tasks, intake, cases, registers, manager, reports, modeler, modeler_forms, diagram_diff,
+                   simulation, migration, admin):
         app.register_blueprint(module.bp)
 
     @app.context_processor

@@ -1,0 +1,155 @@
+"""«Статистика»: who sees which municipality's figures, bad parameters, the XLSX and PDF exports and the audit.
+
+The figures are those of the reference cohort of `test_reports` (worked out in its docstring): Йошкар-Ола has 3
+families and 4 children in СОП at 31.12.2025 (АППГ 3 and 3), Волжск 1 family and 1 child (АППГ 0)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from sqlalchemy import select
+
+import sop
+from engine.models import AuditEvent
+from webapp import create_app
+
+from .test_reports import cohort_of_the_year
+from .test_web_auth import HASH, login
+
+YEAR = {"on": "2025-12-31", "from": "2025-01-01", "to": "2025-12-31"}
+FAMILIES_AT = "Семей в СОП на дату"
+
+
+@pytest.fixture
+def web(engine):
+    sop.install(engine)
+    cohort = cohort_of_the_year(engine)
+    engine.identity.add_agency("КДНиЗП Республики", "Республика", kind="regional_commission")
+    for username, roles, agency, full_name in (
+            ("secretary", ["commission_secretary"], "КДН Йошкар-Олы", "Смирнова Ольга"),
+            ("chair", ["commission"], "КДН Йошкар-Олы", "Кузнецов Андрей"),
+            ("manager", ["manager"], "КДН Йошкар-Олы", "Федоров Павел"),
+            ("vsecretary", ["commission_secretary"], "КДН Волжска", "Секретарь Волжска"),
+            ("school", ["education", "agency_specialist"], "Школа № 1", "Лебедева Ирина"),
+            ("regional", ["regional_secretary"], "КДНиЗП Республики", "Михайлова Светлана"),
+            # the curator of K1 and K4, named like a formula: it must stay text in the XLSX
+            ("cur1", ["curator"], "Школа № 1", "=HYPERLINK(\"http://x\",\"y\")")):
+        engine.identity.add_user(username, roles, agency=agency, password_hash=HASH, full_name=full_name)
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
+    app.cohort = cohort
+    return app
+
+
+def client_of(app, username):
+    client = app.test_client()
+    assert login(client, username).status_code == 302
+    return client
+
+
+def main_rows(page: str) -> str:
+    return page.split("Основные показатели", 1)[1]
+
+
+def row_text(label: str, *values) -> str:
+    return f"<td>{label}</td>" + "".join(f'<td class="num">{v}</td>' for v in values)
+
+
+@pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("vsecretary", 200),
+                                             ("regional", 200), ("school", 403), ("manager", 403), ("cur1", 403)])
+def test_who_may_open_the_statistics(web, username, status):
+    client = client_of(web, username)
+    for path in ("/reports", "/reports/statistics.xlsx", "/reports/statistics.pdf"):
+        assert client.get(path, query_string=YEAR).status_code == status, path
+    menu = client.get("/inbox").get_data(as_text=True)
+    assert ('href="/reports"' in menu) == (status == 200)
+
+
+def test_a_municipal_user_sees_only_its_municipality(web):
+    municipalities = web.cohort.municipalities
+    secretary = client_of(web, "secretary")
+    page = secretary.get("/reports", query_string=YEAR).get_data(as_text=True)
+    assert row_text(FAMILIES_AT, 3, 3, "0,0") in page
+    assert row_text("Детей в семьях в СОП на дату", 4, 3, "+33,3") in page
+    assert "Волжск" not in page and "По муниципальным образованиям" not in page
+    own = secretary.get("/reports", query_string={**YEAR, "municipality": municipalities["Йошкар-Ола"]})
+    assert own.status_code == 200
+    for path in ("/reports", "/reports/statistics.xlsx", "/reports/statistics.pdf"):
+        other = secretary.get(path, query_string={**YEAR, "municipality": municipalities["Волжск"]})
+        assert other.status_code == 404, path
+        assert "Волжск" not in other.get_data(as_text=True)
+    assert secretary.get("/reports", query_string={**YEAR, "municipality": "x1"}).status_code == 404
+    assert secretary.get("/reports", query_string={**YEAR, "municipality": "99999999999"}).status_code == 404
+    volzhsk = client_of(web, "vsecretary").get("/reports", query_string=YEAR).get_data(as_text=True)
+    assert row_text(FAMILIES_AT, 1, 0, "—") in volzhsk and "Йошкар-Ола" not in volzhsk
+
+
+def test_the_regional_secretary_sees_the_region_and_each_municipality(web):
+    municipalities = web.cohort.municipalities
+    regional = client_of(web, "regional")
+    page = regional.get("/reports", query_string=YEAR).get_data(as_text=True)
+    assert row_text(FAMILIES_AT, 4, 3, "+33,3") in page  # 3 in Йошкар-Ола + 1 in Волжск
+    table = page.split("По муниципальным образованиям", 1)[1]
+    assert row_text("Волжск", 1, 0, "—", 1, 0, "—") in table and row_text("Йошкар-Ола", 3, 3, "0,0") in table
+    assert "Республика" not in table  # the regional commission's own municipality has no commission
+    one = regional.get("/reports", query_string={**YEAR, "municipality": municipalities["Волжск"]})
+    assert row_text(FAMILIES_AT, 1, 0, "—") in one.get_data(as_text=True)
+    assert regional.get("/reports", query_string={**YEAR, "municipality": 99999}).status_code == 404
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"on": "31.12.2025"}, "Дата «по состоянию на»: «31.12.2025» — не дата; укажите ее в виде ГГГГ-ММ-ДД."),
+    ({"from": "2025-13-01"}, "Начало периода: «2025-13-01» — не дата"),
+    ({"from": "2025-12-01", "to": "2025-01-01"}, "Начало периода (01.12.2025) позже его конца (01.01.2025)."),
+    ({"to": "0001-01-01", "from": "0001-01-01"}, "Начало периода: год 1 вне допустимого диапазона"),
+])
+def test_a_malformed_parameter_is_a_clear_400(web, args, message):
+    client = client_of(web, "secretary")
+    for path in ("/reports", "/reports/statistics.xlsx", "/reports/statistics.pdf"):
+        response = client.get(path, query_string=args)
+        assert response.status_code == 400, path
+        assert message in response.get_data(as_text=True), path
+
+
+def test_the_xlsx_holds_the_figures_and_keeps_formula_like_text_as_text(web):
+    response = client_of(web, "secretary").get("/reports/statistics.xlsx", query_string=YEAR)
+    assert response.status_code == 200 and response.headers["Content-Disposition"].startswith("attachment;")
+    book = load_workbook(io.BytesIO(response.data))
+    rows = [list(r) for r in book["Основные показатели"].iter_rows(values_only=True)]
+    assert [FAMILIES_AT, 3, 3, "0,0"] in rows
+    assert ["Семей снято с учета за период", 2, 1, "+100,0"] in rows
+    ages = [list(r) for r in book["По возрасту"].iter_rows(values_only=True)]
+    assert ["16–17 лет", 1, 1, "0,0"] in ages
+    curators = book["По кураторам"]
+    cells = [c for row in curators.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert cells and all(c.data_type == "s" for c in cells)
+    # end of January 2025: F1, F2, F3 on the register; a year earlier F3 (K3, removed on 01.02.2024); K1 recognised
+    assert [list(r) for r in book["По месяцам"].iter_rows(values_only=True)][1][:4] == ["январь 2025", 3, 1, 1]
+
+
+def test_the_pdf_prints_the_figures(web):
+    response = client_of(web, "regional").get("/reports/statistics.pdf", query_string=YEAR)
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    text = " ".join(text.split())
+    assert "Регион (все муниципальные образования)" in text
+    assert f"{FAMILIES_AT} 4 3 +33,3" in text
+    assert "Волжск 1 0 — 1 0 —" in text
+
+
+def test_reading_and_exporting_are_audited(web):
+    client = client_of(web, "secretary")
+    client.get("/reports", query_string=YEAR)
+    client.get("/reports/statistics.xlsx", query_string=YEAR)
+    engine = web.extensions["kurator"]
+    with engine.db.session() as db:
+        events = [(e.actor, e.action, e.details) for e in db.scalars(
+            select(AuditEvent).where(AuditEvent.object_type == "report").order_by(AuditEvent.id))]
+    yoshkar = web.cohort.municipalities["Йошкар-Ола"]
+    assert [(actor, action) for actor, action, _ in events] == [("secretary", "report_viewed"),
+                                                                ("secretary", "report_exported")]
+    assert events[0][2] == {"municipalities": [yoshkar], "on": "2025-12-31", "from": "2025-01-01",
+                            "to": "2025-12-31"}
+    assert events[1][2]["format"] == "xlsx"
