@@ -4,7 +4,7 @@ task, deadline and document is what the product itself would have produced."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from engine import FrozenClock, ProcessEngine, task_query
 from engine.db import Base
-from engine.models import User
+from engine.models import Municipality, User
 
 from . import install
+from .meetings.schedule import meeting_days
 
 ROOT = Path(__file__).resolve().parents[1]
 MUNICIPALITY = "Йошкар-Ола"
@@ -66,6 +67,23 @@ FAMILIES = [
     ("Мельников", "Ольга Степановна", [("Ангелина", "Ивановна", "2019-06-21"), ("Матвей", "Иванович",
                                                                               "2021-10-10")],
      "ул. Дружбы, д. 69, кв. 101"),
+    ("Воронцов", "Елена Викторовна", [("Даниил", "Сергеевич", "2013-09-19")], "ул. Петрова, д. 5, кв. 17"),
+    ("Гусев", "Татьяна Олеговна", [("Вероника", "Павловна", "2011-06-02")], "ул. Красноармейская, д. 44, кв. 9"),
+]
+
+COMMISSION = ("Комиссия по делам несовершеннолетних и защите их прав городского округа «Город Йошкар-Ола»",
+              "г. Йошкар-Ола, Ленинский проспект, д. 27, зал заседаний")
+SCHEDULE = (2, [2, 4], "10:00")  # the 2nd and 4th Wednesday of the month at 10:00
+# full name, position, agency key, username
+MEMBERS = [
+    ("Кузнецов Андрей Петрович", "chair", "commission", "chair"),
+    ("Григорьева Марина Львовна", "deputy_chair", "commission", None),
+    ("Смирнова Ольга Викторовна", "secretary", "commission", "secretary"),
+    ("Орлов Дмитрий Сергеевич", "member", "police", "police"),
+    ("Попова Наталья Ивановна", "member", "guardianship", "guardian"),
+    ("Морозова Татьяна Алексеевна", "member", "social", "social"),
+    ("Лебедева Ирина Владимировна", "member", "school", "school"),
+    ("Соколов Игорь Михайлович", "member", "health", "doctor"),
 ]
 
 CHECK = {"living_conditions": "Квартира требует ремонта, у ребенка нет места для занятий",
@@ -110,6 +128,7 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
     _organisation(driver)
     stories = _Stories(driver, now)
     stories.run()
+    stories.meetings()
     install(engine).engine.management.sweep()
     return (f"Demo data ready: municipality {MUNICIPALITY}, {len(USERS)} users (password '{DEMO_PASSWORD}': "
             f"{', '.join(USERS)}), {stories.count} cases.")
@@ -123,6 +142,16 @@ def _organisation(engine: ProcessEngine) -> None:
     for username, (full_name, roles, agency) in USERS.items():
         identity.add_user(username, roles, agency=ids[agency] if agency else regional, full_name=full_name,
                           password_hash=hasher.hash(DEMO_PASSWORD))
+    meetings = engine.sop.meetings
+    municipality = _municipality_id(engine)
+    meetings.set_up(municipality, *COMMISSION, *SCHEDULE, by="admin")
+    for full_name, position, agency, username in MEMBERS:
+        meetings.add_member(municipality, full_name, position, agency_id=ids[agency], username=username, by="admin")
+
+
+def _municipality_id(engine: ProcessEngine) -> int:
+    with engine.db.session() as session:
+        return session.scalar(select(Municipality.id).where(Municipality.name == MUNICIPALITY))
 
 
 class _Stories:
@@ -237,6 +266,44 @@ class _Stories:
                                                     "resolution_number": "120/11",
                                                     "closure_date": self.day(self.ago())}, self.ago())
         self.register(11, 0.1, by="police", threat=True)       # 12. threat to life: guardianship goes now
+
+    def meetings(self) -> None:
+        """The last two regular meetings held, each recognising one new family, with their minutes; the next
+        meeting planned with its agenda and the agencies notified."""
+        service = self.engine.sop.meetings
+        municipality = _municipality_id(self.engine)
+        today = self.now.astimezone(TZ).date()
+        held = [day for _, day in meeting_days(self.engine.calendar.calendar, SCHEDULE[0], SCHEDULE[1],
+                                               today - timedelta(days=70), months=4) if day < today][-2:]
+        members = [m["id"] for m in service.commission(municipality)["members"]]
+        for family, day in zip((12, 13), held, strict=True):
+            ago = (today - day).days
+            _, iid = self.register(family, ago + 9)
+            self.complete(iid, "sop_check", CHECK, ago + 6)
+            self.engine.clock.set(datetime.combine(day, time(10, 0), TZ))
+            meeting_id = service.upcoming(municipality, "secretary")
+            service.refresh_agenda(meeting_id, "secretary")
+            service.add_item(meeting_id, "О состоянии работы по профилактике безнадзорности и правонарушений "
+                                         "несовершеннолетних в летний период", "Начальник ПДН ОМВД", "secretary")
+            last, mother = FAMILIES[family][0], FAMILIES[family][1]
+            service.set_attendance(meeting_id, members[:-1], [{"name": f"{last}а {mother}", "position": "мать"}],
+                                   "secretary")
+            for item in service.get(meeting_id, "secretary")["items"]:
+                if item["kind"] == "free":
+                    service.decide(item["id"], "secretary", votes_for=7, decision_text="Информацию принять к "
+                                   "сведению; органам системы профилактики усилить контроль за занятостью детей")
+                elif item["task_id"] in {t["id"] for t in self.engine.tasks.query(instance_id=iid)}:
+                    service.decide(item["id"], "secretary", {
+                        "decision": "recognize", "curator": "curator", "working_group": ["police", "education"],
+                        "consent_obtained": True, "ipr_term_months": 6,
+                        "recognition_notes": "Мать уклоняется от воспитания, ребенок пропускает занятия"},
+                        votes_for=6, votes_abstained=1, family_appeared=True)
+                else:
+                    service.postpone(item["id"], "Материалы не подготовлены к заседанию", "secretary")
+            service.close(meeting_id, "secretary")
+        self.engine.clock.set(self.now)
+        upcoming = service.upcoming(municipality, "secretary")
+        service.notify(upcoming, "secretary")
 
     def report(self, iid: int, days_ago: float, only: str | None = None) -> None:
         """The working group's agencies report on the round, each from its own task (or only the agency of the

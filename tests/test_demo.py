@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import sop
 from engine.models import User
 from sop.demo import USERS, seed
-from sop.models import Case, Document
+from sop.meetings.models import Meeting, Notice
+from sop.models import Case, Document, Resolution
 
 from .support import ROOT
 
@@ -17,7 +18,7 @@ from .support import ROOT
 def test_demo_seeds_users_and_cases_at_every_stage(engine):
     engine.clock.set("2026-11-26T09:00:00+03:00")
     summary = seed(engine)
-    assert "12 cases" in summary
+    assert "14 cases" in summary
     with engine.db.session() as session:
         users = {u.username: u for u in session.scalars(select(User)).unique()}
         statuses = [c.status for c in session.scalars(select(Case))]
@@ -26,7 +27,7 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
                                         "doctor", "methodologist", "manager", "admin", "regional"}
     assert PasswordHasher().verify(users["school"].password_hash, "demo")
     assert users["secretary"].roles == ["commission_secretary"]
-    assert sorted(set(statuses)) == ["check", "closed", "recognized", "rejected"] and len(statuses) == 12
+    assert sorted(set(statuses)) == ["check", "closed", "recognized", "rejected"] and len(statuses) == 14
     assert documents > 20
     open_steps = {t["element_id"] for t in engine.tasks.query()}
     assert {"sop_check", "sop_recognition", "sop_registration_card", "sop_proposals", "sop_programme_draft",
@@ -34,6 +35,25 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
     assert engine.tasks.query(overdue=True), "some deadlines of the demo are already missed"
     assert sop.install(engine).escalations()
     assert "already has users" in seed(engine)
+
+
+def test_demo_runs_through_meetings(engine):
+    """A schedule, members, two past meetings with minutes and the next one planned with its agenda."""
+    engine.clock.set("2026-12-04T09:00:00+03:00")
+    seed(engine)
+    with engine.db.session() as session:
+        meetings = session.scalars(select(Meeting).order_by(Meeting.held_on)).all()
+        assert [(m.held_on.isoformat(), m.status, m.number) for m in meetings] == [
+            ("2026-11-11", "closed", 1), ("2026-11-25", "closed", 2), ("2026-12-09", "planned", None)]
+        assert all(m.minutes_document_id for m in meetings[:2])
+        resolutions = session.scalars(select(Resolution).where(Resolution.meeting_id.is_not(None))).all()
+        # the two recognitions, numbered «meeting / question»
+        assert sorted(r.number.split("/")[0] for r in resolutions) == ["1", "2"]
+        assert all(r.data["chair_name"] == "Кузнецов Андрей Петрович" for r in resolutions)
+        upcoming = meetings[2]
+        assert upcoming.agenda_notified_at is not None
+        assert {i.form_key for i in upcoming.items} >= {"sop_recognition", "sop_programme_approval"}
+        assert session.scalar(select(func.count()).select_from(Notice)) > 0
 
 
 def test_demo_refuses_in_production(monkeypatch, tmp_path):

@@ -298,7 +298,7 @@ class MeetingService:
             select(HumanTask.id, HumanTask.form_key, HumanTask.name, InstanceScope.case_id)
             .join(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
             .where(HumanTask.status == "open", HumanTask.form_key.in_(tuple(DECISIONS)),
-                   HumanTask.municipality_id == meeting.municipality_id,
+                   HumanTask.municipality_id == meeting.municipality_id, HumanTask.created_at <= until,
                    (HumanTask.due.is_(None)) | (HumanTask.due <= until))
             .order_by(HumanTask.due, HumanTask.created_at, InstanceScope.case_id, HumanTask.id)).all()
         position = max((i.position for i in meeting.items), default=0)
