@@ -204,9 +204,10 @@ def test_emergencies_and_deadlines_from_the_engine_tasks(engine):
                                  municipality_id=municipality))
         instances[key] = instance_id
 
-    def task(instance, form, completed, due=None, data=None, status="completed"):
+    def task(instance, form, completed, due=None, data=None, status="completed", agency=None):
+        name = {"em_inspection": "Выезд и обследование", "sop_check": "Проверка", "sop_proposals": "Предложения"}[form]
         return HumanTask(id=str(uuid.uuid4()), instance_id=instances[instance], process_key="p", element_id=form,
-                         name={"em_inspection": "Выезд и обследование", "sop_check": "Проверка"}[form],
+                         name=f"{name} — {agency}" if agency else name, agency_id=cohort.agencies.get(agency),
                          form_key=form, candidates="|", candidate_roles=[], due=due, status=status,
                          completed_at=completed, completed_by="x", data=data,
                          created_at=datetime(2020, 1, 1, tzinfo=MSK),
@@ -231,6 +232,9 @@ def test_emergencies_and_deadlines_from_the_engine_tasks(engine):
             task("y", "sop_check", due, due, status="cancelled"),
             task("y", "sop_check", due, None),
             task("v", "sop_check", due + timedelta(days=1), due),
+            # one task per agency, named for it: one step
+            task("y", "sop_proposals", due, due, agency="Школа № 1"),
+            task("y", "sop_proposals", due + timedelta(days=2), due, agency="ОМВД"),
         ])
     with engine.db.session() as db:
         report = build_report(db, [yoshkar], AS_OF, YEAR, MSK, "Йошкар-Ола")
@@ -243,6 +247,7 @@ def test_emergencies_and_deadlines_from_the_engine_tasks(engine):
     steps = {row[0]: row[1:] for row in report.section("deadlines").rows}
     # Проверка: 2 on time, 1 late, 66,7 %; АППГ 1 on time, 0 late, 100,0 %; on time +100 %
     assert steps["Проверка"] == [2, 1, "66,7", 1, 0, "100,0", "+100,0"]
+    assert steps["Предложения"] == [1, 1, "50,0", 0, 0, "—", "—"] and len(steps) == 2
     assert {r[0]: r[1:3] for r in region.section("deadlines").rows}["Проверка"] == [2, 2]  # + Волжск's late one
     assert report.months[11].label == "декабрь 2025"
 

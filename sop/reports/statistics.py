@@ -347,6 +347,12 @@ def load_emergencies(session: Session, municipality_ids: Sequence[int], earliest
     return events
 
 
+def step_label(name: str, agency: str | None) -> str:
+    """A step's name without the agency a per-agency task is named for ("… — МБОУ …")."""
+    suffix = f" — {agency}" if agency else None
+    return name[:-len(suffix)] if suffix and name.endswith(suffix) else name
+
+
 def deadline_rows(session: Session, municipality_ids: Sequence[int], period: Period,
                   tz: ZoneInfo) -> dict[str, dict[str, Any]]:
     """Per step (form key, else element): completed tasks with a due date completed in the period, on time or late."""
@@ -354,14 +360,20 @@ def deadline_rows(session: Session, municipality_ids: Sequence[int], period: Per
     step = func.coalesce(HumanTask.form_key, HumanTask.element_id)
     on_time = func.sum(case((HumanTask.completed_at <= HumanTask.due, 1), else_=0))
     rows = session.execute(
-        select(step.label("step"), func.min(HumanTask.name).label("name"), func.count().label("total"),
+        select(step.label("step"), HumanTask.name, Agency.name.label("agency"), func.count().label("total"),
                on_time.label("on_time"))
+        .outerjoin(Agency, Agency.id == HumanTask.agency_id)
         .where(HumanTask.status == "completed", HumanTask.due.is_not(None),
                HumanTask.municipality_id.in_(list(municipality_ids)),
                HumanTask.completed_at >= start, HumanTask.completed_at < end)
-        .group_by(step))
-    return {r.step: {"name": r.name, "on_time": int(r.on_time or 0), "late": int(r.total) - int(r.on_time or 0)}
-            for r in rows}
+        .group_by(step, HumanTask.name, Agency.name))
+    steps: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = steps.setdefault(r.step, {"name": step_label(r.name, r.agency), "on_time": 0, "late": 0})
+        entry["name"] = min(entry["name"], step_label(r.name, r.agency))
+        entry["on_time"] += int(r.on_time or 0)
+        entry["late"] += int(r.total) - int(r.on_time or 0)
+    return steps
 
 
 def agency_rows(session: Session, municipality_ids: Sequence[int], day: date) -> dict[int, int]:
