@@ -17,6 +17,7 @@ NAVIGATION = [
                                     "guardianship", "social_protection", "education", "health", "manager",
                                     "agency_specialist", "curator"}),
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
+    ("meetings.index", "Заседания", "meetings"),
     ("reports.index", "Статистика", REPORT_ROLES),
     ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
@@ -34,6 +35,7 @@ def register(app: Flask) -> None:
         inbox,
         intake,
         manager,
+        meetings,
         migration,
         modeler,
         modeler_forms,
@@ -43,8 +45,8 @@ def register(app: Flask) -> None:
         tasks,
     )
 
-    for module in (inbox, tasks, intake, cases, registers, manager, reports, modeler, modeler_forms, diagram_diff,
-                   simulation, migration, admin):
+    for module in (inbox, tasks, intake, cases, registers, manager, meetings, reports, modeler, modeler_forms,
+                   diagram_diff, simulation, migration, admin):
         app.register_blueprint(module.bp)
 
     @app.context_processor
@@ -53,5 +55,10 @@ def register(app: Flask) -> None:
         here = request.blueprint or ""
         links = [(endpoint, label, here in SECTIONS.get(endpoint.split(".")[0], {endpoint.split(".")[0]}))
                  for endpoint, label, roles in NAVIGATION
-                 if endpoint in app.view_functions and user is not None and (roles is None or user.has(*roles))]
+                 if endpoint in app.view_functions and user is not None and _shown(user, roles)]
         return {"navigation": links}
+
+    def _shown(user, roles) -> bool:
+        if roles == "meetings":  # the commission's roles and its members (a look-up of the membership)
+            return meetings.shows_link(user)
+        return roles is None or user.has(*roles)

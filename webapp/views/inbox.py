@@ -69,8 +69,16 @@ def index():
     if total > COUNT_CAP and len(rows) == PAGE_SIZE:
         pages = max(pages, page + 1)  # past the counted pages, one more link while pages are full
     return render_template("inbox.html", items=items, total=count_label(total), page=page, pages=pages,
-                           stages=stages, processes=processes, args=args, now=now,
+                           stages=stages, processes=processes, args=args, now=now, notices=meeting_notices(user),
                            role_titles=kurator().role_titles(), process_names=process_names())
+
+
+def meeting_notices(user) -> list[dict]:
+    """«Ваш вопрос на заседании …»: the notices to the user's agency of its cases on a meeting's agenda."""
+    service = getattr(kurator(), "sop", None)
+    if service is None or user.agency_id is None:
+        return []
+    return service.meetings.notices(user.agency_id)
 
 
 def count_label(total: int) -> str:
