@@ -299,11 +299,17 @@ def _date(value) -> date | str | None:
 
 
 def _resolutions(db, case: Case) -> list[dict]:
+    meetings = kurator().sop.meetings
+    minutes = None  # whether the user may open the minutes (the meetings of the case's municipality)
     result = []
     for r in db.scalars(select(Resolution).where(Resolution.case_id == case.id)
                         .order_by(Resolution.adopted_on, Resolution.id)):
         data = r.data or {}
-        result.append({"kind": RESOLUTION_KINDS.get(r.kind, r.kind), "number": r.number or "б/н",
+        meeting = meetings.meeting_of_resolution(db, r)
+        if meeting is not None and minutes is None:
+            minutes = meetings.may_view(g.user.username, case.municipality_id)
+        result.append({"meeting": meeting, "minutes": bool(minutes and meeting and meeting["minutes_document_id"]),
+                       "kind": RESOLUTION_KINDS.get(r.kind, r.kind), "number": r.number or "б/н",
                        "adopted_on": r.adopted_on, "decision": DECISIONS.get(r.decision, r.decision),
                        "votes": (r.present, r.votes_for, r.votes_against) if r.present is not None else None,
                        "grounds": labels.CLOSURE_GROUNDS_SHORT.get(r.grounds or "") if r.grounds else None,
