@@ -60,10 +60,37 @@ def fuzzed(database):
     client.post("/api/v1/intake", json={**SIGNAL, "new_family": True}, headers=school)
     open_task = client.get("/api/v1/tasks?scope=candidate", headers=secretary).get_json()[0]["id"]
     document = client.get(f"/api/v1/cases/{first['case_id']}/documents", headers=secretary).get_json()[0]
+    meeting, items = meeting_on_its_day(app, client, secretary)
+    secretary = token_headers(client, "secretary")  # the clock moved to the meeting's day
     ids = {"case_id": [first["case_id"], second["case_id"]], "task_id": [completed, claimed, open_task],
-           "document_id": [document["id"]]}
+           "document_id": [document["id"]], "meeting_id": [meeting], "item_id": items}
     yield app, secretary, ids
     clear(database)
+
+
+def meeting_on_its_day(app, client, secretary) -> tuple[int, list[int]]:
+    """The commission of Йошкар-Ола with four members, its next meeting with the agenda (the recognition of the first
+    case and a free item), the clock on the meeting's day: the fuzzing can mark attendance, decide and close."""
+    from sqlalchemy import select
+
+    from engine.models import Municipality
+
+    from .test_sop_diagrams import at
+
+    engine = app.extensions["kurator"]
+    with engine.db.session() as session:
+        municipality = session.scalar(select(Municipality.id).where(Municipality.name == "Йошкар-Ола"))
+    meetings = engine.sop.meetings
+    meetings.set_up(municipality, "КДНиЗП г. Йошкар-Олы", "Ленинский пр., 27", 1, [1, 3], "10:00", by="admin")
+    for name, position, username in (("Кузнецов А. П.", "chair", "chair"), ("Смирнова О. В.", "secretary",
+                                                                               "secretary"),
+                                     ("Орлов Д. С.", "member", None), ("Попова Н. И.", "member", None)):
+        meetings.add_member(municipality, name, position, username=username)
+    meeting = client.post("/api/v1/meetings", json={"next": True}, headers=secretary).get_json()
+    free = client.post(f"/api/v1/meetings/{meeting['id']}/items", json={"title": "О профилактике"},
+                       headers=secretary).get_json()
+    at(engine, f"{meeting['held_on']} 10:00:00")
+    return meeting["id"], [*(item["id"] for item in meeting["items"]), free["id"]]
 
 
 def test_openapi_document_is_valid():

@@ -403,7 +403,10 @@ def _item_of_meeting(meeting_id: int, item_id: int) -> None:
 
 def _item(meeting_id: int, item_id: int) -> dict[str, Any]:
     meeting = _service().get(meeting_id, g.user.username)
-    return next(item for item in meeting["items"] if item["id"] == item_id)
+    found = next((item for item in meeting["items"] if item["id"] == item_id), None)
+    if found is None:
+        raise NotFound("Вопрос повестки не найден на этом заседании")
+    return found
 
 
 class _field_names:
