@@ -232,6 +232,9 @@ def _days_of(year: int) -> list[date]:
     return [date.fromordinal(o) for o in range(first, date(year, 12, 31).toordinal() + 1)]
 
 
+MEETING_FALLBACK_DAYS = 15  # next_meeting() where no meeting schedule is known
+
+
 class DeadlineFunctions:
     """Deadline functions for BPMN expressions, bound to a calendar, a clock and a time zone."""
 
@@ -330,9 +333,16 @@ class DeadlineFunctions:
         except OverflowError:
             raise ValueError(f"hours(): n={count} is out of range") from None
 
+    def next_meeting(self, start: Start = None, municipality: object = None) -> datetime:
+        """The day of a collegial body's next meeting. The engine knows no meeting schedules: this is the
+        fallback, 15 calendar days after the start; a domain that keeps schedules (`ProcessEngine.add_functions`)
+        replaces it with the real meeting day."""
+        return self._day_based("next_meeting", self.calendar.add_calendar_days, MEETING_FALLBACK_DAYS, start)
+
     def namespace(self) -> dict[str, Callable]:
         """The functions to inject into the expression evaluator, by name."""
         return {
+            "next_meeting": self.next_meeting,
             "working_days": self.working_days,
             "calendar_days": self.calendar_days,
             "months": self.months,

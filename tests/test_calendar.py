@@ -324,7 +324,7 @@ def test_hours_count_elapsed_time_across_dst() -> None:
 
 def test_now_and_today_in_namespace() -> None:
     namespace = make_functions().namespace()
-    assert set(namespace) == {"working_days", "calendar_days", "months", "hours", "now", "today"}
+    assert set(namespace) == {"working_days", "calendar_days", "months", "hours", "now", "today", "next_meeting"}
     assert namespace["now"]() == NOW
     assert namespace["now"]().tzinfo == MSK
     assert namespace["today"]() == date(2025, 10, 30)
@@ -376,3 +376,9 @@ def test_huge_n_is_a_value_error() -> None:
 def test_unknown_time_zone() -> None:
     with pytest.raises(ValueError, match="Mars/Olympus"):
         DeadlineFunctions(ProductionCalendar(), lambda: NOW, "Mars/Olympus")
+
+
+def test_next_meeting_without_a_schedule_is_15_calendar_days() -> None:
+    """The engine knows no meeting schedules: a domain replaces the function; the fallback is 15 CD, rolled."""
+    functions = make_functions()
+    assert functions.next_meeting("2025-10-30") == functions.calendar_days(15, "2025-10-30")

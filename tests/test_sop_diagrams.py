@@ -353,7 +353,7 @@ def test_full_case_from_check_to_closure(sop):
     assert engine.management.sweep().timers_fired == 1
     review = task(engine, iid, "sop_review")
     assert review["candidate_roles"] == ["commission_secretary"]
-    assert due(review) == end_of_day("2026-07-01")  # 5 working days from 24.06.2026
+    assert due(review) == end_of_day("2026-07-09")  # the next meeting: without a schedule 15 CD from 24.06.2026
     complete(engine, iid, "sop_review", REVIEW_CONTINUE)
 
     # continue: another execution round, the next review 6 months after this one (24.12.2026)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 SECRETARY_ROLE = "commission_secretary"
 COMMISSION_ROLES = ("commission_secretary", "commission", "manager")
-FALLBACK_DAYS = 15
 # the collegial decisions a meeting takes: form key -> the agenda's wording
 DECISIONS = {
     "sop_recognition": "О признании семьи (несовершеннолетнего) находящейся в социально опасном положении",
@@ -182,7 +181,7 @@ class MeetingService:
             name = municipality if municipality is not None else default_municipality
             day = self._next_for_name(name, begin)
             if day is None:
-                return functions["calendar_days"](FALLBACK_DAYS, begin)
+                return functions["next_meeting"](begin)
             return datetime.combine(day, time(23, 59, 59), tzinfo=zone)
 
         return {"next_meeting": next_meeting}
