@@ -7,15 +7,17 @@ document. The journal (Appendix 1) and the databank (Appendix 8) are registers, 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput, NotFound
-from engine.models import Agency, HumanTask, ProcessInstance, User
+from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
+from . import document_facts as facts
 from .documents import labels
 from .documents.render import DOCUMENT_KINDS, render_pdf
 from .models import Activity, Case, Document, IntakeEntry, Proposal, Resolution
@@ -52,15 +54,20 @@ def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, act
         log.exception("case %s: document %s could not be rendered", case.id, kind)
         return None
     title, suffix = DOCUMENT_KINDS[kind], ""
-    if agency_id is not None:  # documents of one kind from several agencies are told apart by their agency
-        agency = session.get(Agency, agency_id)
-        title, suffix = f"{title} — {agency.name}", f"-{agency.id}"
+    agency = session.get(Agency, agency_id) if agency_id is not None else None
+    if agency is not None:  # documents of one kind from several agencies are told apart by their agency
+        title, suffix = f"{title} — {agency.name}", f"-{_file_part(agency.name)}"
     document = Document(case_id=case.id, kind=kind, title=title[:500],
                         filename=f"{kind}-{case.number.replace('/', '-')}{suffix}.pdf", content=pdf, size=len(pdf),
                         source_ref=source_ref, agency_id=agency_id, created_by=actor, created_at=engine.clock.now())
     session.add(document)
     session.flush()
     return document
+
+
+def _file_part(name: str) -> str:
+    """An agency's name as part of a file name: letters and digits, the rest as single hyphens."""
+    return re.sub(r"[^\w]+", "-", name).strip("-_")[:80] or "agency"
 
 
 def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> int:
@@ -79,11 +86,14 @@ def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> in
 
 
 def common_context(engine: ProcessEngine, session: Session, municipality_id: int) -> dict[str, Any]:
+    """The commission's full name (its record, else its agency's name), the municipality, today."""
     commission = session.scalar(select(Agency).where(Agency.municipality_id == municipality_id,
                                                      Agency.kind == "commission").limit(1))
-    municipality = commission.municipality.name if commission else ""
-    return {"commission": commission.name if commission else "", "municipality": municipality,
-            "generated_at": engine.clock.now().date(), "place": municipality}
+    municipality = session.get(Municipality, municipality_id)
+    name = municipality.name if municipality else ""
+    return {"commission": facts.officials(session, municipality_id).get("commission_name")
+            or (commission.name if commission else ""),
+            "municipality": name, "generated_at": engine.clock.now().date(), "place": name}
 
 
 def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
@@ -98,6 +108,7 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
                                  "date": data.get("conclusion_date") or case.received_on,
                                  "head": {"full_name": data.get("head_name")}}
         context["case"]["housing"] = housing(data)
+        context["case"].update(told_about_family(data))
     elif kind == "registration_card":
         card = case.card or {}
         situations = [_CARD_SITUATIONS.get(code, code) for code in card.get("sop_kind") or []]
@@ -110,8 +121,15 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
                                           "police": card.get("police_district"),
                                           "patronage": card.get("patronage_service")},
                            "date": card.get("detection_date")}
+        context["card"]["registers"] = facts.agency_registers(card.get("agency_registrations"),
+                                                              _latest_resolution(session, case, "recognition"), case)
         context["case"]["detected_by"] = card.get("detected_by")
         context["case"]["housing"] = housing(card)
+        check = case.conclusion or {}  # what the check found, where the card does not say it again
+        context["case"].update(told_about_family({
+            "family_income": card.get("family_income") or check.get("family_income"),
+            "income_per_capita": card.get("income_per_capita", check.get("income_per_capita")),
+            "social_support": card.get("social_support") or check.get("social_support")}))
     elif kind == "programme":
         context["programme"] = programme_data(session, case)
     elif kind == "proposals":
@@ -119,9 +137,12 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
     elif kind == "materials":
         context["materials"] = materials_data(session, case, source_ref)
     elif kind in _RESOLUTION_KIND:
-        context["resolution"] = resolution_data(session, case, _RESOLUTION_KIND[kind])
+        context["resolution"] = resolution_data(engine, session, case, _RESOLUTION_KIND[kind])
+        context["commission"] = context["resolution"].pop("commission", None) or context["commission"]
         if kind == "resolution_approval":
             context["programme"] = programme_data(session, case)
+        if kind == "resolution_recognition" and case.conclusion:
+            context["conclusion"] = {"date": case.conclusion.get("conclusion_date") or case.received_on}
     elif kind == "removal_act":
         act = _latest_form(session, case, "em_removal_act")
         inspection = _latest_form(session, case, "em_inspection")
@@ -135,6 +156,18 @@ def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
             "placement": {"kind": _code(placement, labels.REMOVAL_PLACEMENTS), "name": act.get("placement_details")},
         }
     return context
+
+
+def told_about_family(data: dict[str, Any]) -> dict[str, Any]:
+    """Appendices 2 and 3 §4–5: the family's income and social support as the check or the card recorded them."""
+    told: dict[str, Any] = {}
+    income = facts.income(data.get("family_income"), data.get("income_per_capita"))
+    if income:
+        told["income"] = income
+    measures = facts.support_measures(data.get("social_support"))
+    if measures is not None:
+        told["support_measures"] = measures
+    return told
 
 
 def housing(data: dict[str, Any]) -> dict[str, Any]:
@@ -229,21 +262,110 @@ def materials_data(session: Session, case: Case, source_ref: str | None) -> dict
             "specialist": data.get("materials_specialist"), "requested_on": row.created_at.date()}
 
 
-def resolution_data(session: Session, case: Case, kind: str) -> dict[str, Any]:
-    resolution = session.scalar(select(Resolution).where(Resolution.case_id == case.id, Resolution.kind == kind)
-                                .order_by(Resolution.id.desc()).limit(1))
+def _latest_resolution(session: Session, case: Case, kind: str) -> Resolution | None:
+    return session.scalar(select(Resolution).where(Resolution.case_id == case.id, Resolution.kind == kind)
+                          .order_by(Resolution.id.desc()).limit(1))
+
+
+def resolution_data(engine: ProcessEngine, session: Session, case: Case, kind: str) -> dict[str, Any]:
+    """A resolution as its document prints it: number, meeting, votes, who signs, and what the kind decides."""
+    resolution = _latest_resolution(session, case, kind)
     if resolution is None:
         raise ValueError(f"case {case.id} has no {kind} resolution")
     data = resolution.data or {}
+    meeting = facts.meeting_details(session, case, resolution)
     result = {"number": resolution.number or "б/н", "date": resolution.adopted_on,
-              "meeting_date": resolution.adopted_on, "present": resolution.present,
-              "votes_for": resolution.votes_for, "votes_against": resolution.votes_against,
-              "decision": _DECISION_CODES.get(resolution.decision, resolution.decision),
-              "text": data.get("comment") or data.get("reasons")}
-    if kind == "closure":
+              "meeting_date": meeting["meeting_date"], "protocol": meeting["meeting_number"],
+              "meeting_place": meeting["meeting_place"], "commission": meeting["commission"],
+              "chair": meeting["chair"], "secretary": meeting["secretary"],
+              "decision": _DECISION_CODES.get(resolution.decision, resolution.decision), **facts.votes(resolution)}
+    curator = case_data(session, case)["curator"]
+    if kind == "recognition":
+        start = case.recognized_on or resolution.adopted_on
+        months = case.ipr_term_months or 6
+        terms = {"meeting_date": start, "programme_start": start}
+        result.update(
+            text=data.get("recognition_notes") or _conclusion_found(case), ipr_from=start, ipr_months=months,
+            ipr_to=facts.add_months(start, months), working_group=facts.working_group(session, case, resolution),
+            proposals_due=facts.task_term(engine, session, "sop_programme", "sop_proposals", terms,
+                                          ("calendar_days", 7, "meeting_date"))[2],
+            programme_due=facts.task_term(engine, session, "sop_programme", "sop_programme_draft", terms,
+                                          ("calendar_days", 14, "programme_start"))[2])
+    elif kind == "approval":
+        approved = facts.day_of(data.get("approval_date")) or resolution.adopted_on
+        function, days, due = facts.task_term(engine, session, "sop_programme", "sop_programme_dispatch",
+                                              {"approval_date": approved}, ("calendar_days", 5, "approval_date"))
+        role = facts.task_doer(session, "sop_programme", "sop_programme_dispatch", "commission_secretary")
+        result.update(dispatcher=facts.ROLE_DATIVE.get(role, role), dispatcher_is_curator=role == "curator",
+                      send_days=days, send_working_days=function == "working_days", send_due=due,
+                      review_date=_review_date(engine, session, case), agencies=facts.programme_agencies(case),
+                      remarks=data.get("comment"),
+                      text=data.get("comment") or _programme_presented(session, case, curator))
+    elif kind == "closure":
         result.update(grounds=resolution.grounds, result=_code(case.programme_result, labels.CLOSURE_RESULTS),
-                      result_reasons=data.get("reasons"))
+                      result_reasons=data.get("reasons"), agencies=facts.programme_agencies(case),
+                      initiator=facts.CLOSURE_INITIATORS.get(data.get("closure_initiator") or ""),
+                      text=_closure_found(session, case, resolution))
     return result
+
+
+def _conclusion_found(case: Case) -> str | None:
+    check = case.conclusion or {}
+    when = facts.day_of(check.get("conclusion_date")) or case.received_on
+    found = str(check.get("conclusion") or "").strip()
+    criteria = [labels.FAMILY_CRITERIA[c].lower() for c in case.criteria or [] if c in labels.FAMILY_CRITERIA]
+    if not found and not criteria:
+        return None
+    text = f"По результатам проверки информации (заключение от {when:%d.%m.%Y})"
+    return f"{text}: {found.rstrip('.')}." if found else f"{text} выявлены признаки социально опасного положения."
+
+
+def _programme_presented(session: Session, case: Case, curator: dict[str, Any]) -> str:
+    from .documents.names import inflect_name
+
+    programme = case.programme or {}
+    count = session.scalar(select(func.count()).select_from(Activity).where(Activity.case_id == case.id)) or 0
+    who = inflect_name(curator.get("full_name"), "ablt") if curator.get("full_name") else None
+    text = "Куратором случая" + (f" {who}" if who else "") + " в комиссию представлена индивидуальная программа " \
+        "социальной реабилитации"
+    sources = facts.proposal_agencies(session, case)
+    text += f", разработанная с учетом предложений: {', '.join(sources)}." if sources else "."
+    if count:
+        text += f" Программа содержит мероприятий: {count}."
+    if programme.get("goal"):
+        text += f" Цель программы: {str(programme['goal']).strip().rstrip('.')}."
+    return text
+
+
+def _closure_found(session: Session, case: Case, resolution: Resolution) -> str:
+    data = resolution.data or {}
+    lines = []
+    review, reviewed_on = facts.latest_form(session, case, "sop_review")
+    if review.get("summary"):
+        when = f" ({reviewed_on:%d.%m.%Y})" if reviewed_on else ""
+        lines.append(f"По итогам контроля исполнения индивидуальной программы{when}: "
+                     f"{str(review['summary']).strip().rstrip('.')}.")
+    summary, _ = facts.latest_form(session, case, "sop_curator_summary")
+    if summary.get("execution_summary"):
+        lines.append(f"По информации куратора случая об исполнении индивидуальной программы: "
+                     f"{str(summary['execution_summary']).strip().rstrip('.')}.")
+    ground = labels.CLOSURE_GROUNDS.get(resolution.grounds or "", resolution.grounds)
+    if ground:
+        lines.append(f"Имеется основание для прекращения индивидуальной профилактической работы: "
+                     f"{str(ground).rstrip('.')}.")
+    if data.get("comment"):
+        lines.append(str(data["comment"]).strip())
+    return "\n".join(lines)
+
+
+def _review_date(engine: ProcessEngine, session: Session, case: Case) -> date | None:
+    """The six-month control of the programme (004 §5.6) as the case's timer sets it: six months after the
+    recognition or after the last control, rolled forward to a working day."""
+    start = case.recognized_on
+    _, reviewed_on = facts.latest_form(session, case, "sop_review")
+    if reviewed_on is not None and (start is None or reviewed_on > start):
+        start = reviewed_on
+    return engine.calendar.calendar.add_months(start, 6) if start else None
 
 
 def journal_context(engine: ProcessEngine, agency_id: int, period_from: date, period_to: date) -> dict[str, Any]:
@@ -260,7 +382,9 @@ def journal_context(engine: ProcessEngine, agency_id: int, period_from: date, pe
         context["journal"] = {"agency": agency.name, "period_from": period_from, "period_to": period_to,
                               "entries": [{"number": e.number, "received": e.received_on, "source": e.source,
                                            "parents": e.parents_text, "children": e.children_text,
-                                           "address": e.address, "problem": e.problem, "result": e.result}
+                                           "address": e.address, "problem": e.problem,
+                                           "result": e.result or facts.intake_outcome(
+                                               session, session.get(Case, e.case_id) if e.case_id else None)}
                                           for e in entries]}
         return context
 
@@ -282,12 +406,14 @@ def databank_context(engine: ProcessEngine, municipality_id: int, as_of: date,
                              "parents": parents, "address_registered": case.family.address_registered,
                              "address_actual": case.family.address_actual,
                              "minor_occupation": child.occupation if child else None,
-                             "registration_reason": "; ".join(labels.FAMILY_CRITERIA.get(c, c)
+                             "registration_reason": "; ".join(labels.FAMILY_CRITERIA_SHORT.get(c, c)
                                                               for c in case.criteria or []) or None,
                              "registered_at": case.recognized_on, "removed_at": case.closed_on,
                              "removal_reason": case.closure_grounds})
         context = common_context(engine, session, municipality_id)
-        context["databank"] = {"rows": rows, "as_of": as_of}
+        secretary = facts.officials(session, municipality_id).get("secretary_name")
+        context["databank"] = {"rows": rows, "as_of": as_of,
+                               "secretary": {"position": "Ответственный секретарь комиссии", "full_name": secretary}}
         return context
 
 

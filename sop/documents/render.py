@@ -88,11 +88,17 @@ resolution_recognition, resolution_approval, resolution_closure (постано�
                         text), votes_for, votes_against,
                         votes_abstained, text (the "установила" part), chair {full_name},
                         secretary {full_name}, decision (see below), ...}
-      recognition:     decision "recognise" (default) | "refuse"; subject (→ case.subject); ipr_from, ipr_to;
-                       curator (→ case.curator); working_group [{full_name, position, agency}];
+      every kind:      protocol (the meeting's number), meeting_place; the votes line is printed only when
+                       votes_for is given (votes_against and votes_abstained then default to 0)
+      recognition:     decision "recognise" (default) | "refuse"; subject (→ case.subject); ipr_from, ipr_to,
+                       ipr_months; curator (→ case.curator; named in the accusative);
+                       working_group [{agency, full_name, position}];
                        programme_due (date); proposals_due (date); recommendations (text, for "refuse");
                        uses ``conclusion.date`` when given
       approval:        decision "approve" (default) | "rework"; curator (→ case.curator); send_days (default 5);
+                       send_working_days (bool); send_due (date); dispatcher (who sends the programme, in the
+                       dative, e.g. "Ответственному секретарю комиссии"; default the curator);
+                       dispatcher_is_curator (bool: the curator's name follows);
                        agencies [str] (→ the agencies of programme.activities); review_date; remarks;
                        rework_due; uses ``programme`` {approved_protocol, activities} when given
       closure:         grounds* (labels.CLOSURE_GROUNDS code or list of codes); grounds_text; result
@@ -123,8 +129,10 @@ from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 from markupsafe import Markup
 
 from . import labels
+from .names import inflect_name
 
-__all__ = ["BLANK", "DOCUMENT_KINDS", "REQUIRED_KEYS", "format_date", "render_html", "render_pdf"]
+__all__ = ["BLANK", "DOCUMENT_KINDS", "REQUIRED_KEYS", "format_date", "render_contents_pdf", "render_html",
+           "render_pdf"]
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
@@ -448,6 +456,13 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
+def _inflect(value: Any, case: str) -> Any:
+    """A person's full name in a grammatical case (see :mod:`sop.documents.names`); other text as it is."""
+    if _is_empty(value):
+        return value
+    return inflect_name(str(value), case)
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -471,6 +486,7 @@ def _environment() -> Environment:
         people=_people,
         as_list=_as_list,
         unique=_unique,
+        inflect=_inflect,
     )
     env.globals.update(
         L=labels,
@@ -499,4 +515,14 @@ def render_pdf(kind: str, context: Mapping[str, Any]) -> bytes:
     from weasyprint import HTML  # imported here: loading WeasyPrint takes a while and needs Pango
 
     html = render_html(kind, context)
+    return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+
+
+def render_contents_pdf(context: Mapping[str, Any]) -> bytes:
+    """The contents page of a case file bundle («Личное дело»): ``case`` {number, family}, ``municipality``,
+    ``generated_at`` and ``entries`` [{title, created_at, first_page, pages, included}]."""
+    from weasyprint import HTML
+
+    namespace = {**context, "kind": "bundle_contents", "title": "Личное дело"}
+    html = _environment().get_template("bundle_contents.html").render(namespace)
     return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()

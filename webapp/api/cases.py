@@ -1,4 +1,5 @@
-"""Case files over the API: the visible cases, one case, its timeline and its documents.
+"""Case files over the API: the visible cases, one case, its timeline and its documents (listed, and all in one PDF
+with a contents page: `GET /api/v1/cases/{id}/bundle.pdf`).
 
 Every read goes to the audit log; a case outside the user's data scope does not exist for them (404). Within a
 case the API shows what the case page shows (`sop.access`): the documents the user may see, and in the history
@@ -7,7 +8,7 @@ the data of their own agency's entries only (agency staff; the commission and th
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, make_response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -16,11 +17,13 @@ from sqlalchemy import func, select
 from engine.errors import NotFound
 from engine.models import HistoryEvent, HumanTask, ProcessInstance
 from sop.access import CaseAccess, history_owners, visible_documents
+from sop.bundle import case_bundle
 from sop.models import Case, Family, InstanceScope
 
 from ..access import can_view_case, visible_cases
 from ..auth import kurator
 from .common import MAX_ID, IsoDate, IsoDateTime, audit, documented_errors, protect
+from .documents import attachment
 
 blp = Blueprint("api_cases", __name__, url_prefix="/api/v1/cases", description="Case files")
 protect(blp)
@@ -189,6 +192,25 @@ class CaseDocuments(MethodView):
         documents = [d for d in kurator().sop.documents(case_id) if d["id"] in visible]
         audit("case_documents_listed", "case", case_id)
         return [{**document, "url": f"/api/v1/documents/{document['id']}"} for document in documents]
+
+
+@blp.route(f"{CASE_PATH}/bundle.pdf")
+class CaseBundle(MethodView):
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf",
+                  description="The PDF (as an attachment)")
+    @documented_errors(blp, 401, 404)
+    def get(self, case_id: int):
+        """The case file in one PDF: a contents page, then every document the user may see, oldest first."""
+        with kurator().db.session() as db:
+            _access_or_404(db, case_id)
+        result = case_bundle(kurator(), case_id, g.user)
+        audit("case_bundle_downloaded", "case", case_id, documents=[e["id"] for e in result.entries],
+              pages=result.pages)
+        response = make_response(result.pdf)
+        response.headers["Content-Type"] = "application/pdf"
+        response.headers["Content-Disposition"] = attachment(result.filename)
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
 
 
 def _visible_or_404(case_id: int) -> None:

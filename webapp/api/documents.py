@@ -40,12 +40,12 @@ class DocumentFile(MethodView):
         audit("document_downloaded", "document", document_id, case_id=row.case_id, filename=row.filename)
         response = make_response(bytes(row.content))
         response.headers["Content-Type"] = "application/pdf"
-        response.headers["Content-Disposition"] = _attachment(row.filename)
+        response.headers["Content-Disposition"] = attachment(row.filename)
         response.headers["Cache-Control"] = "private, no-store"
         return response
 
 
-def _attachment(filename: str) -> str:
+def attachment(filename: str) -> str:
     """A Content-Disposition for any file name: an ASCII fallback and the UTF-8 name (RFC 6266)."""
     fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename) or "document.pdf"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"

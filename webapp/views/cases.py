@@ -21,7 +21,8 @@ Data minimisation (what the case file shows to whom; the rules are `sop.access`,
 Regenerating a document from today's records is for the commission secretary and the case's curator.
 No page shows form data of tasks: the timeline names the event, the step, who and when — never what was entered.
 Every opening of a case file is written to the audit log (`case_viewed`), and so is every download
-(`document_downloaded`) and regeneration (`document_regenerated`).
+(`document_downloaded`; the whole case file in one PDF: `case_bundle_downloaded`) and regeneration
+(`document_regenerated`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
 from sop import casefile, checks, materials
 from sop.access import CaseAccess, event_outline, may_open_document, visible_documents
+from sop.bundle import case_bundle
 from sop.documents import labels
 from sop.models import (
     Activity,
@@ -494,6 +496,20 @@ def document(case_id: int, document_id: int):
     return Response(content, mimetype="application/pdf", headers={
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
         "Content-Length": str(len(content))})
+
+
+@bp.route("/cases/<int:case_id>/bundle.pdf")
+@roles_required(*CASE_ROLES)
+def bundle(case_id: int):
+    """The whole case file the user may see as one PDF with a contents page («Личное дело»)."""
+    engine = kurator()
+    _require_visible(case_id)
+    result = case_bundle(engine, case_id, g.user)
+    engine.audit.record(g.user.username, "case_bundle_downloaded", "case", case_id, ip=client_ip(),
+                        details={"documents": [e["id"] for e in result.entries], "pages": result.pages})
+    return Response(result.pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{result.filename}"', "Content-Length": str(len(result.pdf)),
+        "Cache-Control": "private, no-store"})
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>/regenerate", methods=["POST"])
