@@ -23,6 +23,7 @@ PAGES = {  # path -> users that get 200; everyone else gets 403
     "/cases": COMMISSION | AGENCY_STAFF | {"manager"},
     "/registers": COMMISSION | AGENCY_STAFF | {"manager", "regional"},
     "/manager/overdue": COMMISSION | {"manager"},
+    "/reports": COMMISSION | {"regional"},
     "/modeler": {"methodologist"},
     "/admin": {"admin"},
     "/admin/users": {"admin"},
