@@ -327,7 +327,7 @@ class MeetingService:
             meeting.items.append(MeetingItem(
                 position=position, kind="report", task_id=row.id, form_key=EMERGENCY_REPORT, case_id=row.case_id,
                 title="Информация органа опеки и попечительства о мерах по защите ребенка при непосредственной "
-                      f"угрозе жизни или здоровью{f' (семья {family})' if family else ''}",
+                      f"угрозе жизни или здоровью{f' ({_family_label(family)})' if family else ''}",
                 speaker="Орган опеки и попечительства", status="planned"))
         session.flush()
 
@@ -620,7 +620,7 @@ class MeetingService:
         case = session.get(Case, case_id) if case_id is not None else None
         if case is None:
             return DECISIONS[form_key]
-        return f"{DECISIONS[form_key]}: семья {case.family.name}, дело № {case.number}"
+        return f"{DECISIONS[form_key]}: {_family_label(case.family.name)}, дело № {case.number}"
 
     @staticmethod
     def _speaker(session: Session, case_id: int | None) -> str | None:
@@ -764,6 +764,11 @@ def _require_status(meeting: Meeting, *statuses: str) -> None:
 def _renumber(meeting: Meeting) -> None:
     for number, item in enumerate(sorted(meeting.items, key=lambda i: i.position), start=1):
         item.position = number
+
+
+def _family_label(name: str) -> str:
+    """«Семья Соболева» as the records name it; a bare surname gets the word «семья»."""
+    return name if name.lower().startswith("семья") else f"семья {name}"
 
 
 def _count(value: Any, field: str) -> int:
