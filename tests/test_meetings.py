@@ -99,6 +99,11 @@ def test_the_agenda_holds_exactly_the_due_decisions_and_is_decided_with_quorum(w
     assert [i["kind"] for i in meetings.get(meeting_id, "chair")["items"]] == ["decision", "decision", "free",
                                                                               "decision"]
     assert meetings.notify(meeting_id, "secretary") >= 3
+    _name, agenda_pdf = meetings.agenda_pdf(meeting_id, "chair")
+    agenda_text = pdf_text(agenda_pdf)
+    for expected in ("ПОВЕСТКА", "05 ноября 2025 г.", "Петров", "Сидоров", "Кравцов",
+                     "Об административных материалах", "Смирнова Ольга Викторовна"):
+        assert expected in agenda_text, expected
     with engine.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Notice)) >= 3
 

@@ -637,6 +637,8 @@ class MeetingService:
         by_position = {}
         for member in commission.active_members:
             by_position.setdefault(member.position, []).append(member)
+        if not present:  # before the attendance is marked (the agenda): the commission's own officials
+            present = {m.id for m in commission.active_members}
         chair = next((m for m in by_position.get("chair", []) if m.id in present), None) or next(
             (m for m in by_position.get("deputy_chair", []) if m.id in present), None)
         secretary = next((m for m in by_position.get("secretary", []) if m.id in present), None)
