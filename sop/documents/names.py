@@ -12,6 +12,7 @@ do not decline; text that is not a personal name (a login, an organisation) is r
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from typing import Any
@@ -26,6 +27,7 @@ _WORD = re.compile(r"^[А-ЯЁ][а-яё]+(?:-[А-ЯЁ][а-яё]+)*$")
 def _analyzer() -> Any:
     import pymorphy3  # loaded on first use: the dictionary takes a moment to open
 
+    logging.getLogger("pymorphy3").setLevel(logging.WARNING)  # not a line per process in the command's output
     return pymorphy3.MorphAnalyzer(lang="ru")
 
 
