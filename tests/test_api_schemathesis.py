@@ -10,6 +10,8 @@ for the module.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install schemathesis)")
@@ -20,6 +22,8 @@ from schemathesis.checks import (  # noqa: E402
     not_a_server_error,
     response_schema_conformance,
 )
+
+from webapp.api.common import ApiErrorSchema  # noqa: E402
 
 from .support import clear, new_engine  # noqa: E402
 from .test_api import build_app, token_headers  # noqa: E402
@@ -115,3 +119,34 @@ def test_no_input_makes_a_server_error(case, fuzzed):
     use_real_ids(case, ids)
     case.call_and_validate(app=app, headers=headers,
                            checks=[not_a_server_error, response_schema_conformance, content_type_conformance])
+
+
+# bodies the generated requests never contain: more digits than Python converts, and nesting past its recursion
+# limit; every operation with a JSON body answers them 400 with the API's error body, and changes nothing
+UNREADABLE_BODIES = {
+    "an integer of 5,000 digits": '{"data": {"x": ' + "9" * 5000 + "}}",
+    "arrays nested 10,000 deep": "[" * 10_000 + "]" * 10_000,
+    "objects nested 10,000 deep": '{"data": ' * 10_000 + "1" + "}" * 10_000,
+}
+
+
+def operations_with_a_body() -> list[tuple[str, str]]:
+    document = spec_app().test_client().get("/api/openapi.json").get_json()
+    return [(method.upper(), path) for path, item in document["paths"].items()
+            for method, operation in item.items() if isinstance(operation, dict) and "requestBody" in operation]
+
+
+def test_bodies_python_cannot_parse_get_a_400_on_every_operation(fuzzed):
+    app, headers, ids = fuzzed
+    client = app.test_client()
+    operations = operations_with_a_body()
+    assert ("POST", "/api/v1/tasks/{task_id}/complete") in operations
+    before = client.get("/api/v1/tasks?scope=all", headers=headers).get_json()
+    for method, path in operations:
+        url = re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), [1])[-1]), path)
+        for name, body in UNREADABLE_BODIES.items():
+            response = client.open(url, method=method, data=body, content_type="application/json", headers=headers)
+            assert response.status_code == 400, (method, url, name, response.status_code)
+            payload = response.get_json()
+            assert ApiErrorSchema().validate(payload) == {} and payload["message"], (method, url, name, payload)
+    assert client.get("/api/v1/tasks?scope=all", headers=headers).get_json() == before

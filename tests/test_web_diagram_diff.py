@@ -42,7 +42,8 @@ def audit(app, action="diagram_diff_viewed") -> list[dict]:
 
 
 def page_data(page: str) -> dict:
-    return json.loads(re.search(r'<script type="application/json" id="diff-data">(.*?)</script>', page, re.S).group(1))
+    found = re.search(r'<script type="application/json" nonce="[^"]+" id="diff-data">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
 
 
 @pytest.mark.parametrize("username", ["secretary", "admin"])

@@ -76,8 +76,8 @@ def test_edit_page_loads_the_version_xml_into_the_modeler(method):
     page = method.get("/modeler/edit?key=sop_case&version=1").get_data(as_text=True)
     assert "vendor/modeler/modeler.bundle.js" in page and "modeler.js" in page
     assert "vendor/modeler/properties-panel.css" in page
-    data = json.loads(re.search(r'<script type="application/json" id="modeler-data">(.*?)</script>', page,
-                                re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" nonce="[^"]+" id="modeler-data">(.*?)</script>',
+                                page, re.S).group(1))
     assert data["xml"] == SOP_CASE and data["key"] == "sop_case" and data["version"] == 1
     assert method.get("/modeler/edit?key=sop_case&version=99").status_code == 404
     assert method.get("/modeler/edit?key=nope").status_code == 404

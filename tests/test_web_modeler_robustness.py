@@ -26,6 +26,10 @@ BODIES = [
                 "revision": -5, "base_version": True}),
     json.dumps({"xml": "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>",
                 "scenario": {"start": "yesterday", "steps": [{"advance": {"day": -3}}, {"complete": None}]}}),
+    # what Python's json cannot take: an integer beyond its 4,300-digit limit, nesting past its recursion limit
+    '{"key": "sop_case", "target_version": ' + "7" * 5000 + "}",
+    '{"scenario": ' + '{"steps": [' * 5000 + "]}" * 5000 + "}",
+    "[" * 10_000 + "]" * 10_000,
 ]
 
 

@@ -15,7 +15,7 @@ from engine.clock import Clock, environment_clock
 from sop import install
 
 from . import config as config_module
-from . import errors, filters
+from . import errors, filters, security
 from .params import BoundedIntConverter
 
 csrf = CSRFProtect()
@@ -64,6 +64,7 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
         return response
 
     errors.register(app)
+    security.register(app)
 
     @app.context_processor
     def _layout():

@@ -7,9 +7,11 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from engine import KuratorError
+
+from .json_body import check_request_json
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,12 @@ def register(app: Flask) -> None:
             return respond(400, NUL_MESSAGE)
         return None
 
+    @app.before_request
+    def _refuse_unreadable_json():
+        # every JSON body, of the pages and the API alike: too deep, a huge integer, or not JSON at all
+        message = check_request_json()
+        return respond(400, message) if message else None
+
     @app.errorhandler(DataError)
     def _data_error(error: DataError):  # a value the database cannot store: the request's fault, not ours
         log.warning("database refused a value on %s: %s", request.path, error.orig)
@@ -81,8 +89,13 @@ def register(app: Flask) -> None:
         errors = {k: "; ".join(v) if isinstance(v, list) else str(v)
                   for location in messages.values() if isinstance(location, dict) for k, v in location.items()}
         if wants_json():
-            return respond(error.code or 500, error.description or error.name, errors)
-        return respond(error.code or 500, HTML_MESSAGES.get(error.code, error.description or error.name))
+            response = respond(error.code or 500, error.description or error.name, errors)
+        else:
+            response = respond(error.code or 500, HTML_MESSAGES.get(error.code, error.description or error.name))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110: a 405 says which methods the resource has
+            response = (response[0], response[1], {"Allow": ", ".join(sorted(error.valid_methods))})
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

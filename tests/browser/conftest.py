@@ -62,14 +62,28 @@ def browser():
         browser.close()
 
 
+def watch_csp(context, violations: list[str]) -> None:
+    """Collect what Chromium reports on the console when the Content-Security-Policy blocks something (an inline
+    script or handler without the nonce, an eval, a resource from elsewhere) on any page of the context."""
+
+    def watch(page):
+        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)
+
+    context.on("page", watch)
+
+
 @pytest.fixture
 def login(browser, live):
-    """Open a fresh browser context logged in as a demo user; returns its page."""
+    """Open a fresh browser context logged in as a demo user; returns its page. At the end, no page of the test
+    may have had anything blocked by the Content-Security-Policy."""
     contexts = []
+    violations: list[str] = []
 
     def _login(username: str):
         context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="ru-RU")
         contexts.append(context)
+        watch_csp(context, violations)
         page = context.new_page()
         page.goto(f"{live['base']}/login")
         page.fill("input[name=username]", username)
@@ -81,6 +95,7 @@ def login(browser, live):
     yield _login
     for context in contexts:
         context.close()
+    assert violations == [], violations
 
 
 def screenshot(page, name: str) -> None:

@@ -33,6 +33,7 @@
   var page = document.getElementById("migration");
   if (page) {
     var form = page.querySelector(".migration-form");
+    form.addEventListener("submit", function (event) { event.preventDefault(); });  // the buttons do the work
     var planButton = page.querySelector("[data-action=plan]");
     var startButton = page.querySelector("[data-action=start]");
     var status = page.querySelector(".migration-status");
