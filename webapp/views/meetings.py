@@ -52,9 +52,11 @@ def meetings() -> Any:
 
 def shows_link(user) -> bool:
     """The navigation link: the commission roles, the regional secretary, and members of the commission."""
+    if getattr(kurator(), "sop", None) is None:
+        return False
     if user.has("commission_secretary", "commission", "regional_secretary"):
         return True
-    if user.municipality_id is None or getattr(kurator(), "sop", None) is None:
+    if user.municipality_id is None:
         return False
     return user.has("manager") and user.agency_kind == "commission" or meetings().may_view(user.username,
                                                                                          user.municipality_id)
