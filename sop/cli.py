@@ -132,5 +132,7 @@ def demo(ctx: Context, reset) -> None:
     click.echo(summary)
 
 
+from .kpi import cli as _kpi_cli  # noqa: E402, F401 - `kurator kpi …`
+
 if __name__ == "__main__":  # pragma: no cover
     main()

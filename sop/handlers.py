@@ -332,3 +332,8 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "rec_resolve": on_reconciliation,
     "rec_send_databank": on_reconciliation,
 }
+
+
+from .kpi.campaign import HANDLERS as _KPI_HANDLERS  # noqa: E402 - the KPI campaign's tasks (sop/kpi)
+
+HANDLERS.update(_KPI_HANDLERS)

@@ -279,4 +279,5 @@ def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:
                        .values(municipality_id=scope.municipality_id))
 
 
+from .kpi import models as _kpi_models  # noqa: E402, F401 - the KPI plan's tables share the schema
 from .meetings import models as _meeting_models  # noqa: E402, F401 - the commission's tables share the schema

@@ -17,6 +17,7 @@ from engine.models import Agency, HumanTask, ProcessInstance
 
 from . import handlers
 from . import jobs as periodic
+from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
 from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
 from .schemas import IntakeSchema, load
@@ -80,6 +81,7 @@ class SopService:
         if jobs:
             engine.management.register_job("quarterly_reconciliation", lambda: periodic.start_quarterly(self))
             engine.management.register_job("minor_turned_18", lambda: periodic.propose_closure_at_18(self))
+            engine.management.register_job("kpi_campaign", lambda: kpi_campaign.start_due(self))
 
     # -- intake -----------------------------------------------------------------------------------------------
 

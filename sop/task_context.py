@@ -602,3 +602,8 @@ def _text(value: Any) -> str:
 def working_group(case: Case) -> list[CaseAgency]:
     """The agencies of the case's working group (the commission itself is not one)."""
     return [p for p in case.participants if p.role != "commission" and p.agency.kind != "commission"]
+
+
+from .kpi.campaign import CONTEXT_BUILDERS as _KPI_BUILDERS  # noqa: E402 - the KPI campaign's pages (sop/kpi)
+
+BUILDERS.update(_KPI_BUILDERS)
