@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .errors import InvalidInput, NotFound
-from .models import Agency, Municipality, Role, User, UserRole
+from .models import Agency, ApiToken, Municipality, Role, User, UserRole, UserSession
 
 if TYPE_CHECKING:
     from . import ProcessEngine
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
+# a session's last activity and a token's last use are written at most this often (not a write per request)
+TOUCH_EVERY = timedelta(seconds=60)
 
 # Roles of the default diagrams (DOMAIN §2): code -> Russian title shown in the UI and accepted as a lane name.
 DEFAULT_ROLES = {
@@ -159,6 +164,113 @@ class IdentityService:
             return None
         return {"id": rows[0].id, "name": rows[0].name, "kind": rows[0].kind}
 
+    # -- sessions and API tokens -----------------------------------------------------------------------------
+    # A browser session and an API token are both a random secret handed to the client; the database keeps only
+    # its SHA-256 (a 256-bit random secret needs no slow hash), so a stolen database copy holds no usable secret.
+    # Ending a session or revoking a token deletes its row: a secret without a row is refused. Their lifetimes run
+    # on the real clock (`now`, for tests), like the signed cookie that carries a session: the engine clock may
+    # be a demo's or a test's (`KURATOR_NOW`, time travel), which must neither expire nor extend a login.
+
+    def open_session(self, user_id: int, ip: str | None, idle: timedelta, now: datetime | None = None) -> str:
+        """A new browser session of the user; returns the secret for the session cookie. Sessions idle for longer
+        than `idle` are purged on the way."""
+        now = now or _utcnow()
+        secret = secrets.token_urlsafe(32)
+        with self._engine.db.session() as session:
+            session.execute(delete(UserSession).where(UserSession.last_seen_at < now - idle))
+            session.add(UserSession(user_id=user_id, secret_hash=secret_hash(secret), created_at=now,
+                                    last_seen_at=now, ip=ip))
+        return secret
+
+    def session_user_id(self, secret: str | None, idle: timedelta, session: Session | None = None,
+                        now: datetime | None = None) -> int | None:
+        """The user of a live session (none when it was ended or idle for longer than `idle`); marks it used."""
+        if not secret or not isinstance(secret, str):
+            return None
+        now = now or _utcnow()
+        with self._engine.db.session(join=session) as db:
+            row = db.scalar(select(UserSession).where(UserSession.secret_hash == secret_hash(secret)))
+            if row is None or row.last_seen_at < now - idle:
+                return None
+            if now - row.last_seen_at >= TOUCH_EVERY:
+                row.last_seen_at = now
+            return row.user_id
+
+    def close_session(self, secret: str | None) -> None:
+        """End one session (logout)."""
+        if secret and isinstance(secret, str):
+            with self._engine.db.session() as session:
+                session.execute(delete(UserSession).where(UserSession.secret_hash == secret_hash(secret)))
+
+    def session_count(self, user_id: int, idle: timedelta, except_secret: str | None = None,
+                      now: datetime | None = None) -> int:
+        """How many live sessions the user has (other than `except_secret`'s)."""
+        since = (now or _utcnow()) - idle
+        with self._engine.db.session() as session:
+            hashes = session.scalars(select(UserSession.secret_hash).where(UserSession.user_id == user_id,
+                                                                           UserSession.last_seen_at >= since))
+            skip = secret_hash(except_secret) if except_secret else None
+            return sum(1 for h in hashes if h != skip)
+
+    def end_sessions(self, user_id: int, keep_secret: str | None = None, tokens: bool = True,
+                     session: Session | None = None) -> dict[str, int]:
+        """End every session of the user but the one of `keep_secret`, and (unless `tokens` is false) revoke
+        every API token of the user: after a password change or reset, or a deactivation. Returns the counts
+        {"sessions": n, "tokens": m}."""
+        with self._engine.db.session(join=session) as db:
+            query = delete(UserSession).where(UserSession.user_id == user_id)
+            if keep_secret:
+                query = query.where(UserSession.secret_hash != secret_hash(keep_secret))
+            ended = db.execute(query).rowcount or 0
+            revoked = 0
+            if tokens:
+                revoked = db.execute(delete(ApiToken).where(ApiToken.user_id == user_id)).rowcount or 0
+            return {"sessions": ended, "tokens": revoked}
+
+    def issue_token(self, user_id: int, ip: str | None, lifetime: timedelta, now: datetime | None = None) -> dict:
+        """A new API token of the user: {"id", "token" (the secret, shown only now), "expires_at"}. The user's
+        expired tokens are purged on the way."""
+        now = now or _utcnow()
+        secret = secrets.token_urlsafe(32)
+        with self._engine.db.session() as session:
+            session.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.expires_at <= now))
+            row = ApiToken(user_id=user_id, secret_hash=secret_hash(secret), created_at=now,
+                           expires_at=now + lifetime, created_ip=ip)
+            session.add(row)
+            session.flush()
+            return {"id": row.id, "token": secret, "expires_at": row.expires_at}
+
+    def token_user(self, secret: str | None, ip: str | None = None, session: Session | None = None,
+                   now: datetime | None = None) -> tuple[int, int] | None:
+        """(user id, token id) of a valid token, none when it is unknown, revoked or expired; records its use."""
+        if not secret or not isinstance(secret, str):
+            return None
+        now = now or _utcnow()
+        with self._engine.db.session(join=session) as db:
+            row = db.scalar(select(ApiToken).where(ApiToken.secret_hash == secret_hash(secret)))
+            if row is None or row.expires_at <= now:
+                return None
+            if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY or row.last_ip != ip:
+                row.last_used_at, row.last_ip = now, ip
+            return row.user_id, row.id
+
+    def tokens(self, user_id: int, now: datetime | None = None) -> list[dict]:
+        """The user's tokens that have not expired, newest first, with their last use (to the minute)."""
+        now = now or _utcnow()
+        with self._engine.db.session() as session:
+            rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.expires_at > now)
+                                   .order_by(ApiToken.id.desc()))
+            return [{"id": r.id, "created_at": r.created_at, "expires_at": r.expires_at, "created_ip": r.created_ip,
+                     "last_used_at": r.last_used_at, "last_ip": r.last_ip} for r in rows]
+
+    def revoke_token(self, token_id: int, user_id: int | None = None) -> bool:
+        """Revoke a token (of that user only, when `user_id` is given); False when there is no such token."""
+        with self._engine.db.session() as session:
+            query = delete(ApiToken).where(ApiToken.id == token_id)
+            if user_id is not None:
+                query = query.where(ApiToken.user_id == user_id)
+            return bool(session.execute(query).rowcount)
+
     def functions(self) -> dict:
         """Directory lookups that diagram expressions may call."""
         return {"agency_of_kind": self.agency_of_kind}
@@ -177,6 +289,15 @@ class IdentityService:
                                {"agency": "not found"})
         raise InvalidInput(f"Several agencies are called '{agency}': give the agency id",
                            {"agency": "ambiguous"})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def secret_hash(secret: str) -> str:
+    """What is stored of a session or token secret."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _info(user: User) -> UserInfo:

@@ -81,6 +81,35 @@ class UserRole(Base):
     role_code: Mapped[str] = mapped_column(ForeignKey("role.code"), primary_key=True)
 
 
+class UserSession(Base):
+    """A login in a browser. The session cookie carries a random secret; this row keeps only its SHA-256. A
+    cookie whose row is gone (logout, password change, an administrator's reset or deactivation) or idle for
+    longer than the session lifetime is refused."""
+
+    __tablename__ = "user_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(60))
+
+
+class ApiToken(Base):
+    """A bearer token of the REST API: only the SHA-256 of its secret is stored. It expires at `expires_at` and
+    can be revoked (the row is deleted) by its user or an administrator."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_ip: Mapped[str | None] = mapped_column(String(60))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_ip: Mapped[str | None] = mapped_column(String(60))
+
+
 class Resource(Base):
     """A deployed file (BPMN or form), stored once per content hash."""
 
@@ -264,7 +293,10 @@ class AuditEvent(Base):
     """Who read or changed what, when and from where: logins, case file views, document downloads, changes."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"), Index("ix_audit_actor_at", "actor", "at"))
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"), Index("ix_audit_actor_at", "actor", "at"),
+                      # failed logins per client address (the login back-off's per-address limit)
+                      Index("ix_audit_login_failed_ip", "ip", "at", postgresql_where=text("action = 'login_failed'"),
+                            sqlite_where=text("action = 'login_failed'")))
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str | None] = mapped_column(String(100))

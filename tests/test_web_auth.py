@@ -60,8 +60,9 @@ def test_wrong_password_is_refused_audited_and_rate_limited(app):
     for _ in range(5):
         response = login(client, "school", "wrong")
         assert response.status_code == 401 and "Неверное имя пользователя или пароль" in response.get_data(True)
-    response = login(client, "school")  # even the right password is refused while blocked
-    assert response.status_code == 401 and "Слишком много неудачных попыток" in response.get_data(True)
+    response = login(client, "school")  # even the right password is not checked while this client backs off
+    assert response.status_code == 429 and "Слишком много неудачных попыток" in response.get_data(True)
+    assert response.headers["Retry-After"] == "30"
     actions = [e["action"] for e in app.extensions["kurator"].audit.events()]
     assert actions.count("login_failed") == 5 and "login_blocked" in actions
 

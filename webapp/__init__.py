@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask, g, request, session
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import Database, ProcessEngine
 from engine.clock import Clock, environment_clock
@@ -35,6 +36,10 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
     app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.config.update(config_module.load(Path(app.instance_path)))
     app.config.update(overrides or {})
+    if app.config.get("PROXY_COUNT"):
+        # behind N reverse proxies: the client address (the login back-off, the audit log) and the scheme come
+        # from the last N X-Forwarded-For / X-Forwarded-Proto entries; without it those headers are ignored
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
     app.extensions["kurator"] = engine or build_engine(Database(app.config["DATABASE_URL"]))
     csrf.init_app(app)
 
@@ -52,7 +57,7 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
             header = request.headers.get("Authorization", "")
             g.user = auth.user_from_token(header[7:].strip()) if header.startswith("Bearer ") else None
         else:
-            g.user = auth.load_user(session.get("uid"))
+            g.user = auth.user_from_session(session.get("sid"))
 
     @app.after_request
     def _security_headers(response):

@@ -22,6 +22,16 @@ def secret_key(instance_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def count(name: str, default: int) -> int:
+    """A non-negative whole number from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"{name} must be a whole number ≥ 0, not {raw!r}")
+    return int(raw)
+
+
 def load(instance_dir: Path) -> dict:
     https = os.environ.get("KURATOR_HTTPS", "").lower() in ("1", "true", "yes")
     return {
@@ -34,7 +44,12 @@ def load(instance_dir: Path) -> dict:
         "PERMANENT_SESSION_LIFETIME": 8 * 3600,
         "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOGIN_ATTEMPTS": int(os.environ.get("KURATOR_LOGIN_ATTEMPTS", "5")),
+        # free failed logins per (user name, client address) before the back-off starts
+        "LOGIN_ATTEMPTS": count("KURATOR_LOGIN_ATTEMPTS", 5),
+        # failed logins per client address, whatever the names, in 15 minutes
+        "LOGIN_IP_ATTEMPTS": count("KURATOR_LOGIN_IP_ATTEMPTS", 30),
+        # reverse proxies in front of the app whose X-Forwarded-For / -Proto are trusted (0: none, ignore them)
+        "PROXY_COUNT": count("KURATOR_PROXY_COUNT", 0),
         "API_TITLE": "Kurator API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

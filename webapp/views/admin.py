@@ -14,7 +14,7 @@ from functools import lru_cache
 from zoneinfo import available_timezones
 
 from argon2 import PasswordHasher
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, or_, select, update
 
 from engine.errors import InvalidInput
@@ -30,7 +30,7 @@ from engine.models import (
     UserRole,
 )
 
-from ..auth import client_ip, kurator, roles_required
+from ..auth import client_ip, kurator, roles_required, session_idle
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 _hasher = PasswordHasher()
@@ -57,6 +57,7 @@ RUSSIAN_TIMEZONES = ("Europe/Kaliningrad", "Europe/Moscow", "Europe/Samara", "Eu
                      "Asia/Omsk", "Asia/Novosibirsk", "Asia/Krasnoyarsk", "Asia/Irkutsk", "Asia/Yakutsk",
                      "Asia/Vladivostok", "Asia/Magadan", "Asia/Kamchatka")
 ADMIN_ACTIONS = ("user_created", "user_updated", "user_deactivated", "user_activated", "password_reset",
+                 "token_revoked", "sessions_ended",
                  "role_created", "agency_created", "municipality_timezone_changed", "calendar_override_set",
                  "calendar_override_removed", "calendar_year_declared")
 WEEKDAYS = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
@@ -230,8 +231,10 @@ def _render_user(user_id: int, form: dict | None = None, errors: dict | None = N
         open_tasks = db.scalar(select(func.count()).select_from(HumanTask)
                                .where(HumanTask.assignee == user.username, HumanTask.status == "open"))
         context = _user_form_context(db)
+    identity = kurator().identity
     return render_template("admin/user_edit.html", user=view, form=form or view, errors=errors or {},
-                           section=section, open_tasks=open_tasks, **context), status
+                           section=section, open_tasks=open_tasks, tokens=identity.tokens(user_id),
+                           sessions=identity.session_count(user_id, session_idle()), **context), status
 
 
 def update_user(user_id: int, full_name: str, roles: list[str], agency_id: int | None) -> dict:
@@ -254,19 +257,25 @@ def update_user(user_id: int, full_name: str, roles: list[str], agency_id: int |
 
 
 def set_user_active(user_id: int, active: bool) -> bool:
-    """Activate or deactivate a user; False if it already was so. An inactive user can neither log in nor keep a
-    session (the session's user is reloaded on every request)."""
+    """Activate or deactivate a user; False if it already was so. Deactivation ends every session and revokes
+    every API token of the user, in the same transaction (a later activation does not bring them back)."""
     with kurator().db.session() as db:
         user = _load_user(db, user_id)
         if user.is_active == active:
             return False
         user.is_active = active
+        if not active:
+            kurator().identity.end_sessions(user_id, session=db)
         return True
 
 
-def set_password(user_id: int, password: str) -> None:
+def set_password(user_id: int, password: str) -> dict[str, int]:
+    """Reset a user's password: every session of the user (but the administrator's own current one) ends and
+    every API token is revoked, in the same transaction. Returns the counts {"sessions", "tokens"}."""
+    keep = session.get("sid") if user_id == g.user.id else None
     with kurator().db.session() as db:
         _load_user(db, user_id).password_hash = _hasher.hash(password)
+        return kurator().identity.end_sessions(user_id, keep_secret=keep, session=db)
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -315,11 +324,38 @@ def user_password(user_id: int):
     _password_errors(errors, password, request.form.get("password2", ""))
     if errors:
         return _render_user(user_id, errors=errors, status=422, section="password")
-    set_password(user_id, password)
+    ended = set_password(user_id, password)
     with kurator().db.session() as db:
         username = _load_user(db, user_id).username
-    _audit("password_reset", "user", user_id, username=username)
-    flash(f"Пароль пользователя {username} изменен. Сообщите его пользователю лично.")
+    _audit("password_reset", "user", user_id, username=username, sessions_ended=ended["sessions"],
+           tokens_revoked=ended["tokens"])
+    flash(f"Пароль пользователя {username} изменен, его сеансы и токены API завершены. Сообщите пароль "
+          f"пользователю лично.")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/tokens/<int:token_id>/revoke", methods=["POST"])
+def user_token_revoke(user_id: int, token_id: int):
+    with kurator().db.session() as db:
+        username = _load_user(db, user_id).username
+    if not kurator().identity.revoke_token(token_id, user_id=user_id):
+        abort(404)
+    _audit("token_revoked", "api_token", token_id, user=username)
+    flash(f"Токен № {token_id} пользователя {username} отозван.")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/sessions/end", methods=["POST"])
+def user_sessions_end(user_id: int):
+    """End every session and revoke every token of a user (the administrator's own current session stays)."""
+    with kurator().db.session() as db:
+        username = _load_user(db, user_id).username
+    keep = session.get("sid") if user_id == g.user.id else None
+    ended = kurator().identity.end_sessions(user_id, keep_secret=keep)
+    _audit("sessions_ended", "user", user_id, username=username, sessions_ended=ended["sessions"],
+           tokens_revoked=ended["tokens"])
+    flash(f"Сеансы и токены API пользователя {username} завершены: сеансов {ended['sessions']}, "
+          f"токенов {ended['tokens']}.")
     return redirect(url_for("admin.user_edit", user_id=user_id))
 
 
