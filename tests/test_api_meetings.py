@@ -37,7 +37,7 @@ def app(engine):
     meetings = engine.sop.meetings
     mid = yola(engine)
     meetings.set_up(mid, "Комиссия по делам несовершеннолетних и защите их прав городского округа «Город "
-                         "Йошкар-Ола»", "г. Йошкар-Ола, Ленинский пр., 27", 1, [1, 3], "10:00", by="admin")
+                         "Йошкар-Ола»", "г. Йошкар-Ола, Ленинский пр., 27", 1, [1, 3], "10:00")
     app.config["MEMBER_IDS"] = [meetings.add_member(mid, name, position, username=user)
                                 for name, position, user in MEMBERS]
     return app

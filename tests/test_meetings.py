@@ -39,7 +39,7 @@ def set_up_commission(engine, service, weekday=1, weeks=(1, 3)) -> list[int]:
     mid = municipality_id(engine)
     service.meetings.set_up(mid, "Комиссия по делам несовершеннолетних и защите их прав городского округа "
                                  "«Город Йошкар-Ола»", "г. Йошкар-Ола, Ленинский пр., 27, каб. 301",
-                            weekday, list(weeks), "10:00", by="admin")
+                            weekday, list(weeks), "10:00")
     return [service.meetings.add_member(mid, name, position, username=user) for name, position, user in MEMBERS]
 
 
@@ -203,3 +203,22 @@ def test_resolution_numbers_follow_one_sequence_per_commission_and_year(world):
     assert numbers == ["1/1", "2/1"]
     with engine.db.session() as session:
         assert session.scalar(select(func.count()).select_from(MeetingItem)) == 2
+
+
+def test_only_an_administrator_or_the_secretary_keeps_the_commission(world):
+    engine, service = world
+    member_ids = set_up_commission(engine, service)
+    mid = municipality_id(engine)
+    engine.identity.add_user("admin", ["admin"])
+    for outsider in ("chair", "school"):
+        with pytest.raises(PermissionDenied):
+            service.meetings.set_up(mid, "Другое наименование", by=outsider)
+        with pytest.raises(PermissionDenied):
+            service.meetings.add_member(mid, "Новиков Н. Н.", by=outsider)
+        with pytest.raises(PermissionDenied):
+            service.meetings.set_member_active(member_ids[-1], False, by=outsider)
+    assert service.meetings.commission(mid)["full_name"].startswith("Комиссия по делам")
+    service.meetings.add_member(mid, "Новиков Николай Николаевич", by="secretary")
+    service.meetings.set_member_active(member_ids[-1], False, by="admin")
+    members = service.meetings.commission(mid)["members"]
+    assert [m["full_name"] for m in members if not m["active"]] == [MEMBERS[-1][0]]

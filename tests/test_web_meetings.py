@@ -38,8 +38,7 @@ def municipality_id(engine) -> int:
 def set_up(engine) -> list[int]:
     """The 1st and 3rd Tuesday at 10:00 (4.11.2025 is a holiday: the first meeting is on 5.11)."""
     mid = municipality_id(engine)
-    engine.sop.meetings.set_up(mid, COMMISSION, "г. Йошкар-Ола, Ленинский пр., 27, каб. 301", 1, [1, 3], "10:00",
-                               by="admin")
+    engine.sop.meetings.set_up(mid, COMMISSION, "г. Йошкар-Ола, Ленинский пр., 27, каб. 301", 1, [1, 3], "10:00")
     return [engine.sop.meetings.add_member(mid, name, position, username=user) for name, position, user in MEMBERS]
 
 

@@ -86,6 +86,7 @@ class MeetingService:
         with self.engine.db.session() as session:
             if session.get(Municipality, municipality_id) is None:
                 raise NotFound(f"No municipality {municipality_id}")
+            _require_commission_editor(session, by, municipality_id)
             commission = _commission(session, municipality_id, required=False)
             if commission is None:
                 agency_id = session.scalar(select(Agency.id).where(Agency.municipality_id == municipality_id,
@@ -106,6 +107,7 @@ class MeetingService:
         if position not in POSITIONS:
             raise InvalidInput(f"position: one of {', '.join(POSITIONS)}", {"position": "неизвестная должность"})
         with self.engine.db.session() as session:
+            _require_commission_editor(session, by, municipality_id)
             commission = _commission(session, municipality_id)
             if position in ("chair", "secretary") and commission.member_in(position) is not None:
                 raise InvalidInput(f"The commission already has a {position}: deactivate them first",
@@ -126,6 +128,7 @@ class MeetingService:
             member = session.get(CommissionMember, member_id)
             if member is None:
                 raise NotFound(f"No commission member {member_id}")
+            _require_commission_editor(session, by, member.commission.municipality_id)
             member.active = bool(active)
             self._audit(by, "commission_member_active" if active else "commission_member_inactive",
                                      "commission", member.commission_id, {"member_id": member_id},
@@ -755,6 +758,17 @@ def _require_secretary(session: Session, username: str | None, municipality_id: 
     if (user is None or not user.is_active or SECRETARY_ROLE not in user.roles or user.agency is None
             or user.agency.municipality_id != municipality_id):
         raise PermissionDenied(f"Only the commission's secretary of the municipality {what}")
+
+
+def _require_commission_editor(session: Session, username: str | None, municipality_id: int) -> None:
+    """The commission's name, schedule and members are kept by an administrator or the municipality's secretary;
+    `None` is the system itself (the command line, the demo seed)."""
+    if username is None:
+        return
+    user = session.scalar(select(User).where(User.username == username))
+    if user is not None and user.is_active and "admin" in user.roles:
+        return
+    _require_secretary(session, username, municipality_id, "keeps the commission's members and schedule")
 
 
 def _require_status(meeting: Meeting, *statuses: str) -> None:
