@@ -221,6 +221,8 @@ class HumanTask(Base):
         Index("ix_human_task_open_municipality", "municipality_id", text("(due IS NULL)"), "due", "created_at", "id",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
         Index("ix_human_task_completed_by", "completed_by"),
+        # the tasks of some municipalities completed in a period (statistics; migration 0013)
+        Index("ix_human_task_completed_municipality", "municipality_id", "status", "completed_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))

@@ -277,3 +277,87 @@ def test_appg_across_a_year_boundary(engine):
     assert main["Семей снято с учета за период"] == [1, 0, "—"]
     assert [(m.label, m.recognised, m.recognised_before, m.removed, m.removed_before) for m in report.months] == \
            [("декабрь 2025", 1, 1, 0, 0), ("январь 2026", 2, 1, 1, 0)]
+
+
+def test_the_regional_total_counts_a_child_in_two_municipalities_once(engine):
+    """The regional view builds each municipality's counts once and derives the region's from them; a family or
+    child on the register in two municipalities is still one family or child of the region.
+
+    Йошкар-Ола: F1 Лебедевы, child Мира 01.03.2015, K1 recognised 01.02.2025, open.
+    Волжск:     F2 Лебедевы (the father's household), the same Мира (same name and birth date), K2 recognised
+                01.06.2025, open; child Лев 10.10.2010, who is in no other family.
+    Волжск:     F3 Соколовы, child Ника 05.05.2012, K3 recognised 01.03.2024, removed 01.04.2025.
+    At 31.12.2025: Йошкар-Ола 1 family, 1 child (Мира); Волжск 1 family (F2), 2 children (Мира, Лев);
+    the region 2 families, 2 children (Мира once, Лев) — not 1 + 2 = 3 children.
+    Recognised in 2025: Йошкар-Ола 1 family, 1 child; Волжск 1 family, 2 children; the region 2 families,
+    2 children. At 31.12.2024 (АППГ): Волжск F3 with Ника; the region the same, 1 family, 1 child."""
+    c = Cohort(engine)
+    f1 = c.family("Йошкар-Ола", "Лебедев", [("Мира", "2015-03-01")])
+    c.case(f1, "2025-02-01")
+    f2 = c.family("Волжск", "Лебедев", [("Мира", "2015-03-01"), ("Лев", "2010-10-10")])
+    c.case(f2, "2025-06-01")
+    f3 = c.family("Волжск", "Соколов", [("Ника", "2012-05-05")])
+    c.case(f3, "2024-03-01", "2025-04-01", "improved")
+    ids = [c.municipalities["Йошкар-Ола"], c.municipalities["Волжск"]]
+    with engine.db.session() as db:
+        region = build_report(db, ids, AS_OF, YEAR, MSK, "Регион", by_municipality=True)
+        single = {m: build_report(db, [m], AS_OF, YEAR, MSK, "МО") for m in ids}
+    assert region.figures["families_at"] == (2, 1)
+    assert region.figures["children_at"] == (2, 1)
+    assert region.figures["children_recognised"] == (2, 1)
+    assert region.figures["families_recognised"] == (2, 1)
+    assert region.figures["children_removed"] == (1, 0)
+    ages = {row[0]: row[1:3] for row in region.section("age").rows}
+    assert ages["10–13 лет"] == [1, 1] and ages["14–15 лет"] == [1, 0]  # Мира 10, Лев 15; АППГ Ника 12
+    rows = {row[0]: row[1:] for row in region.section("municipalities").rows}
+    assert rows["Йошкар-Ола"][:6] == [1, 0, "—", 1, 0, "—"]
+    assert rows["Волжск"][:6] == [1, 1, "0,0", 2, 1, "+100,0"]
+    # each municipality's row is what its own municipal report says
+    for name, municipality in (("Йошкар-Ола", ids[0]), ("Волжск", ids[1])):
+        own = single[municipality].figures
+        assert rows[name][0:2] == list(own["families_at"]) and rows[name][3:5] == list(own["children_at"])
+        assert rows[name][6:10] == [*own["families_recognised"], *own["families_removed"]]
+    # the same region built without the table by municipality gives the same figures
+    with engine.db.session() as db:
+        assert build_report(db, ids, AS_OF, YEAR, MSK, "Регион").figures == region.figures
+
+
+def test_completed_task_queries_read_the_municipalities_period_through_the_index(engine):
+    """Deadlines and emergencies read the completed tasks of the municipalities in the period through
+    ix_human_task_completed_municipality, not every completed task (checked with SQLite's query plan, so the test
+    does not depend on the machine's speed)."""
+    if engine.db.engine.dialect.name != "sqlite":
+        pytest.skip("the query plan checked is SQLite's")
+    from sqlalchemy import event, text
+
+    from sop.reports.statistics import deadline_rows, load_emergencies
+
+    c = Cohort(engine)
+    ids = list(c.municipalities.values())
+    for n in range(8):  # the region's report asks for many municipalities at once
+        engine.identity.add_agency(f"КДН {n}", f"МО {n}", kind="commission")
+    with engine.db.session() as db:
+        ids = list(db.scalars(select(Municipality.id)))
+    assert len(ids) == 10
+    statements: list[tuple[str, object]] = []
+
+    def remember(_conn, _cursor, statement, parameters, _context, _many):
+        if "human_task" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine.db.engine, "before_cursor_execute", remember)
+    try:
+        with engine.db.session() as db:
+            deadline_rows(db, ids, YEAR, MSK)
+            load_emergencies(db, ids, YEAR.start, YEAR.end, MSK)
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", remember)
+    assert len(statements) == 2
+    with engine.db.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
+                                                                         parameters))
+            assert "ix_human_task_completed_municipality" in plan, plan
+            assert "completed_at>?" in plan.replace(" ", ""), plan
+        assert conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                 "AND name = 'ix_human_task_completed_municipality'")).scalar() == 1

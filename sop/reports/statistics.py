@@ -185,8 +185,11 @@ def child_key(person_id: int, name_key: str | None, birth: date | None) -> tuple
     return ("person", person_id)
 
 
-def _merge(intervals: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+def _merge(intervals: Sequence[tuple[date, date]]) -> list[tuple[date, date]]:
     """Half-open [from, to) intervals merged where they overlap or touch."""
+    if len(intervals) == 1:  # the usual case: one span, nothing to sort
+        start, end = intervals[0]
+        return [(start, end)] if start < end else []
     merged: list[list[date]] = []
     for start, end in sorted(intervals):
         if start >= end:
@@ -202,44 +205,92 @@ class _Stock:
     """How many distinct subjects are on the register at a date: each subject's intervals merged, then counted with
     two sorted lists (starts ≤ D minus ends ≤ D)."""
 
-    def __init__(self, intervals: dict[Any, list[tuple[date, date]]]):
-        self.intervals = {key: _merge(spans) for key, spans in intervals.items()}
-        spans = [span for merged in self.intervals.values() for span in merged]
-        self._starts = sorted(s for s, _ in spans)
-        self._ends = sorted(e for _, e in spans)
+    def __init__(self, intervals: dict[Any, list[tuple[date, date]]], merged: bool = False):
+        self.intervals = intervals if merged else {key: _merge(spans) for key, spans in intervals.items()}
+        starts: list[date] = []
+        ends: list[date] = []
+        for spans in self.intervals.values():
+            for start, end in spans:
+                starts.append(start)
+                ends.append(end)
+        starts.sort()
+        ends.sort()
+        self._starts, self._ends = starts, ends
+
+    @classmethod
+    def union(cls, stocks: Iterable[_Stock]) -> _Stock:
+        """The subjects of several stocks, each counted once: a subject in two of them gets its spans merged."""
+        intervals: dict[Any, list[tuple[date, date]]] = {}
+        for stock in stocks:
+            for key, spans in stock.intervals.items():
+                known = intervals.get(key)
+                intervals[key] = spans if known is None else _merge(known + spans)
+        return cls(intervals, merged=True)
 
     def count(self, day: date) -> int:
         return bisect.bisect_right(self._starts, day) - bisect.bisect_right(self._ends, day)
 
     def members(self, day: date) -> list[Any]:
-        return [key for key, merged in self.intervals.items() if any(s <= day < e for s, e in merged)]
+        found = []
+        for key, spans in self.intervals.items():
+            for start, end in spans:
+                if start <= day < end:
+                    found.append(key)
+                    break
+        return found
 
 
 class Cohort:
     """The recognised cases of some municipalities and the children of their families, counted by the rules above."""
 
-    def __init__(self, cases: Sequence[CaseRecord], children: Sequence[ChildRecord],
+    def __init__(self, cases: Sequence[CaseRecord], children: Sequence[ChildRecord] | dict[int, list[ChildRecord]],
                  emergencies: Sequence[EmergencyRecord] = ()):
+        """`children`: the children's records, or already grouped by family id (shared, never changed here)."""
         self.cases = list(cases)
         self.emergencies = list(emergencies)
-        self.children_of: dict[int, list[ChildRecord]] = defaultdict(list)
-        for child in children:
-            self.children_of[child.family_id].append(child)
+        if isinstance(children, dict):
+            self.children_of = children
+        else:
+            self.children_of = defaultdict(list)
+            for child in children:
+                self.children_of[child.family_id].append(child)
         family_spans: dict[int, list[tuple[date, date]]] = defaultdict(list)
         child_spans: dict[tuple, list[tuple[date, date]]] = defaultdict(list)
         self.birth: dict[tuple, date | None] = {}
+        no_children: list[ChildRecord] = []
         for record in self.cases:
-            end = record.closed_on or FAR_FUTURE
-            family_spans[record.family_id].append((record.recognized_on, end))
-            for child in self.children_of.get(record.family_id, ()):
-                self.birth[child.key] = child.birth_date
-                if child.birth_date is None:
-                    child_spans[child.key].append((record.recognized_on, end))
+            start, end = record.recognized_on, record.closed_on or FAR_FUTURE
+            family_spans[record.family_id].append((start, end))
+            for child in self.children_of.get(record.family_id, no_children):
+                birth = child.birth_date
+                self.birth[child.key] = birth
+                if birth is None:
+                    child_spans[child.key].append((start, end))
                 else:
-                    child_spans[child.key].append((max(record.recognized_on, child.birth_date),
-                                                   min(end, adult_from(child.birth_date))))
+                    adult = adult_from(birth)
+                    child_spans[child.key].append((start if start > birth else birth, end if end < adult else adult))
         self.families = _Stock(family_spans)
         self.children = _Stock(child_spans)
+        self._removed: dict[Period, tuple[dict[int, str | None], dict[tuple, str | None]]] = {}
+
+    @classmethod
+    def union(cls, parts: Sequence[Cohort]) -> Cohort:
+        """The cohorts of several municipalities as one: their records together, and each family and child counted
+        once across them (a child on the register in two municipalities is one child of the region)."""
+        whole = cls.__new__(cls)
+        whole.cases = [record for part in parts for record in part.cases]
+        whole.emergencies = [event for part in parts for event in part.emergencies]
+        shared = all(part.children_of is parts[0].children_of for part in parts) and parts
+        whole.children_of = parts[0].children_of if shared else {}
+        whole.birth = {}
+        for part in parts:
+            if not shared:
+                whole.children_of.update(part.children_of)
+            whole.birth.update(part.birth)
+        whole.families = _Stock.union(part.families for part in parts)
+        whole.children = _Stock.union(part.children for part in parts)
+        whole._removed = {}
+        return whole
 
     # stock at a date
     def families_at(self, day: date) -> int:
@@ -268,7 +319,13 @@ class Cohort:
         return families, children
 
     def removed(self, period: Period) -> tuple[dict[int, str | None], dict[tuple, str | None]]:
-        """Family id -> grounds, child key -> grounds, of the last removal of each in the period."""
+        """Family id -> grounds, child key -> grounds, of the last removal of each in the period (computed once per
+        period; the dictionaries are shared, not to be changed)."""
+        if period not in self._removed:
+            self._removed[period] = self._removals(period)
+        return self._removed[period]
+
+    def _removals(self, period: Period) -> tuple[dict[int, str | None], dict[tuple, str | None]]:
         families: dict[int, tuple[date, int, str | None]] = {}
         children: dict[tuple, tuple[date, int, str | None]] = {}
         for record in self.cases:
@@ -301,20 +358,42 @@ class Cohort:
 
 # -- loading from the database -------------------------------------------------------------------------------------
 
-def load_cohort(session: Session, municipality_ids: Sequence[int], earliest: date, latest: date,
-                tz: ZoneInfo) -> Cohort:
-    """The cases of the municipalities that may count anywhere in [earliest, latest], their children and the
-    emergencies that may fall in that span."""
+def _records(session: Session, municipality_ids: Sequence[int], earliest: date, latest: date,
+             tz: ZoneInfo) -> tuple[list[CaseRecord], dict[int, list[ChildRecord]], list[EmergencyRecord]]:
+    """The cases of the municipalities that may count anywhere in [earliest, latest], their children by family and
+    the emergencies that may fall in that span."""
     relevant = and_(Case.municipality_id.in_(list(municipality_ids)), Case.recognized_on.is_not(None),
                     Case.recognized_on <= latest, or_(Case.closed_on.is_(None), Case.closed_on >= earliest))
     cases = [CaseRecord(*row) for row in session.execute(
         select(Case.id, Case.municipality_id, Case.family_id, Case.recognized_on, Case.closed_on,
                Case.closure_grounds, Case.curator).where(relevant))]
     families = select(Case.family_id).where(relevant)
-    children = [ChildRecord(pid, fid, child_key(pid, key, birth), birth) for pid, fid, key, birth in session.execute(
-        select(Person.id, Person.family_id, Person.name_key, Person.birth_date)
-        .where(Person.kind == "child", Person.family_id.in_(families)))]
-    return Cohort(cases, children, load_emergencies(session, municipality_ids, earliest, latest, tz))
+    children: dict[int, list[ChildRecord]] = defaultdict(list)
+    for pid, fid, key, birth in session.execute(
+            select(Person.id, Person.family_id, Person.name_key, Person.birth_date)
+            .where(Person.kind == "child", Person.family_id.in_(families))):
+        children[fid].append(ChildRecord(pid, fid, child_key(pid, key, birth), birth))
+    return cases, children, load_emergencies(session, municipality_ids, earliest, latest, tz)
+
+
+def load_cohort(session: Session, municipality_ids: Sequence[int], earliest: date, latest: date,
+                tz: ZoneInfo) -> Cohort:
+    """The cases of the municipalities that may count anywhere in [earliest, latest], their children and the
+    emergencies that may fall in that span."""
+    return Cohort(*_records(session, municipality_ids, earliest, latest, tz))
+
+
+def load_cohorts(session: Session, municipality_ids: Sequence[int], earliest: date, latest: date,
+                 tz: ZoneInfo) -> dict[int, Cohort]:
+    """As `load_cohort`, one cohort per municipality (read in one go); `Cohort.union` of them is the region's."""
+    cases, children, emergencies = _records(session, municipality_ids, earliest, latest, tz)
+    own_cases: dict[int, list[CaseRecord]] = defaultdict(list)
+    own_emergencies: dict[int, list[EmergencyRecord]] = defaultdict(list)
+    for record in cases:
+        own_cases[record.municipality_id].append(record)
+    for event in emergencies:
+        own_emergencies[event.municipality_id].append(event)
+    return {m: Cohort(own_cases[m], children, own_emergencies[m]) for m in municipality_ids}
 
 
 def _day(value: Any) -> date | None:
@@ -358,17 +437,22 @@ def deadline_rows(session: Session, municipality_ids: Sequence[int], period: Per
     """Per step (form key, else element): completed tasks with a due date completed in the period, on time or late."""
     start, end = period.bounds(tz)
     step = func.coalesce(HumanTask.form_key, HumanTask.element_id)
+    # tasks without a due date are left out by counting, not by the WHERE clause: a `due IS NOT NULL` condition
+    # there lets SQLite's planner read every completed task through ix_human_task_open_due (status, due) instead of
+    # the period's rows of the municipalities through ix_human_task_completed_municipality
+    with_due = func.sum(case((HumanTask.due.is_not(None), 1), else_=0))
     on_time = func.sum(case((HumanTask.completed_at <= HumanTask.due, 1), else_=0))
     rows = session.execute(
-        select(step.label("step"), HumanTask.name, Agency.name.label("agency"), func.count().label("total"),
+        select(step.label("step"), HumanTask.name, Agency.name.label("agency"), with_due.label("total"),
                on_time.label("on_time"))
         .outerjoin(Agency, Agency.id == HumanTask.agency_id)
-        .where(HumanTask.status == "completed", HumanTask.due.is_not(None),
-               HumanTask.municipality_id.in_(list(municipality_ids)),
+        .where(HumanTask.status == "completed", HumanTask.municipality_id.in_(list(municipality_ids)),
                HumanTask.completed_at >= start, HumanTask.completed_at < end)
         .group_by(step, HumanTask.name, Agency.name))
     steps: dict[str, dict[str, Any]] = {}
     for r in rows:
+        if not r.total:
+            continue  # only tasks without a due date
         entry = steps.setdefault(r.step, {"name": step_label(r.name, r.agency), "on_time": 0, "late": 0})
         entry["name"] = min(entry["name"], step_label(r.name, r.agency))
         entry["on_time"] += int(r.on_time or 0)
@@ -480,7 +564,12 @@ def build_report(session: Session, municipality_ids: Sequence[int], as_of: date,
     before, as_of_before = period.previous_year(), year_earlier(as_of)
     earliest = min(before.start, as_of_before)
     latest = max(period.end, as_of)
-    cohort = load_cohort(session, ids, earliest, latest, tz) if ids else Cohort([], [])
+    parts: dict[int, Cohort] = {}
+    if by_municipality:  # each municipality's cohort once; the region's is their union, a person counted once
+        parts = load_cohorts(session, ids, earliest, latest, tz)
+        cohort = Cohort.union(list(parts.values()))
+    else:
+        cohort = load_cohort(session, ids, earliest, latest, tz) if ids else Cohort([], [])
 
     now, then = _counts(cohort, as_of, period), _counts(cohort, as_of_before, before)
     report.figures = {key: (now[key], then[key]) for key in now}
@@ -516,7 +605,7 @@ def build_report(session: Session, municipality_ids: Sequence[int], as_of: date,
          for code, f, fb, c, cb in counted if code is not None or f or fb]))
 
     if by_municipality:
-        report.sections.append(_municipality_section(session, cohort, ids, as_of, period))
+        report.sections.append(_municipality_section(session, parts, ids, as_of, period))
 
     report.sections.append(_deadline_section(session, ids, period, tz))
     report.sections.append(_curator_section(session, cohort, as_of))
@@ -549,21 +638,13 @@ def _monthly_flows(cohort: Cohort, months: list[Period]) -> tuple[dict, dict]:
     return recognised, removed
 
 
-def _municipality_section(session: Session, cohort: Cohort, ids: list[int], as_of: date,
+def _municipality_section(session: Session, parts: dict[int, Cohort], ids: list[int], as_of: date,
                           period: Period) -> Section:
     names = dict(session.execute(select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))).all())
     before, as_of_before = period.previous_year(), year_earlier(as_of)
-    cases, emergencies = defaultdict(list), defaultdict(list)
-    for record in cohort.cases:
-        cases[record.municipality_id].append(record)
-    for event in cohort.emergencies:
-        emergencies[event.municipality_id].append(event)
     rows = []
     for municipality_id in sorted(ids, key=lambda m: names.get(m, "")):
-        part = Cohort(cases[municipality_id],
-                      [child for family_id in {c.family_id for c in cases[municipality_id]}
-                       for child in cohort.children_of.get(family_id, ())],
-                      emergencies[municipality_id])
+        part = parts[municipality_id]
         now, then = _counts(part, as_of, period), _counts(part, as_of_before, before)
         rows.append([names.get(municipality_id, str(municipality_id)),
                      now["families_at"], then["families_at"], change_text(now["families_at"], then["families_at"]),
