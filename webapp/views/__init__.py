@@ -19,6 +19,7 @@ NAVIGATION = [
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
     ("meetings.index", "Заседания", "meetings"),
     ("reports.index", "Статистика", REPORT_ROLES),
+    ("kpi.index", "Показатели", REPORT_ROLES),
     ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]
@@ -34,6 +35,7 @@ def register(app: Flask) -> None:
         diagram_diff,
         inbox,
         intake,
+        kpi,
         manager,
         meetings,
         migration,
@@ -45,7 +47,7 @@ def register(app: Flask) -> None:
         tasks,
     )
 
-    for module in (inbox, tasks, intake, cases, registers, manager, meetings, reports, modeler, modeler_forms,
+    for module in (inbox, tasks, intake, cases, registers, manager, meetings, reports, kpi, modeler, modeler_forms,
                    diagram_diff, simulation, migration, admin):
         app.register_blueprint(module.bp)
 
