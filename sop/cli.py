@@ -27,6 +27,32 @@ def build_engine(db: Database, clock: Clock) -> ProcessEngine:
 Context.factory = build_engine
 
 
+@main.group()
+def podrostok() -> None:
+    """Operation «Подросток» (seed 002): the summer reporting campaign."""
+
+
+@podrostok.command("start")
+@click.option("--year", type=int, required=True, help="The year of the operation.")
+@click.option("--municipality", default=None, help="Only this municipality (default: every one with a commission).")
+@click.option("--set", "settings", multiple=True, help="A term other than the default, e.g. final_due=2026-09-26.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def podrostok_start(ctx: Context, year, municipality, settings, as_json) -> None:
+    """Start the year's campaign for each municipality that has none yet."""
+    from .podrostok import start_campaigns
+
+    overrides = {}
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{item}' is not name=value", param_hint="--set")
+        overrides[name.strip()] = value.strip()
+    started = start_campaigns(ctx.engine().sop, year=year, municipality=municipality, overrides=overrides,
+                              by="cli")
+    emit({"started": started}, as_json, f"Started {len(started)} campaign(s): {started}")
+
+
 @main.command()
 @click.option("--user", required=True, help="Who registers it (their agency's journal).")
 @click.option("--data", "data", required=True, help="The journal entry as JSON (see IntakeSchema).")

@@ -337,3 +337,12 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
 from .kpi.campaign import HANDLERS as _KPI_HANDLERS  # noqa: E402 - the KPI campaign's tasks (sop/kpi)
 
 HANDLERS.update(_KPI_HANDLERS)
+
+
+def _campaign_handlers() -> dict[str, Callable[[Context], None]]:
+    from . import podrostok  # the campaign's module reads the records these handlers keep
+
+    return dict(podrostok.HANDLERS)
+
+
+HANDLERS.update(_campaign_handlers())

@@ -255,6 +255,42 @@ class Reconciliation(Base):
     results: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
+class PodrostokCampaign(Base):
+    """Operation «Подросток» of one municipality and year (seed 002): its process and the reports it produced
+    (`reports`: {"2026-06": App. 3 form, …, "summer": App. 4, "final": App. 5 entered rows, "returns": […]})."""
+
+    __tablename__ = "sop_podrostok_campaign"
+    __table_args__ = (UniqueConstraint("municipality_id", "year"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    process_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reports: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    municipality: Mapped[Municipality] = relationship(lazy="joined")
+
+
+class PodrostokEntry(Base):
+    """A line of an agency's App. 2 for a month: a child's organised form of rest or employment (3.1–3.14, provider,
+    dates), or a valid reason why the child had none (row 4.1)."""
+
+    __tablename__ = "sop_podrostok_entry"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("sop_podrostok_campaign.id", ondelete="CASCADE"),
+                                             index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
+    month: Mapped[str] = mapped_column(String(7))  # the reported month, e.g. 2026-06
+    person_id: Mapped[int] = mapped_column(ForeignKey("sop_person.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # employment | excuse
+    form: Mapped[str | None] = mapped_column(String(5))
+    reason: Mapped[str | None] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(300))
+    date_from: Mapped[date] = mapped_column(Date)
+    date_to: Mapped[date | None] = mapped_column(Date)
+    author: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class InstanceScope(Base):
     """Which case and municipality a process instance belongs to: the data scope of its tasks.
 

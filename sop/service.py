@@ -15,7 +15,7 @@ from engine import history
 from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
-from . import handlers
+from . import handlers, podrostok
 from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
@@ -81,6 +81,7 @@ class SopService:
         if jobs:
             engine.management.register_job("quarterly_reconciliation", lambda: periodic.start_quarterly(self))
             engine.management.register_job("minor_turned_18", lambda: periodic.propose_closure_at_18(self))
+            engine.management.register_job("podrostok_campaign", lambda: len(podrostok.start_campaigns(self)))
             engine.management.register_job("kpi_campaign", lambda: kpi_campaign.start_due(self))
 
     # -- intake -----------------------------------------------------------------------------------------------

@@ -607,3 +607,8 @@ def working_group(case: Case) -> list[CaseAgency]:
 from .kpi.campaign import CONTEXT_BUILDERS as _KPI_BUILDERS  # noqa: E402 - the KPI campaign's pages (sop/kpi)
 
 BUILDERS.update(_KPI_BUILDERS)
+
+
+from .podrostok import context_builders as _podrostok_builders  # noqa: E402 - operation «Подросток» (sop/podrostok)
+
+BUILDERS.update(_podrostok_builders())

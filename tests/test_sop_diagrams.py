@@ -177,7 +177,7 @@ def sop(engine):
     assert result.warnings == []
     assert {i.key for i in result.items if i.kind == "process"} == {
         "sop_case", "sop_programme", "emergency_child_safety", "quarterly_reconciliation", "sop_materials",
-        "kpi_campaign"}
+        "kpi_campaign", "podrostok_campaign"}
     engine.identity.add_agency("КДНиЗП г. Йошкар-Олы", "Йошкар-Ола", kind="commission")
     for name, kind in AGENCIES.items():
         engine.identity.add_agency(name, "Йошкар-Ола", kind=kind)
