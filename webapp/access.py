@@ -1,4 +1,4 @@
-"""Who may see what (DOMAIN §2): roles and data scope, checked on every page and endpoint.
+"""Who may see what (docs/domain.md §2): roles and data scope, checked on every page and endpoint.
 
 - The commission (secretary, chair, members) sees every case of its municipality.
 - A curator sees the cases they curate; an agency's staff see the cases in which their agency takes part, or

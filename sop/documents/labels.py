@@ -1,4 +1,4 @@
-"""Russian labels of the codes used by the СОП documents (source: 004_166694640244a117.txt).
+"""Russian labels of the codes used by the СОП documents (source: the procedure 004, docs/domain.md).
 
 Codes are stable identifiers for storage, forms and the UI; the texts are those of the Порядок
 (Республика Марий Эл) and its appendices. Dicts keep the order in which the official forms list the items.
@@ -230,7 +230,7 @@ PARENT_CHARACTERISTICS: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Appendix 3 §9: agencies that keep their own register (the codes are the DOMAIN agency kinds).
+# Appendix 3 §9: agencies that keep their own register (the codes are the agency kinds of docs/domain.md §2).
 AGENCY_REGISTERS: dict[str, str] = {
     "commission": "КДН",
     "police": "ПДН",

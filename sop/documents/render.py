@@ -1,6 +1,6 @@
 """Official documents of a СОП case as HTML and PDF (Jinja2 + WeasyPrint).
 
-The forms follow the appendices of the Порядок (004_166694640244a117.txt); the resolutions follow §5.2–5.3 and
+The forms follow the appendices of the Порядок (004, see docs/domain.md); the resolutions follow §5.2–5.3 and
 §6.1–6.5, the removal act §7.1 and art. 77 of the Family Code.
 
     render_html(kind, context) -> str      # the HTML handed to WeasyPrint (autoescaped)
