@@ -20,6 +20,7 @@ NAVIGATION = [
     ("meetings.index", "Заседания", "meetings"),
     ("reports.index", "Статистика", REPORT_ROLES),
     ("kpi.index", "Показатели", REPORT_ROLES),
+    ("podrostok.index", "Подросток", REPORT_ROLES),
     ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]
@@ -41,13 +42,15 @@ def register(app: Flask) -> None:
         migration,
         modeler,
         modeler_forms,
+        podrostok,
         registers,
         reports,
         simulation,
         tasks,
     )
 
-    for module in (inbox, tasks, intake, cases, registers, manager, meetings, reports, kpi, modeler, modeler_forms,
+    for module in (inbox, tasks, intake, cases, registers, manager, meetings, reports, kpi, podrostok, modeler,
+                   modeler_forms,
                    diagram_diff, simulation, migration, admin):
         app.register_blueprint(module.bp)
 

@@ -1,0 +1,133 @@
+"""«Подросток» page: who sees which municipality's campaign, the overdue submitters, the XLSX forms (a municipality's
+and the region's sum) and the audit.
+
+Records as in test_podrostok_campaign: Йошкар-Ола has Петров (14, СОП) and Сидоров (7, СОП and ИПР), Волжск has
+Кузнецов (10, СОП). In June the police of Йошкар-Ола reports Петров's job (3.1) and the police of Волжск Кузнецов's
+playground (3.4); the school of Йошкар-Ола never reports.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+import sop
+from engine.models import AuditEvent, Municipality
+from sop import podrostok
+from webapp import create_app
+
+from .test_podrostok_campaign import FILES, PLAN, add_case, at, campaign, job, one, open_tasks, submit
+from .test_web_auth import HASH, login
+
+
+@pytest.fixture
+def web(engine):
+    sop.install(engine)
+    engine.repository.deploy(FILES, deployed_by="methodologist")
+    for name, municipality, kind in (("КДНиЗП Йошкар-Олы", "Йошкар-Ола", "commission"),
+                                     ("ОМВД Йошкар-Олы", "Йошкар-Ола", "police"),
+                                     ("СОШ № 5", "Йошкар-Ола", "education"),
+                                     ("КДНиЗП Волжска", "Волжск", "commission"),
+                                     ("ОМВД Волжска", "Волжск", "police"),
+                                     ("КДНиЗП Республики", "Республика", "regional_commission")):
+        engine.identity.add_agency(name, municipality, kind=kind)
+    for user, roles, agency in (("secretary", ["commission_secretary"], "КДНиЗП Йошкар-Олы"),
+                                ("chair", ["commission"], "КДНиЗП Йошкар-Олы"),
+                                ("vsecretary", ["commission_secretary"], "КДНиЗП Волжска"),
+                                ("police", ["agency_specialist"], "ОМВД Йошкар-Олы"),
+                                ("vpolice", ["agency_specialist"], "ОМВД Волжска"),
+                                ("regional", ["regional_secretary"], "КДНиЗП Республики")):
+        engine.identity.add_user(user, roles, agency=agency, password_hash=HASH, full_name=user)
+    with engine.db.session() as session:
+        yo, vo = (session.scalar(select(Municipality.id).where(Municipality.name == name))
+                  for name in ("Йошкар-Ола", "Волжск"))
+        people = add_case(session, yo, "1", [("Петров", "2012-03-15")], "2026-01-15", ["evasion"])
+        people |= add_case(session, yo, "2", [("Сидоров", "2019-01-01")], "2026-02-10", ["involvement"])
+        people |= add_case(session, vo, "1", [("Кузнецов", "2016-01-01")], "2026-03-01", ["evasion"])
+    at(engine, "2026-05-01 00:05")
+    podrostok.start_campaigns(engine.sop)
+    iid, iid_v = campaign(engine, yo).process_instance_id, campaign(engine, vo).process_instance_id
+    engine.tasks.complete(one(engine, iid, "pod_plan")["id"], "secretary", PLAN)
+    engine.tasks.complete(one(engine, iid_v, "pod_plan")["id"], "vsecretary", PLAN)
+    at(engine, "2026-07-01 00:30")
+    engine.management.sweep()
+    police = next(t for t in open_tasks(engine, iid, "pod_agency_report") if t["agency_name"] == "ОМВД Йошкар-Олы")
+    submit(engine, police, "police", [job(people["Петров"], "3.1", "ООО «Заря»", "2026-06-05", "2026-08-31")])
+    submit(engine, one(engine, iid_v, "pod_agency_report"), "vpolice",
+           [job(people["Кузнецов"], "3.4", "=Площадка", "2026-06-01", "2026-06-20")])
+    engine.tasks.complete(one(engine, iid_v, "pod_review")["id"], "vsecretary", {"review_decision": "accept"})
+    engine.tasks.complete(one(engine, iid_v, "pod_monthly_report")["id"], "vsecretary",
+                          {"report_sent_date": "2026-07-03"})
+    at(engine, "2026-07-04 10:00")  # the school's App. 2 was due on 3 July
+    engine.management.sweep()
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}, engine=engine)
+    app.ids = {"yo": yo, "vo": vo}
+    return app
+
+
+def client_of(app, username):
+    client = app.test_client()
+    assert login(client, username).status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("vsecretary", 200),
+                                             ("regional", 200), ("police", 403)])
+def test_who_may_see_the_campaign(web, username, status):
+    assert client_of(web, username).get("/podrostok?year=2026").status_code == status
+
+
+def test_the_commission_sees_its_own_municipality_only(web):
+    client = client_of(web, "secretary")
+    page = client.get("/podrostok?year=2026").get_data(as_text=True)
+    assert "<h2>Йошкар-Ола</h2>" in page and "Волжск" not in page
+    assert client.get(f"/podrostok?year=2026&municipality={web.ids['vo']}").status_code == 404
+    assert client.get("/podrostok?year=2026&municipality=x").status_code == 404
+    assert client.get("/podrostok?year=20x6").status_code == 400
+    assert "<script>" not in page  # CSP: no inline script
+
+
+def test_the_overdue_submitters_are_listed(web):
+    page = client_of(web, "secretary").get("/podrostok?year=2026").get_data(as_text=True)
+    assert "Не представили в срок: СОШ № 5 (июнь 2026)" in page
+    assert "представлено (1)" in page  # the police: one line
+    assert "Информация о фактической занятости детей (приложение 2) — СОШ № 5" in page
+    volzhsk = client_of(web, "vsecretary").get("/podrostok?year=2026").get_data(as_text=True)
+    assert "Просроченных сведений нет." in volzhsk
+
+
+def sheet_rows(response) -> dict[str, list]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    ws = load_workbook(io.BytesIO(response.data)).active
+    return {str(r[0]): list(r) for r in ws.iter_rows(values_only=True) if r and r[0]}
+
+
+def test_the_municipal_form_and_the_regional_sum_as_xlsx(web):
+    rows = sheet_rows(client_of(web, "secretary").get("/podrostok/form.xlsx?year=2026&form=2026-06"))
+    # columns: №, name, ИПР, СОП, % ИПР, % СОП. СОП: Петров and Сидоров, Петров covered (3.1); ИПР: Сидоров
+    assert rows["1"][2:4] == [1, 2] and rows["3"][2:4] == [0, 1] and rows["3.1"][2:4] == [0, 1]
+    assert rows["3"][5] == 50.0  # 1 * 100 / row 2 (2)
+    region = client_of(web, "regional")
+    # the region sums what the municipalities sent: only Волжск has sent June (Йошкар-Ола's review is open)
+    rows = sheet_rows(region.get("/podrostok/form.xlsx?year=2026&form=2026-06"))
+    assert rows["1"][2:4] == [0, 1] and rows["3.4"][2:4] == [0, 1]
+    ws = load_workbook(io.BytesIO(region.get("/podrostok/form.xlsx?year=2026&form=2026-06").data)).active
+    notes = [r[1] for r in ws.iter_rows(values_only=True) if r and r[1] and "Сумма" in str(r[1])]
+    assert notes == ["Сумма отчетов муниципальных образований: Волжск; не представили: Йошкар-Ола"]
+    final = sheet_rows(client_of(web, "vsecretary").get("/podrostok/form.xlsx?year=2026&form=final"))
+    assert final["3.1.1"][2] == "1/1" and final["8.3.4"][2] == 1  # Кузнецов on a playground in June
+    assert client_of(web, "secretary").get("/podrostok/form.xlsx?year=2026&form=2026-13").status_code == 400
+    assert client_of(web, "police").get("/podrostok/form.xlsx?year=2026&form=summer").status_code == 403
+
+
+def test_reading_and_exporting_are_audited(web, engine):
+    client = client_of(web, "secretary")
+    client.get("/podrostok?year=2026")
+    client.get("/podrostok/form.xlsx?year=2026&form=summer")
+    with engine.db.session() as session:
+        events = [(e.action, e.details.get("form")) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.object_id == "podrostok").order_by(AuditEvent.id))]
+    assert events == [("report_viewed", None), ("report_exported", "summer")]

@@ -1,0 +1,252 @@
+"""«Подросток»: the state of the operation's reporting campaign (stage, each agency's App. 2 per month, returns,
+the reports sent) and its forms as XLSX in the layout of Appendices 3, 4 and 5.
+
+Who: the municipality's commission (its own campaign) and the regional secretary (each municipality's, and the
+region: the forms the municipalities sent, summed). Anyone else gets 403; a municipality outside the user's scope is
+a 404. The figures come from `sop.podrostok` / `sop.reports.podrostok`; every display is audited as
+`report_viewed`, every download as `report_exported`.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, g, render_template, request
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from sqlalchemy import select
+
+from engine.models import HumanTask
+from sop import podrostok
+from sop.models import PodrostokCampaign
+from sop.reports import podrostok as rules
+from sop.reports.podrostok_app5 import APP5_ROWS
+
+from ..access import REPORT_ROLES, report_municipalities
+from ..auth import client_ip, kurator, roles_required
+from ..params import db_int
+from ..spreadsheets import text_row
+
+bp = Blueprint("podrostok", __name__)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MONTH_NAMES = {6: "июнь", 7: "июль", 8: "август"}
+STAGES = (("prep_start", "prep_end", "Подготовительный этап"), ("main_start", "main_end", "Основной этап"),
+          ("final_start", "final_end", "Заключительный этап"))
+
+
+class Asked:
+    def __init__(self, year: int, municipality_id: int | None, name: str, options: list[tuple[int, str]]):
+        self.year, self.municipality_id, self.name, self.options = year, municipality_id, name, options
+
+    @property
+    def region(self) -> bool:
+        return self.municipality_id is None
+
+    @property
+    def ids(self) -> list[int]:
+        return [m for m, _ in self.options] if self.region else [self.municipality_id]
+
+
+def _today() -> date:
+    return kurator().clock.now().astimezone(ZoneInfo(g.user.timezone)).date()
+
+
+def _asked(db) -> Asked:
+    options = report_municipalities(db, g.user)
+    if not options:
+        abort(403)
+    raw_year = (request.args.get("year") or "").strip()
+    year = _today().year
+    if raw_year:
+        if not raw_year.isdigit() or not 2000 <= int(raw_year) <= 2100:
+            abort(Response(f"Год «{raw_year[:20]}»: укажите год от 2000 до 2100, например 2026.", status=400,
+                           mimetype="text/plain"))
+        year = int(raw_year)
+    raw = (request.args.get("municipality") or "").strip()
+    if not raw:
+        if g.user.has("regional_secretary"):
+            return Asked(year, None, "Регион (все муниципальные образования)", options)
+        return Asked(year, options[0][0], options[0][1], options)
+    try:
+        wanted = db_int(raw)
+    except ValueError:
+        abort(404)
+    for municipality_id, name in options:
+        if municipality_id == wanted:
+            return Asked(year, municipality_id, name, options)
+    abort(404)
+
+
+def _audit(action: str, asked: Asked, **details) -> None:
+    kurator().audit.record(g.user.username, action, "report", "podrostok", ip=client_ip(),
+                           details={"municipalities": asked.ids, "year": asked.year, **details})
+
+
+def _stage(variables: dict, today: date) -> str:
+    for start, end, label in STAGES:
+        if variables.get(start) and variables.get(end) and \
+                date.fromisoformat(variables[start]) <= today <= date.fromisoformat(variables[end]):
+            return label
+    return "Вне сроков операции"
+
+
+def _months(year: int) -> list[tuple[str, str]]:
+    return [(f"{year}-{m:02d}", f"{MONTH_NAMES[m]} {year}") for m in podrostok.SUMMER_MONTHS]
+
+
+@bp.route("/podrostok")
+@roles_required(*REPORT_ROLES)
+def index():
+    engine = kurator()
+    now = engine.clock.now()
+    with engine.db.session() as db:
+        asked = _asked(db)
+        campaigns = podrostok.campaigns(db, asked.ids, asked.year)
+        views = []
+        for campaign in campaigns:
+            variables = engine.runtime.instance(campaign.process_instance_id)["variables"] \
+                if campaign.process_instance_id else {}
+            tz = ZoneInfo(campaign.municipality.timezone)
+            tasks = db.scalars(select(HumanTask).where(HumanTask.instance_id == campaign.process_instance_id,
+                                                       HumanTask.status == "open")
+                               .order_by(HumanTask.due)).all()
+            views.append({
+                "campaign": campaign, "stage": _stage(variables, now.astimezone(tz).date()),
+                "status": engine.runtime.instance(campaign.process_instance_id)["status"]
+                if campaign.process_instance_id else "—",
+                "tasks": [{"name": t.name, "due": t.due.astimezone(tz) if t.due else None,
+                           "overdue": bool(t.due and t.due < now)} for t in tasks],
+                "months": [(label, key, podrostok.submissions(db, campaign, key, now))
+                           for key, label in _months(asked.year)],
+                "returns": (campaign.reports or {}).get("returns") or [],
+                "sent": sorted(((campaign.reports or {}).get("months") or {}).keys()),
+                "summer_sent": bool((campaign.reports or {}).get("summer")),
+                "final_sent": bool((campaign.reports or {}).get("final")),
+                "agencies": podrostok.agency_ids(campaign, db),
+                "tz": tz})
+        missing = sorted({name for m, name in asked.options if m in asked.ids}
+                         - {c.municipality.name for c in campaigns})
+    _audit("report_viewed", asked)
+    return render_template("podrostok/index.html", asked=asked, views=views, missing=missing,
+                           months=_months(asked.year), states=podrostok.STATES,
+                           regional_user=g.user.has("regional_secretary"))
+
+
+# -- XLSX ---------------------------------------------------------------------------------------------------------
+
+def _bold(ws, values):
+    cells = []
+    for value in values:
+        cell = WriteOnlyCell(ws, value=value)
+        cell.font = Font(bold=True)
+        cells.append(cell)
+    return cells
+
+
+def form_workbook(form: rules.Form, title: str, period_label: str, territory: str, note: str) -> bytes:
+    """App. 3 (a month) or App. 4 (the summer): №, name, the two columns of the appendix, then the coverage % of
+    App. 6 beside each."""
+    book = Workbook(write_only=True)
+    ws = book.create_sheet(title[:31])
+    ws.column_dimensions["B"].width = 80
+    for letter in "CDEF":
+        ws.column_dimensions[letter].width = 18
+    ws.append(_bold(ws, [title]))
+    ws.append(text_row(ws, ["", "об организованных формах отдыха и занятости детей, состоящих на учете в комиссии по "
+                                "делам несовершеннолетних и защите их прав при администрации", ]))
+    ws.append(text_row(ws, ["", territory]))
+    ws.append([])
+    ws.append(_bold(ws, ["№ п/п", "Наименование", period_label, "", "Охват, % (приложение 6)", ""]))
+    ws.append(_bold(ws, ["", "", rules.COLUMNS[0][1], rules.COLUMNS[1][1], rules.COLUMNS[0][1],
+                         rules.COLUMNS[1][1]]))
+    for code in rules.row_codes():
+        values = [form.value(code, col) for col, _ in rules.COLUMNS]
+        percents = [form.percent(code, col) for col, _ in rules.COLUMNS]
+        row = [code, rules.ROW_LABELS[code], *values, *("" if p is None else p for p in percents)]
+        ws.append(_bold(ws, row) if "." not in code else text_row(ws, row))
+    ws.append([])
+    ws.append(text_row(ws, ["", note]))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def final_workbook(values: dict, territory: str, year: int) -> bytes:
+    """App. 5 row by row as printed, with its results: computed from the records or entered by the commission."""
+    book = Workbook(write_only=True)
+    ws = book.create_sheet("Приложение 5")
+    ws.column_dimensions["A"].width = 10
+    ws.column_dimensions["B"].width = 100
+    ws.column_dimensions["C"].width = 18
+    ws.append(_bold(ws, ["", "ОТЧЕТ об итогах проведения межведомственной операции «Подросток»"]))
+    ws.append(text_row(ws, ["", f"в муниципальном образовании {territory} с 1 июня по 1 сентября {year} г."]))
+    ws.append([])
+    ws.append(_bold(ws, ["№/№ п/п", "Наименование мероприятий", "Результаты"]))
+    for key, number, label in APP5_ROWS:
+        if not key:
+            ws.append(_bold(ws, ["", label]))
+            continue
+        value = values.get(key, "")
+        ws.append(text_row(ws, [number, label, value]))
+    ws.append([])
+    ws.append(text_row(ws, ["", "Пункты 3.1.1, 3.2.1, 3.3, 3.4.1 и раздел 8 рассчитаны по учетам комиссии "
+                                "(раздел 8 — каждый ребенок один раз, по критериям приложения 6); остальные "
+                                "внесены комиссией."]))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _attachment(content: bytes, filename: str) -> Response:
+    return Response(content, mimetype=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                                     "Content-Length": str(len(content))})
+
+
+@bp.route("/podrostok/form.xlsx")
+@roles_required(*REPORT_ROLES)
+def export():
+    which = (request.args.get("form") or "").strip()
+    with kurator().db.session() as db:
+        asked = _asked(db)
+        months = dict(_months(asked.year))
+        if which not in months and which not in ("summer", "final"):
+            return Response("Форма: укажите месяц (например, " + f"{asked.year}-06), summer (приложение 4) или "
+                            "final (приложение 5).", status=400, mimetype="text/plain")
+        territory = asked.name
+        if which == "final":
+            if asked.region:
+                values, included = podrostok.regional_final(db, asked.ids, asked.year)
+                territory = f"{asked.name}; отчеты: {', '.join(included) or 'нет'}"
+            else:
+                campaign = _campaign_or_404(db, asked)
+                stored = (campaign.reports or {}).get("final") or {}
+                values = {**stored.get("entered", {}),
+                          **podrostok.final_computed(db, campaign, ZoneInfo(campaign.municipality.timezone))}
+            content = final_workbook(values, territory, asked.year)
+        else:
+            title = "Обобщенные сведения (приложение 4)" if which == "summer" else "Отчет за месяц (приложение 3)"
+            label = "Июнь, июль, август" if which == "summer" else months[which]
+            if asked.region:
+                form, included, missing = podrostok.regional_form(db, asked.ids, asked.year, which)
+                note = (f"Сумма отчетов муниципальных образований: {', '.join(included) or 'нет'}"
+                        + (f"; не представили: {', '.join(missing)}" if missing else ""))
+            else:
+                campaign = _campaign_or_404(db, asked)
+                period = rules.summer(asked.year) if which == "summer" else podrostok.month_period(which)
+                form = podrostok.form_for(db, campaign, period)
+                note = "Рассчитано по учетам комиссии и информации органов по критериям приложения 6" + (
+                    "; без нарастающего итога." if which != "summer" else "; каждый ребенок учитывается один раз.")
+            content = form_workbook(form, title, label, territory, note)
+    _audit("report_exported", asked, format="xlsx", form=which)
+    return _attachment(content, f"podrostok-{asked.year}-{which}.xlsx")
+
+
+def _campaign_or_404(db, asked: Asked) -> PodrostokCampaign:
+    found = podrostok.campaigns(db, [asked.municipality_id], asked.year)
+    if not found:
+        abort(404)
+    return found[0]
