@@ -19,10 +19,16 @@ import ast
 import builtins
 import copy
 import functools
+import io
 import math
 import operator
+import os
+import pickle
 import re
+import select
+import signal
 import string
+import struct
 import sys
 import time
 import types
@@ -40,6 +46,11 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, NamedTuple
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows: no worker processes there
+    resource = None  # type: ignore[assignment]
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
@@ -283,9 +294,176 @@ class _SandboxPolicy(RestrictingNodeTransformer):
         return node
 
 
+# ------------------------------------------------------------------------------------- static budget
+
+# Code that passes this budget runs in the calling process; any other code runs in a worker process with
+# hard limits. Sizes are counted in units of `max_size` (the largest value a guard lets one operation
+# build, and the largest variable a script may store): each unit is at most that many elements.
+STATIC_BUDGET = 32
+MAX_INLINE_NODES = 400
+_REPEATING = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+              ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)
+# Methods that put references into an existing container (a cycle or a hidden fan-out), or build one value
+# with many references to another.
+_INSERTING = frozenset({"append", "extend", "insert", "update", "setdefault", "add", "fromkeys",
+                        "symmetric_difference_update", "intersection_update", "difference_update"})
+_SCALAR_CALLS = frozenset({"int", "float", "bool", "len", "str", "abs", "round", "format", "isinstance",
+                           "Decimal", "date", "datetime", "timedelta"})
+_OVER = float("inf")
+
+
+class _OverBudget(Exception):
+    """The code may amplify a value beyond what the static budget can bound."""
+
+
+def _constant_count(node: ast.expr) -> float | None:
+    """Value of a small integer constant expression (``1000``, ``10 ** 6``), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return abs(node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Pow, ast.Add, ast.LShift)):
+        left, right = _constant_count(node.left), _constant_count(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if right > 64:
+            return _OVER
+        return left ** right if isinstance(node.op, ast.Pow) else left * 2 ** right
+    return None
+
+
+def _expressions(node: ast.AST) -> Iterator[ast.expr]:
+    """The expressions directly inside `node`, also those in keyword arguments and other helper nodes."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr):
+            yield child
+        elif not isinstance(child, (ast.stmt, ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)):
+            yield from _expressions(child)
+
+
+class _Budget:
+    """Upper bounds, in units of `max_size`, of the values straight-line code builds and of its C-level work.
+
+    Without loops, comprehensions and functions every node runs once; without methods that insert into
+    existing containers no value can contain itself. Then a value is at most as large as the values it was
+    built from (lists repeated by a constant ``*`` count times), and one operation's work is at most the
+    size of its operands. A variable of the process counts as one unit: it was stored within `max_size`.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[str, float] = {}
+        self.work = 0.0
+
+    def size(self, node: ast.expr) -> float:
+        if isinstance(node, ast.Constant):
+            return 0
+        if isinstance(node, ast.Name):
+            return self.names.get(node.id, 1)
+        if isinstance(node, _REPEATING):
+            raise _OverBudget(type(node).__name__)
+        if isinstance(node, ast.Attribute) and node.attr in _INSERTING:
+            raise _OverBudget(node.attr)
+        if isinstance(node, ast.NamedExpr):
+            value = self.size(node.value)
+            self.bind(node.target, value)
+            return value
+        if isinstance(node, ast.BinOp):
+            return self.binop(node)
+        parts = [self.size(child) for child in _expressions(node)]
+        total = sum(parts)
+        self.work += total + isinstance(node, ast.Call)  # a call may also build a new value of one unit
+        if isinstance(node, ast.Subscript):
+            return parts[0]  # an item or a slice of the value
+        if isinstance(node, (ast.Attribute, ast.Starred, ast.BoolOp, ast.IfExp)):
+            return total  # a part of a value, or one of the operands
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SCALAR_CALLS:
+            return 1
+        if isinstance(node, (ast.Compare, ast.UnaryOp, ast.JoinedStr, ast.FormattedValue)):
+            return 1  # a truth value, a number or a guarded text
+        return total + 1  # a new container or a call's result, with what it was built from
+
+    def binop(self, node: ast.BinOp) -> float:
+        left, right = self.size(node.left), self.size(node.right)
+        self.work += left + right + 1
+        constant = isinstance(node.left, ast.Constant) or isinstance(node.right, ast.Constant)
+        if isinstance(node.op, ast.Mult):
+            for count, other in ((_constant_count(node.left), right), (_constant_count(node.right), left)):
+                if count is not None:
+                    self.work += count * other
+                    return max(count * other, 1)
+            if constant:
+                return 1  # text repeated: flat, guarded
+            raise _OverBudget("*")
+        return 1 if constant else left + right + 1
+
+    def bind(self, target: ast.expr, value: float) -> None:
+        if isinstance(target, ast.Name):
+            self.names[target.id] = max(self.names.get(target.id, 1), value)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self.bind(element, value)
+        elif isinstance(target, ast.Starred):
+            self.bind(target.value, value)
+        else:
+            raise _OverBudget("item assignment")
+
+    def statements(self, body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.Assign):
+                value = self.size(node.value)
+                for target in node.targets:
+                    self.bind(target, value)
+            elif isinstance(node, ast.AugAssign):
+                if not isinstance(node.target, ast.Name) or not isinstance(node.value, ast.Constant):
+                    raise _OverBudget("augmented assignment")
+                self.work += self.size(node.target) + 1
+                self.bind(node.target, 1)
+            elif isinstance(node, ast.If):
+                self.size(node.test)
+                self.statements(node.body)
+                self.statements(node.orelse)
+            elif isinstance(node, ast.Try):
+                self.statements(node.body)
+                for handler in node.handlers:
+                    if handler.type is not None:
+                        self.size(handler.type)
+                    if handler.name:
+                        self.names[handler.name] = max(self.names.get(handler.name, 1), 1)
+                    self.statements(handler.body)
+                self.statements(node.orelse)
+                self.statements(node.finalbody)
+            elif isinstance(node, (ast.Expr, ast.Return)):
+                if node.value is not None:
+                    self.size(node.value)
+            elif isinstance(node, (ast.Raise, ast.Assert, ast.Delete)):
+                for child in ast.iter_child_nodes(node):
+                    if isinstance(child, ast.expr) and not isinstance(getattr(child, "ctx", None), ast.Del):
+                        self.size(child)
+            elif not isinstance(node, (ast.Pass, ast.Break, ast.Continue)):
+                raise _OverBudget(type(node).__name__)
+
+
+def _needs_worker(tree: ast.AST) -> bool:
+    """True unless the code passes the cheap static budget (see `_Budget`)."""
+    if sum(1 for _ in ast.walk(tree)) > MAX_INLINE_NODES:
+        return True
+    budget = _Budget()
+    try:
+        if isinstance(tree, ast.Expression):
+            budget.size(tree.body)
+        else:
+            budget.statements(tree.body)
+    except (_OverBudget, RecursionError):
+        return True
+    return budget.work > STATIC_BUDGET
+
+
 class _Compiled(NamedTuple):
     code: types.CodeType
     names: frozenset[str]
+    isolate: bool  # over the static budget: runs in a worker process
 
 
 def _syntax_error(exc: SyntaxError, source: str, mode: str) -> SandboxSyntaxError:
@@ -312,6 +490,7 @@ def _compile(source: str, mode: str) -> _Compiled:
     except (RecursionError, MemoryError):
         raise SandboxSyntaxError("The code is too deeply nested; simplify it", source) from None
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+    isolate = _needs_worker(tree)  # before compiling: the policy rewrites the tree
     try:
         result = compiler(tree, FILENAME, policy=_SandboxPolicy)
     except _Violation as exc:
@@ -322,7 +501,7 @@ def _compile(source: str, mode: str) -> _Compiled:
         raise SandboxSyntaxError("The code is too deeply nested; simplify it", source) from None
     if result.errors or result.code is None:  # pragma: no cover - the policy raises at the first error
         raise SandboxSyntaxError(str(result.errors[0]) if result.errors else "Cannot compile", source)
-    return _Compiled(result.code, frozenset(result.used_names))
+    return _Compiled(result.code, frozenset(result.used_names), isolate)
 
 
 def _compiled(source: str, mode: str) -> _Compiled:
@@ -968,15 +1147,269 @@ def _assignment_line(source: str, name: str) -> int | None:
     return None
 
 
-class Sandbox:
-    """Runs diagram expressions and scripts with restricted builtins and bounded steps, time and size."""
+# ------------------------------------------------------------------------------------- worker process
 
-    def __init__(self, max_steps: int = 100_000, max_seconds: float = 2.0, max_size: int = 1_000_000):
+_CAN_ISOLATE = resource is not None and hasattr(os, "fork")
+_LENGTH = struct.Struct("!Q")
+# What a worker's answer may hold: the data types a variable may have. The worker runs untrusted code, so
+# its bytes are unpickled with nothing else available.
+_PICKLE_CLASSES = {
+    "builtins": frozenset({"set", "frozenset", "complex", "bytearray"}),
+    "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
+    "decimal": frozenset({"Decimal"}),
+    "zoneinfo": frozenset({"ZoneInfo", "ZoneInfo._unpickle"}),
+}
+_ERRORS = {cls.__name__: cls for cls in (SandboxError, SandboxSyntaxError, SandboxRuntimeError, SandboxLimitError)}
+
+
+class _DataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if name not in _PICKLE_CLASSES.get(module, ()):
+            raise pickle.UnpicklingError(f"'{module}.{name}' is not data")
+        return super().find_class(module, name)
+
+
+class _Channel:
+    """Length-prefixed pickled messages over a pair of pipes."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(_LENGTH.pack(len(data)) + data)
+        while view:
+            view = view[os.write(self.write_fd, view):]
+
+    def receive(self, deadline: float | None, trusted: bool) -> Any:
+        """The next message; None if the other side closed the pipe or the deadline passed."""
+        header = self._read(_LENGTH.size, deadline)
+        if header is None:
+            return None
+        data = self._read(_LENGTH.unpack(header)[0], deadline)
+        if data is None:
+            return None
+        if trusted:
+            return pickle.loads(data)  # noqa: S301 - from the parent process
+        return _DataUnpickler(io.BytesIO(data)).load()
+
+    def _read(self, size: int, deadline: float | None) -> bytes | None:
+        chunks = []
+        while size:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
+                    return None
+            chunk = os.read(self.read_fd, min(size, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+
+def _portable_cause(cause: BaseException | None) -> tuple | None:
+    """A built-in exception as (type name, simple arguments), to be rebuilt on the other side."""
+    if cause is None or type(cause).__module__ != "builtins":
+        return None
+    return type(cause).__name__, tuple(a for a in cause.args if isinstance(a, (str, int, float, bool)))
+
+
+def _rebuilt_cause(cause: Any) -> BaseException | None:
+    if not isinstance(cause, tuple) or len(cause) != 2:
+        return None
+    cls = getattr(builtins, cause[0], None) if isinstance(cause[0], str) else None
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        return None
+    try:
+        return cls(*cause[1])
+    except Exception:  # noqa: BLE001 - a cause that cannot be rebuilt is left out
+        return None
+
+
+class _Worker:
+    """Runs one evaluation in a forked process with hard processor-time and memory limits.
+
+    The engine's functions stay in this process (they may use its database connection): the worker calls
+    them through the pipe, with data arguments, and gets their results or errors back.
+    """
+
+    def __init__(self, sandbox: Sandbox, source: str, what: str, functions: Mapping[str, Callable[..., Any]]):
+        self.sandbox = sandbox
+        self.source = source
+        self.what = what
+        self.functions = functions
+        self.cpu = sandbox.worker_cpu_seconds
+        self.memory = sandbox.worker_memory_mb
+        self._answered = False
+        self._status: int | None = None
+
+    def run(self, work: Callable[[Mapping[str, Any]], Any]) -> Any:
+        to_parent = os.pipe()
+        to_child = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child process (coverage does not follow it)
+            os.close(to_parent[0])
+            os.close(to_child[1])
+            self._child(_Channel(to_child[0], to_parent[1]), work)
+        os.close(to_parent[1])
+        os.close(to_child[0])
+        channel = _Channel(to_parent[0], to_child[1])
+        try:
+            return self._serve(channel, pid)
+        finally:
+            os.close(to_parent[0])
+            os.close(to_child[1])
+            self._reap(pid, kill=not self._answered)
+
+    # the worker's side
+
+    def _child(self, channel: _Channel, work: Callable[[Mapping[str, Any]], Any]) -> None:  # pragma: no cover
+        try:
+            try:
+                self._limit()
+                proxies = {name: self._proxy(channel, name) for name in self.functions}
+                message: tuple = ("ok", work(proxies))
+            except SandboxError as exc:
+                text = exc.message
+                if isinstance(exc.__cause__, MemoryError):
+                    text = f"{self.what} needed more than {self.memory} MB of memory; work with smaller data"
+                message = ("error", type(exc).__name__, text, exc.lineno, _portable_cause(exc.__cause__))
+            except MemoryError:
+                message = ("error", "SandboxLimitError",
+                           f"{self.what} needed more than {self.memory} MB of memory; work with smaller data", None,
+                           None)
+            try:
+                channel.send(message)
+            except (pickle.PicklingError, TypeError, RecursionError, MemoryError):
+                channel.send(("error", "SandboxRuntimeError",
+                              f"The result of the {self.what.lower()} cannot be passed back; keep only plain data "
+                              "(numbers, text, dates, lists, dictionaries)", None, None))
+        finally:
+            os._exit(0)
+
+    def _limit(self) -> None:  # pragma: no cover - runs in the child process
+        assert resource is not None
+        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu, self.cpu + 1))
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = used + self.memory * 2**20
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+    def _proxy(self, channel: _Channel, name: str) -> Callable[..., Any]:  # pragma: no cover
+        max_size = self.sandbox.max_size
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                size = _measure((args, kwargs), max_size, data_only=True)
+            except _NotData as exc:
+                raise SandboxRuntimeError(f"'{name}' cannot be given a '{type(exc.args[0]).__name__}' object; "
+                                          "pass data (numbers, text, dates, lists, dictionaries)") from None
+            if size > max_size:
+                raise SandboxLimitError(f"The arguments of '{name}' are too large (more than {max_size} "
+                                        "elements or characters)")
+            channel.send(("call", name, args, kwargs))
+            reply = channel.receive(None, trusted=True)
+            if reply is None:
+                os._exit(1)
+            if reply[0] == "value":
+                return reply[1]
+            _kind, error, text = reply
+            if error in _ERRORS:
+                raise _ERRORS[error](text)
+            cls = getattr(builtins, error, None) if error else None
+            if isinstance(cls, type) and issubclass(cls, Exception):
+                raise cls(text)
+            raise SandboxRuntimeError(text)
+        return call
+
+    # this process's side
+
+    def _serve(self, channel: _Channel, pid: int) -> Any:
+        # The processor-time limit bounds the work; the wall clock only guards against a stuck worker.
+        deadline = time.monotonic() + 3 * self.cpu + 5
+        while True:
+            try:
+                message = channel.receive(deadline, trusted=False)
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+                raise SandboxRuntimeError(f"The result of the {self.what.lower()} cannot be read back: {exc}",
+                                          self.source) from None
+            if message is None:
+                raise self._stopped(pid, time.monotonic() >= deadline)
+            if message[0] == "call":
+                channel.send(self._call(*message[1:]))
+                continue
+            self._answered = True
+            if message[0] == "ok":
+                return message[1]
+            else:
+                _kind, error, text, lineno, cause = message
+                raise _ERRORS.get(error, SandboxRuntimeError)(text, self.source, lineno) from _rebuilt_cause(cause)
+
+    def _call(self, name: str, args: tuple, kwargs: dict) -> tuple:
+        try:
+            value = self.functions[name](*args, **kwargs)
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except SandboxError as exc:
+            return ("raise", type(exc).__name__, exc.message)
+        except Exception as exc:  # noqa: BLE001 - passed on to the script, as when run in this process
+            if type(exc).__module__ == "builtins":
+                return ("raise", type(exc).__name__, str(exc))
+            return ("raise", None, _describe(exc))
+        return ("value", value)
+
+    def _stopped(self, pid: int, timed_out: bool) -> SandboxLimitError:
+        status = self._reap(pid, kill=True)
+        if timed_out:
+            message = f"{self.what} ran too long (more than {3 * self.cpu + 5} seconds in its worker process)"
+        elif status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU,
+                                                                                       signal.SIGKILL):
+            message = (f"{self.what} ran too long (more than {self.cpu} seconds of processor time); "
+                       "work with smaller data")
+        else:
+            message = (f"{self.what} was stopped: it needed more than {self.memory} MB of memory or "
+                       f"{self.cpu} seconds of processor time; work with smaller data")
+        return SandboxLimitError(message, self.source)
+
+    def _reap(self, pid: int, kill: bool) -> int | None:
+        """Wait for the worker (killing it first unless it answered); its wait status, once known."""
+        if self._status is None:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG) if kill else (0, 0)
+                if not done:
+                    if kill:
+                        os.kill(pid, signal.SIGKILL)
+                    done, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # pragma: no cover - already reaped elsewhere
+                return None
+            self._status = status
+        return self._status
+
+
+class Sandbox:
+    """Runs diagram expressions and scripts with restricted builtins and bounded steps, time and size.
+
+    Code over the static budget runs in a worker process limited to `worker_cpu_seconds` of processor time
+    and `worker_memory_mb` megabytes of memory (on systems without `fork`, in this process).
+    """
+
+    def __init__(self, max_steps: int = 100_000, max_seconds: float = 2.0, max_size: int = 1_000_000,
+                 worker_cpu_seconds: int | None = None, worker_memory_mb: int = 512):
         if max_steps < 1 or max_seconds <= 0 or max_size < 1:
             raise ValueError("sandbox limits must be positive")
+        if worker_cpu_seconds is None:
+            worker_cpu_seconds = math.ceil(max_seconds) + 1
+        if worker_cpu_seconds < 1 or worker_memory_mb < 16:
+            raise ValueError("worker limits: at least 1 second and 16 MB")
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.max_size = max_size
+        self.worker_cpu_seconds = int(worker_cpu_seconds)
+        self.worker_memory_mb = int(worker_memory_mb)
         self._builtins = _Guards(max_size).namespace_builtins()
 
     def evaluate(self, expression: str, variables: Mapping[str, Any],
@@ -984,11 +1417,17 @@ class Sandbox:
         """Value of an expression; variables are read-only (copies), functions callable by name."""
         compiled = _compiled(expression, "eval")
         injected = _check_functions(functions)
-        used = [name for name in compiled.names
-                if name not in injected and not name.startswith("_") and name in variables]
-        namespace = _copy_variables({name: variables[name] for name in used})
-        namespace.update(injected)
-        return self._run(compiled, namespace, expression, "Expression")
+        used = {name: variables[name] for name in compiled.names
+                if name not in injected and not name.startswith("_") and name in variables}
+
+        def run(callables: Mapping[str, Any]) -> Any:
+            namespace = _copy_variables(used)
+            namespace.update(callables)
+            return self._run(compiled, namespace, expression, "Expression")
+
+        if compiled.isolate and _CAN_ISOLATE:
+            return _Worker(self, expression, "Expression", injected).run(self._returnable(run))
+        return run(injected)
 
     def execute(self, script: str, variables: MutableMapping[str, Any],
                 functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
@@ -1000,6 +1439,21 @@ class Sandbox:
         injected = _check_functions(functions)
         visible = {name: value for name, value in variables.items()
                    if isinstance(name, str) and not name.startswith("_") and name not in injected}
+
+        def run(callables: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+            return self._execute(compiled, script, visible, callables)
+
+        if compiled.isolate and _CAN_ISOLATE:
+            updates, deleted = _Worker(self, script, "Script", injected).run(run)
+        else:
+            updates, deleted = run(injected)
+        for name in deleted:
+            del variables[name]
+        variables.update(updates)
+
+    def _execute(self, compiled: _Compiled, script: str, visible: dict[str, Any],
+                 injected: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Run a script on a copy of `visible`: (new and changed variables, names of deleted ones)."""
         namespace = _copy_variables(visible)
         copies = dict(namespace)
         namespace.update(injected)
@@ -1024,10 +1478,23 @@ class Sandbox:
             if name not in namespace:
                 raise SandboxRuntimeError(f"'{name}' is a function provided by the engine and cannot be "
                                           "deleted", script, _assignment_line(script, name))
-        for name in visible:
-            if name not in namespace:
-                del variables[name]
-        variables.update(updates)
+        return updates, [name for name in visible if name not in namespace]
+
+    def _returnable(self, run: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
+        """`run`, whose result must be data within `max_size` to leave the worker process."""
+        def checked(callables: Mapping[str, Any]) -> Any:
+            result = run(callables)
+            try:
+                size = _measure(result, self.max_size, data_only=True)
+            except _NotData as exc:
+                raise SandboxRuntimeError(
+                    f"The expression's value is a '{type(exc.args[0]).__name__}' object; an expression with "
+                    "loops or functions must give data (numbers, text, dates, lists, dictionaries)") from None
+            if size > self.max_size:
+                raise SandboxLimitError(f"The expression's value is too large (more than {self.max_size} "
+                                        "elements or characters, nested values included)")
+            return result
+        return checked
 
     def _check_storable(self, name: str, value: Any, script: str) -> None:
         try:

@@ -1,0 +1,240 @@
+"""The sandbox's last layer: code over the cheap static budget runs in a worker process with hard limits.
+
+One C-level operation (a comparison, a hash, `sum(map(...))`) on a structure that is small to build but huge
+when expanded, or many copies made before the step limit fires, cannot be interrupted by the trace function.
+Such code is over the static budget, so it runs in a forked worker whose processor time and memory are capped
+by `resource.setrlimit`: every known payload of that kind is stopped with a message naming the limit.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import io
+import os
+import pickle
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from xml.etree import ElementTree
+
+import pytest
+
+import engine.sandbox as sandbox_module
+from engine.sandbox import Sandbox, SandboxError, SandboxLimitError, SandboxRuntimeError, _compiled, _DataUnpickler
+
+pytestmark = pytest.mark.skipif(not sandbox_module._CAN_ISOLATE, reason="worker processes need fork and resource")
+
+LIMIT = "seconds of processor time|MB of memory"
+
+DOUBLING = "a = [0]\nb = [0]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\n"
+PAYLOADS = [
+    # comparisons, hashes and searches over shared structures (measured: each ran for minutes)
+    ("exec", "a = [list(range(1000000))] * 1000000\nb = [list(range(1000000))] * 1000000\nr = a == b"),
+    ("exec", DOUBLING + "r = a == b"),
+    ("exec", DOUBLING + "r = max([a, b])"),
+    ("exec", DOUBLING + "r = sorted([a, b, a, b])"),
+    ("exec", DOUBLING + "r = a in [b]"),
+    ("exec", "t = (0,)\nfor i in range(60):\n    t = (t, t)\nr = {t}"),
+    ("eval", "{tuple([tuple(range(1000000))] * 1000000): 1}"),
+    ("exec", "t = tuple(range(1000000))\nu = tuple(range(1000000))\nr = (t,) * 1000000 < (u,) * 1000000"),
+    ("exec", "a = [list(range(1000000))] * 1000000\nr = a.count(list(range(1000000)))"),
+    ("eval", "dict.fromkeys(range(1000000), list(range(1000000))) == "
+             "dict.fromkeys(range(1000000), list(range(1000000)))"),
+    # self-referencing lists compared down to the recursion limit
+    ("exec", "x = list(range(1000000))\nx.append(x)\ny = list(range(1000000))\ny.append(y)\nr = x == y"),
+    # one builtin call repeating C work over a shared structure
+    ("eval", "sum(map(sum, [list(range(1000000))] * 1000000))"),
+    ("eval", "any(map(any, [[0] * 1000000] * 1000000))"),
+    ("eval", "len(set(map(tuple, [[0] * 1000000] * 1000000)))"),
+    # doubling without a loop: straight-line code over the budget
+    ("exec", "a = list(range(1000000))\n" + "a = [a, a]\n" * 30
+             + "b = list(range(1000000))\n" + "b = [b, b]\n" * 30 + "r = a == b"),
+    # memory: many copies, each within the size limit, made faster than the step or time limit fires
+    ("eval", "len(list(map(list, [[0] * 1000000] * 1000000)))"),
+    ("exec", "x = [0] * 1000000\nz = []\nfor i in range(5000):\n    z.append(x[:])"),
+    ("exec", "x = [0] * 1000000\nz = [x * 1 for i in range(5000)]"),
+]
+
+
+@pytest.fixture
+def limited() -> Sandbox:
+    return Sandbox(worker_cpu_seconds=1, worker_memory_mb=256)
+
+
+@pytest.mark.parametrize(("mode", "source"), PAYLOADS)
+def test_c_level_payloads_are_stopped_by_the_worker_limits(limited, mode, source):
+    assert _compiled(source, mode).isolate
+    variables = {"keep": [1, 2]}
+    with pytest.raises(SandboxLimitError, match=LIMIT) as info:
+        if mode == "eval":
+            limited.evaluate(source, variables)
+        else:
+            limited.execute(source, variables)
+    assert info.value.source == source
+    assert variables == {"keep": [1, 2]}
+
+
+def test_limit_messages_name_the_limit(limited):
+    with pytest.raises(SandboxLimitError, match="more than 1 seconds of processor time"):
+        limited.execute(DOUBLING + "r = a == b", {})
+    with pytest.raises(SandboxLimitError, match="needed more than 256 MB of memory"):
+        limited.evaluate("len(list(map(list, [[0] * 1000000] * 1000000)))", {})
+
+
+# ------------------------------------------------------------------------------------- static budget
+
+
+def diagram_scripts() -> list[str]:
+    scripts = []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "workflows", "*.bpmn"))):
+        for element in ElementTree.parse(path).iter():
+            if element.tag.endswith("}script") and element.text:
+                scripts.append(element.text)
+    return scripts
+
+
+def has_loop(script: str) -> bool:
+    return any(isinstance(node, (ast.For, ast.While, ast.comprehension)) for node in ast.walk(ast.parse(script)))
+
+
+def test_straight_line_diagram_scripts_run_in_process():
+    scripts = diagram_scripts()
+    straight = [script for script in scripts if not has_loop(script)]
+    assert len(straight) >= 5
+    assert [script for script in straight if _compiled(script, "exec").isolate] == []
+    assert all(_compiled(script, "exec").isolate for script in scripts if has_loop(script))
+
+
+@pytest.mark.parametrize("expression", [
+    "amount > 1000 and region == 'EU'",
+    "working_days(n) + timedelta(days=1)",
+    "decision == 'continue' and correct_programme",
+    "'-' * 80",
+    "str(int(half[0:4]) + 1) + '-01-20'",
+    "len(items) > 3 or items[0]['name'] in names",
+])
+def test_ordinary_expressions_run_in_process(expression):
+    assert not _compiled(expression, "eval").isolate
+
+
+@pytest.mark.parametrize(("mode", "source"), [
+    ("eval", "[x for x in items]"),
+    ("eval", "sum(i for i in items)"),
+    ("eval", "sorted(items, key=lambda i: -i)"),
+    ("exec", "while n:\n    n = n - 1"),
+    ("exec", "def f(v):\n    return v\nr = f(1)"),
+    ("exec", "items.append(items)"),
+    ("exec", "grow = items.extend"),
+    ("exec", "d['k'] = d"),
+    ("exec", "items += [items]"),
+    ("eval", "dict.fromkeys(keys, value)"),
+    ("eval", "[x] * 1000"),
+    ("eval", "[[0] * 1000] * 1000"),
+    ("eval", "price * quantity"),
+    ("exec", "a = [x, x]\n" + "a = [a, a]\n" * 6),
+    ("exec", "r = 1\n" * 401),
+])
+def test_code_over_the_static_budget_runs_in_a_worker(mode, source):
+    assert _compiled(source, mode).isolate
+
+
+def test_largest_in_process_values_stay_small():
+    """Within the budget, values of the size limit can still be built and compared in process."""
+    source = "a = list(range(1000000))\nb = list(range(1000000))\nsame = a == b\nn = len(a)\ndel a, b"
+    assert not _compiled(source, "exec").isolate
+    variables: dict = {}
+    Sandbox().execute(source, variables)
+    assert variables["same"] is True and variables["n"] == 1_000_000
+
+
+# ---------------------------------------------------------------------------------- same as in process
+
+
+def run_both(monkeypatch, script, variables, functions=None):
+    """(variables after the script in a worker, the same in process)."""
+    assert _compiled(script, "exec").isolate
+    in_worker = dict(variables)
+    Sandbox().execute(script, in_worker, functions)
+    monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", False)
+    in_process = dict(variables)
+    Sandbox().execute(script, in_process, functions)
+    monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", True)
+    return in_worker, in_process
+
+
+def test_worker_results_are_exactly_those_of_the_process(monkeypatch):
+    zone = timezone(timedelta(hours=3))
+    variables = {"items": [1, 2], "gone": "x", "kept": {"a": 1}, "when": datetime(2024, 5, 1, 9, tzinfo=zone)}
+    script = ("for i in range(3):\n    items.append(i)\n"
+              "del gone\n"
+              "row = [date(2024, 1, 2), Decimal('1.10'), {1, 2}, frozenset({3}), (4, 5), None, 2.5, True, b'x']\n"
+              "pair = [row, row]\n"
+              "later = when + timedelta(days=1)\n")
+    in_worker, in_process = run_both(monkeypatch, script, variables)
+    assert in_worker == in_process
+    assert in_worker["items"] == [1, 2, 0, 1, 2] and "gone" not in in_worker
+    assert in_worker["kept"] is variables["kept"]  # unchanged variables are not replaced
+    assert [type(v) for v in in_worker["row"]] == [type(v) for v in in_process["row"]]
+    assert in_worker["pair"][0] is in_worker["pair"][1]  # shared values stay shared, as in process
+    assert in_worker["later"].tzinfo == zone
+
+
+def test_worker_expression_value(limited):
+    assert limited.evaluate("[i * i for i in items if i > 1]", {"items": [1, 2, 3]}) == [4, 9]
+    assert limited.evaluate("{k: v for k, v in pairs}", {"pairs": [("a", Decimal("1"))]}) == {"a": Decimal("1")}
+    with pytest.raises(SandboxRuntimeError, match="'generator' object"):
+        limited.evaluate("(i for i in items)", {"items": [1]})
+    with pytest.raises(SandboxLimitError, match="value is too large"):
+        limited.evaluate("[[0] * 1000] * 1001", {})
+
+
+def test_engine_functions_run_in_this_process(limited):
+    calls = []
+
+    def where(value):
+        calls.append((os.getpid(), value))
+        return date(2024, 1, value)
+
+    def failing(reason):
+        raise ValueError(f"bad {reason}")
+
+    def refusing():
+        raise SandboxError("Not available here")
+
+    functions = {"where": where, "failing": failing, "refusing": refusing}
+    variables: dict = {}
+    limited.execute("days = [where(i) for i in range(1, 3)]\n"
+                    "try:\n    failing('x')\nexcept ValueError as exc:\n    caught = str(exc)\n",
+                    variables, functions)
+    assert variables == {"days": [date(2024, 1, 1), date(2024, 1, 2)], "caught": "bad x"}
+    assert calls == [(os.getpid(), 1), (os.getpid(), 2)]
+    with pytest.raises(SandboxRuntimeError, match="ValueError: bad y") as info:
+        limited.execute("for i in range(2):\n    failing('y')", {}, functions)
+    assert info.value.lineno == 2 and isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(SandboxError, match="^Not available here$"):
+        limited.execute("for i in range(2):\n    refusing()", {}, functions)
+    with pytest.raises(SandboxLimitError, match="arguments of 'where' are too large"):
+        limited.execute("for i in range(2):\n    where([[0] * 1000] * 1001)", {}, functions)
+    assert len(calls) == 2
+
+
+def test_worker_errors_keep_line_and_cause(limited):
+    with pytest.raises(SandboxRuntimeError, match="ZeroDivisionError: division by zero") as info:
+        limited.execute("x = 1\nfor i in range(2):\n    y = 1 / 0", {})
+    assert info.value.lineno == 3 and isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(SandboxLimitError, match="more than 2000 steps"):
+        Sandbox(max_steps=2000).execute("while True:\n    pass", {})
+
+
+def test_worker_answer_cannot_name_code():
+    """The worker ran untrusted code: its answer is unpickled with only data types available."""
+    for forged in (pickle.dumps(os.system), pickle.dumps(("ok", print)), pickle.dumps(io.BytesIO())):
+        with pytest.raises(pickle.UnpicklingError, match="is not data"):
+            _DataUnpickler(io.BytesIO(forged)).load()
+    value = ("ok", {"d": date(2024, 1, 1), "n": Decimal("2.5"), "s": {1}})
+    assert _DataUnpickler(io.BytesIO(pickle.dumps(value))).load() == value
+
+
+def test_without_fork_the_code_runs_in_process(monkeypatch):
+    monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", False)
+    assert Sandbox().evaluate("[i for i in range(3)]", {}) == [0, 1, 2]
