@@ -276,6 +276,7 @@ def submissions(session: Session, campaign: PodrostokCampaign, month: str, now: 
     return result
 
 
+BLANK_ROWS_MIN, BLANK_ROWS_MAX = 3, 60
 STATES = {"submitted": "представлено", "open": "ожидается", "returned": "возвращено на доработку",
           "overdue": "просрочено", "not_submitted": "не представлено", "not_opened": "срок не наступил"}
 
@@ -546,6 +547,11 @@ def _agency_report_context(scope: Any, context: Any) -> None:
          "date_to": e.date_to.isoformat() if e.date_to else ""} for e in mine if e.kind == "employment"]
     context.defaults["excused"] = [{"excused_child": str(e.person_id), "reason": e.reason, "comment": e.provider or ""}
                                    for e in mine if e.kind == "excuse"]
+    # the task page draws a dynamic list's rows without adding any: blank rows to fill (blank ones are not sent)
+    spare = min(len(context.options["podrostok_children"]), BLANK_ROWS_MAX) + BLANK_ROWS_MIN
+    context.defaults["employment"] += [{"child": "", "form": "", "provider": "", "date_from": "", "date_to": ""}
+                                       for _ in range(spare)]
+    context.defaults["excused"] += [{"excused_child": "", "reason": "", "comment": ""} for _ in range(spare)]
     returns = [r for r in (campaign.reports or {}).get("returns") or []
                if r.get("month") == month and scope.task.agency_id in (r.get("agencies") or [])]
     if returns:

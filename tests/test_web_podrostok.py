@@ -17,10 +17,11 @@ from sqlalchemy import select
 import sop
 from engine.models import AuditEvent, Municipality
 from sop import podrostok
+from sop.models import Person, PodrostokEntry
 from webapp import create_app
 
 from .test_podrostok_campaign import FILES, PLAN, add_case, at, campaign, job, one, open_tasks, submit
-from .test_web_auth import HASH, login
+from .test_web_auth import HASH, csrf, login
 
 
 @pytest.fixture
@@ -131,3 +132,31 @@ def test_reading_and_exporting_are_audited(web, engine):
         events = [(e.action, e.details.get("form")) for e in session.scalars(
             select(AuditEvent).where(AuditEvent.object_id == "podrostok").order_by(AuditEvent.id))]
     assert events == [("report_viewed", None), ("report_exported", "summer")]
+
+
+def test_an_agency_fills_its_app_2_on_the_task_page(web, engine):
+    """The school's overdue June task: the form offers the municipality's children and blank rows; a posted row
+    is stored, blank rows are not sent."""
+    engine.identity.add_user("teacher", ["agency_specialist"], agency="СОШ № 5", password_hash=HASH,
+                             full_name="teacher")
+    task = next(t for t in engine.tasks.query(user="teacher") if t["form_key"] == "pod_agency_report")
+    client = client_of(web, "teacher")
+    page = client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert 'name="employment[0][child]"' in page and 'name="excused[0][excused_child]"' in page
+    assert "Сидоров Ребенок, 01.01.2019 (дело № 2)" in page and "Кузнецов" not in page
+    with engine.db.session() as session:
+        sidorov = session.scalar(select(Person.id).where(Person.last_name == "Сидоров"))
+    token = csrf(client, f"/tasks/{task['id']}")
+    bad = client.post(f"/tasks/{task['id']}", data={
+        "csrf_token": token, "employment[0][child]": str(sidorov), "employment[0][form]": "3.8",
+        "employment[0][provider]": "Лагерь", "employment[0][date_from]": "2026-07-01"})
+    assert bad.status_code == 422 and "не приходятся на отчетный месяц" in bad.get_data(as_text=True)
+    response = client.post(f"/tasks/{task['id']}", data={
+        "csrf_token": token, "employment[0][child]": str(sidorov), "employment[0][form]": "3.8",
+        "employment[0][provider]": "Лагерь при СОШ № 5", "employment[0][date_from]": "2026-06-01",
+        "employment[0][date_to]": "2026-06-21", "employment[1][child]": "", "excused[0][excused_child]": ""})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with engine.db.session() as session:
+        lines = [(e.person_id, e.form, e.month) for e in session.scalars(
+            select(PodrostokEntry).where(PodrostokEntry.agency_id == task["agency_id"]))]
+    assert lines == [(sidorov, "3.8", "2026-06")]
