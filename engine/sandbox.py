@@ -9,7 +9,20 @@ Diagrams are uploaded by methodologists through the web, so their code is untrus
 * run time: an allow-list of builtins, attribute access only on plain data types, guarded methods that
   could build huge values, item writes only into lists and dicts;
 * bounded execution: a step limit and a wall-clock limit, enforced by a trace function that only
-  follows the diagram's own code.
+  follows the diagram's own code;
+* hard limits for what the trace function cannot interrupt: one C-level operation (a comparison, a hash,
+  ``sum(map(...))``) on a structure that is small to build but huge when expanded (``[a] * 10**6``,
+  ``a = [a, a]`` repeated, a list that contains itself), or many copies made between two steps. Code that
+  passes a cheap static budget (`_Budget`: straight-line code whose values and work stay within a few
+  times `max_size`) runs in this process; any other code runs in a forked worker process whose processor
+  time and address space are capped with ``resource.setrlimit`` (`_Worker`). The engine's functions stay
+  in this process and are called through a pipe; the worker's answer is unpickled with data types only.
+
+Why a worker and not more guards: every guard refuses one payload class, while the classes are open-ended
+(any builtin that walks its argument, any operator that compares or hashes, and memory spent by many
+small copies); a worker's limits bound them all. A fork costs milliseconds, so only code that could
+amplify - loops, comprehensions, functions, methods that insert into containers, item assignment,
+``*`` by a variable or a large count - pays for it; conditions and short assignments do not.
 """
 
 from __future__ import annotations

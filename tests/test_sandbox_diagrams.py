@@ -39,6 +39,8 @@ def test_escape_refused_at_deploy_time(engine, script):
     ("while True:\n    n = 1", "too long"),
     ("s = 'x' * (10 ** 10)", "too large"),
     ("y = missing_variable + 1", "missing_variable"),
+    ("a = [list(range(1000000))] * 1000000\nb = [list(range(1000000))] * 1000000\nsame = a == b",
+     "seconds of processor time"),
 ])
 def test_runtime_failure_leaves_the_instance_unchanged(engine, script, words):
     engine.identity.add_user("admin", ["admin"])
