@@ -204,7 +204,11 @@ class _Stock:
     two sorted lists (starts ≤ D minus ends ≤ D)."""
 
     def __init__(self, intervals: dict[Any, list[tuple[date, date]]], merged: bool = False):
-        self.intervals = intervals if merged else {key: _merge(spans) for key, spans in intervals.items()}
+        if merged:
+            self.intervals = intervals
+        else:  # one span (the usual case) is kept as it is, unless empty
+            self.intervals = {key: (spans if spans[0][0] < spans[0][1] else []) if len(spans) == 1 else _merge(spans)
+                              for key, spans in intervals.items()}
         starts: list[date] = []
         ends: list[date] = []
         for spans in self.intervals.values():
@@ -242,8 +246,9 @@ class Cohort:
     """The recognised cases of some municipalities and the children of their families, counted by the rules above."""
 
     def __init__(self, cases: Sequence[CaseRecord], children: Sequence[ChildRecord] | dict[int, list[ChildRecord]],
-                 emergencies: Sequence[EmergencyRecord] = ()):
-        """`children`: the children's records, or already grouped by family id (shared, never changed here)."""
+                 emergencies: Sequence[EmergencyRecord] = (), birth: dict[tuple, date | None] | None = None):
+        """`children`: the children's records, or already grouped by family id; `birth`: child key -> birth date
+        of (at least) those children. Both may be shared between cohorts and are never changed here."""
         self.cases = list(cases)
         self.emergencies = list(emergencies)
         if isinstance(children, dict):
@@ -254,14 +259,16 @@ class Cohort:
                 self.children_of[child.family_id].append(child)
         family_spans: dict[int, list[tuple[date, date]]] = defaultdict(list)
         child_spans: dict[tuple, list[tuple[date, date]]] = defaultdict(list)
-        self.birth: dict[tuple, date | None] = {}
+        known = birth is not None
+        self.birth: dict[tuple, date | None] = birth if known else {}
         no_children: list[ChildRecord] = []
         for record in self.cases:
             start, end = record.recognized_on, record.closed_on or FAR_FUTURE
             family_spans[record.family_id].append((start, end))
             for child in self.children_of.get(record.family_id, no_children):
                 birth = child.birth_date
-                self.birth[child.key] = birth
+                if not known:
+                    self.birth[child.key] = birth
                 if birth is None:
                     child_spans[child.key].append((start, end))
                 else:
@@ -280,11 +287,12 @@ class Cohort:
         whole.emergencies = [event for part in parts for event in part.emergencies]
         shared = all(part.children_of is parts[0].children_of for part in parts) and parts
         whole.children_of = parts[0].children_of if shared else {}
-        whole.birth = {}
+        whole.birth = parts[0].birth if parts and all(part.birth is parts[0].birth for part in parts) else {}
         for part in parts:
             if not shared:
                 whole.children_of.update(part.children_of)
-            whole.birth.update(part.birth)
+            if whole.birth is not part.birth:
+                whole.birth.update(part.birth)
         whole.families = _Stock.union(part.families for part in parts)
         whole.children = _Stock.union(part.children for part in parts)
         whole._removed = {}
@@ -298,7 +306,14 @@ class Cohort:
         return self.children.count(day)
 
     def age_bands_at(self, day: date) -> Counter:
-        return Counter(age_band(self.birth[key], day) for key in self.children.members(day))
+        bands: Counter = Counter()
+        birth = self.birth
+        for key, spans in self.children.intervals.items():
+            for start, end in spans:
+                if start <= day < end:
+                    bands[age_band(birth[key], day)] += 1
+                    break
+        return bands
 
     def cases_at(self, day: date) -> list[CaseRecord]:
         return [record for record in self.cases if record.on_register(day)]
@@ -403,7 +418,8 @@ def load_cohorts(session: Session, municipality_ids: Sequence[int], earliest: da
         own_cases[record.municipality_id].append(record)
     for event in emergencies:
         own_emergencies[event.municipality_id].append(event)
-    return {m: Cohort(own_cases[m], children, own_emergencies[m]) for m in municipality_ids}
+    birth = {child.key: child.birth_date for records in children.values() for child in records}
+    return {m: Cohort(own_cases[m], children, own_emergencies[m], birth) for m in municipality_ids}
 
 
 def _day(value: Any) -> date | None:
