@@ -8,8 +8,19 @@ from typing import Any
 
 from .errors import InvalidInput
 
+FORM_SUFFIXES = (".json", ".form")
+_FORM_KEY_PREFIX = re.compile(r"^(camunda-forms:(deployment|app):|embedded:(deployment|app):(forms/)?)")
 _INPUT_TYPES = {"textfield", "textarea", "number", "checkbox", "select", "radio", "checklist", "datetime",
                 "taglist", "date", "hidden"}
+
+
+def normalize_form_key(form_key: str) -> str:
+    """`camunda-forms:deployment:conclusion.form` and `conclusion.json` both name the form `conclusion`."""
+    key = _FORM_KEY_PREFIX.sub("", form_key.strip())
+    for suffix in FORM_SUFFIXES + (".html",):
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+    return key
 
 
 def input_fields(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,24 +19,14 @@ from .bpmn import validation
 from .bpmn.parser import KuratorParser
 from .bpmn.serializer import StateSerializer
 from .errors import Conflict, NotFound, Problem, ValidationFailed
+from .forms import FORM_SUFFIXES, normalize_form_key
 from .models import FormDefinition, ProcessDefinition, Resource
 
 if TYPE_CHECKING:
     from . import ProcessEngine
 
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml", ".xml")
-FORM_SUFFIXES = (".json", ".form")
-_FORM_KEY_PREFIX = re.compile(r"^(camunda-forms:(deployment|app):|embedded:(deployment|app):(forms/)?)")
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, huge_tree=False)
-
-
-def normalize_form_key(form_key: str) -> str:
-    """`camunda-forms:deployment:conclusion.form` and `conclusion.json` both name the form `conclusion`."""
-    key = _FORM_KEY_PREFIX.sub("", form_key.strip())
-    for suffix in FORM_SUFFIXES + (".html",):
-        if key.endswith(suffix):
-            key = key[: -len(suffix)]
-    return key
 
 
 @dataclass

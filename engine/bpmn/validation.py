@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.specs.mixins.script_task import ScriptTask
 from SpiffWorkflow.specs.MultiChoice import MultiChoice
 
 from ..errors import Problem
+from ..forms import normalize_form_key
 from ..sandbox import SandboxError
 from .script_engine import check_expression, check_script, is_iso_literal
 from .specs import KuratorUserTask
@@ -152,8 +153,6 @@ def check_form(name: str, text: str, problems: list[Problem]) -> dict[str, Any] 
 def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], roles: dict[str, str],
                 problems: list[Problem]) -> None:
     """Kurator rules over a process spec and the specs it calls."""
-    from ..repository import normalize_form_key
-
     for process in [spec, *subprocess_specs.values()]:
         if process is None:
             continue
@@ -165,7 +164,7 @@ def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], 
                 problems.append(Problem(severity, message, element_id=_element, file=file, message_ru=message_ru))
 
             if isinstance(task_spec, KuratorUserTask):
-                _check_user_task(task_spec, label, known_forms, roles, report, normalize_form_key)
+                _check_user_task(task_spec, label, known_forms, roles, report)
             if isinstance(task_spec, ScriptTask):
                 _check(check_script, task_spec.script or "", f"Script of '{label}'", f"Скрипт задачи «{label}»",
                        report)
@@ -196,7 +195,7 @@ _ATTRIBUTES_RU = {"assignee": "Исполнитель (camunda:assignee)", "cand
                   "agency": "Орган-адресат (свойство agency)"}
 
 
-def _check_user_task(task_spec, label, known_forms, roles, report, normalize_form_key) -> None:
+def _check_user_task(task_spec, label, known_forms, roles, report) -> None:
     attrs = task_spec.camunda
     for name in ("assignee", "candidateGroups", "candidateUsers", "dueDate", "followUpDate", "priority", "agency"):
         value = attrs.get(name)
