@@ -16,6 +16,7 @@ from engine.db import Base
 from engine.models import Municipality, User
 
 from . import install
+from .kpi import demo as kpi_demo
 from .meetings.schedule import meeting_days
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,7 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
     stories = _Stories(driver, now)
     stories.run()
     stories.meetings()
+    kpi_demo.run(driver, MUNICIPALITY, now)
     install(engine).engine.management.sweep()
     return (f"Demo data ready: municipality {MUNICIPALITY}, {len(USERS)} users (password '{DEMO_PASSWORD}': "
             f"{', '.join(USERS)}), {stories.count} cases.")

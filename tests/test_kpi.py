@@ -174,6 +174,10 @@ def campaign(engine):
     return engine
 
 
+def rows_name(code: str) -> str:
+    return next(row[2] for row in catalogue.INDICATORS if row[0] == code)
+
+
 def at(engine, moment: str) -> None:
     engine.clock.set(datetime.fromisoformat(moment).replace(tzinfo=MSK))
 
@@ -250,6 +254,10 @@ def test_half_year_campaign_with_returns_for_rework(campaign):
                                                          "kpi_7_7": 12, "kpi_7_8": 2, "kpi_7_2": 1})
     approve = open_tasks(engine, iid, "kpi_approve")[0]
     assert approve["agency_id"] == ids["Отдел опеки"] and due_day(approve) == "2026-07-10 23:59"
+    with engine.db.session() as db:
+        context = task_context(engine, db, db.get(HumanTask, approve["id"]), "guardian1")
+    # the approver sees the consolidated values beside the plan: 4.2 plan 6, consolidated 7
+    assert ["4.2", rows_name("4.2"), "6", "7"] in context.panel("kpi_plan").table
     with pytest.raises(InvalidInput):
         engine.tasks.complete(approve["id"], "guardian1", {"approval": "rework"})
     engine.tasks.complete(approve["id"], "guardian1", {"approval": "rework", "approval_comment": "Уточнить 7.7"})
@@ -346,3 +354,23 @@ def test_command_line_campaign_with_tick_at(tmp_path):
     assert all(t["overdue"] for t in json.loads(run("tasks", "--json")))
     report = json.loads(run("kpi", "report", "--half", "2026-H1", "--municipality", "Плесецк", "--json"))
     assert {r["code"]: r["plan"] for r in report}["1.3"] == 95
+
+
+def test_demo_has_a_plan_and_the_last_half_years_campaign(engine):
+    from sop.demo import MUNICIPALITY, seed
+
+    engine.clock.set("2026-11-26T09:00:00+03:00")
+    seed(engine)
+    with engine.db.session() as db:
+        municipality = db.scalar(select(Municipality.id).where(Municipality.name == MUNICIPALITY))
+        campaign_row = db.scalar(select(KpiCampaign).where(KpiCampaign.municipality_id == municipality))
+        assert campaign_row.half == "2026-H1"  # the last half-year over on 26.11.2026
+        rows = {r.code: r for r in plan_vs_actual(db, municipality, Half(2026, 1), MSK)}
+    assert engine.runtime.instance(campaign_row.process_instance_id)["status"] == "completed"
+    # the seed 003 targets for 2026-H1 are the plan; the consolidated values: 1.1 (first entered) on plan,
+    # 1.2 (second) at 80 % of 75 = 60
+    assert (rows["1.1"].plan, rows["1.1"].actual) == (31, 31)
+    assert (rows["1.2"].plan, rows["1.2"].actual, rows["1.2"].met) == (75, 60, False)
+    assert rows["1.3"].plan == 95 and rows["1.3"].actual is not None  # from the demo's cases
+    # the scheduler's sweep at the end of the demo starts nothing more for 2026-H1
+    assert start_due(engine.sop) == 0

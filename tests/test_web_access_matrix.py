@@ -24,6 +24,7 @@ PAGES = {  # path -> users that get 200; everyone else gets 403
     "/registers": COMMISSION | AGENCY_STAFF | {"manager", "regional"},
     "/manager/overdue": COMMISSION | {"manager"},
     "/reports": COMMISSION | {"regional"},
+    "/kpi": COMMISSION | {"regional"},
     "/modeler": {"methodologist"},
     "/admin": {"admin"},
     "/admin/users": {"admin"},

@@ -134,3 +134,36 @@ def test_the_secretary_cannot_change_another_municipality(kpi_web):
                                                                                 "plan_1.3": "1"})
     assert response.status_code == 404
     assert plan_of(kpi_web, "Волжск", "1.3") == 97
+
+
+def test_campaign_task_pages(kpi_web):
+    """The executor's report and the consolidation render from their forms; the consolidation offers the
+    executors to return a report to and is prefilled with their sums; another agency's report is not there."""
+    from pathlib import Path
+
+    from sop.kpi.campaign import start_campaign
+    from sop.kpi.figures import Half
+
+    engine = kpi_web.extensions["kurator"]
+    root = Path(__file__).resolve().parents[1]
+    engine.repository.deploy([root / "workflows" / "kpi_campaign.bpmn", *sorted((root / "forms").glob("kpi_*.json"))],
+                             deployed_by="methodologist")
+    engine.clock.set("2026-01-12T09:00:00+03:00")
+    iid = start_campaign(engine, kpi_web.cohort.municipalities["Йошкар-Ола"], Half(2025, 2)).process_instance_id
+    reports = {t["agency_name"]: t for t in engine.tasks.query(instance_id=iid)}
+    assert set(reports) == {"Школа № 1", "ОМВД"}  # the executors; the commission is none
+    school = client_of(kpi_web, "school")
+    page = school.get(f"/tasks/{reports['Школа № 1']['id']}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert 'name="kpi_4_2"' in text and 'name="kpi_1_3"' not in text  # 1.3 comes from the records
+    assert school.get(f"/tasks/{reports['ОМВД']['id']}").status_code == 404
+    engine.tasks.complete(reports["Школа № 1"]["id"], "school", {"activities_report": "Семинары", "kpi_4_2": 2})
+    engine.identity.add_user("police1", ["agency_specialist"], agency="ОМВД")
+    engine.tasks.complete(reports["ОМВД"]["id"], "police1", {"activities_report": "Рейды", "kpi_4_2": 1})
+    consolidate = engine.tasks.query(instance_id=iid)[0]
+    # no social protection agency in this municipality: the commission secretary consolidates
+    assert consolidate["element_id"] == "kpi_consolidate" and consolidate["agency_id"] is None
+    text = client_of(kpi_web, "secretary").get(f"/tasks/{consolidate['id']}").get_data(as_text=True)
+    assert ">ОМВД</option>" in text and ">Школа № 1</option>" in text
+    assert re.search(r'name="kpi_4_2"[^>]*value="3"|value="3"[^>]*name="kpi_4_2"', text)  # 2 + 1
