@@ -320,6 +320,12 @@ _REPEATING = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.D
 # with many references to another.
 _INSERTING = frozenset({"append", "extend", "insert", "update", "setdefault", "add", "fromkeys",
                         "symmetric_difference_update", "intersection_update", "difference_update"})
+# Library code written in Python runs unseen by the trace function: codecs such as 'idna' and 'punycode'
+# (quadratic), `str.format` with a template from the data, `strptime` with a format from the data.
+_PYTHON_LEVEL = frozenset({"encode", "decode", "strptime"})
+_FORMATTING = frozenset({"format", "format_map"})
+_SORTING = frozenset({"sorted", "sort"})
+_SORT_FACTOR = 20  # about log2(max_size) comparisons per element
 _SCALAR_CALLS = frozenset({"int", "float", "bool", "len", "str", "abs", "round", "format", "isinstance",
                            "Decimal", "date", "datetime", "timedelta"})
 _OVER = float("inf")
@@ -345,6 +351,12 @@ def _constant_count(node: ast.expr) -> float | None:
             return _OVER
         return left ** right if isinstance(node.op, ast.Pow) else left * 2 ** right
     return None
+
+
+def _called_name(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    return node.func.attr if isinstance(node.func, ast.Attribute) else None
 
 
 def _expressions(node: ast.AST) -> Iterator[ast.expr]:
@@ -376,17 +388,23 @@ class _Budget:
             return self.names.get(node.id, 1)
         if isinstance(node, _REPEATING):
             raise _OverBudget(type(node).__name__)
-        if isinstance(node, ast.Attribute) and node.attr in _INSERTING:
+        if isinstance(node, ast.Attribute) and (node.attr in _INSERTING or node.attr in _PYTHON_LEVEL or (
+                node.attr in _FORMATTING and not isinstance(node.value, ast.Constant))):
             raise _OverBudget(node.attr)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "strptime":
+            return self.strptime(node)
         if isinstance(node, ast.NamedExpr):
             value = self.size(node.value)
             self.bind(node.target, value)
             return value
         if isinstance(node, ast.BinOp):
             return self.binop(node)
-        parts = [self.size(child) for child in _expressions(node)]
+        parts = [self.size(child) for child in _expressions(node)
+                 if not (isinstance(node, ast.Call) and child is node.func and isinstance(child, ast.Name))]
         total = sum(parts)
         self.work += total + isinstance(node, ast.Call)  # a call may also build a new value of one unit
+        if isinstance(node, ast.Call) and _called_name(node) in _SORTING:
+            self.work += total * _SORT_FACTOR
         if isinstance(node, ast.Subscript):
             return parts[0]  # an item or a slice of the value
         if isinstance(node, (ast.Attribute, ast.Starred, ast.BoolOp, ast.IfExp)):
@@ -396,6 +414,13 @@ class _Budget:
         if isinstance(node, (ast.Compare, ast.UnaryOp, ast.JoinedStr, ast.FormattedValue)):
             return 1  # a truth value, a number or a guarded text
         return total + 1  # a new container or a call's result, with what it was built from
+
+    def strptime(self, node: ast.Call) -> float:
+        """`datetime.strptime(text, '%d.%m.%Y')`: with a constant format its library code is quick."""
+        if len(node.args) != 2 or node.keywords or not isinstance(node.args[1], ast.Constant):
+            raise _OverBudget("strptime")
+        self.work += self.size(node.func.value) + self.size(node.args[0]) + 1  # type: ignore[attr-defined]
+        return 1
 
     def binop(self, node: ast.BinOp) -> float:
         left, right = self.size(node.left), self.size(node.right)

@@ -112,6 +112,9 @@ def test_straight_line_diagram_scripts_run_in_process():
     "'-' * 80",
     "str(int(half[0:4]) + 1) + '-01-20'",
     "len(items) > 3 or items[0]['name'] in names",
+    "datetime.strptime(received, '%Y-%m-%d').date()",
+    "'{0}-{1:>3}'.format(amount, region)",
+    "sorted(items)[0]",
 ])
 def test_ordinary_expressions_run_in_process(expression):
     assert not _compiled(expression, "eval").isolate
@@ -133,6 +136,13 @@ def test_ordinary_expressions_run_in_process(expression):
     ("eval", "price * quantity"),
     ("exec", "a = [x, x]\n" + "a = [a, a]\n" * 6),
     ("exec", "r = 1\n" * 401),
+    # library code written in Python, which the trace function does not follow
+    ("eval", "text.encode('idna')"),
+    ("eval", "raw.decode(codec)"),
+    ("eval", "template.format(amount)"),
+    ("eval", "str.format(template, amount)"),
+    ("eval", "datetime.strptime(received, pattern)"),
+    ("eval", "sorted(a) + sorted(b)"),
 ])
 def test_code_over_the_static_budget_runs_in_a_worker(mode, source):
     assert _compiled(source, mode).isolate
