@@ -160,3 +160,33 @@ def test_an_agency_fills_its_app_2_on_the_task_page(web, engine):
         lines = [(e.person_id, e.form, e.month) for e in session.scalars(
             select(PodrostokEntry).where(PodrostokEntry.agency_id == task["agency_id"]))]
     assert lines == [(sidorov, "3.8", "2026-06")]
+
+
+def test_the_regional_secretary_consolidates_from_her_inbox(web, engine):
+    """Волжск runs to the end of the summer; its regional step is in the regional secretary's inbox (she belongs to
+    another municipality), not in the other municipality's commission's."""
+    iid_v = campaign(engine, web.ids["vo"]).process_instance_id
+    for opens in ("2026-08-01 00:30", "2026-09-01 00:30"):
+        at(engine, opens)
+        engine.management.sweep()
+        submit(engine, one(engine, iid_v, "pod_agency_report"), "vpolice")
+        engine.tasks.complete(one(engine, iid_v, "pod_review")["id"], "vsecretary", {"review_decision": "accept"})
+        engine.tasks.complete(one(engine, iid_v, "pod_monthly_report")["id"], "vsecretary",
+                              {"report_sent_date": opens[:10]})
+    engine.tasks.complete(one(engine, iid_v, "pod_summer_summary")["id"], "vsecretary",
+                          {"summary_sent_date": "2026-09-09"})
+    engine.tasks.complete(one(engine, iid_v, "pod_final_report")["id"], "vsecretary",
+                          {"final_meeting_date": "2026-09-23", "final_sent_date": "2026-09-24"})
+    regional_task = one(engine, iid_v, "pod_regional")
+    regional = client_of(web, "regional")
+    assert "Обобщение итогов операции «Подросток»" in regional.get("/inbox").get_data(as_text=True)
+    page = regional.get(f"/tasks/{regional_task['id']}").get_data(as_text=True)
+    assert "Приложение 4: Волжск" in page
+    assert client_of(web, "secretary").get(f"/tasks/{regional_task['id']}").status_code == 404
+    assert "Обобщение итогов" not in client_of(web, "secretary").get("/inbox").get_data(as_text=True)
+    token = csrf(regional, f"/tasks/{regional_task['id']}")
+    response = regional.post(f"/tasks/{regional_task['id']}", data={"csrf_token": token,
+                                                                   "regional_received_date": "2026-09-28"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert engine.runtime.instance(iid_v)["status"] == "completed"
+    assert campaign(engine, web.ids["vo"]).reports["regional"]["received_on"] == "2026-09-28"

@@ -86,6 +86,10 @@ def task_scope(query: Select, user: CurrentUser) -> Select:
     processes that belong to no case or municipality (e.g. a methodologist's test diagram): they carry no case data.
     """
     unscoped = HumanTask.municipality_id.is_(None)
+    if user.has("regional_secretary"):
+        # the region's own steps of the municipalities' reporting processes (the databank, «Подросток»), offered to
+        # the regional secretary's role in any municipality; no step of a case is offered to that role
+        unscoped = or_(unscoped, task_query.with_role("regional_secretary"))
     if user.municipality_id is None:
         query = query.where(unscoped)
     elif user.municipality_wide:
