@@ -454,7 +454,8 @@ class _Budget:
                 for target in node.targets:
                     self.bind(target, value)
             elif isinstance(node, ast.AugAssign):
-                if not isinstance(node.target, ast.Name) or not isinstance(node.value, ast.Constant):
+                if (not isinstance(node.target, ast.Name) or not isinstance(node.value, ast.Constant)
+                        or isinstance(node.op, ast.Mult)):  # `items *= 1000` repeats a list in place
                     raise _OverBudget("augmented assignment")
                 self.work += self.size(node.target) + 1
                 self.bind(node.target, 1)
@@ -1318,6 +1319,10 @@ class _Worker:
                 message = ("error", "SandboxLimitError",
                            f"{self.what} needed more than {self.memory} MB of memory; work with smaller data", None,
                            None)
+            except Exception as exc:  # noqa: BLE001 - e.g. the limits cannot be set: reported, never ignored
+                message = ("error", "SandboxRuntimeError",
+                           f"The {self.what.lower()} could not run in its worker process ({type(exc).__name__})",
+                           None, None)
             try:
                 channel.send(message)
             except (pickle.PicklingError, TypeError, RecursionError, MemoryError):
@@ -1378,15 +1383,25 @@ class _Worker:
                                           self.source) from None
             if message is None:
                 raise self._stopped(pid, time.monotonic() >= deadline)
-            if message[0] == "call":
-                channel.send(self._call(*message[1:]))
+            if not isinstance(message, tuple) or not message:
+                raise SandboxRuntimeError(f"The worker of the {self.what.lower()} gave no readable answer",
+                                          self.source)
+            if message[0] == "call" and len(message) == 4 and isinstance(message[1], str):
+                try:
+                    channel.send(self._call(message[1], tuple(message[2]), dict(message[3])))
+                except OSError:  # the worker is gone
+                    raise self._stopped(pid, time.monotonic() >= deadline) from None
                 continue
             self._answered = True
-            if message[0] == "ok":
+            if message[0] == "ok" and len(message) == 2:
                 return message[1]
-            else:
+            if message[0] == "error" and len(message) == 5:
                 _kind, error, text, lineno, cause = message
-                raise _ERRORS.get(error, SandboxRuntimeError)(text, self.source, lineno) from _rebuilt_cause(cause)
+                lineno = lineno if isinstance(lineno, int) else None
+                raise _ERRORS.get(error, SandboxRuntimeError)(str(text), self.source, lineno) \
+                    from _rebuilt_cause(cause)
+            raise SandboxRuntimeError(f"The worker of the {self.what.lower()} gave no readable answer",
+                                      self.source)
 
     def _call(self, name: str, args: tuple, kwargs: dict) -> tuple:
         try:

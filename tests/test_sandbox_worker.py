@@ -74,6 +74,18 @@ def test_c_level_payloads_are_stopped_by_the_worker_limits(limited, mode, source
     assert variables == {"keep": [1, 2]}
 
 
+def test_a_forged_or_broken_answer_is_an_error(limited, monkeypatch):
+    """Whatever the worker sends back, the caller gets a SandboxError, never another exception."""
+    for answer in [("ok",), ("error", "SandboxRuntimeError"), "ok", ("call", 1), ("unknown", 1)]:
+        monkeypatch.setattr(sandbox_module._Worker, "_child", lambda self, channel, work, answer=answer: (
+            channel.send(answer), os._exit(0)))
+        with pytest.raises(SandboxRuntimeError, match="no readable answer|stopped"):
+            limited.evaluate("[i for i in range(3)]", {})
+    monkeypatch.setattr(sandbox_module._Worker, "_child", lambda self, channel, work: os._exit(3))
+    with pytest.raises(SandboxLimitError, match="was stopped"):
+        limited.evaluate("[i for i in range(3)]", {})
+
+
 def test_limit_messages_name_the_limit(limited):
     with pytest.raises(SandboxLimitError, match="more than 1 seconds of processor time"):
         limited.execute(DOUBLING + "r = a == b", {})
@@ -130,6 +142,7 @@ def test_ordinary_expressions_run_in_process(expression):
     ("exec", "grow = items.extend"),
     ("exec", "d['k'] = d"),
     ("exec", "items += [items]"),
+    ("exec", "items *= 1000"),
     ("eval", "dict.fromkeys(keys, value)"),
     ("eval", "[x] * 1000"),
     ("eval", "[[0] * 1000] * 1000"),
