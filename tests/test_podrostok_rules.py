@@ -229,3 +229,15 @@ def test_the_region_sums_the_municipalities_and_recomputes_the_percentages(june)
 def test_a_period_must_not_end_before_it_starts():
     with pytest.raises(ValueError):
         Period(D("2026-06-30"), D("2026-06-01"))
+
+
+def test_short_registration_counts_the_days_of_all_registrations_once():
+    # removed on 4.06 (1-3 June) and registered again on 26.06 (26-30 June): 3 + 5 = 8 days -> no derived reason;
+    # two overlapping cases of 1-5 and 3-7 June (removed on 6.06 and 8.06): 7 days -> a derived reason
+    twice = [Registration("T", SOP, D("2015-01-01"), D("2026-05-01"), D("2026-06-04")),
+             Registration("T", SOP, D("2015-01-01"), D("2026-06-26"))]
+    overlapping = [Registration("U", SOP, D("2015-01-01"), D("2026-06-01"), D("2026-06-06")),
+                   Registration("U", SOP, D("2015-01-01"), D("2026-06-03"), D("2026-06-08"))]
+    assert count(JUNE, twice).value("4.1", SOP) == 0
+    assert count(JUNE, overlapping).value("4.1", SOP) == 1
+    assert count(JUNE, twice).value("1", SOP) == 1  # one child

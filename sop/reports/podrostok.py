@@ -196,15 +196,17 @@ def _percentages(rows: dict[str, int]) -> dict[str, float | None]:
 
 
 def _days_on_register(spans: Iterable[tuple[date, date | None]], period: Period) -> int:
-    days: set[date] = set()
-    for start, removed in spans:
-        first = max(start, period.start)
-        last = min(period.end, removed - timedelta(days=1)) if removed is not None else period.end
-        day = first
-        while day <= last:
-            days.add(day)
-            day += timedelta(days=1)
-    return len(days)
+    """Calendar days of the period on which the child was on the register (overlapping registrations once)."""
+    clipped = sorted((max(start, period.start), min(period.end, removed - timedelta(days=1)) if removed else period.end)
+                     for start, removed in spans)
+    days, reached = 0, None
+    for first, last in clipped:
+        if reached is not None and first <= reached:
+            first = reached + timedelta(days=1)
+        if first <= last:
+            days += (last - first).days + 1
+            reached = last
+    return days
 
 
 def count_column(period: Period, registrations: Sequence[Registration], employment: Sequence[Employment],
