@@ -5,6 +5,8 @@
   in which their agency holds or held a task (the scope follows the work), and the cases where they held one.
 - A manager sees what their agency sees (and, at the commission, the municipality).
 - The regional secretary, methodologists and administrators see no case files.
+- The regional secretary's inbox holds the steps offered to her role in any municipality (the region's steps of
+  the reporting processes: the databank, «Подросток»); no step of a case is offered to that role.
 - Statistics (reports): the commission sees its municipality's; the regional secretary sees every municipality of
   the region (those with a commission) and their sum; nobody else sees any.
 """
