@@ -31,6 +31,7 @@ import _string
 import ast
 import builtins
 import copy
+import copyreg
 import functools
 import io
 import math
@@ -59,6 +60,7 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 try:
     import resource
@@ -1196,8 +1198,18 @@ _PICKLE_CLASSES = {
     "builtins": frozenset({"set", "frozenset", "complex", "bytearray"}),
     "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
     "decimal": frozenset({"Decimal"}),
-    "zoneinfo": frozenset({"ZoneInfo", "ZoneInfo._unpickle"}),
+    __name__: frozenset({"_zone"}),
 }
+
+
+def _zone(key: str) -> ZoneInfo:
+    return ZoneInfo(key)
+
+
+def _reduce_zone(zone: ZoneInfo) -> tuple:
+    if zone.key is None:
+        raise pickle.PicklingError("a time zone without a name cannot be passed")
+    return _zone, (zone.key,)
 _ERRORS = {cls.__name__: cls for cls in (SandboxError, SandboxSyntaxError, SandboxRuntimeError, SandboxLimitError)}
 
 
@@ -1216,7 +1228,11 @@ class _Channel:
         self.write_fd = write_fd
 
     def send(self, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {**copyreg.dispatch_table, ZoneInfo: _reduce_zone}  # by name, not by getattr
+        pickler.dump(message)
+        data = buffer.getvalue()
         view = memoryview(_LENGTH.pack(len(data)) + data)
         while view:
             view = view[os.write(self.write_fd, view):]
@@ -1388,7 +1404,12 @@ class _Worker:
                                           self.source)
             if message[0] == "call" and len(message) == 4 and isinstance(message[1], str):
                 try:
-                    channel.send(self._call(message[1], tuple(message[2]), dict(message[3])))
+                    reply = self._call(message[1], tuple(message[2]), dict(message[3]))
+                    try:
+                        channel.send(reply)
+                    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+                        channel.send(("raise", "TypeError", f"'{message[1]}' gave a value that cannot be passed "
+                                                            "to this script"))
                 except OSError:  # the worker is gone
                     raise self._stopped(pid, time.monotonic() >= deadline) from None
                 continue
@@ -1406,7 +1427,6 @@ class _Worker:
     def _call(self, name: str, args: tuple, kwargs: dict) -> tuple:
         try:
             value = self.functions[name](*args, **kwargs)
-            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except SandboxError as exc:
             return ("raise", type(exc).__name__, exc.message)
         except Exception as exc:  # noqa: BLE001 - passed on to the script, as when run in this process

@@ -16,6 +16,7 @@ import pickle
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -187,12 +188,14 @@ def run_both(monkeypatch, script, variables, functions=None):
 
 def test_worker_results_are_exactly_those_of_the_process(monkeypatch):
     zone = timezone(timedelta(hours=3))
-    variables = {"items": [1, 2], "gone": "x", "kept": {"a": 1}, "when": datetime(2024, 5, 1, 9, tzinfo=zone)}
+    variables = {"items": [1, 2], "gone": "x", "kept": {"a": 1}, "when": datetime(2024, 5, 1, 9, tzinfo=zone),
+                 "local": datetime(2024, 5, 1, 9, tzinfo=ZoneInfo("Europe/Moscow"))}
     script = ("for i in range(3):\n    items.append(i)\n"
               "del gone\n"
               "row = [date(2024, 1, 2), Decimal('1.10'), {1, 2}, frozenset({3}), (4, 5), None, 2.5, True, b'x']\n"
               "pair = [row, row]\n"
-              "later = when + timedelta(days=1)\n")
+              "later = when + timedelta(days=1)\n"
+              "local_later = local + timedelta(hours=1)\n")
     in_worker, in_process = run_both(monkeypatch, script, variables)
     assert in_worker == in_process
     assert in_worker["items"] == [1, 2, 0, 1, 2] and "gone" not in in_worker
@@ -200,6 +203,7 @@ def test_worker_results_are_exactly_those_of_the_process(monkeypatch):
     assert [type(v) for v in in_worker["row"]] == [type(v) for v in in_process["row"]]
     assert in_worker["pair"][0] is in_worker["pair"][1]  # shared values stay shared, as in process
     assert in_worker["later"].tzinfo == zone
+    assert in_worker["local_later"].tzinfo is ZoneInfo("Europe/Moscow")
 
 
 def test_worker_expression_value(limited):
@@ -224,7 +228,10 @@ def test_engine_functions_run_in_this_process(limited):
     def refusing():
         raise SandboxError("Not available here")
 
-    functions = {"where": where, "failing": failing, "refusing": refusing}
+    def opaque():
+        return lambda: 1
+
+    functions = {"where": where, "failing": failing, "refusing": refusing, "opaque": opaque}
     variables: dict = {}
     limited.execute("days = [where(i) for i in range(1, 3)]\n"
                     "try:\n    failing('x')\nexcept ValueError as exc:\n    caught = str(exc)\n",
@@ -239,6 +246,8 @@ def test_engine_functions_run_in_this_process(limited):
     with pytest.raises(SandboxLimitError, match="arguments of 'where' are too large"):
         limited.execute("for i in range(2):\n    where([[0] * 1000] * 1001)", {}, functions)
     assert len(calls) == 2
+    with pytest.raises(SandboxRuntimeError, match="'opaque' gave a value that cannot be passed"):
+        limited.execute("for i in range(2):\n    opaque()", {}, functions)
 
 
 def test_worker_errors_keep_line_and_cause(limited):
