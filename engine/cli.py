@@ -50,6 +50,7 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+CLI_ACTOR = "cli"  # the audit log's actor of an identity change made from the command line
 
 
 def emit(value: Any, as_json: bool, text: str | None = None) -> None:
@@ -285,11 +286,85 @@ def users() -> None:
 @click.option("--role", "roles", multiple=True, required=True)
 @click.option("--agency", default=None, help="Agency name or id.")
 @click.option("--full-name", default=None)
+@click.option("--password", "with_password", is_flag=True,
+              help="Ask for a password (hidden, twice); without it the user cannot log in until one is set.")
 @pass_ctx
-def users_add(ctx: Context, name, roles, agency, full_name) -> None:
+def users_add(ctx: Context, name, roles, agency, full_name, with_password) -> None:
     """Add a user with one or more roles."""
-    user_id = ctx.engine().identity.add_user(name, list(roles), agency=agency, full_name=full_name)
+    password = _ask_password() if with_password else None
+    engine = ctx.engine()
+    user_id = engine.identity.add_user(name, list(roles), agency=agency, full_name=full_name, password=password)
+    engine.audit.record(CLI_ACTOR, "user_created", "user", user_id,
+                        details={"username": name, "roles": sorted(set(roles)), "full_name": full_name})
     click.echo(f"User {name} created (id {user_id}, roles {', '.join(roles)})")
+
+
+def _ask_password() -> str:
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users.command("password")
+@click.argument("name")
+@pass_ctx
+def users_password(ctx: Context, name) -> None:
+    """Set a user's password (asked twice, hidden): every session and API token of the user ends."""
+    password = _ask_password()
+    engine = ctx.engine()
+    user_id = engine.identity.user_id(name)
+    ended = engine.identity.set_password(user_id, password)
+    engine.audit.record(CLI_ACTOR, "password_reset", "user", user_id,
+                        details={"username": name, "sessions_ended": ended["sessions"],
+                                 "tokens_revoked": ended["tokens"]})
+    click.echo(f"Password of {name} set; sessions ended: {ended['sessions']}, tokens revoked: {ended['tokens']}")
+
+
+@users.command("deactivate")
+@click.argument("name")
+@pass_ctx
+def users_deactivate(ctx: Context, name) -> None:
+    """Deactivate a user: no login, every session and API token ends."""
+    _set_active(ctx, name, False)
+
+
+@users.command("activate")
+@click.argument("name")
+@pass_ctx
+def users_activate(ctx: Context, name) -> None:
+    """Activate a deactivated user again."""
+    _set_active(ctx, name, True)
+
+
+def _set_active(ctx: Context, name: str, active: bool) -> None:
+    engine = ctx.engine()
+    user_id = engine.identity.user_id(name)
+    if not engine.identity.set_active(user_id, active):
+        click.echo(f"User {name} is already {'active' if active else 'inactive'}")
+        return
+    engine.audit.record(CLI_ACTOR, "user_activated" if active else "user_deactivated", "user", user_id,
+                        details={"username": name})
+    click.echo(f"User {name} {'activated' if active else 'deactivated'}")
+
+
+@users.command("update")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, help="The user's roles (all of them; replaces the current ones).")
+@click.option("--agency", default=None, help="Agency name or id; 'none' for no agency.")
+@click.option("--full-name", default=None)
+@pass_ctx
+def users_update(ctx: Context, name, roles, agency, full_name) -> None:
+    """Change a user's roles, agency or full name (what is not given stays)."""
+    engine = ctx.engine()
+    identity = engine.identity
+    user_id = identity.user_id(name)
+    current = identity.user_record(user_id)
+    agency_id = current["agency_id"]
+    if agency is not None:
+        agency_id = None if agency.lower() == "none" else identity.agency_id(agency)
+    changes = identity.update_user(user_id, current["full_name"] if full_name is None else full_name,
+                                   list(roles) or current["roles"], agency_id)
+    if changes:
+        engine.audit.record(CLI_ACTOR, "user_updated", "user", user_id, details={"username": name, "changes": changes})
+    click.echo(f"User {name}: " + (", ".join(sorted(changes)) + " changed" if changes else "nothing changed"))
 
 
 @users.command("list")
@@ -315,6 +390,26 @@ def agencies_add(ctx: Context, name, municipality, kind, timezone) -> None:
     """Add an agency (its municipality is created on first mention)."""
     agency_id = ctx.engine().identity.add_agency(name, municipality, kind=kind, timezone=timezone)
     click.echo(f"Agency {name} created (id {agency_id}) in {municipality}")
+
+
+@main.group()
+def municipalities() -> None:
+    """Municipalities."""
+
+
+@municipalities.command("timezone")
+@click.argument("name")
+@click.argument("timezone")
+@click.option("--with-agencies", is_flag=True, help="Also move the municipality's agencies that kept the old zone.")
+@pass_ctx
+def municipalities_timezone(ctx: Context, name, timezone, with_agencies) -> None:
+    """Change a municipality's time zone (running processes keep the zone they started with)."""
+    engine = ctx.engine()
+    municipality_id = engine.identity.municipality_id(name)
+    old, moved = engine.identity.set_municipality_timezone(municipality_id, timezone, with_agencies=with_agencies)
+    engine.audit.record(CLI_ACTOR, "municipality_timezone_changed", "municipality", municipality_id,
+                        details={"municipality": name, "old": old, "new": timezone, "agencies_updated": moved})
+    click.echo(f"{name}: {old} -> {timezone} (agencies moved: {moved})")
 
 
 @agencies.command("list")

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select
+from argon2 import PasswordHasher
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .errors import InvalidInput, NotFound
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from . import ProcessEngine
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
+# the one argon2 hasher of the application: every password is hashed and checked with it
+PASSWORD_HASHER = PasswordHasher()
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
 # a session's last activity and a token's last use are written at most this often (not a write per request)
 TOUCH_EVERY = timedelta(seconds=60)
 
@@ -64,6 +69,18 @@ def check_timezone(name: str) -> str:
         raise InvalidInput(f"Unknown time zone '{name}': use an IANA name such as Europe/Moscow or "
                            f"Asia/Yekaterinburg", {"timezone": "unknown time zone"}) from exc
     return name
+
+
+def check_password_length(password: str) -> str:
+    """A new password's length rule (the web forms say the same in Russian next to the field)."""
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long",
+                           {"password": "length"})
+    return password
+
+
+def hash_password(password: str) -> str:
+    return PASSWORD_HASHER.hash(password)
 
 
 class IdentityService:
@@ -114,10 +131,16 @@ class IdentityService:
             return agency.id
 
     def add_user(self, username: str, roles: list[str], agency: str | int | None = None,
-                 full_name: str | None = None, password_hash: str | None = None) -> int:
+                 full_name: str | None = None, password_hash: str | None = None,
+                 password: str | None = None) -> int:
+        """Create a user; `password` (checked for length, then hashed) or an already computed `password_hash`."""
         username = username.strip()
         if not username:
             raise InvalidInput("Username must not be empty", {"username": "required"})
+        if password is not None:
+            if password_hash is not None:
+                raise InvalidInput("Give a password or a password hash, not both", {"password": "ambiguous"})
+            password_hash = hash_password(check_password_length(password))
         with self._engine.db.session() as session:
             if session.scalar(select(User.id).where(User.username == username)) is not None:
                 raise InvalidInput(f"User '{username}' already exists", {"username": "exists"})
@@ -132,6 +155,103 @@ class IdentityService:
             session.add(user)
             session.flush()
             return user.id
+
+    def user_id(self, username: str) -> int:
+        """The id of a user (active or not) by user name."""
+        with self._engine.db.session() as session:
+            found = session.scalar(select(User.id).where(User.username == username))
+        if found is None:
+            raise NotFound(f"No user '{username}'")
+        return found
+
+    def user_record(self, user_id: int) -> dict:
+        """A user, active or not, as the administration edits it: {id, username, full_name, roles, agency_id,
+        active}."""
+        with self._engine.db.session() as session:
+            user = _user_row(session, user_id)
+            return {"id": user.id, "username": user.username, "full_name": user.full_name, "roles": user.roles,
+                    "agency_id": user.agency_id, "active": user.is_active}
+
+    def agency_id(self, agency: str | int) -> int:
+        """An agency's id by id or by its (unique) name."""
+        with self._engine.db.session() as session:
+            return self._find_agency(session, agency)
+
+    def municipality_id(self, name: str) -> int:
+        with self._engine.db.session() as session:
+            found = session.scalar(select(Municipality.id).where(Municipality.name == name))
+        if found is None:
+            raise NotFound(f"No municipality '{name}'")
+        return found
+
+    def update_user(self, user_id: int, full_name: str | None, roles: list[str], agency_id: int | None) -> dict:
+        """Change a user's full name, roles and agency; returns what changed as {field: [old, new]} (empty when
+        nothing did). Unknown roles or agency change nothing."""
+        with self._engine.db.session() as session:
+            user = _user_row(session, user_id)
+            if not roles:
+                raise InvalidInput("A user needs at least one role", {"roles": "required"})
+            known = set(session.scalars(select(Role.code)))
+            unknown = sorted(set(roles) - known)
+            if unknown:
+                raise InvalidInput(f"Unknown role(s) {', '.join(unknown)}; known roles: {', '.join(sorted(known))}",
+                                   {"roles": "unknown role"})
+            if agency_id is not None and session.get(Agency, agency_id) is None:
+                raise InvalidInput(f"No agency with id {agency_id}", {"agency": "not found"})
+            changes = {}
+            if (user.full_name or "") != (full_name or ""):
+                changes["full_name"] = [user.full_name, full_name]
+                user.full_name = full_name
+            wanted = sorted(set(roles))
+            if user.roles != wanted:
+                changes["roles"] = [user.roles, wanted]
+                kept = [link for link in user.role_links if link.role_code in wanted]
+                held = {link.role_code for link in kept}
+                user.role_links = kept + [UserRole(role_code=code) for code in wanted if code not in held]
+            if user.agency_id != agency_id:
+                changes["agency_id"] = [user.agency_id, agency_id]
+                user.agency_id = agency_id
+            return changes
+
+    def set_active(self, user_id: int, active: bool) -> bool:
+        """Activate or deactivate a user; False if it already was so. Deactivation ends every session and revokes
+        every API token of the user, in the same transaction (a later activation does not bring them back)."""
+        with self._engine.db.session() as session:
+            user = _user_row(session, user_id)
+            if user.is_active == active:
+                return False
+            user.is_active = active
+            if not active:
+                self.end_sessions(user_id, session=session)
+            return True
+
+    def set_password(self, user_id: int, password: str, keep_secret: str | None = None) -> dict[str, int]:
+        """Set a user's password (a change by the user or an administrator's reset): every session of the user but
+        the one of `keep_secret` ends and every API token is revoked, in the same transaction. Returns the counts
+        {"sessions", "tokens"}."""
+        password_hash = hash_password(check_password_length(password))
+        with self._engine.db.session() as session:
+            _user_row(session, user_id).password_hash = password_hash
+            return self.end_sessions(user_id, keep_secret=keep_secret, session=session)
+
+    def set_municipality_timezone(self, municipality_id: int, timezone: str,
+                                  with_agencies: bool = False) -> tuple[str, int]:
+        """Change a municipality's time zone, and with `with_agencies` its agencies' that kept the old one; returns
+        the old zone and how many agencies followed. Running processes keep the zone they started with."""
+        check_timezone(timezone)
+        with self._engine.db.session() as session:
+            row = session.get(Municipality, municipality_id)
+            if row is None:
+                raise NotFound(f"No municipality with id {municipality_id}")
+            old = row.timezone
+            row.timezone = timezone
+            moved = 0
+            if with_agencies and old != timezone:
+                moved = session.execute(update(Agency).where(Agency.municipality_id == municipality_id,
+                                                             Agency.timezone == old)
+                                        .values(timezone=timezone)
+                                        .execution_options(synchronize_session=False)).rowcount or 0
+            return old, moved
 
     def get_user(self, username: str) -> UserInfo:
         with self._engine.db.session() as session:
@@ -289,6 +409,13 @@ class IdentityService:
                                {"agency": "not found"})
         raise InvalidInput(f"Several agencies are called '{agency}': give the agency id",
                            {"agency": "ambiguous"})
+
+
+def _user_row(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}")
+    return user
 
 
 def _utcnow() -> datetime:

@@ -8,11 +8,11 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from engine import FrozenClock, ProcessEngine, task_query
 from engine.db import Base
+from engine.identity import hash_password
 from engine.models import Municipality, User
 
 from . import install
@@ -140,10 +140,9 @@ def _organisation(engine: ProcessEngine) -> None:
     identity = engine.identity
     ids = {key: identity.add_agency(name, MUNICIPALITY, kind=kind) for key, (name, kind) in AGENCIES.items()}
     regional = identity.add_agency(REGIONAL[0], REGIONAL[1], kind="regional_commission")
-    hasher = PasswordHasher()
     for username, (full_name, roles, agency) in USERS.items():
         identity.add_user(username, roles, agency=ids[agency] if agency else regional, full_name=full_name,
-                          password_hash=hasher.hash(DEMO_PASSWORD))
+                          password_hash=hash_password(DEMO_PASSWORD))
     meetings = engine.sop.meetings
     municipality = _municipality_id(engine)
     meetings.set_up(municipality, *COMMISSION, *SCHEDULE, by="admin")

@@ -2,8 +2,8 @@
 
 Every form carries the CSRF token, checks every field (Russian messages next to the field), answers 422 with the
 input kept when something is wrong, and changes nothing then. Every change is written to the audit log — never a
-password. The engine's identity and calendar services do the work where they have a verb for it; editing a user,
-(de)activating one, resetting a password and changing a municipality's time zone are the small functions below.
+password. The engine's identity and calendar services do the work: creating, editing, (de)activating a user,
+resetting a password (hashed by the identity service's one argon2 hasher), changing a municipality's time zone.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from datetime import date
 from functools import lru_cache
 from zoneinfo import available_timezones
 
-from argon2 import PasswordHasher
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NotFound
+from engine.identity import MAX_PASSWORD, MIN_PASSWORD
 from engine.models import (
     Agency,
     AuditEvent,
@@ -33,9 +33,7 @@ from engine.models import (
 from ..auth import client_ip, kurator, roles_required, session_idle
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-_hasher = PasswordHasher()
 
-MIN_PASSWORD = 10
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,99}")
 ROLE_CODE = re.compile(r"[a-z][a-z0-9_]{1,63}")
 AGENCY_KINDS = {
@@ -148,8 +146,8 @@ def _check_user_fields(db, form: dict, errors: dict) -> None:
 def _password_errors(errors: dict, password: str, again: str) -> None:
     if len(password) < MIN_PASSWORD:
         errors["password"] = f"Пароль — не короче {MIN_PASSWORD} символов"
-    elif len(password) > 200:
-        errors["password"] = "Пароль — не длиннее 200 символов"
+    elif len(password) > MAX_PASSWORD:
+        errors["password"] = f"Пароль — не длиннее {MAX_PASSWORD} символов"
     elif password != again:
         errors["password2"] = "Пароли не совпадают"
 
@@ -200,7 +198,7 @@ def user_new():
         try:
             user_id = kurator().identity.add_user(
                 form["username"], form["roles"], agency=int(form["agency"]) if form["agency"] else None,
-                full_name=form["full_name"], password_hash=_hasher.hash(request.form["password"]))
+                full_name=form["full_name"], password=request.form["password"])
         except InvalidInput as exc:  # a race with another administrator
             errors[next(iter(exc.errors or {"username": ""}))] = "Не удалось сохранить: " + exc.message
         else:
@@ -237,45 +235,12 @@ def _render_user(user_id: int, form: dict | None = None, errors: dict | None = N
                            sessions=identity.session_count(user_id, session_idle()), **context), status
 
 
-def update_user(user_id: int, full_name: str, roles: list[str], agency_id: int | None) -> dict:
-    """Change a user's full name, roles and agency; returns what changed as {field: [old, new]}."""
-    with kurator().db.session() as db:
-        user = _load_user(db, user_id)
-        changes = {}
-        if (user.full_name or "") != full_name:
-            changes["full_name"] = [user.full_name, full_name]
-            user.full_name = full_name
-        if user.roles != sorted(roles):
-            changes["roles"] = [user.roles, sorted(roles)]
-            wanted = set(roles)
-            user.role_links = [link for link in user.role_links if link.role_code in wanted]
-            user.role_links.extend(UserRole(role_code=code) for code in sorted(wanted - set(user.roles)))
-        if user.agency_id != agency_id:
-            changes["agency_id"] = [user.agency_id, agency_id]
-            user.agency_id = agency_id
-        return changes
-
-
-def set_user_active(user_id: int, active: bool) -> bool:
-    """Activate or deactivate a user; False if it already was so. Deactivation ends every session and revokes
-    every API token of the user, in the same transaction (a later activation does not bring them back)."""
-    with kurator().db.session() as db:
-        user = _load_user(db, user_id)
-        if user.is_active == active:
-            return False
-        user.is_active = active
-        if not active:
-            kurator().identity.end_sessions(user_id, session=db)
-        return True
-
-
-def set_password(user_id: int, password: str) -> dict[str, int]:
-    """Reset a user's password: every session of the user (but the administrator's own current one) ends and
-    every API token is revoked, in the same transaction. Returns the counts {"sessions", "tokens"}."""
-    keep = session.get("sid") if user_id == g.user.id else None
-    with kurator().db.session() as db:
-        _load_user(db, user_id).password_hash = _hasher.hash(password)
-        return kurator().identity.end_sessions(user_id, keep_secret=keep, session=db)
+def _or_404(call, *args, **kwargs):
+    """Run an identity service verb; a user or municipality that is gone is a 404."""
+    try:
+        return call(*args, **kwargs)
+    except NotFound:
+        abort(404)
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -292,7 +257,12 @@ def user_edit(user_id: int):
             errors["roles"] = "Нельзя снять роль администратора с самого себя"
     if errors:
         return _render_user(user_id, form, errors, 422)
-    changes = update_user(user_id, form["full_name"], form["roles"], int(form["agency"]) if form["agency"] else None)
+    try:
+        changes = _or_404(kurator().identity.update_user, user_id, form["full_name"], form["roles"],
+                          int(form["agency"]) if form["agency"] else None)
+    except InvalidInput as exc:  # a role or an agency removed meanwhile
+        field = next(iter(exc.errors or {"roles": ""}))
+        return _render_user(user_id, form, {field: "Не удалось сохранить: " + exc.message}, 422)
     if changes:
         _audit("user_updated", "user", user_id, username=form["username"], changes=changes)
         flash("Изменения сохранены.")
@@ -311,7 +281,7 @@ def user_active(user_id: int):
                             section="status")
     with kurator().db.session() as db:
         username = _load_user(db, user_id).username
-    if set_user_active(user_id, wanted == "1"):
+    if _or_404(kurator().identity.set_active, user_id, wanted == "1"):
         _audit("user_activated" if wanted == "1" else "user_deactivated", "user", user_id, username=username)
         flash(f"Учетная запись {username} " + ("включена." if wanted == "1" else "отключена: вход невозможен."))
     return redirect(url_for("admin.user_edit", user_id=user_id))
@@ -324,7 +294,8 @@ def user_password(user_id: int):
     _password_errors(errors, password, request.form.get("password2", ""))
     if errors:
         return _render_user(user_id, errors=errors, status=422, section="password")
-    ended = set_password(user_id, password)
+    keep = session.get("sid") if user_id == g.user.id else None  # the administrator's own current session stays
+    ended = _or_404(kurator().identity.set_password, user_id, password, keep_secret=keep)
     with kurator().db.session() as db:
         username = _load_user(db, user_id).username
     _audit("password_reset", "user", user_id, username=username, sessions_ended=ended["sessions"],
@@ -472,22 +443,6 @@ def agencies():
     return redirect(url_for("admin.agencies"))
 
 
-def set_municipality_timezone(municipality_id: int, timezone: str, with_agencies: bool) -> tuple[str, int]:
-    """Change a municipality's time zone (and its agencies' that kept the old one); returns the old zone and how many
-    agencies followed. Running processes keep the zone they started with."""
-    with kurator().db.session() as db:
-        row = db.get(Municipality, municipality_id)
-        if row is None:
-            abort(404)
-        old = row.timezone
-        row.timezone = timezone
-        moved = 0
-        if with_agencies and old != timezone:
-            moved = db.execute(update(Agency).where(Agency.municipality_id == municipality_id, Agency.timezone == old)
-                               .values(timezone=timezone).execution_options(synchronize_session=False)).rowcount
-        return old, moved
-
-
 def _municipalities_page(errors: dict | None = None, edited: int | None = None, value: str = "", status: int = 200):
     with kurator().db.session() as db:
         agencies = (select(Agency.municipality_id, func.count().label("n")).group_by(Agency.municipality_id)
@@ -519,7 +474,8 @@ def municipality_timezone(municipality_id: int):
     if value == current:
         flash("Часовой пояс не изменился.")
         return redirect(url_for("admin.municipalities"))
-    old, moved = set_municipality_timezone(municipality_id, value, request.form.get("agencies") == "1")
+    old, moved = _or_404(kurator().identity.set_municipality_timezone, municipality_id, value,
+                         with_agencies=request.form.get("agencies") == "1")
     _audit("municipality_timezone_changed", "municipality", municipality_id, municipality=name, old=old, new=value,
            agencies_updated=moved)
     flash(f"Часовой пояс «{name}»: {value} (органов с тем же поясом обновлено: {moved}). "
