@@ -194,7 +194,9 @@ def month_period(month: str) -> rules.Period:
 
 def final_computed(session: Session, campaign: PodrostokCampaign, tz: ZoneInfo) -> dict[str, Any]:
     """The App. 5 rows the records hold: section 3 (families/children in СОП at the start, newly registered,
-    art. 77 removals, at 1 September) and section 8 (the summer's employment, each child once across registers)."""
+    art. 77 removals, at 1 September) and section 8 (the summer's employment, each child once across registers).
+    Row 3.3 counts the families with a removal under art. 77 in the summer: the records hold the removal act of a
+    family's emergency, not how many of its children were removed."""
     year = campaign.year
     start, end = date(year, 6, 1), date(year, 9, 1)
     cohort = load_cohort(session, [campaign.municipality_id], start, end, tz)
