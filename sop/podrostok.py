@@ -541,6 +541,8 @@ def _agency_report_context(scope: Any, context: Any) -> None:
         return
     context.options["podrostok_children"] = children_options(scope.session, campaign, month)
     context.defaults["report_month"] = month
+    # the merged data of another agency's task must not prefill this one's
+    context.defaults["documents_note"] = ""
     mine = scope.session.scalars(select(PodrostokEntry).where(
         PodrostokEntry.campaign_id == campaign.id, PodrostokEntry.month == month,
         PodrostokEntry.agency_id == scope.task.agency_id).order_by(PodrostokEntry.id)).all()
@@ -571,6 +573,7 @@ def _review_context(scope: Any, context: Any) -> None:
     now = scope.engine.clock.now()
     context.options["round_agency_options"] = [{"value": str(a), "label": name}
                                                for a, name in agency_ids(campaign, scope.session).items()]
+    context.defaults.update({"returned_agencies": [], "return_comment": ""})  # a new decision each round
     panel = Panel("podrostok_submissions", f"Информация органов за {month}",
                   columns=["Орган", "Состояние", "Строк", "Представлено"])
     tz = _tz(campaign)

@@ -153,7 +153,11 @@ def test_the_campaign_through_the_summer(world):
     with pytest.raises(InvalidInput):  # dates outside June
         submit(engine, school_task, "school", [job(people["Сидоров"], "3.8", "Лагерь", "2026-07-01", "2026-07-21")])
     assert entry_count(engine) == 0
-    submit(engine, police_task, "police", [job(people["Петров"], "3.1", "ООО «Заря»", "2026-06-05", "2026-08-31")])
+    engine.tasks.complete(police_task["id"], "police", {
+        "employment": [job(people["Петров"], "3.1", "ООО «Заря»", "2026-06-05", "2026-08-31")],
+        "documents_note": "Справка ООО «Заря» исх. 15"})
+    # the police's note, merged into the process, is not offered on the school's form
+    assert engine.sop.task_context(school_task["id"], "school").defaults["documents_note"] == ""
     submit(engine, school_task, "school", [job(people["Сидоров"], "3.3", "Клуб «Юность»", "2026-06-01", "2026-06-30")])
     review = one(engine, iid, "pod_review")
     assert datetime.fromisoformat(review["due"]) == end_of_day("2026-07-06")
