@@ -12,6 +12,8 @@ No Flask here: the web app and the CLI are clients of this package.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from .audit import AuditService
 from .bpmn.script_engine import FunctionProvider
 from .calendar_service import CalendarService
@@ -36,6 +38,8 @@ from .migration import MigrationService
 from .repository import RepositoryService
 from .runtime import RuntimeService
 from .tasks import TaskService
+
+P = TypeVar("P")
 
 __all__ = [
     "Clock", "Conflict", "Database", "ExecutionError", "FrozenClock", "InvalidInput", "KuratorError", "NotFound",
@@ -62,6 +66,37 @@ class ProcessEngine:
         self.drafts = DraftService(self)
         self._role_titles: dict[str, str] | None = None
         self.function_providers: list[FunctionProvider] = []
+        self.plugins: dict[str, object] = {}
+
+    # -- plugins: how a domain attaches itself -------------------------------------------------------------------
+
+    def attach(self, name: str, plugin: P) -> P:
+        """Attach a plugin (a domain's service) under `name`, once: when a plugin of that name is already attached,
+        that one is returned and `plugin` is ignored, so that installing a domain twice is harmless.
+
+        The engine knows nothing of its plugins; they are reached as `engine.plugin(name, Type)` and, for brevity,
+        as the attribute `engine.<name>` (an attached name may not hide one of the engine's own attributes).
+        """
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"Plugin name '{name}' must be an identifier not starting with '_'")
+        if name not in self.plugins and (hasattr(type(self), name) or name in vars(self)):
+            raise ValueError(f"Plugin name '{name}' is taken by the engine itself")
+        return self.plugins.setdefault(name, plugin)  # type: ignore[return-value]
+
+    def plugin(self, name: str, kind: type[P] | None = None) -> P | None:
+        """The plugin attached under `name` (None when there is none); with `kind`, checked to be of that type."""
+        found = self.plugins.get(name)
+        if found is not None and kind is not None and not isinstance(found, kind):
+            raise TypeError(f"Plugin '{name}' is a {type(found).__name__}, not a {kind.__name__}")
+        return found  # type: ignore[return-value]
+
+    def __getattr__(self, name: str):
+        # called only when the ordinary lookup fails: an attached plugin, else the usual AttributeError
+        plugins = vars(self).get("plugins") or {}
+        if name in plugins:
+            return plugins[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}' (no plugin of that name is "
+                             f"attached)")
 
     def add_functions(self, provider: FunctionProvider) -> None:
         """Offer more functions to diagram expressions and scripts (a domain's own, e.g. its meeting dates).

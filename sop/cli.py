@@ -9,21 +9,13 @@ from pathlib import Path
 
 import click
 
-from engine import Database, ProcessEngine
 from engine.cli import Context, emit, main, pass_ctx
-from engine.clock import Clock
 from engine.errors import InvalidInput
 
-from . import casefile, install
+from . import build_engine, casefile
 from .documents.render import render_pdf
 
-
-def build_engine(db: Database, clock: Clock) -> ProcessEngine:
-    engine = ProcessEngine(db, clock)
-    install(engine)
-    return engine
-
-
+# the product's command line: every command's engine is the one the web app and the scheduler run on
 Context.factory = build_engine
 
 

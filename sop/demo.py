@@ -15,7 +15,7 @@ from engine.db import Base
 from engine.identity import hash_password
 from engine.models import Municipality, User
 
-from . import install
+from . import build_engine, install
 from .kpi import demo as kpi_demo
 from .meetings.schedule import meeting_days
 
@@ -121,8 +121,8 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
         if session.scalar(select(func.count()).select_from(User)):
             return "The database already has users: demo data not added (use 'kurator demo --reset' to start over)"
     now = engine.clock.now()
-    driver = ProcessEngine(engine.db, FrozenClock(now - timedelta(days=400)))
-    install(driver, jobs=False)  # periodic jobs run once, at the real now, at the end
+    # periodic jobs run once, at the real now, at the end
+    driver = build_engine(engine.db, FrozenClock(now - timedelta(days=400)), jobs=False)
     diagrams = sorted(Path(workflows or ROOT / "workflows").glob("*.bpmn"))
     driver.repository.deploy([*diagrams, *sorted((ROOT / "forms").glob("*.json"))],
                              deployed_by="methodologist", comment="Демонстрационная установка")

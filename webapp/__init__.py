@@ -12,22 +12,14 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import Database, ProcessEngine
-from engine.clock import Clock, environment_clock
-from sop import install
+from sop import build_engine  # the one engine builder (the web app's, the CLI's and the scheduler's)
 
 from . import config as config_module
 from . import errors, filters, security
 from .params import BoundedIntConverter
 
 csrf = CSRFProtect()
-
-
-def build_engine(database: Database, clock: Clock | None = None) -> ProcessEngine:
-    """The engine the web app runs on: the SOP domain installed; the clock given, else the engine clock the CLI
-    uses (`KURATOR_NOW`: starts at that instant and runs on in real time; see `engine.clock`)."""
-    engine = ProcessEngine(database, clock or environment_clock())
-    install(engine)
-    return engine
+__all__ = ["build_engine", "create_app"]
 
 
 def create_app(overrides: dict | None = None, engine: ProcessEngine | None = None) -> Flask:

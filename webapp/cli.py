@@ -8,18 +8,15 @@ import sys
 
 import click
 
-from engine.cli import Context, main, pass_ctx
-from sop.cli import build_engine  # noqa: F401 - installs the SOP domain into every command's engine
+from engine.cli import Context, pass_ctx
+from sop.cli import main  # the engine's and the SOP domain's commands, on the product's engine (sop.build_engine)
 
 
 def _app(ctx: Context):
     """The web app on the command's database and its running clock (with --now: from that instant on)."""
-    from engine import Database
-
-    from . import build_engine as build_web_engine
     from . import create_app
 
-    return create_app({"DATABASE_URL": ctx.url}, engine=build_web_engine(Database(ctx.url), ctx.running_clock()))
+    return create_app({"DATABASE_URL": ctx.url}, engine=ctx.engine(ctx.running_clock()))
 
 
 @main.command()
