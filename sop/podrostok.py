@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -518,10 +518,6 @@ def add_values(a: Any, b: Any) -> Any:
     except ValueError:
         pass
     return f"{a}; {b}"
-
-
-def local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz)
 
 
 # -- what the tasks' pages show -----------------------------------------------------------------------------------
