@@ -58,6 +58,7 @@ from engine.bpmn.script_engine import CURRENT_CLOCK, is_iso_literal
 from engine.bpmn.serializer import _CONFIG
 from engine.clock import parse_instant
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
+from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 
 OUT_DIR = ROOT / "bench" / "out"
@@ -233,6 +234,7 @@ def open_task_id(engine: ProcessEngine, instance_id: int) -> str:
 def new_engine(db: Database, diagrams: dict[str, str]) -> ProcessEngine:
     engine = ProcessEngine(db, FrozenClock(START_AT))
     engine.identity.ensure_default_roles()
+    engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
     engine.identity.add_user(USER, [ROLE])
     result = engine.repository.deploy(list(diagrams.items()), deployed_by="bench")
     for warning in result.warnings:
@@ -549,6 +551,7 @@ AGED_TASKS = 500
 def sop_engine(db: Database) -> ProcessEngine:
     engine = ProcessEngine(db, FrozenClock(START_AT))
     engine.identity.ensure_default_roles()
+    engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
     files = sorted((ROOT / "workflows").glob("*.bpmn")) + sorted((ROOT / "forms").glob("*.json"))
     result = engine.repository.deploy(files, deployed_by="bench")
     if result.warnings:

@@ -59,6 +59,7 @@ from engine import Database, FrozenClock, ProcessEngine
 from engine.bpmn.lint import lint
 from engine.models import InstanceMigration, ProcessInstance
 from engine.repository import RepositoryService
+from sop.roles import ROLES as SOP_ROLES
 
 OUT_DIR = ROOT / "bench" / "out"
 DEFAULT_OUTPUT = OUT_DIR / "modeler_bench.json"
@@ -116,6 +117,7 @@ def new_engine(db: Database) -> ProcessEngine:
     """The engine as after installation: the SOP diagrams and forms deployed, one user per role used here."""
     engine = ProcessEngine(db, FrozenClock(START_AT))
     engine.identity.ensure_default_roles()
+    engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
     files = [*sorted(WORKFLOWS.glob("*.bpmn")), *sorted(FORMS.glob("*.json"))]
     result = engine.repository.deploy(files, deployed_by="bench")
     for warning in result.warnings:

@@ -66,6 +66,7 @@ from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
 from engine.task_query import candidates_token
 from sop.models import Case, Family, InstanceScope
+from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 from webapp.access import CurrentUser, task_scope
 from webapp.views.inbox import COUNT_CAP, PAGE_SIZE, filter_list_query, inbox_query
@@ -460,6 +461,7 @@ def set_up(url: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
         mark = time.perf_counter()
         db.upgrade()
         engine.identity.ensure_default_roles()
+        engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
         timings["migrations_s"] = time.perf_counter() - mark
         mark = time.perf_counter()
         org = create_organisation(engine)

@@ -76,6 +76,7 @@ class ProcessEngine:
 
         The engine knows nothing of its plugins; they are reached as `engine.plugin(name, Type)` and, for brevity,
         as the attribute `engine.<name>` (an attached name may not hide one of the engine's own attributes).
+        A plugin may declare `roles` (code -> title): `init_db` seeds them after the engine's own.
         """
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"Plugin name '{name}' must be an identifier not starting with '_'")
@@ -109,7 +110,8 @@ class ProcessEngine:
             self.function_providers.append(provider)
 
     def init_db(self) -> None:
-        """Create or upgrade the schema and seed the reference data (roles)."""
+        """Create or upgrade the schema and seed the reference data: the engine's roles and the plugins' roles
+        (missing ones only: roles already in the table stay as they are)."""
         self.db.upgrade()
         self.identity.ensure_default_roles()
         self._role_titles = None

@@ -27,20 +27,13 @@ MAX_PASSWORD = 200
 # a session's last activity and a token's last use are written at most this often (not a write per request)
 TOUCH_EVERY = timedelta(seconds=60)
 
-# Roles of the default diagrams (DOMAIN §2): code -> Russian title shown in the UI and accepted as a lane name.
-DEFAULT_ROLES = {
-    "commission_secretary": "Ответственный секретарь КДНиЗП",
-    "commission": "КДНиЗП",
-    "curator": "Куратор случая",
-    "agency_specialist": "Специалист органа системы профилактики",
-    "guardianship": "Орган опеки и попечительства",
-    "police": "ПДН / ОВД",
-    "social_protection": "Социальная защита",
-    "education": "Образование",
-    "health": "Здравоохранение",
+# The generic roles the engine and its tools need themselves: code -> Russian title shown in the UI and accepted as a
+# lane name. `admin` is offered every user task that names no one (the executor's fallback) and administers users;
+# `methodologist` edits, simulates, deploys and migrates diagrams (the modeler); `manager` watches deadlines (the
+# overdue view). A domain brings its own roles: a plugin with a `roles` mapping has them seeded by `init_db`.
+ENGINE_ROLES = {
     "methodologist": "Методолог",
     "manager": "Руководитель",
-    "regional_secretary": "Ответственный секретарь региональной КДНиЗП",
     "admin": "Администратор",
 }
 
@@ -90,11 +83,25 @@ class IdentityService:
         self._engine = engine
 
     def ensure_default_roles(self) -> None:
+        """Seed the engine's roles and those the attached plugins declare (`plugin.roles`: code -> title)."""
+        self.ensure_roles(ENGINE_ROLES)
+        for plugin in self._engine.plugins.values():
+            roles = getattr(plugin, "roles", None)
+            if isinstance(roles, dict):
+                self.ensure_roles(roles)
+
+    def ensure_roles(self, roles: dict[str, str]) -> list[str]:
+        """Add the roles that are missing (a role already there keeps its title); returns the codes added."""
+        added = []
         with self._engine.db.session() as session:
             known = set(session.scalars(select(Role.code)))
-            for code, title in DEFAULT_ROLES.items():
+            for code, title in roles.items():
                 if code not in known:
                     session.add(Role(code=code, title=title))
+                    added.append(code)
+        if added:
+            self._engine.forget_role_titles()
+        return added
 
     def roles(self) -> dict[str, str]:
         with self._engine.db.session() as session:

@@ -20,6 +20,7 @@ from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
 from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
+from .roles import ROLES
 from .schemas import IntakeSchema, load
 from .task_context import TaskContext, task_context
 
@@ -72,6 +73,8 @@ def case_id_from_business_key(key: str | None) -> int | None:
 
 class SopService:
     """The domain's verbs; installed on an engine by `sop.install`."""
+
+    roles = ROLES  # seeded by the engine's `init_db` (the plugin hook), with the engine's own roles
 
     def __init__(self, engine: ProcessEngine, jobs: bool = True):
         self.engine = engine

@@ -11,6 +11,7 @@ from sqlalchemy import text
 import sop.models  # noqa: F401 - the SOP tables are part of the schema the tests clear
 from engine import Database, FrozenClock, ProcessEngine
 from engine.db import Base, make_engine
+from sop.roles import ROLES as SOP_ROLES
 
 ROOT = Path(__file__).resolve().parents[1]
 DIAGRAMS = Path(__file__).parent / "diagrams"
@@ -60,4 +61,5 @@ def clear(db: Database) -> None:
 def new_engine(db: Database, at: str = DEFAULT_START) -> ProcessEngine:
     engine = ProcessEngine(db, FrozenClock(at))
     engine.identity.ensure_default_roles()
+    engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
     return engine

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
 from engine.tasks import TASK_FIELDS
+from webapp.cli import main  # the `kurator` command: the engine's commands on the product's engine (SOP roles)
 
 from .support import DIAGRAMS
 
