@@ -45,6 +45,7 @@ from engine.models import HumanTask, Municipality, ProcessDefinition, ProcessIns
 from sop.documents import labels
 from sop.models import Case, CaseAgency, Family, InstanceScope, Person
 from sop.reports import Period, build_report
+from sop.roles import ROLES as SOP_ROLES
 
 TZ = ZoneInfo("Europe/Moscow")
 AS_OF = date(2026, 6, 30)
@@ -192,6 +193,7 @@ def main() -> int:
         engine = ProcessEngine(db, FrozenClock("2026-07-01T09:00:00+03:00"))
         engine.init_db()
         engine.identity.ensure_default_roles()
+        engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles (curator…) the generated cases use
         started = time.perf_counter()
         ids = generate(engine, args.cases, args.municipalities, args.tasks_per_case, args.seed)
         progress(f"generated in {time.perf_counter() - started:.1f} s")
