@@ -31,6 +31,8 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from .statistics import Period
+
 IPR, SOP = "ipr", "sop"
 COLUMNS: tuple[tuple[str, str], ...] = ((IPR, "Н/л, в отношении которых проводится ИПР"),
                                         (SOP, "Дети, проживающие в семьях СОП"))
@@ -70,21 +72,6 @@ REASONS: dict[str, str] = {
     "away": "нахождение за пределами муниципалитета",
 }
 ENTERED_REASONS = tuple(code for code in REASONS if code != SHORT_STAY)
-
-
-@dataclass(frozen=True)
-class Period:
-    """Days from `start` to `end`, both included."""
-
-    start: date
-    end: date
-
-    def __post_init__(self) -> None:
-        if self.start > self.end:
-            raise ValueError("the period starts after it ends")
-
-    def overlaps(self, start: date, end: date | None) -> bool:
-        return start <= self.end and (end is None or end >= self.start)
 
 
 def month(year: int, number: int) -> Period:

@@ -111,6 +111,10 @@ class Period:
     def __contains__(self, day: date | None) -> bool:
         return day is not None and self.start <= day <= self.end
 
+    def overlaps(self, start: date, end: date | None) -> bool:
+        """Whether [start, end] (an open end when None) shares a day with the period."""
+        return start <= self.end and (end is None or end >= self.start)
+
     def previous_year(self) -> Period:
         return Period(year_earlier(self.start), year_earlier(self.end))
 
