@@ -227,11 +227,19 @@ class SopService:
         instance = session.get(ProcessInstance, event.instance_id) if event.instance_id else None
         case_id = case_id_from_business_key(instance.business_key if instance else None)
         case = session.get(Case, case_id) if case_id else None
-        session.add(Escalation(task_id=event.task_id, instance_id=event.instance_id,
-                               case_id=case.id if case else None,
-                               municipality_id=case.municipality_id if case else None,
-                               task_name=task.name if task else "", due=task.due if task else None,
-                               created_at=self.engine.clock.now()))
+        # A task escalates once; if its deadline moved later (a migration to a new version re-evaluates it) and the
+        # new deadline is missed too, the same escalation is brought up again with the new due date.
+        escalation = session.scalar(select(Escalation).where(Escalation.task_id == event.task_id))
+        if escalation is None:
+            escalation = Escalation(task_id=event.task_id)
+            session.add(escalation)
+        escalation.instance_id = event.instance_id
+        escalation.case_id = case.id if case else None
+        escalation.municipality_id = case.municipality_id if case else None
+        escalation.task_name = task.name if task else ""
+        escalation.due = task.due if task else None
+        escalation.created_at = self.engine.clock.now()
+        escalation.acknowledged_by = escalation.acknowledged_at = None
 
     # -- queries ----------------------------------------------------------------------------------------------
 

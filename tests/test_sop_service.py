@@ -4,7 +4,7 @@ processes, documents in the case file, escalations, periodic jobs."""
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 import sop
 from engine import InvalidInput
 from engine.errors import PermissionDenied
-from engine.models import Agency
+from engine.models import Agency, HumanTask
 from sop import casefile
 from sop.documents.render import render_pdf
 from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Resolution
@@ -248,6 +248,28 @@ def test_overdue_task_is_escalated_to_the_secretary(world):
         (result.case_id, check["id"], check["name"])]
     with engine.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Escalation)) == 1
+
+
+def test_a_task_overdue_again_after_its_deadline_moved_brings_its_escalation_up_again(world):
+    # a migration to a new version can move a missed deadline later (the task is no longer overdue); when the new
+    # deadline is missed too, the one escalation of the task is refreshed and shown again, not duplicated
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    at(engine, "2025-11-07 00:00:01")
+    engine.management.sweep()
+    check = open_task(engine, result.instance_ids[0], "sop_check")
+    escalation_id = service.escalations()[0]["id"]
+    with engine.db.session() as session:
+        session.get(Escalation, escalation_id).acknowledged_at = engine.clock.now()  # seen by the secretary
+        task = session.get(HumanTask, check["id"])
+        task.due, task.overdue = task.due + timedelta(days=10), False
+        new_due = task.due
+    at(engine, "2025-11-18 00:00:01")
+    engine.management.sweep()
+    with engine.db.session() as session:
+        rows = session.scalars(select(Escalation).where(Escalation.task_id == check["id"])).all()
+        assert [(e.id, e.task_id, e.due, e.acknowledged_at) for e in rows] == [
+            (escalation_id, check["id"], new_due, None)]
 
 
 def test_threat_to_life_starts_the_emergency_path_and_the_removal_joins_the_case(world):

@@ -52,6 +52,15 @@ def live(tmp_path_factory):
     engine.db.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _demo_clock(request):
+    """Every browser test starts at the demo's «now»: a test that moves the server's clock on (past a deadline, to a
+    meeting day) must not move the next test's today with it."""
+    yield
+    if "live" in request.fixturenames:
+        request.getfixturevalue("live")["engine"].clock.set(DEMO_NOW)
+
+
 @pytest.fixture(scope="session")
 def browser():
     with playwright_api.sync_playwright() as p:
