@@ -17,7 +17,7 @@ SQLite file, or a private PostgreSQL schema dropped at the end) with workflows/*
    instances/s, and `revert` of some of the moved instances, one by one.
 2. Validation as the modeler's "Проверить" does it: `engine.repository.validate([("diagram.bpmn", xml)],
    lint=True)` against `lint=False` and against the lint rules alone (`engine.bpmn.lint.lint`), median ms.
-3. Simulation: `engine.simulation.simulate` of `sop_case` with a 5-step scenario, median ms. Each run builds a
+3. Simulation: `modeler.simulation.simulate` of `sop_case` with a 5-step scenario, median ms. Each run builds a
    throw-away SQLite engine; the parts of it are timed by wrapping the simulator's methods from here (engine
    code is not changed): temporary database with its migrations, copy of the reference data, deployment of the
    draft, clean-up. The rest is the scenario itself.
@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 from engine_bench import fresh_database, loud_error, percentile, progress, server_version  # noqa: E402
 from sqlalchemy import func, select
 
-import engine.simulation as simulation_module
+import modeler.simulation as simulation_module
 from engine import Database, FrozenClock, ProcessEngine
 from engine.bpmn.lint import lint
 from engine.models import InstanceMigration, ProcessInstance

@@ -33,8 +33,8 @@ from .errors import (
 from .executor import Executor
 from .history import HistoryService
 from .identity import IdentityService
+from .instance_migration import MigrationService
 from .management import ManagementService
-from .migration import MigrationService
 from .repository import RepositoryService
 from .runtime import RuntimeService
 from .tasks import TaskService

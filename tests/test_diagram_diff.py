@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bpmn.diagram_diff import diff_diagrams
+from modeler.diagram_diff import diff_diagrams
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 SOP_CASE = (WORKFLOWS / "sop_case.bpmn").read_text(encoding="utf-8")

@@ -161,3 +161,10 @@ def test_the_cycle_finder_sees_a_deferred_circle():
     graph = {"engine.a": {"engine.b"}, "engine.b": {"engine.a"}, "engine.c": set()}
     assert _cycle(graph) == ["engine.a", "engine.b", "engine.a"]
     assert _cycle({"engine.a": {"engine.b"}, "engine.b": set()}) is None
+
+
+def test_the_engine_never_imports_the_modeler_or_the_web_app():
+    """`modeler/` sits between the engine and the web app: it may use the engine, never the other way round."""
+    for module in _engine_modules():
+        outside = {name for name in _imports(module, set()) if name.split(".")[0] in ("modeler", "webapp", "sop")}
+        assert not outside, f"{module} imports {sorted(outside)}"

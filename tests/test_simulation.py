@@ -1,4 +1,4 @@
-"""Simulation of a draft diagram (engine.simulation): the SOP case run through a scenario in a throw-away engine.
+"""Simulation of a draft diagram (modeler.simulation): the SOP case run through a scenario in a throw-away engine.
 
 The expected due dates are computed by hand from workflows/README.md and the production calendar of the New Year
 holidays 2026/2027: 31.12.2026 is a day off (transferred by the 2026 decree), 01–08.01.2027 are holidays, 09–10.01
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from engine.errors import InvalidInput
 from engine.models import AuditEvent, FormDefinition, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance
-from engine.simulation import check_scenario, gateways, simulate
+from modeler.simulation import check_scenario, gateways, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SOP_CASE = (ROOT / "workflows" / "sop_case.bpmn").read_text(encoding="utf-8")

@@ -2,7 +2,7 @@
 
 The page shows the old version on the left and the new one on the right (bpmn-js viewer, static/diagram-diff.js)
 with added, removed, changed and moved elements marked, and lists the changes of every element. The comparison
-itself is `engine.bpmn.diagram_diff.diff_diagrams`; `/modeler/diff/data` returns the same as JSON. Every view is
+itself is `modeler.diagram_diff.diff_diagrams`; `/modeler/diff/data` returns the same as JSON. Every view is
 written to the audit log.
 """
 
@@ -12,8 +12,8 @@ from flask import Blueprint, g, jsonify, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from engine.bpmn.diagram_diff import diff_diagrams
 from engine.models import ProcessDefinition
+from modeler.diagram_diff import diff_diagrams
 
 from ..auth import client_ip, kurator, roles_required
 from ..errors import respond

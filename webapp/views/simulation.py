@@ -1,7 +1,7 @@
 """«Симуляция» in the modeler: run the diagram being edited against a scenario, without touching real cases.
 
 The server is stateless: the page sends the whole scenario and the current XML on every action, and the engine
-(`engine.simulation`) replays it from the start in a throw-away database. Every run is written to the audit log.
+(`modeler.simulation`) replays it from the start in a throw-away database. Every run is written to the audit log.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from flask import Blueprint, g, jsonify, request
 
 from engine.errors import InvalidInput
-from engine.simulation import MAX_STEPS, check_scenario, municipality_timezone, simulate
+from modeler.simulation import MAX_STEPS, check_scenario, municipality_timezone, simulate
 
 from ..auth import client_ip, kurator, roles_required
 from .modeler import MAX_XML, process_key
@@ -29,7 +29,7 @@ def _bad(status: int, field: str, message: str):
 @bp.route("/simulate", methods=["POST"])
 @roles_required(ROLE)
 def simulate_draft():
-    """JSON {xml, scenario} -> the simulation result (see `engine.simulation`); 400/413/422 name the bad field."""
+    """JSON {xml, scenario} -> the simulation result (see `modeler.simulation`); 400/413/422 name the bad field."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return _bad(400, "body", "Нужен JSON-объект с полями xml и scenario")

@@ -73,13 +73,13 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
 
-from .bpmn.pruning import completed_elements
-from .clock import FrozenClock
-from .db import Database, make_engine
-from .errors import ExecutionError, InvalidInput, KuratorError, Problem, ValidationFailed
-from .forms import input_fields
-from .identity import DEFAULT_TIMEZONE, check_timezone
-from .models import (
+from engine.bpmn.pruning import completed_elements
+from engine.clock import FrozenClock
+from engine.db import Database, make_engine
+from engine.errors import ExecutionError, InvalidInput, KuratorError, Problem, ValidationFailed
+from engine.forms import input_fields
+from engine.identity import DEFAULT_TIMEZONE, check_timezone
+from engine.models import (
     CalendarOverride,
     CalendarYear,
     FormDefinition,
@@ -90,10 +90,10 @@ from .models import (
     Resource,
     Role,
 )
-from .runtime import check_variables
+from engine.runtime import check_variables
 
 if TYPE_CHECKING:
-    from . import ProcessEngine
+    from engine import ProcessEngine
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +490,7 @@ class Simulator:
         self._users: set[str] = set()
 
     def __enter__(self) -> Simulator:
-        from . import ProcessEngine
+        from engine import ProcessEngine
 
         self._dir = tempfile.mkdtemp(prefix="kurator-simulation-")
         url = f"sqlite:///{self._dir}/simulation.db"
