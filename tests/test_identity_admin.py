@@ -153,7 +153,11 @@ def test_one_password_hasher_in_the_code():
 @pytest.fixture
 def cli(people):
     runner = CliRunner()
-    url = str(people.db.engine.url.render_as_string(hide_password=False))
+    url = people.db.engine.url
+    schema = getattr(people.db, "test_schema", None)
+    if schema:  # on PostgreSQL the command works in the test's private schema, as the engine fixture does
+        url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    url = url.render_as_string(hide_password=False)
 
     def run(*args, input=None, ok=True):
         result = runner.invoke(main, ["--database-url", url, *args], input=input, catch_exceptions=False)
