@@ -58,6 +58,7 @@ from engine.bpmn.script_engine import CURRENT_CLOCK, is_iso_literal
 from engine.bpmn.serializer import _CONFIG
 from engine.clock import parse_instant
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
+from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 
@@ -189,7 +190,7 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[Database]:
         directory = Path(tempfile.mkdtemp(prefix="sqlite-", dir=OUT_DIR))
         db = open_database(f"sqlite:///{directory / 'bench.db'}")
         try:
-            db.upgrade()
+            db.upgrade([SOP_MIGRATIONS])  # the schema of the product: the engine's and the domain's
             yield db
         finally:
             db.dispose()
@@ -198,7 +199,7 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[Database]:
         schema = create_postgres_schema(postgres_url)
         db = open_database(postgres_url, schema)
         try:
-            db.upgrade()
+            db.upgrade([SOP_MIGRATIONS])  # the schema of the product: the engine's and the domain's
             yield db
         finally:
             db.dispose()

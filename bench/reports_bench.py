@@ -43,6 +43,7 @@ from sqlalchemy import func, insert, select
 from engine import Database, FrozenClock, ProcessEngine
 from engine.models import HumanTask, Municipality, ProcessDefinition, ProcessInstance
 from sop.documents import labels
+from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.models import Case, CaseAgency, Family, InstanceScope, Person
 from sop.reports import Period, build_report
 from sop.roles import ROLES as SOP_ROLES
@@ -191,7 +192,7 @@ def main() -> int:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'reports-bench.db'}"
         db = Database(url)
         engine = ProcessEngine(db, FrozenClock("2026-07-01T09:00:00+03:00"))
-        engine.init_db()
+        db.upgrade([SOP_MIGRATIONS])  # the engine's chain and the domain's branch
         engine.identity.ensure_default_roles()
         engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles (curator…) the generated cases use
         started = time.perf_counter()

@@ -65,6 +65,7 @@ from engine.db import make_engine
 from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
 from engine.task_query import candidates_token
+from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.models import Case, Family, InstanceScope
 from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
@@ -459,7 +460,7 @@ def set_up(url: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         engine = ProcessEngine(db, SystemClock())
         mark = time.perf_counter()
-        db.upgrade()
+        db.upgrade([SOP_MIGRATIONS])  # the engine's chain and the domain's branch
         engine.identity.ensure_default_roles()
         engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
         timings["migrations_s"] = time.perf_counter() - mark

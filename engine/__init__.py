@@ -18,7 +18,7 @@ from .audit import AuditService
 from .bpmn.script_engine import FunctionProvider
 from .calendar_service import CalendarService
 from .clock import Clock, FrozenClock, SystemClock
-from .db import Database
+from .db import Database, MigrationBranch
 from .drafts import DraftService
 from .errors import (
     Conflict,
@@ -42,8 +42,8 @@ from .tasks import TaskService
 P = TypeVar("P")
 
 __all__ = [
-    "Clock", "Conflict", "Database", "ExecutionError", "FrozenClock", "InvalidInput", "KuratorError", "NotFound",
-    "PermissionDenied", "ProcessEngine", "Problem", "SystemClock", "ValidationFailed",
+    "Clock", "Conflict", "Database", "ExecutionError", "FrozenClock", "InvalidInput", "KuratorError",
+    "MigrationBranch", "NotFound", "PermissionDenied", "ProcessEngine", "Problem", "SystemClock", "ValidationFailed",
 ]
 
 
@@ -76,7 +76,9 @@ class ProcessEngine:
 
         The engine knows nothing of its plugins; they are reached as `engine.plugin(name, Type)` and, for brevity,
         as the attribute `engine.<name>` (an attached name may not hide one of the engine's own attributes).
-        A plugin may declare `roles` (code -> title): `init_db` seeds them after the engine's own.
+        A plugin may declare `roles` (code -> title): `init_db` seeds them after the engine's own. It may declare
+        `migrations`, a `MigrationBranch` (its own Alembic branch of the schema): `init_db` applies it beside the
+        engine's chain.
         """
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"Plugin name '{name}' must be an identifier not starting with '_'")
@@ -109,10 +111,20 @@ class ProcessEngine:
         if provider not in self.function_providers:
             self.function_providers.append(provider)
 
+    def migration_branches(self) -> list[MigrationBranch]:
+        """The Alembic branches the attached plugins declare (`plugin.migrations`), in the order of attachment."""
+        branches = []
+        for plugin in self.plugins.values():
+            branch = getattr(plugin, "migrations", None)
+            if isinstance(branch, MigrationBranch) and branch not in branches:
+                branches.append(branch)
+        return branches
+
     def init_db(self) -> None:
-        """Create or upgrade the schema and seed the reference data: the engine's roles and the plugins' roles
-        (missing ones only: roles already in the table stay as they are)."""
-        self.db.upgrade()
+        """Create or upgrade the schema (the engine's migrations and the attached plugins' branches) and seed the
+        reference data: the engine's roles and the plugins' roles (missing ones only: roles already in the table
+        stay as they are)."""
+        self.db.upgrade(self.migration_branches())
         self.identity.ensure_default_roles()
         self._role_titles = None
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 DEFAULT_DATABASE_URL = "sqlite:///instance/kurator.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
 
 
 class Base(DeclarativeBase):
@@ -71,6 +77,36 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+@dataclass(frozen=True)
+class MigrationBranch:
+    """A plugin's own Alembic branch of the schema, applied beside the engine's chain by `Database.upgrade`.
+
+    `versions` is the folder of the branch's revision files. Its first revision has `branch_labels` and
+    `depends_on` the engine revision whose tables it references; later ones may depend on later engine revisions.
+
+    `adopt(connection)` serves databases whose schema already holds (part of) the branch's tables without any of
+    its revisions in `alembic_version`, e.g. tables an older release created in the engine's chain. It is called
+    before upgrading when the database has revisions but none of this branch's; it returns the branch revision the
+    existing schema corresponds to, which is then stamped as applied (the upgrade goes on from there), or None when
+    the schema holds nothing of the branch (the branch is then applied from its first revision).
+    """
+
+    versions: Path
+    adopt: Callable[[Connection], str | None] | None = None
+
+
+def migration_config(branches: Sequence[MigrationBranch] = ()) -> Config:
+    """The Alembic configuration of the engine's chain plus the given plugins' branches (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    locations = [ENGINE_VERSIONS, *(Path(branch.versions) for branch in branches)]
+    config.set_main_option("version_locations", os.pathsep.join(str(path) for path in locations))
+    return config
+
+
 class Database:
     """One database: its engine and a session factory."""
 
@@ -103,16 +139,68 @@ class Database:
         finally:
             session.close()
 
-    def upgrade(self) -> None:
-        """Bring the schema to the latest migration (creates it on an empty database)."""
-        from alembic import command
-        from alembic.config import Config
+    def upgrade(self, branches: Sequence[MigrationBranch] = ()) -> None:
+        """Bring the schema to the latest migration (creates it on an empty database): the engine's chain and the
+        given plugins' branches, all to their heads, in one transaction. A branch that an existing schema already
+        holds without its revisions is first stamped as far as its `adopt` says (see `MigrationBranch`).
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        A database with revisions that none of the given folders knows (a plugin's branch that was not given, or a
+        newer release) is left as it is when the given migrations are all applied already, and refused with a clear
+        error, before anything changes, when some are not (Alembic cannot upgrade past revisions it does not know).
+
+        On SQLite, foreign keys are not enforced while the migrations run: a revision that alters a table there
+        rebuilds it (a copy, then DROP of the original), and a DROP with enforcement on would first delete the
+        rows that reference it with ON DELETE CASCADE (an instance's tasks, for instance). They are checked at the
+        end instead: a violation fails the upgrade with the offending rows.
+        """
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        from .errors import KuratorError
+
+        config = migration_config(branches)
+        script = ScriptDirectory.from_config(config)
+        folder_of = {rev.revision: Path(rev.path).resolve().parent for rev in script.walk_revisions()}
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as connection:
+            if sqlite:  # only outside a transaction does SQLite take this pragma
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    context = MigrationContext.configure(connection)
+                    applied = set(context.get_current_heads())
+                    unknown = sorted(applied - set(folder_of))
+                    if unknown and set(script.get_heads()) <= applied:
+                        return  # the given migrations are all applied; the others are not this call's business
+                    if unknown:
+                        raise KuratorError(
+                            f"The database has schema revisions that are not among the migrations given: "
+                            f"{', '.join(unknown)}. They belong to a plugin that is not attached (a domain's own "
+                            f"branch) or to a newer release; upgrade with the engine that has them "
+                            f"(`kurator init-db`).")
+                    for branch in branches:
+                        own = {rev for rev, folder in folder_of.items() if folder == Path(branch.versions).resolve()}
+                        if branch.adopt is None or not applied or applied & own:
+                            continue
+                        revision = branch.adopt(connection)
+                        if revision is not None:
+                            if revision not in own:
+                                raise ValueError(f"adopt() of {branch.versions} gave '{revision}', not one of its "
+                                                 f"revisions")
+                            context.stamp(script, revision)
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "heads")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise KuratorError(f"The upgraded schema breaks foreign keys (table, row, parent): "
+                                               f"{[tuple(row[:3]) for row in broken[:5]]}")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

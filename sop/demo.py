@@ -15,7 +15,7 @@ from engine.db import Base
 from engine.identity import hash_password
 from engine.models import Municipality, User
 
-from . import build_engine, install
+from . import PLUGIN, build_engine, install
 from .kpi import demo as kpi_demo
 from .meetings.schedule import meeting_days
 
@@ -110,7 +110,9 @@ SUMMARY = {"execution_summary": "Наметилась положительная
 def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = None) -> str:
     """Seed the demo; returns a summary to print. Refuses an already seeded database unless `reset`.
     `workflows` is the folder of diagrams to run the stories on (default: the repository's `workflows/`)."""
-    engine.init_db()
+    # the schema (the domain's branch too) and the roles, also when `engine` came without the domain attached
+    (engine if engine.plugin(PLUGIN) else build_engine(engine.db, engine.clock, jobs=False)).init_db()
+    engine.forget_role_titles()
     if reset:
         with engine.db.engine.begin() as connection:
             for table in reversed(Base.metadata.sorted_tables):

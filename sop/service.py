@@ -19,6 +19,7 @@ from . import handlers, podrostok
 from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
+from .migrations import BRANCH as MIGRATIONS
 from .models import Case, CaseAgency, Document, Escalation, Family, InstanceScope, IntakeEntry, Person, fold
 from .roles import ROLES
 from .schemas import IntakeSchema, load
@@ -75,6 +76,7 @@ class SopService:
     """The domain's verbs; installed on an engine by `sop.install`."""
 
     roles = ROLES  # seeded by the engine's `init_db` (the plugin hook), with the engine's own roles
+    migrations = MIGRATIONS  # the domain's Alembic branch, applied by the engine's `init_db` beside its own chain
 
     def __init__(self, engine: ProcessEngine, jobs: bool = True):
         self.engine = engine

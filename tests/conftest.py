@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import ProcessEngine
+from sop.migrations import BRANCH as SOP_MIGRATIONS
 
 from .support import (
     DIAGRAMS,
@@ -25,7 +26,7 @@ def database(tmp_path_factory):
         schema = create_postgres_schema(url)
         db = open_database(url, schema)
         db.test_schema = schema
-        db.upgrade()
+        db.upgrade([SOP_MIGRATIONS])  # the engine's chain and the domain's branch
         yield db
         db.dispose()
         drop_postgres_schema(url, schema)
@@ -33,7 +34,7 @@ def database(tmp_path_factory):
         path = tmp_path_factory.mktemp("db") / "kurator-test.db"
         db = open_database(f"sqlite:///{path}")
         db.test_schema = None
-        db.upgrade()
+        db.upgrade([SOP_MIGRATIONS])  # the engine's chain and the domain's branch
         yield db
         db.dispose()
 

@@ -12,6 +12,7 @@ from urllib.parse import urldefrag, urlsplit
 import pytest
 from argon2 import PasswordHasher
 
+from sop.migrations import BRANCH as SOP_MIGRATIONS
 from webapp.api.common import ApiErrorSchema
 
 from .modeler_support import modeler_app, signed_in, token
@@ -58,7 +59,7 @@ def site(tmp_path_factory):
     """The API test app on a database of its own, with a case (its check completed, so it has a document), an
     open task and users of the other roles; everyone's password is PASSWORD."""
     db = open_database(f"sqlite:///{tmp_path_factory.mktemp('csp') / 'csp.db'}")
-    db.upgrade()
+    db.upgrade([SOP_MIGRATIONS])
     engine = new_engine(db)
     app = build_app(engine)
     app.config["WTF_CSRF_ENABLED"] = False

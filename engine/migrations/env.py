@@ -1,10 +1,15 @@
-"""Alembic environment: runs on the connection handed over by `Database.upgrade`, or on a URL."""
+"""Alembic environment: runs on the connection handed over by `Database.upgrade`, or on a URL.
+
+The revisions are found in the version locations the configuration lists: the engine's chain, plus the branches
+of the plugins `Database.upgrade` was given (`MigrationBranch`). Running migrations needs no metadata; the target
+metadata (for comparing, e.g. autogenerate) is the shared declarative Base with the engine's tables, plus whatever
+tables the running process has registered on it (a domain's, once its models are imported).
+"""
 
 from alembic import context
 
-from engine import models  # noqa: F401 - registers the tables
+from engine import models  # noqa: F401 - registers the engine's tables
 from engine.db import Base, database_url, make_engine
-from sop import models as sop_models  # noqa: F401 - the SOP domain's tables share the schema
 
 target_metadata = Base.metadata
 config = context.config

@@ -1,0 +1,23 @@
+"""Empty: the tables of this revision belong to a domain and moved to that domain's own Alembic branch
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26 07:49:22.586707
+
+Kept, with nothing to do, so that the engine's chain of revision ids stays as it was: databases are stamped with
+it. A database created before the split already has the domain's tables; the domain's branch recognises them
+when it is first applied (README, "Schema migrations").
+"""
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
