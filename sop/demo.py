@@ -136,6 +136,14 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
             f"{', '.join(USERS)}), {stories.count} cases.")
 
 
+def fire_due_timers(engine: ProcessEngine, instance_id: int) -> list[str]:
+    """What the scheduler's sweep does, for one instance only: fire its timers that are due on the engine clock.
+    The demo (and a browser test) moves one process through time without moving every other demo process with
+    it. Returns the element ids of the timers that fired."""
+    with engine.executor.operation(instance_id, "scheduler", what="timer") as loaded:
+        return engine.executor.fire_due_timers(loaded)
+
+
 def _organisation(engine: ProcessEngine) -> None:
     identity = engine.identity
     ids = {key: identity.add_agency(name, MUNICIPALITY, kind=kind) for key, (name, kind) in AGENCIES.items()}
