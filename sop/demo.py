@@ -4,7 +4,7 @@ task, deadline and document is what the product itself would have produced."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,12 +12,16 @@ from sqlalchemy import func, select
 
 from engine import FrozenClock, ProcessEngine, task_query
 from engine.db import Base
+from engine.errors import NotFound
 from engine.identity import hash_password
 from engine.models import Municipality, User
 
 from . import PLUGIN, build_engine, install
+from . import podrostok as podrostok_campaign
 from .kpi import demo as kpi_demo
 from .meetings.schedule import meeting_days
+from .models import Person
+from .reports.podrostok import age_on
 
 ROOT = Path(__file__).resolve().parents[1]
 MUNICIPALITY = "Йошкар-Ола"
@@ -132,10 +136,30 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
     stories = _Stories(driver, now)
     stories.run()
     stories.meetings()
+    _Podrostok(driver, now).run()
     kpi_demo.run(driver, MUNICIPALITY, now)
     install(engine).engine.management.sweep()
     return (f"Demo data ready: municipality {MUNICIPALITY}, {len(USERS)} users (password '{DEMO_PASSWORD}': "
             f"{', '.join(USERS)}), {stories.count} cases.")
+
+
+def fire_due_timers(engine: ProcessEngine, instance_id: int) -> list[str]:
+    """What the scheduler's sweep does, for one instance only: fire its timers that are due on the engine clock.
+    The demo (and a browser test) moves one process through time without moving every other demo process with
+    it. Returns the element ids of the timers that fired."""
+    with engine.executor.operation(instance_id, "scheduler", what="timer") as loaded:
+        return engine.executor.fire_due_timers(loaded)
+
+
+def _worker(engine: ProcessEngine, task: dict) -> str:
+    """The demo user who does a task: its assignee, a user of the agency it is addressed to, or of its role."""
+    if task["assignee"]:
+        return task["assignee"]
+    if task["agency_id"] is not None:  # whoever the engine offers it to
+        return next(u.username for u in engine.identity.users() if task_query.is_candidate(task, u))
+    return {"commission_secretary": "secretary", "commission": "chair", "agency_specialist": "police",
+            "curator": "curator", "guardianship": "guardian", "regional_secretary": "regional"}[
+        task["candidate_roles"][0]]
 
 
 def _organisation(engine: ProcessEngine) -> None:
@@ -198,13 +222,7 @@ class _Stories:
         self.engine.tasks.complete(task["id"], user, data)
 
     def worker(self, task: dict) -> str:
-        """The demo user who does a task: its assignee, a user of the agency it is addressed to, or of its role."""
-        if task["assignee"]:
-            return task["assignee"]
-        if task["agency_id"] is not None:  # whoever the engine offers it to
-            return next(u.username for u in self.engine.identity.users() if task_query.is_candidate(task, u))
-        return {"commission_secretary": "secretary", "commission": "chair", "agency_specialist": "police",
-                "curator": "curator", "guardianship": "guardian"}[task["candidate_roles"][0]]
+        return _worker(self.engine, task)
 
     def day(self, days_ago: float) -> str:
         return (self.now - timedelta(days=days_ago)).astimezone(TZ).date().isoformat()
@@ -220,8 +238,8 @@ class _Stories:
                                                "consent_obtained": True, "ipr_term_months": 6}, start - 10)
         return iid
 
-    def programme(self, iid: int, start: float, stop: str | None = None) -> None:
-        self.complete(iid, "sop_registration_card", dict(CARD, detection_date=self.day(start)), start - 12)
+    def programme(self, iid: int, start: float, stop: str | None = None, card: dict | None = None) -> None:
+        self.complete(iid, "sop_registration_card", dict(card or CARD, detection_date=self.day(start)), start - 12)
         for task in [t for t in self.engine.tasks.query(instance_id=iid) if t["element_id"] == "sop_proposals"]:
             self.at(start - 14)
             self.engine.tasks.complete(task["id"], self.worker(task),
@@ -255,7 +273,7 @@ class _Stories:
         self.programme(iid, 90)
         self.report(iid, 50, only="police")                   #    the police reported, the school not yet
         iid = self.recognized(9, 200)                          # 10. six-month review; the minor turns 18 soon
-        self.programme(iid, 200)
+        self.programme(iid, 200, card=dict(CARD, sop_kind=["evasion_addiction", "minor_alcohol"]))  # her own drinking
         self.report(iid, 150)
         self.complete(iid, "sop_curator_summary", SUMMARY, 148)
         iid = self.recognized(10, 395)                         # 11. closed after two reviews
@@ -330,3 +348,136 @@ class _Stories:
         self.engine.management.sweep()
         self.complete(iid, "sop_review", {"summary": "Программа исполняется", "decision": decision},
                       self.ago() - 0.05)
+
+
+
+class _Podrostok:
+    """Operation «Подросток» of the demo clock's year (of the year before when the clock is before 2 May), driven as
+    far as the clock allows: started on 1 May, the preparatory stage done, then each summer month's round — the
+    agencies' App. 2 on the children on the register (the school's activities for the younger ones, the social
+    protection centre's temporary jobs for the teenagers), the June information of the centre returned for
+    correction and resubmitted, the children's hospital silent in August — and the monthly reports, App. 4 and
+    App. 5 sent; the regional commission's consolidation stays open."""
+
+    PLAN = {"reconciliation_done": True, "plan_number": "5/2",
+            "preliminary_notes": "Предварительная занятость детей, состоящих на учете, согласована с органами системы "
+                                 "профилактики (приложение 1)"}
+    # per reported month: (form, organisation, first day, last day) for the younger children and for the teenagers
+    YOUNGER = {6: ("3.8", "Лагерь дневного пребывания при МБОУ «Средняя школа № 5»", 1, 21),
+               7: ("3.4", "Дворовая площадка «Солнечный двор»", 1, 31),
+               8: ("3.12", "Туристический поход «Марийская тропа»", 10, 14)}
+    TEENS = {6: ("3.2", "ГКУ РМЭ «Центр занятости населения г. Йошкар-Олы»", 8, 30),
+             7: ("3.2", "ГКУ РМЭ «Центр занятости населения г. Йошкар-Олы»", 1, 31)}
+    # per reported month: the day of the next month the agencies send App. 2, and the day the secretary accepts
+    # the round and sends App. 3 (in August after the round's deadline: the hospital is silent)
+    DAYS = {6: (2, 6), 7: (3, 5), 8: (2, 7)}
+    RETURN = "Укажите реквизиты срочного трудового договора и приложите его копию"
+    CONTRACT = " (срочный трудовой договор № 14 от 05.06)"
+
+    def __init__(self, engine: ProcessEngine, now: datetime):
+        self.engine = engine
+        self.now = now
+        today = now.astimezone(TZ).date()
+        self.year = today.year if today >= date(today.year, 5, 2) else today.year - 1
+        self.iid = 0
+        self.kinds: dict[int, str] = {}
+
+    def at(self, month: int, day: int, hour: int = 10) -> bool:
+        """Move the driving clock to that day of the campaign's year; False when it is not past yet."""
+        moment = datetime(self.year, month, day, hour, tzinfo=TZ)
+        if moment >= self.now:
+            return False
+        self.engine.clock.set(moment)
+        return True
+
+    def tasks(self, element: str) -> list[dict]:
+        return [t for t in self.engine.tasks.query(instance_id=self.iid) if t["element_id"] == element]
+
+    def complete(self, task: dict | str, data: dict) -> None:
+        task = self.tasks(task)[0] if isinstance(task, str) else task
+        self.engine.tasks.complete(task["id"], _worker(self.engine, task), data)
+
+    def run(self) -> None:
+        try:
+            self.engine.repository.definition(podrostok_campaign.PROCESS)
+        except NotFound:
+            return  # diagrams without the campaign
+        if not self.at(5, 1, 0):
+            return
+        started = podrostok_campaign.start_campaigns(self.engine.sop, year=self.year, municipality=MUNICIPALITY)
+        if not started:
+            return
+        self.iid = started[0]
+        self.kinds = {a["id"]: a["kind"] for a in self.engine.identity.agencies()}
+        if not self.at(5, 20):
+            return
+        self.complete("pod_plan", dict(self.PLAN, plan_date=f"{self.year}-05-20"))
+        if not all(self.round(month) for month in podrostok_campaign.SUMMER_MONTHS):
+            return
+        if not self.at(9, 9):
+            return
+        self.complete("pod_summer_summary", {"summary_sent_date": f"{self.year}-09-09"})
+        if not self.at(9, 24):
+            return
+        self.complete("pod_final_report", {
+            "final_rows": [{"row": "1.1", "value": "18"}, {"row": "1.2", "value": "6"},
+                           {"row": "1.2.3", "value": "6"}, {"row": "2.1", "value": "4"}],
+            "final_summary": "Операция проведена по плану; занятость детей, состоящих на учете, обеспечена",
+            "final_meeting_date": f"{self.year}-09-23", "final_sent_date": f"{self.year}-09-24"})
+
+    def round(self, month: int) -> bool:
+        """The month's round, from its opening on the 1st of the next month to the monthly report; False when the
+        clock stops it on the way."""
+        sent_on, accepted_on = self.DAYS[month]
+        if not self.at(month + 1, 1, 9):
+            return False
+        fire_due_timers(self.engine, self.iid)  # the month is over: the round opens
+        if not self.at(month + 1, sent_on):
+            return False
+        key = f"{self.year}-{month:02d}"
+        for task in self.tasks("pod_agency_report"):
+            kind = self.kinds.get(task["agency_id"])
+            if not (kind == "health" and month == 8):  # the hospital never sends its August information
+                self.complete(task, self.entries(kind, key))
+        if month == 6:  # the centre's June information goes back for correction, and comes back the same day
+            social = next(a for a, kind in self.kinds.items() if kind == "social_protection")
+            if not self.at(month + 1, sent_on + 1, 9):
+                return False
+            self.complete("pod_review", {"review_decision": "return", "returned_agencies": [str(social)],
+                                         "return_comment": self.RETURN})
+            if not self.at(month + 1, sent_on + 1, 15):
+                return False
+            self.complete("pod_agency_report", self.entries("social_protection", key, self.CONTRACT))
+        if not self.at(month + 1, accepted_on, 11):
+            return False
+        fire_due_timers(self.engine, self.iid)  # the round's deadline, when an agency was silent
+        self.complete("pod_review", {"review_decision": "accept"})
+        self.complete("pod_monthly_report", {"report_sent_date": f"{self.year}-{month + 1:02d}-{accepted_on:02d}"})
+        return True
+
+    def entries(self, kind: str | None, month: str, note: str = "") -> dict:
+        """An agency's App. 2 for the month: the school employs the younger children; the social protection centre
+        the teenagers (14 and over), who in August are away; the other agencies have nothing to add."""
+        first = podrostok_campaign.month_period(month).start
+        number = first.month
+        with self.engine.db.session() as session:
+            campaign = podrostok_campaign.campaign_of_instance(session, self.iid)
+            ids = [int(o["value"]) for o in podrostok_campaign.children_options(session, campaign, month)]
+            births = dict(session.execute(select(Person.id, Person.birth_date).where(Person.id.in_(ids))).all())
+        teens = [i for i in ids if births.get(i) and age_on(births[i], first) >= 14]
+        younger = [i for i in ids if i not in teens]
+
+        def line(child: int, plan: tuple[str, str, int, int]) -> dict:
+            form, provider, start, end = plan
+            return {"child": str(child), "form": form, "provider": provider + note,
+                    "date_from": first.replace(day=start).isoformat(), "date_to": first.replace(day=end).isoformat()}
+
+        employment, excused = [], []
+        if kind == "education":
+            employment = [line(child, self.YOUNGER[number]) for child in younger]
+        elif kind == "social_protection" and number in self.TEENS:
+            employment = [line(child, self.TEENS[number]) for child in teens]
+        elif kind == "social_protection":
+            excused = [{"excused_child": str(child), "reason": "away",
+                        "comment": "у родственников в другом регионе (справка)"} for child in teens]
+        return {"employment": employment, "excused": excused}

@@ -397,7 +397,7 @@ def test_openapi_document_describes_every_endpoint(client):
                 "/api/v1/intake": {"post"}, "/api/v1/cases": {"get"}, "/api/v1/cases/{case_id}": {"get"},
                 "/api/v1/cases/{case_id}/history": {"get"}, "/api/v1/cases/{case_id}/documents": {"get"},
                 "/api/v1/documents/{document_id}": {"get"}, "/api/v1/cases/{case_id}/bundle.pdf": {"get"},
-                "/api/v1/auth/tokens": {"get"}, "/api/v1/auth/tokens/{token_id}": {"delete"}}
+                "/api/v1/auth/tokens": {"get"}, "/api/v1/auth/tokens/{token_id}": {"delete"}, "/api/v1/kpi": {"get"}}
     meeting = "/api/v1/meetings/{meeting_id}"
     expected.update({"/api/v1/commission": {"get"}, "/api/v1/meetings": {"get", "post"}, meeting: {"get"},
                      f"{meeting}/attendance": {"post"}, f"{meeting}/items": {"post"}, f"{meeting}/close": {"post"},

@@ -7,10 +7,12 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import sop
-from engine.models import User
+from engine.models import HumanTask, User
+from sop import podrostok
 from sop.demo import USERS, seed
+from sop.kpi.models import KpiActual, KpiPlan
 from sop.meetings.models import Meeting, Notice
-from sop.models import Case, Document, Resolution
+from sop.models import Case, Document, PodrostokCampaign, PodrostokEntry, Resolution
 
 from .support import ROOT
 
@@ -34,7 +36,50 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
             "sop_programme_approval", "sop_review", "em_inspection", "rec_agency"} <= open_steps
     assert engine.tasks.query(overdue=True), "some deadlines of the demo are already missed"
     assert sop.install(engine).escalations()
+    assert_podrostok_campaign(engine)
+    assert_kpi_plan_and_values(engine)
     assert "already has users" in seed(engine)
+
+
+def assert_podrostok_campaign(engine):
+    """«Подросток» of the demo's year ran through the summer: every month's App. 2 of the agencies (one returned
+    and resubmitted, the hospital silent in August), the monthly reports, App. 4 and App. 5 sent; the region's
+    consolidation is open, so the campaign still runs."""
+    with engine.db.session() as session:
+        campaign = session.scalar(select(PodrostokCampaign))
+        assert campaign.year == 2026 and campaign.municipality.name == "Йошкар-Ола"
+        reports = campaign.reports
+        entries = [(e.month, e.kind, e.form or e.reason) for e in session.scalars(
+            select(PodrostokEntry).where(PodrostokEntry.campaign_id == campaign.id).order_by(PodrostokEntry.id))]
+        iid = campaign.process_instance_id
+        regional = {t.element_id for t in session.scalars(select(HumanTask).where(
+            HumanTask.instance_id == iid, HumanTask.status == "open"))}
+        june = podrostok.submissions(session, campaign, "2026-06", engine.clock.now())
+        august = podrostok.submissions(session, campaign, "2026-08", engine.clock.now())
+    assert engine.runtime.instance(iid)["status"] == "running" and regional == {"pod_regional"}
+    assert sorted(reports["months"]) == ["2026-06", "2026-07", "2026-08"]
+    assert {"summer", "final"} <= set(reports)
+    assert [r["comment"] for r in reports["returns"]] == [
+        "Укажите реквизиты срочного трудового договора и приложите его копию"]
+    # the school's activities for Лазарев Тимофей (12), the social centre's job for Ефимова Алина (17)
+    assert sorted(entries) == sorted([("2026-06", "employment", "3.8"), ("2026-06", "employment", "3.2"),
+                                      ("2026-07", "employment", "3.2"), ("2026-07", "employment", "3.4"),
+                                      ("2026-08", "employment", "3.12"), ("2026-08", "excuse", "away")])
+    assert {s["state"] for s in june} == {"submitted"}
+    assert [s["agency"] for s in august if s["state"] != "submitted"] == ["ГБУ РМЭ «Детская городская больница»"]
+    # Ефимова Алина's card names her own drinking: she is in both columns of App. 3
+    june_form = reports["months"]["2026-06"]["rows"]
+    assert june_form["ipr"]["1"] == 1 and june_form["sop"]["1"] == 2 and june_form["sop"]["3"] == 2
+
+
+def assert_kpi_plan_and_values(engine):
+    """The KPI plan of seed 003 for every half-year of the programme, and the consolidated values of the last
+    half-year that is over (2026-H1 on 26 November 2026)."""
+    with engine.db.session() as session:
+        halves = set(session.scalars(select(KpiPlan.half)))
+        actual = set(session.scalars(select(KpiActual.half).where(KpiActual.agency_id.is_(None))))
+    assert halves == {"2025-H2", "2026-H1", "2026-H2"}
+    assert actual == {"2026-H1"}
 
 
 def test_demo_runs_through_meetings(engine):

@@ -4,14 +4,17 @@ families in СОП at 31.12.2025 (indicator 1.3; the plan of seed 003 for 2025-H
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from engine.models import AuditEvent
 from sop.kpi.figures import seed_plans
-from sop.kpi.models import KpiPlan
+from sop.kpi.models import KpiIndicator, KpiPlan
 
 from .test_web_auth import csrf
 from .test_web_reports import client_of, web  # noqa: F401 - the fixture
@@ -167,3 +170,106 @@ def test_campaign_task_pages(kpi_web):
     text = client_of(kpi_web, "secretary").get(f"/tasks/{consolidate['id']}").get_data(as_text=True)
     assert ">ОМВД</option>" in text and ">Школа № 1</option>" in text
     assert re.search(r'name="kpi_4_2"[^>]*value="3"|value="3"[^>]*name="kpi_4_2"', text)  # 2 + 1
+
+
+# -- the region ---------------------------------------------------------------------------------------------------
+
+def test_the_regional_secretary_sees_the_region_summed(kpi_web):
+    """Without a municipality the regional secretary reads the region: 1.3 is Йошкар-Ола's 3 and Волжск's 1 families
+    against the two plans of 97; a percentage is not summed; the plan is changed per municipality only."""
+    client = client_of(kpi_web, "regional")
+    page = client.get("/kpi", query_string=H2).get_data(as_text=True)
+    assert "Регион (все муниципальные образования)" in page.split("</h1>", 1)[1].split("</p>", 1)[0]
+    row = row_of(page, "1.3")
+    assert '<td class="num">194</td><td class="num">4</td><td class="num">−190</td><td class="num">2,1</td>' in row
+    share = row_of(page, "1.2")
+    assert '<td class="num">—</td><td class="num">—</td>' in share and "не суммируются" in share
+    assert 'name="plan_' not in page and "Сохранить план" not in page
+    assert '<option value="" selected>Регион (все муниципальные образования)</option>' in page
+    token = csrf(client, "/kpi?half=2025-H2")
+    refused = client.post("/kpi/plan?half=2025-H2", data={"csrf_token": token, "plan_1.3": "1"})
+    assert refused.status_code == 400 and "выберите его" in refused.get_data(as_text=True)
+    assert plan_of(kpi_web, "Йошкар-Ола", "1.3") == 97 and plan_of(kpi_web, "Волжск", "1.3") == 97
+    with kpi_web.extensions["kurator"].db.session() as db:
+        viewed = db.scalars(select(AuditEvent).where(AuditEvent.action == "kpi_viewed")).all()
+    assert viewed[-1].object_id == "region"
+    assert sorted(viewed[-1].details["municipalities"]) == sorted(kpi_web.cohort.municipalities[m]
+                                                                  for m in ("Йошкар-Ола", "Волжск"))
+    # the commission has no region to choose
+    assert "Регион (все" not in client_of(kpi_web, "secretary").get("/kpi", query_string=H2).get_data(as_text=True)
+
+
+# -- XLSX and PDF -------------------------------------------------------------------------------------------------
+
+def xlsx_rows(response) -> dict[str, list]:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ws = load_workbook(io.BytesIO(response.data)).active
+    return {str(r[0].value): r for r in ws.iter_rows() if r and r[0].value}
+
+
+def test_plan_vs_actual_as_xlsx(kpi_web):
+    engine = kpi_web.extensions["kurator"]
+    with engine.db.session() as db:  # an indicator named like a formula must stay text
+        db.scalar(select(KpiIndicator).where(KpiIndicator.code == "1.4")).name = '=HYPERLINK("http://x","y")'
+    response = client_of(kpi_web, "chair").get("/kpi/report.xlsx", query_string=H2)
+    assert 'filename="kpi-2025-H2-' in response.headers["Content-Disposition"]
+    rows = xlsx_rows(response)
+    # №, name, aggregation, plan, actual, deviation, % of the plan, met, source
+    assert [c.value for c in rows["1.3"][1:9]] == [
+        "Семьи, находящиеся в социально опасном положении (не более)", "на дату (конец полугодия)", 97, 3, -94,
+        3.1, "да", "учетные данные: семьи в СОП на конец полугодия"]
+    formula = rows["1.4"][1]
+    assert formula.value == '=HYPERLINK("http://x","y")' and formula.data_type == "s"
+    assert rows["1.2"][3].value == 74 and rows["1.2"][4].value is None and rows["1.2"][7].value == "—"
+    region = xlsx_rows(client_of(kpi_web, "regional").get("/kpi/report.xlsx", query_string=H2))
+    assert [c.value for c in region["1.3"][3:7]] == [194, 4, -190, 2.1]
+    assert region["1.2"][3].value is None and "не суммируются" in region["1.2"][8].value
+
+
+def pdf_text(response) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages).split())
+
+
+def test_plan_vs_actual_as_pdf_with_its_chart(kpi_web):
+    text = pdf_text(client_of(kpi_web, "secretary").get("/kpi/report.pdf", query_string=H2))
+    assert "Ключевые показатели: план и факт" in text and "Йошкар-Ола" in text
+    assert "II полугодие 2025 года (01.07.2025 — 31.12.2025)" in text
+    assert "Семьи, находящиеся в социально опасном положении" in text
+    # the chart's text (drawn in the SVG, not in the table): the actual of the plan and its per cent
+    assert "3 из 97 (3,1 %)" in text.replace("\u00a0", " ")
+    region = pdf_text(client_of(kpi_web, "regional").get("/kpi/report.pdf", query_string=H2))
+    assert "Регион (все муниципальные образования)" in region and "4 из 194 (2,1 %)" in region.replace("\u00a0", " ")
+
+
+@pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("regional", 200),
+                                             ("school", 403), ("manager", 403), ("cur1", 403)])
+def test_who_may_export_the_plan(kpi_web, username, status):
+    client = client_of(kpi_web, username)
+    for path in ("/kpi/report.xlsx", "/kpi/report.pdf"):
+        assert client.get(path, query_string=H2).status_code == status, path
+
+
+def test_exports_refuse_another_municipality_and_a_bad_half_year(kpi_web):
+    client = client_of(kpi_web, "secretary")
+    other = kpi_web.cohort.municipalities["Волжск"]
+    for path in ("/kpi/report.xlsx", "/kpi/report.pdf"):
+        assert client.get(path, query_string={**H2, "municipality": other}).status_code == 404
+        bad = client.get(path, query_string={"half": "2025-H3"})
+        assert bad.status_code == 400 and "ГГГГ-H1 или ГГГГ-H2" in bad.get_data(as_text=True)
+    page = client.get("/kpi", query_string=H2).get_data(as_text=True)
+    assert "/kpi/report.xlsx?half=2025-H2" in page and "/kpi/report.pdf?half=2025-H2" in page
+
+
+def test_exports_are_audited(kpi_web):
+    client = client_of(kpi_web, "secretary")
+    client.get("/kpi/report.xlsx", query_string=H2)
+    client.get("/kpi/report.pdf", query_string=H2)
+    with kpi_web.extensions["kurator"].db.session() as db:
+        events = db.scalars(select(AuditEvent).where(AuditEvent.action == "kpi_exported")
+                            .order_by(AuditEvent.id)).all()
+    assert [(e.actor, e.details["format"], e.details["half"]) for e in events] == [
+        ("secretary", "xlsx", "2025-H2"), ("secretary", "pdf", "2025-H2")]
+    assert events[0].object_id == str(kpi_web.cohort.municipalities["Йошкар-Ола"])

@@ -9,6 +9,7 @@ playground (3.4); the school of Йошкар-Ола never reports.
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -98,6 +99,31 @@ def test_the_overdue_submitters_are_listed(web):
     assert "Информация о фактической занятости детей (приложение 2) — СОШ № 5" in page
     volzhsk = client_of(web, "vsecretary").get("/podrostok?year=2026").get_data(as_text=True)
     assert "Просроченных сведений нет." in volzhsk
+
+
+def figure_row(page: str, code: str) -> list[str]:
+    """The cells of a row of the page's App. 3 table: June, July, August, the summer; ИПР and СОП of each."""
+    match = re.search(rf'<tr class="\w+" data-code="{re.escape(code)}">(.*?)</tr>', page, re.S)
+    assert match, code
+    cells = re.findall(r'<td class="num">(.*?)</td>', match.group(1), re.S)
+    return [" ".join(re.sub(r"<[^>]+>|&nbsp;", " ", cell).split()) for cell in cells]
+
+
+def test_the_page_shows_app_3_as_computed_so_far(web):
+    """On 4 July: June and July are counted (July so far), August has not begun. СОП: Петров (14) and Сидоров (7),
+    Петров employed (3.1) from 5 June to 31 August; ИПР: Сидоров, not employed."""
+    page = client_of(web, "secretary").get("/podrostok?year=2026").get_data(as_text=True)
+    assert "Приложение 3: занятость детей по учетам и информации органов" in page
+    assert figure_row(page, "1") == ["1", "2", "1", "2", "—", "—", "1", "2"]
+    assert figure_row(page, "1.3") == ["1", "1", "1", "1", "—", "—", "1", "1"]  # Сидоров, 7 to 9 years
+    assert figure_row(page, "1.5") == ["0", "1", "0", "1", "—", "—", "0", "1"]  # Петров, 14 to 15 years
+    assert figure_row(page, "2") == ["1", "2", "1", "2", "—", "—", "1", "2"]
+    # row 3: 1 of the 2 to be covered, 50 %; 3.1: Петров of the 14 to 17 years old (1), 100 %
+    assert figure_row(page, "3")[:2] == ["0 0,0 %", "1 50,0 %"]
+    assert figure_row(page, "3.1")[:4] == ["0", "1 100,0 %", "0", "1 100,0 %"]
+    assert figure_row(page, "4.1") == ["0", "0", "0", "0", "—", "—", "0", "0"]
+    volzhsk = client_of(web, "vsecretary").get("/podrostok?year=2026").get_data(as_text=True)
+    assert figure_row(volzhsk, "3.4")[:2] == ["0", "1 100,0 %"]  # Кузнецов on a playground in June
 
 
 def sheet_rows(response) -> dict[str, list]:

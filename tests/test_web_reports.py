@@ -6,14 +6,18 @@ families and 4 children in СОП at 31.12.2025 (АППГ 3 and 3), Волжск
 from __future__ import annotations
 
 import io
+from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
+from pypdf.generic import ContentStream
 from sqlalchemy import select
 
 import sop
 from engine.models import AuditEvent
+from sop.reports import Period, build_report
 from webapp import create_app
 
 from .test_reports import cohort_of_the_year
@@ -137,6 +141,59 @@ def test_the_pdf_prints_the_figures(web):
     assert "Регион (все муниципальные образования)" in text
     assert f"{FAMILIES_AT} 4 3 +33,3" in text
     assert "Волжск 1 0 — 1 0 —" in text
+
+
+# the colours the PDF's charts fill their bars with (sop/reports/templates/_charts.html), as PDF rgb operands
+NOW, BEFORE = (0x1D, 0x4E, 0x89), (0x98, 0xA2, 0xB3)
+
+
+def filled_bars(pdf: bytes) -> dict[tuple, list[float]]:
+    """The widths of the rectangles the PDF fills, by fill colour, in drawing order (pages one after another)."""
+    reader = PdfReader(io.BytesIO(pdf))
+    bars: dict[tuple, list[float]] = {}
+    for page in reader.pages:
+        colour, pending = None, []
+        for operands, operator in ContentStream(page.get_contents(), reader).operations:
+            if operator == b"rg":
+                colour = tuple(round(float(v) * 255) for v in operands)
+            elif operator == b"re":
+                pending.append(float(operands[2]))
+            elif operator in (b"f", b"f*"):
+                bars.setdefault(colour, []).extend(pending)
+                pending = []
+            elif operator == b"n":
+                pending = []  # a clipping rectangle, not a drawn one
+    return bars
+
+
+def test_the_pdf_draws_the_monthly_charts(web):
+    """The three charts of the web page are in the PDF too, as drawings: one bar per month with a figure, its length
+    in proportion to the figure, and the same month a year earlier beside it."""
+    response = client_of(web, "secretary").get("/reports/statistics.pdf", query_string=YEAR)
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.data))
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    # the charts' titles and month labels are drawn inside the SVG (the table above says «Признано семей»)
+    assert "Основные показатели по месяцам: диаграммы" in text
+    assert "Признано семей за месяц" in text and "Снято семей за месяц" in text
+    engine = web.extensions["kurator"]
+    with engine.db.session() as db:
+        report = build_report(db, [web.cohort.municipalities["Йошкар-Ола"]], date(2025, 12, 31),
+                              Period(date(2025, 1, 1), date(2025, 12, 31)), ZoneInfo("Europe/Moscow"), "Йошкар-Ола")
+    assert len(report.months) == 12
+    now = [m.families for m in report.months] + [m.recognised for m in report.months] + \
+        [m.removed for m in report.months]
+    before = [m.families_before for m in report.months] + [m.recognised_before for m in report.months] + \
+        [m.removed_before for m in report.months]
+    bars = filled_bars(response.data)
+    assert len(bars[NOW]) == sum(1 for v in now if v) and len(bars[BEFORE]) == sum(1 for v in before if v)
+    # the first chart (families at each month's end): lengths in proportion to the figures, on one scale with
+    # the year before
+    families = [m.families for m in report.months if m.families]
+    widest = max(max(m.families, m.families_before) for m in report.months)
+    drawn = bars[NOW][:len(families)]
+    unit = drawn[0] / (families[0] / widest)
+    assert [round(w / unit * widest, 2) for w in drawn] == [float(v) for v in families]
 
 
 def test_reading_and_exporting_are_audited(web):

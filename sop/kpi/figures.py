@@ -229,6 +229,37 @@ def plan_vs_actual(session: Session, municipality_id: int, half: Half, tz: ZoneI
     return rows
 
 
+PERCENT_NOT_SUMMED = "проценты муниципальных образований не суммируются"
+
+
+def regional_plan_vs_actual(session: Session, municipality_ids: Iterable[int], half: Half,
+                            tz: ZoneInfo) -> list[Row]:
+    """The region's plan vs actual: each indicator's plan and actual summed over the municipalities (each sum over
+    those that have a value; none when none has). A percentage does not add up: its row has neither (the
+    municipalities' own pages have them). The figure is preliminary when any municipality's is."""
+    per_municipality = [plan_vs_actual(session, municipality_id, half, tz) for municipality_id in municipality_ids]
+    if not per_municipality:
+        return []
+
+    def total(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return round(float(sum(present)), 2) if present else None
+
+    rows = []
+    for same in zip(*per_municipality, strict=True):
+        first = same[0]
+        if first.unit == "%":
+            plan, actual, source, preliminary = None, None, PERCENT_NOT_SUMMED, False
+        else:
+            plan, actual = total([r.plan for r in same]), total([r.actual for r in same])
+            preliminary = any(r.preliminary for r in same)
+            sources = sorted({r.source for r in same if r.actual is not None})
+            source = "; ".join(sources) if sources else "нет данных"
+        rows.append(Row(first.code, first.section, first.name, first.unit, first.aggregation, source, plan, actual,
+                        preliminary, first.lower_is_better))
+    return rows
+
+
 # -- the plan -----------------------------------------------------------------------------------------------------
 
 def parse_value(raw: str) -> float:

@@ -43,3 +43,24 @@ def test_the_chair_reads_the_plan_without_the_editor(live, login):
     assert chair.locator("table.kpi").count() == 1
     assert chair.locator("input[name^='plan_']").count() == 0
     assert chair.locator("text=Сохранить план").count() == 0
+
+
+def test_the_regional_secretary_reads_the_region_and_downloads_it(live, login):
+    """The region is the default for the regional secretary (the demo has one municipality: the region is its sum),
+    read-only; the XLSX downloads from the page."""
+    import io
+
+    from openpyxl import load_workbook
+
+    regional = login("regional")
+    regional.click("nav >> text=Показатели")
+    regional.wait_for_url("**/kpi")
+    assert "Регион (все муниципальные образования)" in regional.locator(".report-head").inner_text()
+    assert regional.locator("input[name^='plan_']").count() == 0
+    families = regional.locator("table.kpi tr", has_text="Семьи, находящиеся в социально опасном положении")
+    cells = families.locator("td").all_inner_texts()
+    with regional.expect_download() as download:
+        regional.click("text=План и факт (XLSX)")
+    ws = load_workbook(io.BytesIO(download.value.path().read_bytes())).active
+    row = next(r for r in ws.iter_rows(values_only=True) if r[0] == "1.3")
+    assert [str(int(v)) for v in row[3:5]] == [cells[3], cells[4]]  # plan and actual as on the page

@@ -14,9 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 def register_api(app: Flask, csrf: CSRFProtect) -> Api:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    from . import auth, cases, documents, intake, meetings, tasks
+    from . import auth, cases, documents, intake, kpi, meetings, tasks
 
-    for module in (auth, tasks, intake, cases, documents, meetings):
+    for module in (auth, tasks, intake, cases, documents, meetings, kpi):
         csrf.exempt(module.blp)
         api.register_blueprint(module.blp)
 

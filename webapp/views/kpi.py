@@ -1,45 +1,92 @@
-"""«Показатели»: the KPI plan vs actual of a municipality for a half-year (seed 003), with the plan's editor.
+"""«Показатели»: the KPI plan vs actual of a municipality for a half-year (seed 003), with the plan's editor, and
+the same as XLSX and PDF; for the regional secretary also the region (the municipalities summed).
 
 Who: the commission of the municipality (secretary, chair, members) and the regional secretary (any municipality of
-the region with a commission, `webapp.access.report_municipalities`); anyone else gets 403, a municipality outside
-the user's scope 404. The plan is changed by the municipality's secretary and by the regional secretary only. The
-figures come from `sop.kpi.figures`; every display is audited as `kpi_viewed`, every change as `kpi_plan_changed`.
+the region with a commission, `webapp.access.report_municipalities`, and their sum); anyone else gets 403, a
+municipality outside the user's scope 404. The plan is changed by the municipality's secretary and by the regional
+secretary only, one municipality at a time. The figures come from `sop.kpi.figures`; every display is audited as
+`kpi_viewed`, every download as `kpi_exported`, every change as `kpi_plan_changed`.
 """
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
 
-from sop.kpi.figures import Half, plan_halves, plan_vs_actual, save_plan
+from sop.kpi.figures import Half, Row, plan_halves, plan_vs_actual, regional_plan_vs_actual, save_plan
+from sop.reports.pdf import render_kpi_pdf
 
 from ..access import REPORT_ROLES, report_municipalities
 from ..auth import client_ip, kurator, roles_required
 from ..charts import single_bars
+from ..errors import respond
 from ..params import db_int
+from ..spreadsheets import keep_as_text, text_row
 
 bp = Blueprint("kpi", __name__)
 
 PLAN_EDITORS = ("commission_secretary", "regional_secretary")
 CHART_LIMIT = 150.0  # per cent of the plan at the full width of the chart
+REGION = "Регион (все муниципальные образования)"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _municipality(db) -> tuple[list[tuple[int, str]], int, str]:
-    options = report_municipalities(db, g.user)
+@dataclass(frozen=True)
+class Scope:
+    """What the user asked for: one municipality, or (the regional secretary only) the region."""
+
+    options: list[tuple[int, str]]
+    municipality_id: int | None  # None: the region
+    name: str
+
+    @property
+    def region(self) -> bool:
+        return self.municipality_id is None
+
+    @property
+    def ids(self) -> list[int]:
+        return [m for m, _ in self.options] if self.region else [self.municipality_id]
+
+    @property
+    def key(self) -> str:
+        return "region" if self.region else str(self.municipality_id)
+
+
+def scope_of(db, user, raw: str | int | None) -> Scope:
+    """The municipality asked for (`raw`: its id; empty: the regional secretary's region, anyone else's own), as the
+    user may see it: 403 for a user without any, 404 for one outside the user's scope."""
+    options = report_municipalities(db, user)
     if not options:
         abort(403)
-    raw = (request.values.get("municipality") or "").strip()
+    raw = str(raw if raw is not None else "").strip()
     if not raw:
-        return options, options[0][0], options[0][1]
+        if user.has("regional_secretary"):
+            return Scope(options, None, REGION)
+        return Scope(options, options[0][0], options[0][1])
     try:
         wanted = db_int(raw)
     except ValueError:
         abort(404)
     for municipality_id, name in options:
         if municipality_id == wanted:
-            return options, municipality_id, name
+            return Scope(options, municipality_id, name)
     abort(404)  # another municipality's plan does not exist for this user
+
+
+def figures(db, scope: Scope, half: Half, tz: ZoneInfo) -> list[Row]:
+    if scope.region:
+        return regional_plan_vs_actual(db, scope.ids, half, tz)
+    return plan_vs_actual(db, scope.municipality_id, half, tz)
+
+
+def _scope(db) -> Scope:
+    return scope_of(db, g.user, request.values.get("municipality"))
 
 
 def _half() -> tuple[Half | None, str | None]:
@@ -53,7 +100,7 @@ def _half() -> tuple[Half | None, str | None]:
         return None, f"Полугодие: {exc}."
 
 
-def _number(value: float | None, unit: str = "") -> str:
+def number(value: float | None, unit: str = "") -> str:
     if value is None:
         return "—"
     text = str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0").replace(".", ",")
@@ -66,30 +113,32 @@ def chart_rows(rows) -> list[dict]:
     shown = [r for r in rows if r.percent_of_plan is not None]
     return single_bars([{} for _ in shown], [min(r.percent_of_plan, CHART_LIMIT) / CHART_LIMIT for r in shown],
                        [f"{r.code}. {r.name}" for r in shown],
-                       [f"{_number(r.actual, r.unit)} из {_number(r.plan, r.unit)} "
-                        f"({_number(r.percent_of_plan)}\u00a0%)" for r in shown],
+                       [f"{number(r.actual, r.unit)} из {number(r.plan, r.unit)} "
+                        f"({number(r.percent_of_plan)}\u00a0%)" for r in shown],
                        ["good" if r.met else "poor" for r in shown])
 
 
-def _audit(action: str, municipality_id: int, half: Half, **details) -> None:
-    kurator().audit.record(g.user.username, action, "kpi", str(municipality_id), ip=client_ip(),
-                           details={"municipality": municipality_id, "half": half.key, **details})
+def _audit(action: str, scope: Scope, half: Half, **details) -> None:
+    kurator().audit.record(g.user.username, action, "kpi", scope.key, ip=client_ip(),
+                           details={"municipality": scope.municipality_id, "municipalities": scope.ids,
+                                    "half": half.key, **details})
 
 
 def _page(db, status: int = 200, errors: dict | None = None, entered: dict | None = None):
-    options, municipality_id, name = _municipality(db)
+    scope = _scope(db)
     half, error = _half()
+    regional_user = g.user.has("regional_secretary")
     if half is None:
-        return render_template("kpi/index.html", error=error, rows=None, options=options, chosen=municipality_id,
-                               scope=name, half=None, halves=[], chart=[], can_edit=False, errors={},
-                               entered={}, number=_number), 400
-    municipality_tz = g.user.timezone
-    rows = plan_vs_actual(db, municipality_id, half, ZoneInfo(municipality_tz))
-    halves = sorted(set(plan_halves(db, municipality_id)) | {half.key})
-    return render_template("kpi/index.html", error=None, rows=rows, options=options, chosen=municipality_id,
-                           scope=name, half=half, halves=halves, chart=chart_rows(rows),
-                           can_edit=g.user.has(*PLAN_EDITORS), errors=errors or {}, entered=entered or {},
-                           number=_number, regional_user=g.user.has("regional_secretary")), status
+        return render_template("kpi/index.html", error=error, rows=None, options=scope.options, scope=scope,
+                               half=None, halves=[], chart=[], can_edit=False, errors={}, entered={},
+                               number=number, regional_user=regional_user), 400
+    rows = figures(db, scope, half, ZoneInfo(g.user.timezone))
+    known = set().union(*(plan_halves(db, m) for m in scope.ids))
+    halves = sorted(known | {half.key})
+    return render_template("kpi/index.html", error=None, rows=rows, options=scope.options, scope=scope,
+                           half=half, halves=halves, chart=chart_rows(rows),
+                           can_edit=g.user.has(*PLAN_EDITORS) and not scope.region, errors=errors or {},
+                           entered=entered or {}, number=number, regional_user=regional_user), status
 
 
 @bp.route("/kpi")
@@ -97,9 +146,9 @@ def _page(db, status: int = 200, errors: dict | None = None, entered: dict | Non
 def index():
     with kurator().db.session() as db:
         page, status = _page(db)
-        municipality_id = _municipality(db)[1]
+        scope = _scope(db)
     if status == 200:
-        _audit("kpi_viewed", municipality_id, _half()[0])
+        _audit("kpi_viewed", scope, _half()[0])
     return page, status
 
 
@@ -110,16 +159,103 @@ def save():
         abort(403)  # the chair and the members read the plan
     engine = kurator()
     with engine.db.session() as db:
-        _options, municipality_id, _name = _municipality(db)
+        scope = _scope(db)
+        if scope.region:
+            return respond(400, "План задается для каждого муниципального образования: выберите его и сохраните "
+                                "план на его странице.")
         half, error = _half()
         if half is None:
             page, _ = _page(db)
             return page, 400
         raw = {key[5:]: value for key, value in request.form.items() if key.startswith("plan_")}
-        errors, changed = save_plan(db, municipality_id, half, raw, g.user.username, engine.clock.now())
+        errors, changed = save_plan(db, scope.municipality_id, half, raw, g.user.username, engine.clock.now())
         if errors:
             page, _ = _page(db, errors=errors, entered=raw)
             return page, 400
-    _audit("kpi_plan_changed", municipality_id, half, changed=changed)
+    _audit("kpi_plan_changed", scope, half, changed=changed)
     flash(f"План сохранен: изменено значений — {len(changed)}.", "success")
-    return redirect(url_for("kpi.index", municipality=municipality_id, half=half.key))
+    return redirect(url_for("kpi.index", municipality=scope.municipality_id, half=half.key))
+
+
+# -- XLSX and PDF ---------------------------------------------------------------------------------------------------
+
+def _export_request():
+    """The scope, the half-year and the rows of an export; or the error response of a bad half-year."""
+    with kurator().db.session() as db:
+        scope = _scope(db)
+        half, error = _half()
+        if half is None:
+            return None, None, None, respond(400, error)
+        return scope, half, figures(db, scope, half, ZoneInfo(g.user.timezone)), None
+
+
+def _attachment(content: bytes, mimetype: str, filename: str) -> Response:
+    return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                                         "Content-Length": str(len(content))})
+
+
+def _filename(scope: Scope, half: Half, extension: str) -> str:
+    return f"kpi-{half.key}-{'region' if scope.region else scope.municipality_id}.{extension}"
+
+
+def workbook(rows: list[Row], scope: Scope, half: Half) -> bytes:
+    """Plan vs actual as one sheet: a heading, then a row per indicator (numbers as numbers; text that looks like a
+    formula stays text)."""
+    book = Workbook(write_only=True)
+    ws = book.create_sheet("План и факт")
+    for letter, width in zip("ABCDEFGHIJ", (8, 70, 22, 12, 12, 13, 11, 14, 45, 50), strict=True):
+        ws.column_dimensions[letter].width = width
+    bold = Font(bold=True)
+
+    def heading(values):
+        cells = []
+        for value in values:
+            cell = WriteOnlyCell(ws, value=value)
+            cell.font = bold
+            keep_as_text(cell)
+            cells.append(cell)
+        return cells
+
+    ws.append(heading(["", "Ключевые показатели: план и факт"]))
+    ws.append(text_row(ws, ["", scope.name]))
+    ws.append(text_row(ws, ["", f"{half.label} ({half.start:%d.%m.%Y} — {half.end:%d.%m.%Y})"]))
+    ws.append([])
+    ws.append(heading(["№", "Показатель", "Как считается", "План", "Факт", "Отклонение", "% плана",
+                       "План выполнен", "Источник факта", "Раздел"]))
+    for row in rows:
+        met = "—" if row.met is None else ("да" if row.met else "нет")
+        ws.append(text_row(ws, [row.code, row.name + (" (не более)" if row.lower_is_better else ""),
+                                row.aggregation_label, row.plan, row.actual, row.deviation, row.percent_of_plan,
+                                met, row.source + (" (предварительно)" if row.preliminary and "предварительно"
+                                                   not in row.source else ""), row.section or ""]))
+    ws.append([])
+    ws.append(text_row(ws, ["", "Отклонение = факт − план; % плана = факт × 100 / план. Для показателей «не более» "
+                                "план выполнен, если факт не больше плана."
+                            + (" Регион: сумма по муниципальным образованиям; проценты не суммируются."
+                               if scope.region else "")]))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@bp.route("/kpi/report.xlsx")
+@roles_required(*REPORT_ROLES)
+def export_xlsx():
+    scope, half, rows, error = _export_request()
+    if error is not None:
+        return error
+    content = workbook(rows, scope, half)
+    _audit("kpi_exported", scope, half, format="xlsx")
+    return _attachment(content, XLSX, _filename(scope, half, "xlsx"))
+
+
+@bp.route("/kpi/report.pdf")
+@roles_required(*REPORT_ROLES)
+def export_pdf():
+    scope, half, rows, error = _export_request()
+    if error is not None:
+        return error
+    now = kurator().clock.now().astimezone(ZoneInfo(g.user.timezone))
+    content = render_kpi_pdf(rows, chart_rows(rows), scope.name, half, now, number, g.user.full_name)
+    _audit("kpi_exported", scope, half, format="pdf")
+    return _attachment(content, "application/pdf", _filename(scope, half, "pdf"))

@@ -29,6 +29,7 @@ from ..access import REPORT_ROLES, report_municipalities
 from ..auth import client_ip, kurator, roles_required
 from ..params import db_int
 from ..spreadsheets import text_row
+from .cases import INSTANCE_STATUSES
 
 bp = Blueprint("podrostok", __name__)
 
@@ -98,6 +99,20 @@ def _months(year: int) -> list[tuple[str, str]]:
     return [(f"{year}-{m:02d}", f"{MONTH_NAMES[m]} {year}") for m in podrostok.SUMMER_MONTHS]
 
 
+def _figures(db, campaign: PodrostokCampaign, today: date) -> dict:
+    """App. 3 of each summer month and App. 4 of the summer as the records and the agencies' App. 2 give them so
+    far (a period that has not begun is left empty): per row, (count, coverage %) for each column of each period."""
+    periods = [(label, podrostok.month_period(key)) for key, label in _months(campaign.year)]
+    periods.append(("лето (приложение 4)", rules.summer(campaign.year)))
+    forms = [podrostok.form_for(db, campaign, period) if period.start <= today else None for _, period in periods]
+    rows = []
+    for code in rules.row_codes():
+        cells = [None if form is None else (form.value(code, column), form.percent(code, column))
+                 for form in forms for column, _label in rules.COLUMNS]
+        rows.append({"code": code, "label": rules.ROW_LABELS[code], "cells": cells, "total": "." not in code})
+    return {"periods": [label for label, _ in periods], "rows": rows}
+
+
 @bp.route("/podrostok")
 @roles_required(*REPORT_ROLES)
 def index():
@@ -108,16 +123,16 @@ def index():
         campaigns = podrostok.campaigns(db, asked.ids, asked.year)
         views = []
         for campaign in campaigns:
-            variables = engine.runtime.instance(campaign.process_instance_id)["variables"] \
-                if campaign.process_instance_id else {}
+            instance = engine.runtime.instance(campaign.process_instance_id) \
+                if campaign.process_instance_id else {"variables": {}, "status": None}
+            variables = instance["variables"]
             tz = ZoneInfo(campaign.municipality.timezone)
             tasks = db.scalars(select(HumanTask).where(HumanTask.instance_id == campaign.process_instance_id,
                                                        HumanTask.status == "open")
                                .order_by(HumanTask.due)).all()
             views.append({
                 "campaign": campaign, "stage": _stage(variables, now.astimezone(tz).date()),
-                "status": engine.runtime.instance(campaign.process_instance_id)["status"]
-                if campaign.process_instance_id else "—",
+                "status": INSTANCE_STATUSES.get(instance["status"], instance["status"] or "—"),
                 "tasks": [{"name": t.name, "due": t.due.astimezone(tz) if t.due else None,
                            "overdue": bool(t.due and t.due < now)} for t in tasks],
                 "months": [(label, key, podrostok.submissions(db, campaign, key, now))
@@ -127,12 +142,13 @@ def index():
                 "summer_sent": bool((campaign.reports or {}).get("summer")),
                 "final_sent": bool((campaign.reports or {}).get("final")),
                 "agencies": podrostok.agency_ids(campaign, db),
+                "figures": _figures(db, campaign, now.astimezone(tz).date()),
                 "tz": tz})
         missing = sorted({name for m, name in asked.options if m in asked.ids}
                          - {c.municipality.name for c in campaigns})
     _audit("report_viewed", asked)
     return render_template("podrostok/index.html", asked=asked, views=views, missing=missing,
-                           months=_months(asked.year), states=podrostok.STATES,
+                           months=_months(asked.year), states=podrostok.STATES, columns=rules.COLUMNS,
                            regional_user=g.user.has("regional_secretary"))
 
 

@@ -24,7 +24,7 @@ from sop.reports.pdf import render_pdf
 
 from ..access import REPORT_ROLES, report_municipalities
 from ..auth import client_ip, kurator, roles_required
-from ..charts import paired_bars
+from ..charts import month_charts
 from ..errors import respond
 from ..params import db_int
 from ..spreadsheets import text_row
@@ -132,14 +132,6 @@ def _audit(action: str, asked: Request, **details) -> None:
                                     **details})
 
 
-def month_charts(report: Report) -> dict[str, list[dict]]:
-    months = [vars(m) for m in report.months]
-    labels = [m["label"] for m in months]
-    return {"families": paired_bars(months, "families", "families_before", labels),
-            "recognised": paired_bars(months, "recognised", "recognised_before", labels),
-            "removed": paired_bars(months, "removed", "removed_before", labels)}
-
-
 @bp.route("/reports")
 @roles_required(*REPORT_ROLES)
 def index():
@@ -152,7 +144,7 @@ def index():
         report = _report(db, asked)
     _audit("report_viewed", asked)
     return render_template("reports/index.html", error=None, report=report, asked=asked, options=options,
-                           chosen=chosen, args=request.args, charts=month_charts(report),
+                           chosen=chosen, args=request.args, charts=month_charts(report.months),
                            regional_user=g.user.has("regional_secretary"))
 
 

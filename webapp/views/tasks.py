@@ -22,7 +22,7 @@ from sop.models import InstanceScope
 from ..access import inbox_query, task_scope
 from ..auth import client_ip, kurator, login_required
 from ..filters import localdate
-from .inbox import DUE_SOON
+from .inbox import DUE_SOON, process_names
 
 bp = Blueprint("tasks", __name__)
 
@@ -452,7 +452,8 @@ def _render(task_id: str, row: dict[str, Any], values: dict[str, Any] | None = N
         widgets=build_widgets(schema.get("components"), values, errors, context["options"]), errors=errors,
         summary=summary, message=message, case=_case_panel(_case_id(task["instance_id"])), panels=context["panels"],
         who=_who_else(task, row), due_state=_due_state(task), draft=draft_meta,
-        has_form=bool(input_fields(schema)), today=_today().isoformat()), status
+        has_form=bool(input_fields(schema)), today=_today().isoformat(),
+        process_name=process_names().get(task["process_key"], task["process_key"])), status
 
 
 def _closed(row: dict[str, Any], message: str, entered: list[tuple[str, Any]] | None = None, status: int = 409):
