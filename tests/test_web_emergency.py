@@ -179,9 +179,9 @@ def _threats(engine, count: int, hours_apart: int = 1) -> list[int]:
     the oldest emergency first."""
     case_ids = []
     for number in range(count):
+        child = {"last_name": f"Петров{number}", "first_name": "Иван", "birth_date": "2013-04-01"}
         result = engine.sop.register_intake(
-            "school", dict(SIGNAL, threat_to_life=True, address=f"ул. Мира, д. {number + 1}",
-                           children=[{"last_name": f"Петров{number}", "first_name": "Иван", "birth_date": "2013-04-01"}],
+            "school", dict(SIGNAL, threat_to_life=True, address=f"ул. Мира, д. {number + 1}", children=[child],
                            parents=[{"last_name": f"Петрова{number}", "first_name": "Анна"}]), new_family=True)
         case_ids.append(result.case_id)
         engine.clock.advance(hours=hours_apart)
