@@ -731,7 +731,7 @@ def inbox_statements(user: CurrentUser) -> dict[str, Any]:
             .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
             .limit(PAGE_SIZE).offset(0))
     api = (inbox_query(user, scope="candidate")
-           .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id).limit(50).offset(0))
+           .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id).limit(50).offset(0))
     return {"inbox_count": count, "inbox_page": page, "api_candidate": api}
 
 
