@@ -45,8 +45,9 @@ RUN_STARTS_KEPT = 50_000  # remembered run starts (a few dozen bytes each); the 
 HISTORY_CHUNK = 500  # instances whose emergency history is read in one statement
 
 _ELEMENTS: dict[str, frozenset[str]] = {}  # content hash of a deployed emergency diagram -> its element ids
-# (first open emergency task id, its created_at, the element ids) -> when its run began
-_RUN_STARTS: dict[tuple[str, datetime, frozenset[str]], datetime] = {}
+# (first open emergency task id, its created_at) -> when its run began, for the element ids `_RUN_STARTS_OF`
+_RUN_STARTS: dict[tuple[str, datetime], datetime] = {}
+_RUN_STARTS_OF: list[frozenset[str]] = [frozenset()]
 _LOCK = threading.Lock()
 
 
@@ -123,7 +124,7 @@ def _open_since(session: Session, municipality_id: int, cases: Select | None) ->
 
     since: dict[int, datetime] = {}
     first_open: dict[int, tuple[datetime, str, int]] = {}  # instance -> its earliest open emergency task, case
-    for instance_id, case_id, at, task_id in session.execute(statement):
+    for instance_id, case_id, at, task_id in session.execute(statement).all():
         if task_id is None:
             _earliest(since, case_id, at)
         elif instance_id not in first_open or (at, task_id) < first_open[instance_id][:2]:
@@ -145,8 +146,12 @@ def _run_starts(session: Session, first_open: dict[int, tuple[datetime, str, int
     from the instance's emergency tasks for those not seen with this first open task before."""
     found: dict[int, datetime] = {}
     missing: list[int] = []
+    with _LOCK:
+        if _RUN_STARTS_OF[0] != elements:  # another emergency diagram deployed: other tasks count
+            _RUN_STARTS.clear()
+            _RUN_STARTS_OF[0] = elements
     for instance_id, (created, task_id, _case) in first_open.items():
-        started = _RUN_STARTS.get((task_id, created, elements))
+        started = _RUN_STARTS.get((task_id, created))
         if started is None:
             missing.append(instance_id)
         else:
@@ -156,7 +161,7 @@ def _run_starts(session: Session, first_open: dict[int, tuple[datetime, str, int
         runs: dict[int, list[tuple[datetime, datetime | None]]] = {}
         for instance_id, status, created, finished in session.execute(
                 select(HumanTask.instance_id, HumanTask.status, HumanTask.created_at, HumanTask.completed_at)
-                .where(HumanTask.instance_id.in_(chunk), HumanTask.element_id.in_(sorted(elements)))):
+                .where(HumanTask.instance_id.in_(chunk), HumanTask.element_id.in_(sorted(elements)))).all():
             runs.setdefault(instance_id, []).append(
                 (created, None if status == "open" else max(created, finished or created)))
         for instance_id in chunk:
@@ -166,9 +171,11 @@ def _run_starts(session: Session, first_open: dict[int, tuple[datetime, str, int
             found[instance_id] = started
             created, task_id, _case = first_open[instance_id]
             with _LOCK:
+                if _RUN_STARTS_OF[0] != elements:
+                    continue
                 if len(_RUN_STARTS) >= RUN_STARTS_KEPT:
                     _RUN_STARTS.clear()
-                _RUN_STARTS[(task_id, created, elements)] = started
+                _RUN_STARTS[(task_id, created)] = started
     return found
 
 
