@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 from engine.models import ProcessInstance
+from sop import emergencies
 from sop.emergencies import EMERGENCY_PROCESS, EmergencyFlag, _run_start, emergency_flag, open_emergencies
 from sop.models import Case
 
@@ -260,3 +261,25 @@ def test_a_called_emergency_reads_its_history_once_until_its_first_open_task_mov
     assert flagged() == ([began], 0)
     finish_emergency(engine, case_instance)
     assert flagged() == ([], 0)
+
+
+def test_remembered_run_starts_are_forgotten_when_the_emergency_diagram_changes(app, monkeypatch):
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "threat_to_life": True},
+                               attach_to_case=first.case_id)
+    municipality = _municipality(engine)
+
+    def history_reads() -> int:
+        with engine.db.session() as db, Statements(engine) as sql:
+            assert len(open_emergencies(db, municipality)) == 1
+        return len(sql.reading("human_task.completed_at"))
+
+    assert history_reads() == 1
+    assert history_reads() == 0
+    with engine.db.session() as db:
+        elements = emergencies.emergency_elements(db)
+    # a new version of the diagram with a step of its own: the runs are judged on the new set of steps
+    monkeypatch.setattr(emergencies, "emergency_elements", lambda _db: elements | {"em_new_step"})
+    assert history_reads() == 1
+    assert history_reads() == 0
