@@ -22,6 +22,7 @@ bench/out/diagrams/). See bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import importlib.metadata
@@ -732,11 +733,40 @@ def disable_spec_cache() -> None:
     serializer.StateSerializer.new_workflow = new_workflow
 
 
+def web_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The web figures of issue 13 from bench/web_bench.py, always on PostgreSQL (`--postgres-url`): inbox API and
+    page p95 (the worse of the secretary and the school specialist) and completions/s over HTTP with gunicorn -w 2
+    and 8 clients. `--quick` uses web_bench's scaled-down data (10,000 open / 100,000 completed tasks instead of
+    100,000 / 1,000,000), which `web` says. Its progress goes to stderr, so that stdout stays one JSON object."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import web_bench
+
+    argv = ["--no-index-variants", "--workers", "2", "--clients", "8", "--postgres-url", args.postgres_url,
+            "--output", str(OUT_DIR / "web_bench_issue13.json")] + (["--quick"] if args.quick else [])
+    try:
+        web_args = web_bench.parse_args(argv)
+        with contextlib.redirect_stdout(sys.stderr):
+            results = web_bench.measure(web_args)
+    except Exception:  # no PostgreSQL server, say: the engine figures still stand
+        results = {"error": traceback.format_exc()}
+        web_args = None
+    keys = web_bench.issue_keys(results)
+    keys["web"] = {"open_tasks": web_args.open if web_args else None,
+                   "completed_tasks": web_args.completed if web_args else None,
+                   "scaled_down": bool(args.quick), "database": "postgresql", "gunicorn_workers": 2, "clients": 8,
+                   "wall_s": results.get("wall_s"), "error": results.get("error"),
+                   "latency": {key: {"median_ms": value.get("median_ms"), "p95_ms": value.get("p95_ms")}
+                               for key, value in results.get("latency", {}).get("engine indexes", {}).items()}}
+    return keys
+
+
 def main_json(args: argparse.Namespace, databases: list[str]) -> int:
-    """`--json`: the sop_case figures only, as one JSON object on stdout (the first database at the top level)."""
+    """`--json`: the sop_case figures and the web figures (`web_keys`), as one JSON object on stdout (the first
+    database at the top level)."""
     by_database = {kind: run_sop(kind, args) for kind in databases}
     first = by_database[databases[0]]
     document = {key: first[key] for key in ("completion_ratio", "age_ratio", "state_bytes")}
+    document.update(web_keys(args))
     document.update(database=databases[0], by_database=by_database)
     print(json.dumps(document, indent=2))
     return 0
@@ -877,8 +907,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-spec-cache", action="store_true",
                         help="parse each version's spec at every load, as before the spec cache (a comparison)")
     parser.add_argument("--json", action="store_true",
-                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) as JSON on "
-                             "stdout; --quick makes the samples smaller")
+                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) and the web "
+                             "figures of web_bench on PostgreSQL (inbox_api_p95_ms, inbox_page_p95_ms, "
+                             "http_completions_per_s) as JSON on stdout; --quick makes the samples smaller")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the completions of one extra instance on each database")
     parser.add_argument("--profile-top", type=int, default=10, help="functions to show in the profile")

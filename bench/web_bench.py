@@ -732,7 +732,7 @@ def inbox_statements(user: CurrentUser) -> dict[str, Any]:
             .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
             .limit(PAGE_SIZE).offset(0))
     api = (inbox_query(user, scope="candidate")
-           .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id).limit(50).offset(0))
+           .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id).limit(50).offset(0))
     return {"inbox_count": count, "inbox_page": page, "api_candidate": api}
 
 
@@ -1160,8 +1160,8 @@ def run(args: argparse.Namespace, url: str, schema: str, results: dict[str, Any]
             print(f"      {failure}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up a private schema, measure, drop the schema; the results (with "error" if a step raised)."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     url = args.postgres_url
     results: dict[str, Any] = {
@@ -1170,17 +1170,37 @@ def main(argv: list[str] | None = None) -> int:
     }
     began = time.perf_counter()
     schema = create_postgres_schema(url)
-    failed = False
     try:
         run(args, url, schema, results)
     except Exception:
-        failed = True
         results["error"] = traceback.format_exc()
         print(results["error"], file=sys.stderr)
     finally:
         drop_postgres_schema(url, schema)
         print(f"Schema {schema} dropped.", flush=True)
     results["wall_s"] = time.perf_counter() - began
+    return results
+
+
+def issue_keys(results: dict[str, Any]) -> dict[str, Any]:
+    """The web figures of issue 13: the worse p95 of the two users for the API list and for `/inbox` (engine
+    indexes only), and completions/s with 2 gunicorn workers (None where not measured)."""
+    latency = results.get("latency", {}).get("engine indexes", {})
+
+    def worst(endpoint: str) -> float | None:
+        values = [latency[f"{user}.{endpoint}"].get("p95_ms") for user in USERS if f"{user}.{endpoint}" in latency]
+        return max(values) if values and None not in values else None
+
+    runs = [r for r in results.get("throughput", {}).get("runs", []) if r["workers"] == 2]
+    return {"inbox_api_p95_ms": worst("api"), "inbox_page_p95_ms": worst("inbox"),
+            "http_completions_per_s": runs[0]["per_s"] if runs else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = measure(args)
+    results["issue_13"] = issue_keys(results)
+    failed = "error" in results
     print()
     results["table"] = report(results)
     errors = {k: v for k, v in results.get("server_errors", {}).items() if v}
@@ -1191,7 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {where}\n{block}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
-    print(f"\nJSON: {args.output}   plans: {PLANS_FILE}   wall time {results['wall_s'] / 60:.1f} min")
+    print(f"\nIssue 13 ({args.open:,} open / {args.completed:,} completed tasks): {json.dumps(results['issue_13'])}")
+    print(f"JSON: {args.output}   plans: {PLANS_FILE}   wall time {results['wall_s'] / 60:.1f} min")
     if failed:
         print("BENCHMARK FAILED (see the traceback above)", file=sys.stderr)
     return 1 if failed else 0

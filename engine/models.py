@@ -211,10 +211,11 @@ class HumanTask(Base):
         Index("ix_human_task_open_due", "status", "due"),
         Index("ix_human_task_instance", "instance_id"),
         Index("ix_human_task_assignee", "assignee", "status"),
-        # the inbox's order and its stage/process lists, on open tasks only (migration 0004)
+        # the inbox's order, on open tasks only (migration 0004)
         Index("ix_human_task_open_order", text("(due IS NULL)"), "due", "created_at", "id",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
-        Index("ix_human_task_open_lists", "process_key", "element_id", "name",
+        # the stages and processes of one municipality's open tasks (the inbox's filter lists; migration 0014)
+        Index("ix_human_task_open_lists", "municipality_id", "process_key", "element_id", "name",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
         Index("ix_human_task_agency", "agency_id", "status"),
         # the inbox's order within one municipality's open tasks, and "tasks someone completed" (migration 0008)

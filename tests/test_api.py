@@ -4,11 +4,14 @@ documents; data scope (404 outside it), conflicts (409), validation (422), the a
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import select, update
 
 import sop
+from engine.models import HumanTask
 from webapp import create_app
 
 from .test_sop_diagrams import CHECK, FORMS, WORKFLOWS
@@ -207,6 +210,42 @@ def test_complete_validates_the_form_then_moves_the_process_on(app, client, auth
     # the process went on: the commission meeting waits for the chair
     names = [t["name"] for t in client.get("/api/v1/tasks", headers=auth("chair")).get_json()]
     assert any("Заседание КДНиЗП" in name for name in names)
+
+
+def test_a_completion_whose_audit_record_fails_is_not_saved(app, client, auth, case, monkeypatch):
+    """The completion, its audit record and the answer are one transaction: no change without its record."""
+    task = check_task(client, auth)
+    engine = engine_of(app)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    headers = auth("secretary")
+    monkeypatch.setattr(engine.audit, "record", broken)
+    response = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": CHECK}, headers=headers)
+    assert response.status_code == 500
+    monkeypatch.undo()
+    assert engine.tasks.get(task["id"])["status"] == "open"
+    assert "task_completed" not in actions(app, "task", task["id"])
+    assert [t["id"] for t in client.get("/api/v1/tasks?scope=candidate", headers=auth("secretary")).get_json()] \
+        == [task["id"]]
+
+
+def test_the_task_list_is_in_the_inbox_order_due_then_opened(app, client, auth):
+    """Tasks due at the same moment come in the order they were opened, as on «Мои задачи» (then by id)."""
+    engine = engine_of(app)
+    for number in range(4):
+        engine.sop.register_intake("school", dict(SIGNAL, address=f"ул. Мира, д. {number + 1}"), new_family=True)
+    with engine.db.session() as db:
+        rows = db.execute(select(HumanTask.id, HumanTask.due).where(HumanTask.element_id == "sop_check")).all()
+        assert len({due for _id, due in rows}) == 1  # the same day, the same deadline
+        # opened in the reverse order of the ids, a minute apart
+        opened = min(row.due for row in rows) - timedelta(days=3)
+        for minutes, task_id in enumerate(sorted((row.id for row in rows), reverse=True)):
+            db.execute(update(HumanTask).where(HumanTask.id == task_id)
+                       .values(created_at=opened + timedelta(minutes=minutes)))
+    listed = [t["id"] for t in client.get("/api/v1/tasks?scope=candidate", headers=auth("secretary")).get_json()]
+    assert listed == sorted((row.id for row in rows), reverse=True)
 
 
 def test_overdue_tasks_for_the_commission_and_managers_only(app, client, auth, case):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 
 from engine.models import HumanTask, ProcessInstance
 from sop.models import Case
@@ -84,3 +85,17 @@ def test_the_filter_lists_hold_only_the_stages_of_the_users_municipality(app):  
     assert "Проверка — КДНиЗП Волжска" not in mine and 'name="stage"' in mine
     theirs = signed_in(app, "vsecretary").get("/inbox").get_data(as_text=True)
     assert "Проверка — КДНиЗП Волжска" in theirs
+
+
+def test_postgresql_knows_how_many_open_tasks_nobody_has_taken(database):
+    """Migration 0014: statistics on (assignee, status), so that the planner walks the open tasks in due order for
+    the offered ones instead of collecting and sorting every unassigned one (bench/RESULTS.md, 2026-12-05)."""
+    if not database.is_postgresql:
+        pytest.skip("extended statistics are PostgreSQL's")
+    with database.engine.connect() as conn:
+        kinds, columns = conn.execute(text(
+            "SELECT s.stxkind::text, array_agg(a.attname::text ORDER BY a.attname) FROM pg_statistic_ext s "
+            "JOIN pg_attribute a ON a.attrelid = s.stxrelid AND a.attnum = ANY(s.stxkeys) "
+            "WHERE s.stxname = 'st_human_task_assignee_status' AND s.stxnamespace = current_schema()::regnamespace "
+            "AND s.stxrelid = 'human_task'::regclass GROUP BY s.stxkind")).one()
+    assert (kinds, columns) == ("{m}", ["assignee", "status"])

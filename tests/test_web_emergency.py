@@ -7,10 +7,11 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine.models import ProcessInstance
-from sop.emergencies import EMERGENCY_PROCESS, _run_start, open_emergencies
+from sop import emergencies
+from sop.emergencies import EMERGENCY_PROCESS, EmergencyFlag, _run_start, emergency_flag, open_emergencies
 from sop.models import Case
 
 from .test_sop_service import SIGNAL
@@ -172,3 +173,113 @@ def test_many_open_emergencies_are_counted_beyond_the_first_five(app):
     banner = flag(signed_in(app, "secretary").get("/inbox").get_data(as_text=True))
     assert banner.count("Экстренная ситуация: угроза жизни ребенка — <a") == 5
     assert "и еще 2 дела с открытой экстренной ситуацией" in banner
+
+
+def _threats(engine, count: int, hours_apart: int = 1) -> list[int]:
+    """`count` signals with a threat to life, each in a new family, `hours_apart` after the one before: case ids,
+    the oldest emergency first."""
+    case_ids = []
+    for number in range(count):
+        child = {"last_name": f"Петров{number}", "first_name": "Иван", "birth_date": "2013-04-01"}
+        result = engine.sop.register_intake(
+            "school", dict(SIGNAL, threat_to_life=True, address=f"ул. Мира, д. {number + 1}", children=[child],
+                           parents=[{"last_name": f"Петрова{number}", "first_name": "Анна"}]), new_family=True)
+        case_ids.append(result.case_id)
+        engine.clock.advance(hours=hours_apart)
+    return case_ids
+
+
+class Statements:
+    """The SQL an engine's database runs inside the block."""
+
+    def __init__(self, engine):
+        self.db_engine = engine.db.engine
+        self.seen: list[tuple[str, object]] = []
+
+    def _record(self, _conn, _cursor, statement, parameters, _context, _executemany):
+        self.seen.append((statement, parameters))
+
+    def __enter__(self):
+        event.listen(self.db_engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc):
+        event.remove(self.db_engine, "before_cursor_execute", self._record)
+
+    def reading(self, *columns: str) -> list[tuple[str, object]]:
+        return [(sql, params) for sql, params in self.seen if all(c in sql for c in columns)]
+
+
+def test_the_flag_names_only_the_oldest_shown_cases_and_counts_the_rest(app):
+    engine = app.extensions["kurator"]
+    case_ids = _threats(engine, 6)
+    municipality = _municipality(engine)
+    with engine.db.session() as db:
+        every = open_emergencies(db, municipality)
+        assert [e.case_id for e in every] == case_ids  # oldest first
+        with Statements(engine) as sql:
+            flag = emergency_flag(db, municipality, shown=2, case_id=case_ids[3])
+        assert flag.this == every[3]
+        assert flag.others == [every[0], every[1]]
+        assert flag.more == 3  # cases 3, 5 and 6 of the six
+        # the numbers and families of the three cases drawn are read, not those of the six
+        [(_named, params)] = sql.reading("sop_case.number", "sop_family.name")
+        assert sorted(v for v in (params.values() if isinstance(params, dict) else params)) == sorted(
+            [case_ids[0], case_ids[1], case_ids[3]])
+        assert emergency_flag(db, municipality, shown=10).others == every
+        assert emergency_flag(db, municipality, shown=10).more == 0
+        assert emergency_flag(db, municipality, cases=select(Case.id).where(Case.id == case_ids[5])) == \
+            EmergencyFlag(this=None, others=[every[5]], more=0)
+        assert emergency_flag(db, municipality, cases=select(Case.id).where(Case.id.is_(None))) is None
+
+
+def test_a_called_emergency_reads_its_history_once_until_its_first_open_task_moves_on(app):
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    engine.clock.advance(days=2)
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "received_on": "2025-11-01",
+                                          "threat_to_life": True}, attach_to_case=first.case_id)
+    case_instance = first.instance_ids[0]
+    began = datetime(2025, 11, 1, 6, 0, tzinfo=timezone.utc)
+    municipality = _municipality(engine)
+
+    def flagged() -> tuple[list[datetime], int]:
+        with engine.db.session() as db, Statements(engine) as sql:
+            since = [e.since for e in open_emergencies(db, municipality)]
+        return since, len(sql.reading("human_task.completed_at"))
+
+    assert flagged() == ([began], 1)
+    assert flagged() == ([began], 0)  # the start of the run is remembered
+    engine.clock.advance(hours=2)
+    split = [t for t in engine.tasks.query(instance_id=case_instance) if t["element_id"] in EMERGENCY_DATA]
+    assert {t["element_id"] for t in split} == {"em_inspection", "em_police_report", "em_social_inspection"}
+    for task in split:  # the three steps opened together at the signal: the first open task moves on
+        engine.tasks.complete(task["id"], DOER[task["candidate_roles"][0]], EMERGENCY_DATA[task["element_id"]])
+    assert [t["element_id"] for t in engine.tasks.query(instance_id=case_instance)
+            if t["element_id"] in EMERGENCY_DATA] == ["em_inform_commission"]
+    assert flagged() == ([began], 1)  # read again: the same emergency, since the signal
+    assert flagged() == ([began], 0)
+    finish_emergency(engine, case_instance)
+    assert flagged() == ([], 0)
+
+
+def test_remembered_run_starts_are_forgotten_when_the_emergency_diagram_changes(app, monkeypatch):
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "threat_to_life": True},
+                               attach_to_case=first.case_id)
+    municipality = _municipality(engine)
+
+    def history_reads() -> int:
+        with engine.db.session() as db, Statements(engine) as sql:
+            assert len(open_emergencies(db, municipality)) == 1
+        return len(sql.reading("human_task.completed_at"))
+
+    assert history_reads() == 1
+    assert history_reads() == 0
+    with engine.db.session() as db:
+        elements = emergencies.emergency_elements(db)
+    # a new version of the diagram with a step of its own: the runs are judged on the new set of steps
+    monkeypatch.setattr(emergencies, "emergency_elements", lambda _db: elements | {"em_new_step"})
+    assert history_reads() == 1
+    assert history_reads() == 0

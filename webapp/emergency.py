@@ -2,7 +2,9 @@
 managers see every case of their municipality with an open emergency (`sop.emergencies`), with a link to it.
 
 The flag is drawn by base.html (`_emergency_flag.html`) from the context processor registered here, so the views
-of those pages stay as they are. Data scope: the user's municipality, narrowed to the cases the user may open.
+of those pages stay as they are. Data scope: the user's municipality, narrowed to the cases the user may open
+(nothing to narrow for those who see the whole municipality). Only the few cases the flag names are read in full;
+the rest are counted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from sop.emergencies import open_emergencies
+from sop.emergencies import emergency_flag as open_emergency_flag
 
 from .access import visible_cases
 from .auth import kurator
@@ -30,13 +32,12 @@ def emergency_flag() -> dict[str, Any] | None:
             or sys.exc_info()[0] is not None):  # an error page (drawn while the error is handled) has no flag
         return None
     if "_emergency_flag" not in g:
-        with kurator().db.session() as db:
-            rows = open_emergencies(db, user.municipality_id, cases=visible_cases(user))
         shown = (request.view_args or {}).get("case_id") if request.endpoint == "cases.show" else None
-        this = next((e for e in rows if e.case_id == shown), None)
-        others = [e for e in rows if e is not this]
-        g._emergency_flag = {"this": this, "others": others[:SHOWN],
-                             "more": max(0, len(others) - SHOWN)} if rows else None
+        with kurator().db.session() as db:
+            flag = open_emergency_flag(db, user.municipality_id,
+                                       cases=None if user.municipality_wide else visible_cases(user),
+                                       shown=SHOWN, case_id=shown)
+        g._emergency_flag = {"this": flag.this, "others": flag.others, "more": flag.more} if flag else None
     return g._emergency_flag
 
 

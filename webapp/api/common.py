@@ -133,7 +133,9 @@ def roles_allowed(*roles: str):
     return decorator
 
 
-def audit(action: str, object_type: str | None = None, object_id: Any = None, **details: Any) -> None:
-    """Record what the current user read or changed (152-ФЗ access log)."""
+def audit(action: str, object_type: str | None = None, object_id: Any = None, *, session=None,
+          **details: Any) -> None:
+    """Record what the current user read or changed (152-ФЗ access log); with `session`, in that transaction (the
+    record and the change are saved together or not at all)."""
     kurator().audit.record(g.user.username, action, object_type, object_id, ip=client_ip(),
-                           details=details or None)
+                           details=details or None, session=session)

@@ -122,7 +122,8 @@ class Tasks(MethodView):
     def get(self, query):
         """The user's inbox: tasks assigned to them and unclaimed tasks of their roles, in their scope."""
         statement = inbox_query(g.user, scope=query["scope"])
-        statement = statement.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.id)
+        # the inbox page's order (and `kurator tasks`'), which the open-task indexes keep
+        statement = statement.order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
         statement = statement.add_columns(Agency.name).outerjoin(Agency, Agency.id == HumanTask.agency_id)
         with kurator().db.session() as db:
             rows = db.execute(statement.limit(query["limit"]).offset(query["offset"])).all()
@@ -199,23 +200,25 @@ class Complete(MethodView):
     def post(self, body, task_id: UUID):
         """Complete the task with its form data; the process moves on. 422 with a message per wrong field."""
         task_id = str(task_id)
-        _detail(task_id)
         try:
-            kurator().tasks.complete(task_id, g.user.username, body["data"])
+            # one transaction: the scope check, the completion, its audit record and the answer
+            with kurator().db.session() as db:
+                _detail(task_id, db)
+                kurator().tasks.complete(task_id, g.user.username, body["data"], session=db)
+                audit("task_completed", "task", task_id, session=db)
+                return _detail(task_id, db)
         except (Conflict, PermissionDenied) as exc:
             return _refusal(task_id, exc, "complete")
-        audit("task_completed", "task", task_id)
-        return _detail(task_id)
 
 
-def _detail(task_id: str) -> dict:
+def _detail(task_id: str, session=None) -> dict:
     """The task as a dict with its case, if it is in the user's scope; NotFound otherwise."""
     statement = (task_scope(select(HumanTask).where(HumanTask.id == task_id), g.user)
                  .add_columns(Case.id, Case.number, Agency.name)
                  .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
                  .outerjoin(Case, Case.id == InstanceScope.case_id)
                  .outerjoin(Agency, Agency.id == HumanTask.agency_id))
-    with kurator().db.session() as db:
+    with kurator().db.session(join=session) as db:
         row = db.execute(statement).first()
     if row is None:
         raise NotFound("Задача не найдена")
