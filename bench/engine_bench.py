@@ -583,13 +583,15 @@ def sop_complete(engine: ProcessEngine, instance_id: int, element: str, data: di
 
 
 def business_free_bytes(state: str) -> int:
-    """Bytes of a stored state with the business data of every task and (sub)process emptied."""
+    """Bytes of a stored state with the business data of every task and (sub)process emptied (compact JSON; a
+    data field the layout leaves out is not added)."""
     dct = json.loads(state)
 
     def strip(wf: dict[str, Any]) -> None:
-        wf["data"] = {}
-        for task in wf.get("tasks", {}).values():
-            task["data"], task["delta"] = {}, {}
+        for holder in [wf, *wf.get("tasks", {}).values()]:
+            for key in ("data", "delta"):
+                if key in holder:
+                    holder[key] = {}
 
     strip(dct)
     for sp in dct.get("subprocesses", {}).values():

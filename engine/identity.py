@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from .errors import InvalidInput, NotFound
 from .models import Agency, ApiToken, Municipality, Role, User, UserRole, UserSession
@@ -260,9 +260,11 @@ class IdentityService:
                                         .execution_options(synchronize_session=False)).rowcount or 0
             return old, moved
 
-    def get_user(self, username: str) -> UserInfo:
-        with self._engine.db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
+    def get_user(self, username: str, session: Session | None = None) -> UserInfo:
+        """An active user with roles and agency, read in one statement (in the caller's transaction when given)."""
+        with self._engine.db.session(join=session) as session:
+            user = session.scalars(select(User).options(joinedload(User.role_links))
+                                   .where(User.username == username)).unique().first()
             if user is None or not user.is_active:
                 raise NotFound(f"No active user '{username}'")
             return _info(user)

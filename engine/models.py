@@ -133,7 +133,9 @@ class ProcessDefinition(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
-    spec_json: Mapped[str] = mapped_column(Text)
+    # deferred: tens of kilobytes that every instance row would otherwise bring along through its joined
+    # `definition` (the executor takes the spec from `RepositoryService.spec_json`, cached per process)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     warnings: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by: Mapped[str | None] = mapped_column(String(100))
@@ -250,12 +252,15 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_by: Mapped[str | None] = mapped_column(String(100))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # not a column: True when the writer set `municipality_id` from an instance row it holds locked (the timer
+    # sweep), so that the INSERT carries the value itself and rows of several instances go in one statement
+    municipality_known = False
 
 
 @event.listens_for(HumanTask, "before_insert")
 def _copy_municipality(_mapper, _connection, target: HumanTask) -> None:
     """A new task row takes its instance's municipality, in the INSERT itself (no extra round trip)."""
-    if target.municipality_id is None and target.instance_id is not None:
+    if target.municipality_id is None and target.instance_id is not None and not target.municipality_known:
         target.municipality_id = (select(ProcessInstance.municipality_id)
                                   .where(ProcessInstance.id == target.instance_id).scalar_subquery())
 

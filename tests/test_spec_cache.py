@@ -31,10 +31,14 @@ USERS = {"commission_secretary": "secretary", "commission": "chair", "curator": 
          "agency_specialist": "specialist", "guardianship": "guardian", "police": "inspector",
          "social_protection": "social", "regional_secretary": "regional"}
 
-# Statements of one `engine.tasks.complete` of a sop_case user task (SQLite and PostgreSQL alike). Was 16 for
-# sop_check before the completion read the instance's status and version in one query and took the completed
-# row from the UPDATE's RETURNING instead of a read after the commit. Raise only for a good reason.
-MAX_STATEMENTS = {"sop_check": 14, "sop_recognition": 14, "sop_programme_draft": 14}
+# Statements of one `engine.tasks.complete` of a sop_case user task, in one transaction: the user with roles; the
+# task with its instance; the task's UPDATE ... RETURNING; the instance's UPDATE; the instance's task rows; the
+# history events; the new task row (the form is read once per process version). PostgreSQL writes the history
+# events in one INSERT, SQLite one INSERT each (here two). Was 16, then 14 (four transactions: the user, the
+# task's checks, the form, the change). Raise only for a good reason.
+MAX_STATEMENTS = {"sop_check": 7, "sop_recognition": 7, "sop_programme_draft": 7}
+SQLITE_HISTORY_INSERTS = 1  # the second history event of a completion
+FIRST_FORM_READ = 2  # the pinned form version, then the form
 
 
 @pytest.fixture
@@ -311,19 +315,27 @@ def test_statements_per_sop_case_completion_stay_bounded(sop):
     def count(_conn, _cursor, statement, *_args):
         statements.append(statement)
 
-    instance_id = start(engine, 1, "counted")
-    seen = {}
-    for element, data in (("sop_check", CHECK), ("sop_recognition", {**RECOGNITION, "working_group": ["police"]}),
-                          ("sop_registration_card", CARD), ("sop_proposals", PROPOSAL),
-                          ("sop_programme_draft", DRAFT)):
-        task = next(t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
-        user = task["assignee"] or USERS[task["candidate_roles"][0]]
-        statements.clear()
-        event.listen(engine.db.engine, "before_cursor_execute", count)
-        try:
-            engine.tasks.complete(task["id"], user, data)
-        finally:
-            event.remove(engine.db.engine, "before_cursor_execute", count)
-        seen[element] = len(statements)
+    def drive(case_id: int) -> dict[str, int]:
+        instance_id = start(engine, case_id, f"counted-{case_id}")
+        seen = {}
+        for element, data in (("sop_check", CHECK), ("sop_recognition", {**RECOGNITION, "working_group": ["police"]}),
+                              ("sop_registration_card", CARD), ("sop_proposals", PROPOSAL),
+                              ("sop_programme_draft", DRAFT)):
+            task = next(t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
+            user = task["assignee"] or USERS[task["candidate_roles"][0]]
+            statements.clear()
+            event.listen(engine.db.engine, "before_cursor_execute", count)
+            try:
+                engine.tasks.complete(task["id"], user, data)
+            finally:
+                event.remove(engine.db.engine, "before_cursor_execute", count)
+            seen[element] = len(statements)
+        return seen
+
+    extra = 0 if engine.db.is_postgresql else SQLITE_HISTORY_INSERTS
+    first = drive(1)  # each form is read on its first use in the process: two statements more
     for element, bound in MAX_STATEMENTS.items():
-        assert seen[element] <= bound, (element, seen[element], statements)
+        assert first[element] <= bound + extra + FIRST_FORM_READ, (element, first[element])
+    seen = drive(2)
+    for element, bound in MAX_STATEMENTS.items():
+        assert seen[element] <= bound + extra, (element, seen[element], statements)
