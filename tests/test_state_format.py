@@ -11,12 +11,13 @@ from sqlalchemy import select
 from engine.bpmn.serializer import STATE_FORMAT, STATE_FORMAT_KEY
 from engine.models import ProcessDefinition, ProcessInstance
 
-from .support import DIAGRAMS
-from .test_long_cases import looping  # noqa: F401 - the fixture
-from .test_spec_cache import complete, scenario, sop, start  # noqa: F401 - `sop` is a fixture
+from . import test_long_cases, test_spec_cache
 from .test_sop_diagrams import APPROVE, CARD, CHECK, DRAFT, PROPOSAL, RECOGNITION
+from .test_spec_cache import complete, scenario, start
 
 STATES = Path(__file__).parent / "states"
+looping = test_long_cases.looping  # fixtures: the loop diagrams deployed; workflows/ and forms/ deployed
+sop = test_spec_cache.sop
 
 
 def stored(engine, instance_id: int) -> tuple[str, str]:
