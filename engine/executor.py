@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,7 @@ from .calendar import CalendarCoverageError
 from .clock import parse_instant
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .models import Agency, HumanTask, ProcessInstance
-from .sandbox import SandboxError
+from .sandbox import Sandbox, SandboxError
 from .task_query import candidates_token
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class SavePlan:
     opened: list[tuple[str, dict[str, Any], HumanTask | None]] = field(default_factory=list)
     municipality_id: int | None = None
     municipality_known: bool = False
+    new_rows: list[dict[str, Any]] = field(default_factory=list)  # inbox rows `save_many` inserts
 
 
 class Executor:
@@ -84,12 +85,14 @@ class Executor:
     def __init__(self, engine: ProcessEngine):
         self._engine = engine
         self.serializer = StateSerializer()
+        # the sandbox keeps only its limits and guarded builtins (costly to build): one for every script engine
+        self.sandbox = Sandbox()
 
     # -- script engines ---------------------------------------------------------------------------------------
 
     def script_engine(self, tz: str) -> KuratorScriptEngine:
         functions = {**self._engine.calendar.functions(tz), **self._engine.identity.functions()}
-        return KuratorScriptEngine(functions, tz=tz, providers=self._engine.function_providers,
+        return KuratorScriptEngine(functions, tz=tz, sandbox=self.sandbox, providers=self._engine.function_providers,
                                    now=self._engine.clock.now)
 
     @contextmanager
@@ -137,9 +140,10 @@ class Executor:
         if row is None:
             raise NotFound(f"No process instance {instance_id}")
         loaded = self.load(session, row, actor)
-        with translate_errors():
-            yield loaded
-        self.save(loaded)
+        with self._engine.history.deferred(session):  # this change's events written in one INSERT
+            with translate_errors():
+                yield loaded
+            self.save(loaded)
 
     def record_conflict(self, instance_id: int, actor: str | None, what: str, exc: Conflict) -> None:
         """The `conflict_rejected` event of a refused change, in a transaction of its own."""
@@ -197,6 +201,9 @@ class Executor:
                            f"someone else at the same time")
         for plan in plans:
             self.apply_save(plan)
+        new_rows = [row for plan in plans for row in plan.new_rows]
+        if new_rows:
+            session.execute(insert(HumanTask.__table__), new_rows)
 
     def plan_save(self, loaded: Loaded, task_rows: list[HumanTask] | None = None,
                   municipality_known: bool = False) -> SavePlan:
@@ -268,12 +275,12 @@ class Executor:
                    data={"element": task_row.element_id, "name": task_row.name})
         for task_id, values, existing in plan.opened:
             agency_missing = values.pop("agency_missing")
-            if existing is None:
-                new = HumanTask(id=task_id, instance_id=row.id, created_at=now, **values)
-                if plan.municipality_known:
-                    new.municipality_id = plan.municipality_id
-                    new.municipality_known = True
-                session.add(new)
+            if existing is None and plan.municipality_known:  # written by `save_many`, rows of all together
+                plan.new_rows.append({"id": task_id, "instance_id": row.id, "created_at": now, "status": "open",
+                                      "municipality_id": plan.municipality_id, "completed_at": None,
+                                      "completed_by": None, "data": None, **values})
+            elif existing is None:
+                session.add(HumanTask(id=task_id, instance_id=row.id, created_at=now, **values))
             else:  # the same task became ready again (e.g. after a migration back)
                 for key, value in values.items():
                     setattr(existing, key, value)

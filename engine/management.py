@@ -111,6 +111,10 @@ class ManagementService:
     def _fire_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
         """Move every instance of a locked batch in memory, then write them all at once; an instance whose
         continuation fails is left as it was and becomes an incident."""
+        with self._engine.history.deferred(session):  # the batch's events in one INSERT
+            self._move_together(session, rows, result, now)
+
+    def _move_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
         executor = self._engine.executor
         moved, failed = [], []
         for row in rows:

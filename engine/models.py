@@ -252,15 +252,12 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_by: Mapped[str | None] = mapped_column(String(100))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # not a column: True when the writer set `municipality_id` from an instance row it holds locked (the timer
-    # sweep), so that the INSERT carries the value itself and rows of several instances go in one statement
-    municipality_known = False
 
 
 @event.listens_for(HumanTask, "before_insert")
 def _copy_municipality(_mapper, _connection, target: HumanTask) -> None:
     """A new task row takes its instance's municipality, in the INSERT itself (no extra round trip)."""
-    if target.municipality_id is None and target.instance_id is not None and not target.municipality_known:
+    if target.municipality_id is None and target.instance_id is not None:
         target.municipality_id = (select(ProcessInstance.municipality_id)
                                   .where(ProcessInstance.id == target.instance_id).scalar_subquery())
 

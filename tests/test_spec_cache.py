@@ -31,13 +31,12 @@ USERS = {"commission_secretary": "secretary", "commission": "chair", "curator": 
          "agency_specialist": "specialist", "guardianship": "guardian", "police": "inspector",
          "social_protection": "social", "regional_secretary": "regional"}
 
-# Statements of one `engine.tasks.complete` of a sop_case user task, in one transaction: the user with roles; the
-# task with its instance; the task's UPDATE ... RETURNING; the instance's UPDATE; the instance's task rows; the
-# history events; the new task row (the form is read once per process version). PostgreSQL writes the history
-# events in one INSERT, SQLite one INSERT each (here two). Was 16, then 14 (four transactions: the user, the
-# task's checks, the form, the change). Raise only for a good reason.
+# Statements of one `engine.tasks.complete` of a sop_case user task (SQLite and PostgreSQL alike), in one
+# transaction: the user with roles; the task with its instance; the task's UPDATE ... RETURNING; the instance's
+# UPDATE; the instance's task rows; the history events (one INSERT); the new task row. The form is read once per
+# process version. Was 16, then 14 (in four transactions: the user, the task's checks, the form, the change).
+# Raise only for a good reason.
 MAX_STATEMENTS = {"sop_check": 7, "sop_recognition": 7, "sop_programme_draft": 7}
-SQLITE_HISTORY_INSERTS = 1  # the second history event of a completion
 FIRST_FORM_READ = 2  # the pinned form version, then the form
 
 
@@ -332,10 +331,9 @@ def test_statements_per_sop_case_completion_stay_bounded(sop):
             seen[element] = len(statements)
         return seen
 
-    extra = 0 if engine.db.is_postgresql else SQLITE_HISTORY_INSERTS
     first = drive(1)  # each form is read on its first use in the process: two statements more
     for element, bound in MAX_STATEMENTS.items():
-        assert first[element] <= bound + extra + FIRST_FORM_READ, (element, first[element])
+        assert first[element] <= bound + FIRST_FORM_READ, (element, first[element])
     seen = drive(2)
     for element, bound in MAX_STATEMENTS.items():
-        assert seen[element] <= bound + extra, (element, seen[element], statements)
+        assert seen[element] <= bound, (element, seen[element], statements)
