@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/kurator.db"
+# The session of the instance change in progress (set by `Executor.change`): directory lookups that diagram
+# expressions call (`IdentityService.agency_of_kind`) read in that transaction instead of opening their own.
+CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_session", default=None)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

@@ -31,6 +31,7 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
+from .db import CURRENT_SESSION
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .models import Agency, HumanTask, ProcessInstance
 from .sandbox import Sandbox, SandboxError
@@ -140,10 +141,14 @@ class Executor:
         if row is None:
             raise NotFound(f"No process instance {instance_id}")
         loaded = self.load(session, row, actor)
-        with self._engine.history.deferred(session):  # this change's events written in one INSERT
-            with translate_errors():
-                yield loaded
-            self.save(loaded)
+        token = CURRENT_SESSION.set(session)
+        try:
+            with self._engine.history.deferred(session):  # this change's events written in one INSERT
+                with translate_errors():
+                    yield loaded
+                self.save(loaded)
+        finally:
+            CURRENT_SESSION.reset(token)
 
     def record_conflict(self, instance_id: int, actor: str | None, what: str, exc: Conflict) -> None:
         """The `conflict_rejected` event of a refused change, in a transaction of its own."""

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from .db import CURRENT_SESSION
 from .errors import InvalidInput, NotFound
 from .models import Agency, ApiToken, Municipality, Role, User, UserRole, UserSession
 
@@ -284,7 +285,8 @@ class IdentityService:
         municipality has none or several of that kind (a task must then be addressed some other way)."""
         if not kind or not municipality:
             return None
-        with self._engine.db.session() as session:
+        # in the transaction of the change that evaluates it, if any
+        with self._engine.db.session(join=CURRENT_SESSION.get()) as session, session.no_autoflush:
             rows = session.execute(select(Agency.id, Agency.name, Agency.kind)
                                    .join(Municipality, Municipality.id == Agency.municipality_id)
                                    .where(Agency.kind == str(kind), Municipality.name == str(municipality))
