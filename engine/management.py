@@ -94,6 +94,7 @@ class ManagementService:
             rows = session.scalars(query).all()
             if not rows:
                 return None
+            last_id = rows[-1].id
             batch = SweepResult()
             savepoint = session.begin_nested()
             try:
@@ -106,7 +107,7 @@ class ManagementService:
             result.instances += batch.instances
             result.timers_fired += batch.timers_fired
             result.incidents.extend(batch.incidents)
-            return rows[-1].id
+            return last_id
 
     def _fire_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
         """Move every instance of a locked batch in memory, then write them all at once; an instance whose
