@@ -211,13 +211,14 @@ class Executor:
             session.execute(insert(HumanTask.__table__), new_rows)
 
     def plan_save(self, loaded: Loaded, task_rows: list[HumanTask] | None = None,
-                  municipality_known: bool = False) -> SavePlan:
+                  municipality_known: bool = False, ready: dict[str, Any] | None = None) -> SavePlan:
         """What saving an instance writes, worked out before anything is written: the instance row's columns,
         the timers that fired, the inbox rows to cancel and to open (their Camunda attributes evaluated).
 
         `task_rows` are the instance's open rows and the rows of its ready tasks, when the caller read them for
-        several instances at once; `municipality_known` says that `loaded.row` was read in this transaction and
-        its municipality can be copied to new rows as it is (else each INSERT reads it)."""
+        several instances at once (with `ready`, the ready user tasks it found); `municipality_known` says that
+        `loaded.row` was read in this transaction and its municipality can be copied to new rows as it is (else
+        each INSERT reads it)."""
         session, row, workflow = loaded.session, loaded.row, loaded.workflow
         now = self._engine.clock.now()
         # every timer that fired in this change, whatever moved the instance: the scheduler's sweep, or a
@@ -233,7 +234,8 @@ class Executor:
                   "next_wakeup": next_wakeup, "waiting_for": waiting_for,
                   "status": "completed" if completed else "running", "error": None,
                   "ended_at": now if completed else None}
-        ready = self.ready_user_tasks(workflow)
+        if ready is None:
+            ready = self.ready_user_tasks(workflow)
         if task_rows is None:
             task_rows = self._task_rows(session, [row.id], list(ready))
         known = {r.id: r for r in task_rows if r.instance_id == row.id}

@@ -129,10 +129,10 @@ class ManagementService:
         if moved:
             task_rows = executor._task_rows(session, [loaded.row.id for loaded, _, _ in moved],
                                             [task_id for _, _, ready in moved for task_id in ready])
-            for loaded, fired, _ready in moved:
+            for loaded, fired, ready in moved:
                 try:
                     # the rows were read (and on PostgreSQL locked) by this transaction: their municipality holds
-                    plans.append((executor.plan_save(loaded, task_rows, municipality_known=True), fired))
+                    plans.append((executor.plan_save(loaded, task_rows, municipality_known=True, ready=ready), fired))
                 except ExecutionError as exc:
                     failed.append((loaded.row.id, exc))
         executor.save_many(session, [plan for plan, _ in plans])
