@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from .db import CURRENT_SESSION
 from .errors import InvalidInput, NotFound
@@ -264,11 +264,19 @@ class IdentityService:
     def get_user(self, username: str, session: Session | None = None) -> UserInfo:
         """An active user with roles and agency, read in one statement (in the caller's transaction when given)."""
         with self._engine.db.session(join=session) as session:
-            user = session.scalars(select(User).options(joinedload(User.role_links))
-                                   .where(User.username == username)).unique().first()
-            if user is None or not user.is_active:
-                raise NotFound(f"No active user '{username}'")
-            return _info(user)
+            rows = session.execute(
+                select(User.id, User.username, User.is_active, Agency.id, Agency.name, Agency.timezone,
+                       Municipality.name, UserRole.role_code)
+                .outerjoin(Agency, Agency.id == User.agency_id)
+                .outerjoin(Municipality, Municipality.id == Agency.municipality_id)
+                .outerjoin(UserRole, UserRole.user_id == User.id)
+                .where(User.username == username)).all()
+        if not rows or not rows[0][2]:
+            raise NotFound(f"No active user '{username}'")
+        user_id, name, _active, agency_id, agency, agency_tz, municipality, _role = rows[0]
+        return UserInfo(id=user_id, username=name, roles=tuple(sorted(r[7] for r in rows if r[7] is not None)),
+                        agency_id=agency_id, agency=agency, municipality=municipality,
+                        timezone=agency_tz if agency_id is not None else DEFAULT_TIMEZONE)
 
     def users(self) -> list[UserInfo]:
         with self._engine.db.session() as session:
