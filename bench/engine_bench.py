@@ -1091,8 +1091,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-spec-cache", action="store_true",
                         help="parse each version's spec at every load, as before the spec cache (a comparison)")
     parser.add_argument("--json", action="store_true",
-                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) as JSON on "
-                             "stdout; --quick makes the samples smaller")
+                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) and sweep_ratio "
+                             "as JSON on stdout; --quick makes the samples smaller")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the completions of one extra instance on each database")
     parser.add_argument("--profile-top", type=int, default=10, help="functions to show in the profile")
