@@ -237,7 +237,7 @@ class Executor:
         if ready is None:
             ready = self.ready_user_tasks(workflow)
         if task_rows is None:
-            task_rows = self._task_rows(session, [row.id], list(ready))
+            task_rows = self.task_rows_of(session, [row.id], list(ready))
         known = {r.id: r for r in task_rows if r.instance_id == row.id}
         open_rows = [r for r in known.values() if r.status == "open"]
         plan = SavePlan(loaded, now, values, fired, completed, row.status,
@@ -256,7 +256,7 @@ class Executor:
         return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
     @staticmethod
-    def _task_rows(session: Session, instance_ids: list[int], ready_ids: list[str]) -> list[HumanTask]:
+    def task_rows_of(session: Session, instance_ids: list[int], ready_ids: list[str]) -> list[HumanTask]:
         """One read: the open inbox rows of the instances, and the rows of ready tasks that were open once (ready
         again, e.g. after a migration back). History events added so far are not flushed for it; task rows
         added earlier in the transaction (not yet written) are."""

@@ -127,7 +127,7 @@ class ManagementService:
                 failed.append((row.id, exc))
         plans = []
         if moved:
-            task_rows = executor._task_rows(session, [loaded.row.id for loaded, _, _ in moved],
+            task_rows = executor.task_rows_of(session, [loaded.row.id for loaded, _, _ in moved],
                                             [task_id for _, _, ready in moved for task_id in ready])
             for loaded, fired, ready in moved:
                 try:
