@@ -8,6 +8,7 @@ Run from the repository root:
     .venv/bin/python bench/engine_bench.py --database sqlite --instances 100 --timers 2000
     .venv/bin/python bench/engine_bench.py --quick --json --database sqlite   # sop_case figures as JSON only
     .venv/bin/python bench/engine_bench.py --quick --json --no-spec-cache     # the same, parsing specs per load
+    .venv/bin/python bench/engine_bench.py --profile-sop --database postgres  # cProfile a completion and a timer
 
 Each database gets a fresh schema (a temporary SQLite file, or a private PostgreSQL schema that is dropped at
 the end). The same diagrams then run in memory on bare SpiffWorkflow, with the serializer configuration the
@@ -51,6 +52,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
 from engine import Database, FrozenClock, ProcessEngine
@@ -58,7 +60,7 @@ from engine.bpmn.parser import KuratorParser
 from engine.bpmn.script_engine import CURRENT_CLOCK, is_iso_literal
 from engine.bpmn.serializer import _CONFIG
 from engine.clock import parse_instant
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.models import HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance
 from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
@@ -190,6 +192,7 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[Database]:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(prefix="sqlite-", dir=OUT_DIR))
         db = open_database(f"sqlite:///{directory / 'bench.db'}")
+        db.bench_target = (db.url, None)  # how another process opens the same database
         try:
             db.upgrade([SOP_MIGRATIONS])  # the schema of the product: the engine's and the domain's
             yield db
@@ -199,6 +202,7 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[Database]:
     else:
         schema = create_postgres_schema(postgres_url)
         db = open_database(postgres_url, schema)
+        db.bench_target = (postgres_url, schema)
         try:
             db.upgrade([SOP_MIGRATIONS])  # the schema of the product: the engine's and the domain's
             yield db
@@ -581,13 +585,15 @@ def sop_complete(engine: ProcessEngine, instance_id: int, element: str, data: di
 
 
 def business_free_bytes(state: str) -> int:
-    """Bytes of a stored state with the business data of every task and (sub)process emptied."""
+    """Bytes of a stored state with the business data of every task and (sub)process emptied (compact JSON; a
+    data field the layout leaves out is not added)."""
     dct = json.loads(state)
 
     def strip(wf: dict[str, Any]) -> None:
-        wf["data"] = {}
-        for task in wf.get("tasks", {}).values():
-            task["data"], task["delta"] = {}, {}
+        for holder in [wf, *wf.get("tasks", {}).values()]:
+            for key in ("data", "delta"):
+                if key in holder:
+                    holder[key] = {}
 
     strip(dct)
     for sp in dct.get("subprocesses", {}).values():
@@ -697,6 +703,7 @@ def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         kurator = sop_kurator(engine, instances, age_samples)
         bare = sop_bare(engine, instances)
         probe = insert_commit(db, 50 if args.quick else 200)
+    sweep = sweep_figures(kind, args)
     median = kurator["completion"]["median_ms"]
     baseline = bare["median_ms"] + probe["median_ms"]
     return {
@@ -711,7 +718,215 @@ def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "state_bytes_raw": kurator["state_bytes"]["raw"],
         "completions": kurator["completion"]["count"],
         "aged_after_tasks": kurator["aged_completion"]["completed_tasks_before"],
-    }
+    } | sweep
+
+
+# -- the timer sweep in several scheduler processes (--json: sweep_ratio) -----------------------------------------
+
+
+def _scheduler_process(target: tuple[str, str | None], at: str, ready, go, results) -> None:
+    """One scheduler process: open the database, warm up, wait for the start, sweep until nothing is due."""
+    url, schema = target
+    db = open_database(url, schema)
+    try:
+        engine = ProcessEngine(db, FrozenClock(at))
+        definition = engine.repository.definition(TIMER_KEY)  # the version's spec parsed before the clock starts
+        engine.executor.serializer.specs(engine.repository.spec_json(definition.id))
+        with db.session() as session:
+            session.execute(text("SELECT 1"))
+        ready.put(os.getpid())
+        go.wait()
+        began = time.perf_counter()
+        fired = moved = sweeps = 0
+        incidents: list[dict] = []
+        while True:
+            result = engine.management.sweep()
+            sweeps += 1
+            fired += result.timers_fired
+            moved += result.instances
+            incidents += result.incidents
+            if not result.instances:
+                break
+        results.put({"pid": os.getpid(), "fired": fired, "instances": moved, "sweeps": sweeps,
+                     "incidents": incidents[:3], "seconds": time.perf_counter() - began,
+                     "finished_at": time.perf_counter()})
+    finally:
+        db.dispose()
+
+
+def kurator_parallel_sweep(db: Database, count: int, processes: int) -> dict[str, Any]:
+    """`count` timer cases due at once, swept by `processes` scheduler processes started together; checks that
+    every timer fired exactly once (one `timer_fired` event and one follow-up task per instance)."""
+    import multiprocessing
+
+    engine = ProcessEngine(db, FrozenClock(START_AT))
+    engine.identity.ensure_default_roles()
+    engine.identity.ensure_roles(SOP_ROLES)
+    engine.identity.add_user(USER, [ROLE])
+    engine.repository.deploy([("timer.bpmn", timer_diagram())], deployed_by="bench")
+    ids = [engine.runtime.start(TIMER_KEY, {"case_no": i}, business_key=f"sweep-{i}") for i in range(count)]
+    at = (parse_instant(START_AT) + AFTER_TIMERS).isoformat()
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no connection inherited
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    workers = [context.Process(target=_scheduler_process, args=(db.bench_target, at, ready, go, results))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=120)
+    began = time.perf_counter()
+    go.set()
+    reports = [results.get(timeout=600) for _ in workers]
+    wall = max(r["finished_at"] for r in reports) - began
+    for worker in workers:
+        worker.join(timeout=60)
+    with engine.db.session() as session:
+        per_instance = dict(session.execute(
+            select(HistoryEvent.instance_id, func.count()).where(HistoryEvent.event_type == "timer_fired",
+                                                                  HistoryEvent.instance_id.in_(ids))
+            .group_by(HistoryEvent.instance_id)).all())
+        follow_ups = session.scalar(select(func.count()).select_from(HumanTask)
+                                    .where(HumanTask.process_key == TIMER_KEY, HumanTask.status == "open"))
+    engine.clock.set(at)
+    again = engine.management.sweep()
+    fired = sum(r["fired"] for r in reports)
+    once = all(per_instance.get(i) == 1 for i in ids)
+    verified = once and fired == count and follow_ups == count and not again.timers_fired
+    if not verified:
+        twice = sum(1 for i in ids if per_instance.get(i, 0) > 1)
+        never = sum(1 for i in ids if not per_instance.get(i))
+        loud_error(f"parallel sweep: {fired} timers reported for {count} instances; {twice} fired more than once, "
+                   f"{never} never; {follow_ups} follow-up tasks; a later sweep fired {again.timers_fired}; "
+                   f"incidents: {[r['incidents'] for r in reports]}")
+    return {"processes": processes, "timers": count, "sweep_s": wall, "timers_per_s": count / wall,
+            "per_process_fired": sorted(r["fired"] for r in reports), "exactly_once": verified}
+
+
+def bare_timer_rate(count: int) -> dict[str, Any]:
+    """Bare SpiffWorkflow's in-memory timer rate on the same diagram (one process), as `bare_timers` measures."""
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_CONFIG))
+    clock = FrozenClock(START_AT)
+    token = CURRENT_CLOCK.set(clock)
+    try:
+        return bare_timers(serializer, timer_diagram(), count, clock)
+    finally:
+        CURRENT_CLOCK.reset(token)
+
+
+def sweep_figures(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`sweep_ratio`: timers/s of several scheduler processes (4 on PostgreSQL; SQLite has no SKIP LOCKED and
+    runs one scheduler) over bare SpiffWorkflow's in-memory timer rate, measured in the same run."""
+    count = args.sweep_timers
+    processes = args.schedulers if kind == "postgres" else 1
+    with fresh_database(kind, args.postgres_url) as db:
+        parallel = kurator_parallel_sweep(db, count, processes)
+    bare = bare_timer_rate(count)
+    return {"sweep_ratio": parallel["timers_per_s"] / bare["timers_per_s"],
+            "sweep_timers_per_s": parallel["timers_per_s"], "sweep_processes": processes,
+            "sweep_timers": count, "sweep_exactly_once": parallel["exactly_once"],
+            "sweep_per_process": parallel["per_process_fired"], "bare_timers_per_s": bare["timers_per_s"]}
+
+
+# -- profile of one sop_case completion and one timer (--profile-sop) ----------------------------------------------
+
+
+def _profile_table(profile: cProfile.Profile, per: int, top: int) -> dict[str, Any]:
+    """Top functions by cumulative and by own time, per unit of work (`per` completions or timers)."""
+    stats = pstats.Stats(profile)
+    rows = []
+    for (filename, line, name), (_primitive, calls, tottime, cumtime, _callers) in stats.stats.items():
+        rows.append({"function": f"{_short_path(filename)}:{line}({name})", "calls": calls / per,
+                     "tottime_ms": tottime * 1000 / per, "cumtime_ms": cumtime * 1000 / per})
+    plumbing = ("~:", "contextlib.py:", "<sqlalchemy generated", "<string>")
+    by_cumulative = sorted((row for row in rows if not row["function"].startswith(plumbing)
+                            and "/contextlib.py:" not in row["function"]),
+                           key=lambda row: row["cumtime_ms"], reverse=True)[:top]
+    engine_functions = sorted((row for row in rows if row["function"].startswith("engine/")),
+                              key=lambda row: row["cumtime_ms"], reverse=True)[:top]
+    by_own_time = sorted(rows, key=lambda row: row["tottime_ms"], reverse=True)[:top]
+    return {"ms_under_profiler": stats.total_tt * 1000 / per, "by_cumulative": by_cumulative,
+            "engine_functions": engine_functions, "by_own_time": by_own_time}
+
+
+@contextmanager
+def counted_statements(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sqlalchemy_event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
+
+
+def profile_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """cProfile the 8 completions of one sop_case (after one warm-up case) and one sweep of due timers."""
+    timers = 200
+    with fresh_database(kind, args.postgres_url) as db:
+        engine = sop_engine(db)
+        engine.repository.deploy([("timer.bpmn", timer_diagram())], deployed_by="bench")
+        sop_kurator(engine, 1, 2)  # warm-up: specs parsed, forms read, connections open
+        engine.clock.set(START_AT)
+        instance_id = engine.runtime.start("sop_case", dict(SOP_START, case_id=999), business_key="profiled")
+        profile = cProfile.Profile()
+        statements: dict[str, int] = {}
+        for element, data in SOP_PATH:
+            task = sop_open_task(engine, instance_id, element)
+            user = task["assignee"] or SOP_USERS[task["candidate_roles"][0]]
+            with counted_statements(db) as seen:
+                profile.enable()
+                engine.tasks.complete(task["id"], user, data)
+                profile.disable()
+            statements[element] = len(seen)
+            if element == "sop_check":
+                engine.clock.set(SOP_MEETING)
+        completion = _profile_table(profile, len(SOP_PATH), args.profile_top)
+        completion["statements"] = statements
+        engine.clock.set(START_AT)
+        for i in range(timers):
+            engine.runtime.start(TIMER_KEY, {"case_no": i}, business_key=f"profiled-timer-{i}")
+        engine.clock.set(parse_instant(START_AT) + AFTER_TIMERS)
+        profile = cProfile.Profile()
+        with counted_statements(db) as seen:
+            profile.enable()
+            result = engine.management.fire_due_timers()
+            profile.disable()
+        if result.timers_fired != timers:
+            loud_error(f"profiled sweep fired {result.timers_fired} of {timers} timers")
+        timer = _profile_table(profile, timers, args.profile_top)
+        timer["statements_per_timer"] = len(seen) / timers
+    return {"completion": completion, "timer": timer}
+
+
+def main_profile(args: argparse.Namespace, databases: list[str]) -> int:
+    load = os.getloadavg()
+    print(f"cProfile, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    document = {}
+    for kind in databases:
+        found = document[kind] = profile_sop(kind, args)
+        completion, timer = found["completion"], found["timer"]
+        print(f"\n== {kind}: one sop_case completion, {completion['ms_under_profiler']:.2f} ms under the profiler "
+              f"(mean of the {len(SOP_PATH)} completions of one case); SQL statements: {completion['statements']}")
+        for name, rows in (("by cumulative time", completion["by_cumulative"]),
+                           ("engine functions (engine/) by cumulative time", completion["engine_functions"]),
+                           ("by own time", completion["by_own_time"])):
+            print(f"-- top {args.profile_top} {name}")
+            print(format_profile(rows))
+        print(f"\n== {kind}: one timer, {timer['ms_under_profiler']:.2f} ms under the profiler (mean of one sweep of "
+              f"200 due timers); SQL statements per timer: {timer['statements_per_timer']:.2f}")
+        for name, rows in (("by cumulative time", timer["by_cumulative"]),
+                           ("engine functions (engine/) by cumulative time", timer["engine_functions"]),
+                           ("by own time", timer["by_own_time"])):
+            print(f"-- top {args.profile_top} {name}")
+            print(format_profile(rows))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    output = args.output.with_name("engine_profile.json")
+    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\nJSON written to {output}")
+    return 0
 
 
 def disable_spec_cache() -> None:
@@ -765,7 +980,7 @@ def main_json(args: argparse.Namespace, databases: list[str]) -> int:
     database at the top level)."""
     by_database = {kind: run_sop(kind, args) for kind in databases}
     first = by_database[databases[0]]
-    document = {key: first[key] for key in ("completion_ratio", "age_ratio", "state_bytes")}
+    document = {key: first[key] for key in ("completion_ratio", "age_ratio", "state_bytes", "sweep_ratio")}
     document.update(web_keys(args))
     document.update(database=databases[0], by_database=by_database)
     print(json.dumps(document, indent=2))
@@ -907,12 +1122,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-spec-cache", action="store_true",
                         help="parse each version's spec at every load, as before the spec cache (a comparison)")
     parser.add_argument("--json", action="store_true",
-                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes) and the web "
-                             "figures of web_bench on PostgreSQL (inbox_api_p95_ms, inbox_page_p95_ms, "
+                        help="only the sop_case figures (completion_ratio, age_ratio, state_bytes), sweep_ratio "
+                             "and the web figures of web_bench on PostgreSQL (inbox_api_p95_ms, inbox_page_p95_ms, "
                              "http_completions_per_s) as JSON on stdout; --quick makes the samples smaller")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the completions of one extra instance on each database")
     parser.add_argument("--profile-top", type=int, default=10, help="functions to show in the profile")
+    parser.add_argument("--profile-sop", action="store_true",
+                        help="cProfile the completions of one sop_case and one sweep of due timers on each database "
+                             "(figures per completion and per timer, with SQL statements counted); nothing else runs")
+    parser.add_argument("--sweep-timers", type=int, default=None,
+                        help="due timers for sweep_ratio in --json (default 4000; --quick 1000)")
+    parser.add_argument("--schedulers", type=int, default=4,
+                        help="scheduler processes sweeping at once for sweep_ratio on PostgreSQL")
     parser.add_argument("--postgres-url",
                         default=os.environ.get("KURATOR_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_URL,
                         help="PostgreSQL server (a private schema is created and dropped); "
@@ -923,6 +1145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.instances = 5 if args.quick else 50
     if args.timers is None:
         args.timers = 500 if args.quick else 10_000
+    if args.sweep_timers is None:
+        args.sweep_timers = 1000 if args.quick else 4000
     if args.instances < 1 or args.timers < 1 or args.tasks < 2 or args.start_batch < 1:
         parser.error("--instances and --timers must be at least 1, --tasks at least 2")
     return args
@@ -944,6 +1168,8 @@ def main(argv: list[str] | None = None) -> int:
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     if args.no_spec_cache:
         disable_spec_cache()
+    if args.profile_sop:
+        return main_profile(args, databases)
     if args.json:
         return main_json(args, databases)
     diagrams = {"sequence.bpmn": sequence_diagram(args.tasks), "timer.bpmn": timer_diagram()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/kurator.db"
+# The session of the instance change in progress (set by `Executor.change`): directory lookups that diagram
+# expressions call (`IdentityService.agency_of_kind`) read in that transaction instead of opening their own.
+CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_session", default=None)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
 

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,9 +31,10 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
+from .db import CURRENT_SESSION
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .models import Agency, HumanTask, ProcessInstance
-from .sandbox import SandboxError
+from .sandbox import Sandbox, SandboxError
 from .task_query import candidates_token
 
 if TYPE_CHECKING:
@@ -61,18 +62,38 @@ class Loaded:
     timers_of: BpmnWorkflow | None = None  # the workflow `timers` was taken from
 
 
+@dataclass
+class SavePlan:
+    """What `Executor.save` writes for one instance (`plan_save`), before anything is written."""
+
+    loaded: Loaded
+    now: datetime
+    values: dict[str, Any]  # the instance row's new columns
+    fired: list[str]  # element ids of the timers that fired
+    completed: bool
+    status_before: str
+    cancelled: list[HumanTask] = field(default_factory=list)
+    # (task id, inbox row columns, the row of a task ready again or None)
+    opened: list[tuple[str, dict[str, Any], HumanTask | None]] = field(default_factory=list)
+    municipality_id: int | None = None
+    municipality_known: bool = False
+    new_rows: list[dict[str, Any]] = field(default_factory=list)  # inbox rows `save_many` inserts
+
+
 class Executor:
     """The engine's single path for changing instance state."""
 
     def __init__(self, engine: ProcessEngine):
         self._engine = engine
         self.serializer = StateSerializer()
+        # the sandbox keeps only its limits and guarded builtins (costly to build): one for every script engine
+        self.sandbox = Sandbox()
 
     # -- script engines ---------------------------------------------------------------------------------------
 
     def script_engine(self, tz: str) -> KuratorScriptEngine:
         functions = {**self._engine.calendar.functions(tz), **self._engine.identity.functions()}
-        return KuratorScriptEngine(functions, tz=tz, providers=self._engine.function_providers,
+        return KuratorScriptEngine(functions, tz=tz, sandbox=self.sandbox, providers=self._engine.function_providers,
                                    now=self._engine.clock.now)
 
     @contextmanager
@@ -105,17 +126,34 @@ class Executor:
         (the caller's transaction when `session` is given)."""
         try:
             with self.clock_in_force(), self._engine.db.session(join=session) as session:
-                row = session.get(ProcessInstance, instance_id)
-                if row is None:
-                    raise NotFound(f"No process instance {instance_id}")
-                loaded = self.load(session, row, actor)
+                with self.change(session, instance_id, actor) as loaded:
+                    yield loaded
+        except Conflict as exc:
+            self.record_conflict(instance_id, actor, what, exc)
+            raise
+
+    @contextmanager
+    def change(self, session: Session, instance_id: int, actor: str | None = None) -> Iterator[Loaded]:
+        """`operation` inside the caller's transaction, with the clock already in force, and leaving a `Conflict`
+        to the caller (who records it with `record_conflict` once its transaction is rolled back). An instance
+        row already in the session (read with the caller's other rows) is not read again."""
+        row = session.get(ProcessInstance, instance_id)
+        if row is None:
+            raise NotFound(f"No process instance {instance_id}")
+        loaded = self.load(session, row, actor)
+        token = CURRENT_SESSION.set(session)
+        try:
+            with self._engine.history.deferred(session):  # this change's events written in one INSERT
                 with translate_errors():
                     yield loaded
                 self.save(loaded)
-        except Conflict as exc:
-            self._engine.history.record_now(history.CONFLICT_REJECTED, instance_id, actor=actor,
-                                            data={"attempt": what, "message": exc.message})
-            raise
+        finally:
+            CURRENT_SESSION.reset(token)
+
+    def record_conflict(self, instance_id: int, actor: str | None, what: str, exc: Conflict) -> None:
+        """The `conflict_rejected` event of a refused change, in a transaction of its own."""
+        self._engine.history.record_now(history.CONFLICT_REJECTED, instance_id, actor=actor,
+                                        data={"attempt": what, "message": exc.message})
 
     def advance(self, loaded: Loaded) -> None:
         """Run every engine step that is ready (scripts, gateways, events, timers that are due)."""
@@ -138,6 +176,49 @@ class Executor:
 
     def save(self, loaded: Loaded) -> None:
         """Write state, human tasks, next wake-up and history; the revision check comes first."""
+        plan = self.plan_save(loaded)
+        with loaded.session.no_autoflush:  # history events and task rows added so far are written together
+            result = loaded.session.execute(
+                update(ProcessInstance)
+                .where(ProcessInstance.id == loaded.row.id, ProcessInstance.revision == loaded.revision)
+                .values(**plan.values)
+                .execution_options(synchronize_session=False)
+            )
+        if result.rowcount != 1:
+            raise Conflict(f"Process instance {loaded.row.id} was changed by someone else at the same time; "
+                           f"reload and try again")
+        self.apply_save(plan)
+
+    def save_many(self, session: Session, plans: list[SavePlan]) -> None:
+        """`save` for several instances at once (the timer sweep): one statement writes every state, each with
+        its revision check; a `Conflict` when any of them changed meanwhile (the caller then saves one by one)."""
+        if not plans:
+            return
+        table = ProcessInstance.__table__
+        statement = (update(table).where(table.c.id == bindparam("w_id"), table.c.revision == bindparam("w_revision"))
+                     .values({name: bindparam(f"v_{name}") for name in plans[0].values}))
+        with session.no_autoflush:
+            result = session.execute(statement, [
+                {"w_id": plan.loaded.row.id, "w_revision": plan.loaded.revision,
+                 **{f"v_{name}": value for name, value in plan.values.items()}} for plan in plans])
+        if result.rowcount != len(plans):
+            raise Conflict(f"{len(plans) - result.rowcount} of {len(plans)} process instances were changed by "
+                           f"someone else at the same time")
+        for plan in plans:
+            self.apply_save(plan)
+        new_rows = [row for plan in plans for row in plan.new_rows]
+        if new_rows:
+            session.execute(insert(HumanTask.__table__), new_rows)
+
+    def plan_save(self, loaded: Loaded, task_rows: list[HumanTask] | None = None,
+                  municipality_known: bool = False, ready: dict[str, Any] | None = None) -> SavePlan:
+        """What saving an instance writes, worked out before anything is written: the instance row's columns,
+        the timers that fired, the inbox rows to cancel and to open (their Camunda attributes evaluated).
+
+        `task_rows` are the instance's open rows and the rows of its ready tasks, when the caller read them for
+        several instances at once (with `ready`, the ready user tasks it found); `municipality_known` says that
+        `loaded.row` was read in this transaction and its municipality can be copied to new rows as it is (else
+        each INSERT reads it)."""
         session, row, workflow = loaded.session, loaded.row, loaded.workflow
         now = self._engine.clock.now()
         # every timer that fired in this change, whatever moved the instance: the scheduler's sweep, or a
@@ -149,49 +230,64 @@ class Executor:
         # unpruned instance (saved before pruning existed) completed
         completed = not any(not t.has_state(TaskState.FINISHED_MASK) for t in workflow.tasks.values())
         next_wakeup, waiting_for = (None, None) if completed else pending_events(workflow)
-        result = session.execute(
-            update(ProcessInstance)
-            .where(ProcessInstance.id == row.id, ProcessInstance.revision == loaded.revision)
-            .values(state=self.serializer.state_to_json(workflow), revision=loaded.revision + 1,
-                    next_wakeup=next_wakeup, waiting_for=waiting_for,
-                    status="completed" if completed else "running", error=None,
-                    ended_at=now if completed else None)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            raise Conflict(f"Process instance {row.id} was changed by someone else at the same time; "
-                           f"reload and try again")
-        for element in fired:
-            self._engine.history.record(session, history.TIMER_FIRED, row.id, actor=loaded.actor,
-                                        data={"element": element})
-        self._sync_human_tasks(loaded, now)
-        if completed and row.status != "completed":
-            self._engine.history.record(session, history.INSTANCE_COMPLETED, row.id, actor=loaded.actor)
-        session.expire(row)
-
-    # -- human tasks ------------------------------------------------------------------------------------------
-
-    def _sync_human_tasks(self, loaded: Loaded, now: datetime) -> None:
-        session, workflow = loaded.session, loaded.workflow
-        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        open_rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == loaded.row.id,
-                                                            HumanTask.status == "open")).all()
-        for task_row in open_rows:
-            if task_row.id not in ready:
-                task_row.status = "cancelled"
-                task_row.completed_at = now
-                self._engine.history.record(session, history.TASK_CANCELLED, loaded.row.id, task_id=task_row.id,
-                                            data={"element": task_row.element_id, "name": task_row.name})
+        values = {"state": self.serializer.state_to_json(workflow), "revision": loaded.revision + 1,
+                  "next_wakeup": next_wakeup, "waiting_for": waiting_for,
+                  "status": "completed" if completed else "running", "error": None,
+                  "ended_at": now if completed else None}
+        if ready is None:
+            ready = self.ready_user_tasks(workflow)
+        if task_rows is None:
+            task_rows = self.task_rows_of(session, [row.id], list(ready))
+        known = {r.id: r for r in task_rows if r.instance_id == row.id}
+        open_rows = [r for r in known.values() if r.status == "open"]
+        plan = SavePlan(loaded, now, values, fired, completed, row.status,
+                        cancelled=[r for r in open_rows if r.id not in ready])
         open_ids = {r.id for r in open_rows}
         roles = self._engine.role_titles()
         for task_id, task in ready.items():
-            if task_id in open_ids:
-                continue
-            values = self.human_task_values(loaded, task, roles)
+            if task_id not in open_ids:
+                plan.opened.append((task_id, self.human_task_values(loaded, task, roles), known.get(task_id)))
+        plan.municipality_id = row.municipality_id if municipality_known else None
+        plan.municipality_known = municipality_known
+        return plan
+
+    @staticmethod
+    def ready_user_tasks(workflow: BpmnWorkflow) -> dict[str, Any]:
+        return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+    @staticmethod
+    def task_rows_of(session: Session, instance_ids: list[int], ready_ids: list[str]) -> list[HumanTask]:
+        """One read: the open inbox rows of the instances, and the rows of ready tasks that were open once (ready
+        again, e.g. after a migration back). History events added so far are not flushed for it; task rows
+        added earlier in the transaction (not yet written) are."""
+        where = HumanTask.instance_id == instance_ids[0] if len(instance_ids) == 1 else \
+            HumanTask.instance_id.in_(instance_ids)
+        query = select(HumanTask).where(where, or_(HumanTask.status == "open", HumanTask.id.in_(ready_ids))
+                                        if ready_ids else HumanTask.status == "open")
+        if any(isinstance(pending, HumanTask) for pending in session.new):
+            return list(session.scalars(query))
+        with session.no_autoflush:
+            return list(session.scalars(query))
+
+    def apply_save(self, plan: SavePlan) -> None:
+        """After the instance row is written: history events, inbox rows, and the row expired for re-reading."""
+        loaded, now = plan.loaded, plan.now
+        session, row, record = loaded.session, loaded.row, self._engine.history.record
+        for element in plan.fired:
+            record(session, history.TIMER_FIRED, row.id, actor=loaded.actor, data={"element": element})
+        for task_row in plan.cancelled:
+            task_row.status = "cancelled"
+            task_row.completed_at = now
+            record(session, history.TASK_CANCELLED, row.id, task_id=task_row.id,
+                   data={"element": task_row.element_id, "name": task_row.name})
+        for task_id, values, existing in plan.opened:
             agency_missing = values.pop("agency_missing")
-            existing = session.get(HumanTask, task_id)
-            if existing is None:
-                session.add(HumanTask(id=task_id, instance_id=loaded.row.id, created_at=now, **values))
+            if existing is None and plan.municipality_known:  # written by `save_many`, rows of all together
+                plan.new_rows.append({"id": task_id, "instance_id": row.id, "created_at": now, "status": "open",
+                                      "municipality_id": plan.municipality_id, "completed_at": None,
+                                      "completed_by": None, "data": None, **values})
+            elif existing is None:
+                session.add(HumanTask(id=task_id, instance_id=row.id, created_at=now, **values))
             else:  # the same task became ready again (e.g. after a migration back)
                 for key, value in values.items():
                     setattr(existing, key, value)
@@ -203,7 +299,12 @@ class Executor:
                        "due": values["due"].isoformat() if values["due"] else None}
             if agency_missing:
                 created["agency_missing"] = True
-            self._engine.history.record(session, history.TASK_CREATED, loaded.row.id, task_id=task_id, data=created)
+            record(session, history.TASK_CREATED, row.id, task_id=task_id, data=created)
+        if plan.completed and plan.status_before != "completed":
+            record(session, history.INSTANCE_COMPLETED, row.id, actor=loaded.actor)
+        session.expire(row)
+
+    # -- human tasks ------------------------------------------------------------------------------------------
 
     def human_task_values(self, loaded: Loaded, task, roles: dict[str, str]) -> dict[str, Any]:
         """Evaluate a ready task's Camunda attributes into the columns of its inbox row."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import date, datetime
 from typing import Any
@@ -52,7 +53,7 @@ def validate_submission(schema: dict[str, Any], data: dict[str, Any]) -> dict[st
     for key, field in input_fields(schema).items():
         if key not in data:
             if "defaultValue" in field:
-                data[key] = field["defaultValue"]
+                data[key] = copy.deepcopy(field["defaultValue"])
             elif field.get("type") == "checkbox":
                 data[key] = False
         message = _check_field(field, data.get(key), key in data)

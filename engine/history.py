@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .models import HistoryEvent
@@ -34,6 +35,7 @@ MIGRATION_REVERTED = "migration_reverted"
 
 
 Listener = Callable[[Session, HistoryEvent], None]
+_KEPT = "kurator_history_kept"  # Session.info key of the events `deferred` keeps
 
 
 class HistoryService:
@@ -52,11 +54,46 @@ class HistoryService:
 
     def record(self, session: Session, event_type: str, instance_id: int | None = None, *,
                task_id: str | None = None, actor: str | None = None, data: dict[str, Any] | None = None) -> None:
-        event = HistoryEvent(instance_id=instance_id, task_id=task_id, event_type=event_type, actor=actor,
-                             at=self._engine.clock.now(), data=data)
-        session.add(event)
-        for listener in self._listeners.get(event_type, ()):
+        values = {"instance_id": instance_id, "task_id": task_id, "event_type": event_type, "actor": actor,
+                  "at": self._engine.clock.now(), "data": data}
+        listeners = self._listeners.get(event_type, ())
+        kept = session.info.get(_KEPT)
+        if kept is None:
+            event = HistoryEvent(**values)
+            session.add(event)
+        else:  # inside `deferred`
+            kept.append(values)
+            if not listeners:
+                return
+            self._write(session, kept)  # the listeners may read what was recorded so far
+            event = HistoryEvent(**values)  # not in the session: the row is written
+        for listener in listeners:
             listener(session, event)
+
+    @contextmanager
+    def deferred(self, session: Session) -> Iterator[None]:
+        """Within: the events recorded in `session` are written together when the block ends, in one INSERT
+        (executemany) without ORM objects; an event with listeners is written at once, with those before it,
+        and its listeners get an event object that is not in the session. Nothing is written on an error."""
+        previous = session.info.get(_KEPT)
+        if previous:  # an enclosing block's events come first
+            self._write(session, previous)
+        kept: list[dict[str, Any]] = []
+        session.info[_KEPT] = kept
+        try:
+            yield
+            self._write(session, kept)
+        finally:
+            if previous is None:
+                session.info.pop(_KEPT, None)
+            else:
+                session.info[_KEPT] = previous
+
+    @staticmethod
+    def _write(session: Session, kept: list[dict[str, Any]]) -> None:
+        if kept:
+            session.execute(insert(HistoryEvent.__table__), list(kept))
+            kept.clear()
 
     def record_now(self, event_type: str, instance_id: int | None = None, **kwargs: Any) -> None:
         """Record in a transaction of its own (for events about attempts that were rolled back)."""

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from .db import CURRENT_SESSION
 from .errors import InvalidInput, NotFound
 from .models import Agency, ApiToken, Municipality, Role, User, UserRole, UserSession
 
@@ -260,12 +261,22 @@ class IdentityService:
                                         .execution_options(synchronize_session=False)).rowcount or 0
             return old, moved
 
-    def get_user(self, username: str) -> UserInfo:
-        with self._engine.db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None or not user.is_active:
-                raise NotFound(f"No active user '{username}'")
-            return _info(user)
+    def get_user(self, username: str, session: Session | None = None) -> UserInfo:
+        """An active user with roles and agency, read in one statement (in the caller's transaction when given)."""
+        with self._engine.db.session(join=session) as session:
+            rows = session.execute(
+                select(User.id, User.username, User.is_active, Agency.id, Agency.name, Agency.timezone,
+                       Municipality.name, UserRole.role_code)
+                .outerjoin(Agency, Agency.id == User.agency_id)
+                .outerjoin(Municipality, Municipality.id == Agency.municipality_id)
+                .outerjoin(UserRole, UserRole.user_id == User.id)
+                .where(User.username == username)).all()
+        if not rows or not rows[0][2]:
+            raise NotFound(f"No active user '{username}'")
+        user_id, name, _active, agency_id, agency, agency_tz, municipality, _role = rows[0]
+        return UserInfo(id=user_id, username=name, roles=tuple(sorted(r[7] for r in rows if r[7] is not None)),
+                        agency_id=agency_id, agency=agency, municipality=municipality,
+                        timezone=agency_tz if agency_id is not None else DEFAULT_TIMEZONE)
 
     def users(self) -> list[UserInfo]:
         with self._engine.db.session() as session:
@@ -282,7 +293,8 @@ class IdentityService:
         municipality has none or several of that kind (a task must then be addressed some other way)."""
         if not kind or not municipality:
             return None
-        with self._engine.db.session() as session:
+        # in the transaction of the change that evaluates it, if any
+        with self._engine.db.session(join=CURRENT_SESSION.get()) as session, session.no_autoflush:
             rows = session.execute(select(Agency.id, Agency.name, Agency.kind)
                                    .join(Municipality, Municipality.id == Agency.municipality_id)
                                    .where(Agency.kind == str(kind), Municipality.name == str(municipality))

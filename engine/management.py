@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import lazyload
 
 from . import history
 from .errors import Conflict, ExecutionError
@@ -72,37 +74,93 @@ class ManagementService:
             after_id = last_id
 
     def _fire_batch(self, result: SweepResult, batch_size: int, after_id: int) -> int | None:
-        """Lock a batch of due instances (SKIP LOCKED on PostgreSQL) and move each in a savepoint; returns the
-        last id taken, or None when nothing is left."""
+        """Lock a batch of due instances (SKIP LOCKED on PostgreSQL), move them and commit once; returns the last
+        id taken, or None when nothing is left.
+
+        The batch is written together (`_fire_together`): the states in one statement, the history events in one
+        INSERT, the new inbox rows in another. When writing them together fails (an instance changed meanwhile,
+        which on SQLite with several schedulers can happen, or a history listener refused one of them), the
+        batch is moved again one instance at a time, each in a savepoint of its own, as before."""
         engine = self._engine
-        executor = engine.executor
         now = engine.clock.now()
-        last_id = None
-        with executor.clock_in_force(), engine.db.session() as session:
+        with engine.executor.clock_in_force(), engine.db.session() as session:
             query = (select(ProcessInstance)
                      .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now,
                             ProcessInstance.id > after_id)
-                     .order_by(ProcessInstance.id).limit(batch_size))
+                     .order_by(ProcessInstance.id).limit(batch_size)
+                     .options(lazyload(ProcessInstance.definition)))
             if engine.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True, of=ProcessInstance)
-            for row in session.scalars(query).unique().all():
-                last_id = row.id
-                savepoint = session.begin_nested()
+            rows = session.scalars(query).all()
+            if not rows:
+                return None
+            last_id = rows[-1].id
+            batch = SweepResult()
+            savepoint = session.begin_nested()
+            try:
+                self._fire_together(session, rows, batch, now)
+                savepoint.commit()
+            except (Conflict, ExecutionError, SQLAlchemyError):  # e.g. a history listener refusing one of them
+                savepoint.rollback()
+                batch = SweepResult()
+                self._fire_one_by_one(session, rows, batch, now)
+            result.instances += batch.instances
+            result.timers_fired += batch.timers_fired
+            result.incidents.extend(batch.incidents)
+            return last_id
+
+    def _fire_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
+        """Move every instance of a locked batch in memory, then write them all at once; an instance whose
+        continuation fails is left as it was and becomes an incident."""
+        with self._engine.history.deferred(session):  # the batch's events in one INSERT
+            self._move_together(session, rows, result, now)
+
+    def _move_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
+        executor = self._engine.executor
+        moved, failed = [], []
+        for row in rows:
+            try:
+                loaded = executor.load(session, row, actor="scheduler")
+                fired = executor.fire_due_timers(loaded)
+                moved.append((loaded, fired, executor.ready_user_tasks(loaded.workflow)))
+            except ExecutionError as exc:
+                failed.append((row.id, exc))
+        plans = []
+        if moved:
+            task_rows = executor.task_rows_of(session, [loaded.row.id for loaded, _, _ in moved],
+                                            [task_id for _, _, ready in moved for task_id in ready])
+            for loaded, fired, ready in moved:
                 try:
-                    loaded = executor.load(session, row, actor="scheduler")
-                    fired = executor.fire_due_timers(loaded)
-                    executor.save(loaded)  # writes a `timer_fired` event per timer that fired
-                    savepoint.commit()
-                    result.instances += 1
-                    result.timers_fired += len(fired)
-                except Conflict:
-                    # someone changed the instance meanwhile (a person, or another scheduler on SQLite, which
-                    # has no SKIP LOCKED): not an incident; the next sweep looks at it again
-                    savepoint.rollback()
+                    # the rows were read (and on PostgreSQL locked) by this transaction: their municipality holds
+                    plans.append((executor.plan_save(loaded, task_rows, municipality_known=True, ready=ready), fired))
                 except ExecutionError as exc:
-                    savepoint.rollback()
-                    self._incident(session, row.id, exc, now, result)
-        return last_id
+                    failed.append((loaded.row.id, exc))
+        executor.save_many(session, [plan for plan, _ in plans])
+        session.flush()
+        for _plan, fired in plans:
+            result.instances += 1
+            result.timers_fired += len(fired)
+        for instance_id, exc in failed:
+            self._incident(session, instance_id, exc, now, result)
+
+    def _fire_one_by_one(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
+        executor = self._engine.executor
+        for row in rows:
+            savepoint = session.begin_nested()
+            try:
+                loaded = executor.load(session, row, actor="scheduler")
+                fired = executor.fire_due_timers(loaded)
+                executor.save(loaded)  # writes a `timer_fired` event per timer that fired
+                savepoint.commit()
+                result.instances += 1
+                result.timers_fired += len(fired)
+            except Conflict:
+                # someone changed the instance meanwhile (a person, or another scheduler on SQLite, which
+                # has no SKIP LOCKED): not an incident; the next sweep looks at it again
+                savepoint.rollback()
+            except ExecutionError as exc:
+                savepoint.rollback()
+                self._incident(session, row.id, exc, now, result)
 
     def _incident(self, session, instance_id: int, exc: Exception, now: datetime, result: SweepResult) -> None:
         """A timer whose continuation fails: keep the instance as it was, record it, retry later."""

@@ -133,7 +133,9 @@ class ProcessDefinition(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
-    spec_json: Mapped[str] = mapped_column(Text)
+    # deferred: tens of kilobytes that every instance row would otherwise bring along through its joined
+    # `definition` (the executor takes the spec from `RepositoryService.spec_json`, cached per process)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     warnings: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by: Mapped[str | None] = mapped_column(String(100))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, undefer
 
 from . import history
 from .bpmn import lint as bpmn_lint
@@ -67,6 +69,8 @@ class RepositoryService:
         self._engine = engine
         self._serializer = StateSerializer()
         self._spec_cache: dict[int, str] = {}
+        # (form key, process version) -> the schema that version pinned; both are immutable once deployed
+        self._pinned_forms: dict[tuple[str, int], dict[str, Any]] = {}
 
     # -- deployment -------------------------------------------------------------------------------------------
 
@@ -256,7 +260,7 @@ class RepositoryService:
             return []
         latest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
                   .group_by(ProcessDefinition.key).subquery())
-        query = select(ProcessDefinition).join(
+        query = select(ProcessDefinition).options(undefer(ProcessDefinition.spec_json)).join(
             latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.version))
         if deployed:
             query = query.where(ProcessDefinition.key.not_in(deployed))
@@ -293,19 +297,37 @@ class RepositoryService:
         with self._engine.db.session() as session:
             return set(session.scalars(select(FormDefinition.key).distinct()))
 
-    def form(self, key: str, definition_id: int | None = None) -> dict[str, Any] | None:
+    def form(self, key: str, definition_id: int | None = None, session: Session | None = None) -> dict[str, Any] | None:
         """The schema of a form, by key or by a Camunda form key: the version pinned by process version
-        `definition_id` when given (forms are versioned with the diagrams that use them), else the latest."""
+        `definition_id` when given (forms are versioned with the diagrams that use them), else the latest.
+        The caller gets its own copy."""
+        schema = self.shared_form(key, definition_id, session)
+        return copy.deepcopy(schema) if schema is not None else None
+
+    def shared_form(self, key: str, definition_id: int | None = None,
+                    session: Session | None = None) -> dict[str, Any] | None:
+        """`form()` without the copy: a schema pinned by a process version is read once per process and shared,
+        so it must not be changed. In the caller's transaction when `session` is given."""
         key = normalize_form_key(key)
-        with self._engine.db.session() as session:
+        if definition_id is not None:
+            cached = self._pinned_forms.get((key, definition_id))
+            if cached is not None:
+                return cached
+        with self._engine.db.session(join=session) as session:
             query = select(FormDefinition).where(FormDefinition.key == key)
+            pinned_version = None
             if definition_id is not None:
                 pinned = session.scalar(select(ProcessDefinition.form_versions)
                                         .where(ProcessDefinition.id == definition_id)) or {}
-                if key in pinned:
-                    query = query.where(FormDefinition.version == pinned[key])
-            row = session.scalar(query.order_by(FormDefinition.version.desc()).limit(1))
-            return row.schema if row is not None else None
+                pinned_version = pinned.get(key)
+                if pinned_version is not None:
+                    query = query.where(FormDefinition.version == pinned_version)
+            schema = session.scalar(query.with_only_columns(FormDefinition.schema)
+                                    .order_by(FormDefinition.version.desc()).limit(1))
+        if schema is not None and pinned_version is not None:
+            # a version without pins (deployed before 0006) follows the latest form, which may still change
+            self._pinned_forms[(key, definition_id)] = schema
+        return schema
 
     @staticmethod
     def spec_form_keys(spec_json: str) -> list[str]:
@@ -333,7 +355,8 @@ class RepositoryService:
             query = select(ProcessDefinition).where(ProcessDefinition.key == key)
             if version is not None:
                 query = query.where(ProcessDefinition.version == version)
-            row = session.scalar(query.order_by(ProcessDefinition.version.desc()).limit(1))
+            row = session.scalar(query.options(undefer(ProcessDefinition.spec_json))
+                                 .order_by(ProcessDefinition.version.desc()).limit(1))
             if row is None:
                 known = ", ".join(sorted(session.scalars(select(ProcessDefinition.key).distinct()))) or "none"
                 what = f"version {version} of process '{key}'" if version else f"process '{key}'"

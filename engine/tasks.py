@@ -7,6 +7,7 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import lazyload
 
 from . import history, task_query
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -203,42 +204,51 @@ class TaskService:
         secretary recording a collegial body's decision); the user is still the actor in the history.
         """
         data = check_variables(data, "data")
-        user = self._engine.identity.get_user(username)
-        with self._engine.db.session(join=session) as work:
-            row, definition_id = self._open_row_and_definition(work, task_id)
-            if not authorised:
-                self._check_may_complete(row, user)
-            instance_id, form_key, assignee = row.instance_id, row.form_key, row.assignee
-        if form_key:
-            schema = self._engine.repository.form(form_key, definition_id)
-            if schema is not None:
-                data = validate_submission(schema, data)
-        executor = self._engine.executor
-        may_take = or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username)
-        if authorised:
-            may_take = HumanTask.assignee.is_(None) if assignee is None else HumanTask.assignee == assignee
-        with executor.operation(instance_id, user.username, what="complete task", session=session) as loaded:
-            task = loaded.workflow.get_task_from_id(UUID(task_id))
-            if task is None or task.state != TaskState.READY:
-                raise Conflict("The task is no longer waiting for completion; reload the inbox")
-            now = self._engine.clock.now()
-            completed = loaded.session.execute(  # the row as completed, so that no read is needed after
-                update(HumanTask)
-                .where(HumanTask.id == task_id, HumanTask.status == "open", may_take)
-                .values(status="completed", completed_at=now, completed_by=user.username, data=data,
-                        assignee=user.username)
-                .returning(HumanTask)
-                .execution_options(synchronize_session=False)).scalars().all()
-            if len(completed) != 1:
-                raise Conflict("The task was completed or claimed by someone else at the same time")
-            task.set_data(**data)
-            task.run()
-            executor.advance(loaded)
-            self._engine.history.record(loaded.session, history.TASK_COMPLETED, instance_id, task_id=task_id,
-                                        actor=user.username, data=data)
-            agency = loaded.session.get(Agency, completed[0].agency_id) if completed[0].agency_id is not None \
-                else None
-            return task_to_dict(completed[0], agency.name if agency is not None else None)
+        engine = self._engine
+        executor = engine.executor
+        changing = None  # (instance id, actor) once the instance is loaded: a Conflict then is recorded
+        try:
+            # one transaction: the user, the task with its instance, the form and the change itself
+            with executor.clock_in_force(), engine.db.session(join=session) as work:
+                user = engine.identity.get_user(username, session=work)
+                row, instance = self._open_row_and_instance(work, task_id)
+                if not authorised:
+                    self._check_may_complete(row, user)
+                instance_id, form_key, assignee = row.instance_id, row.form_key, row.assignee
+                if form_key:
+                    schema = engine.repository.shared_form(form_key, instance.definition_id, session=work)
+                    if schema is not None:
+                        data = validate_submission(schema, data)
+                may_take = or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username)
+                if authorised:
+                    may_take = HumanTask.assignee.is_(None) if assignee is None else HumanTask.assignee == assignee
+                changing = (instance_id, user.username)
+                with executor.change(work, instance_id, user.username) as loaded:
+                    task = loaded.workflow.get_task_from_id(UUID(task_id))
+                    if task is None or task.state != TaskState.READY:
+                        raise Conflict("The task is no longer waiting for completion; reload the inbox")
+                    now = engine.clock.now()
+                    completed = work.execute(  # the row as completed, so that no read is needed after
+                        update(HumanTask)
+                        .where(HumanTask.id == task_id, HumanTask.status == "open", may_take)
+                        .values(status="completed", completed_at=now, completed_by=user.username, data=data,
+                                assignee=user.username)
+                        .returning(HumanTask)
+                        .execution_options(synchronize_session=False)).scalars().all()
+                    if len(completed) != 1:
+                        raise Conflict("The task was completed or claimed by someone else at the same time")
+                    task.set_data(**data)
+                    task.run()
+                    executor.advance(loaded)
+                    engine.history.record(work, history.TASK_COMPLETED, instance_id, task_id=task_id,
+                                          actor=user.username, data=data)
+                    agency_id = completed[0].agency_id
+                    agency = work.get(Agency, agency_id) if agency_id is not None else None
+                    return task_to_dict(completed[0], agency.name if agency is not None else None)
+        except Conflict as exc:
+            if changing is not None:  # recorded once the transaction is rolled back, as `operation` does
+                executor.record_conflict(*changing, "complete task", exc)
+            raise
 
     def save_draft(self, task_id: str, username: str, data: dict[str, Any] | None) -> dict[str, Any]:
         """Keep a user's unfinished form data on the open task (not validated; completion checks it)."""
@@ -278,6 +288,25 @@ class TaskService:
 
     def _open_row(self, session, task_id: str) -> HumanTask:
         return self._open_row_and_definition(session, task_id)[0]
+
+    @staticmethod
+    def _open_row_and_instance(session, task_id: str) -> tuple[HumanTask, ProcessInstance]:
+        """The open task's row and its running instance (state included), in one statement."""
+        found = session.execute(select(HumanTask, ProcessInstance)
+                                .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+                                .where(HumanTask.id == str(task_id))
+                                .options(lazyload(ProcessInstance.definition))).first()
+        if found is None:
+            raise NotFound(f"No task {task_id}")
+        row, instance = found
+        if row.status == "completed":
+            raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
+                           f"{row.completed_at.isoformat() if row.completed_at else '?'}")
+        if row.status != "open":
+            raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
+        if instance.status != "running":
+            raise Conflict(f"The process of task '{row.name}' is {instance.status}")
+        return row, instance
 
     def _open_row_and_definition(self, session, task_id: str) -> tuple[HumanTask, int]:
         """The open task's row and the process version of its instance (read with the instance's status)."""

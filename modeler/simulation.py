@@ -72,6 +72,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import undefer
 
 from engine.bpmn.pruning import completed_elements
 from engine.clock import FrozenClock
@@ -529,7 +530,8 @@ class Simulator:
                 if key in seen:
                     continue
                 seen.add(key)
-                row = real.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                row = real.scalar(select(ProcessDefinition).options(undefer(ProcessDefinition.spec_json))
+                                  .where(ProcessDefinition.key == key)
                                   .order_by(ProcessDefinition.version.desc()).limit(1))
                 if row is None:
                     continue  # the deployment reports the missing called process

@@ -9,8 +9,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
 from engine import Conflict, InvalidInput, PermissionDenied
+from engine.models import ProcessInstance
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -162,6 +164,43 @@ def test_stale_revision_is_a_conflict_and_saves_nothing(deployed):
     assert [t["name"] for t in engine.tasks.query(instance_id=instance_id)] == ["Visit the child immediately"]
     assert info["revision"] == 2
     assert "conflict_rejected" in [e["type"] for e in engine.history.for_instance(instance_id)]
+
+
+def test_a_completion_racing_another_change_is_a_recorded_conflict_and_saves_nothing(deployed, monkeypatch):
+    """The completion reads the task, its instance and the form in its one transaction; when another change of the
+    instance commits before it saves, it is refused as a conflict, recorded, and the task stays open."""
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    executor = engine.executor
+    load = executor.load
+
+    def load_after_someone_else(session, row, actor=None):
+        monkeypatch.setattr(executor, "load", load)  # once
+        with engine.db.session() as other:  # someone else's change of the same instance, committed meanwhile
+            other.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                          .values(revision=ProcessInstance.revision + 1))
+        return load(session, row, actor)
+
+    monkeypatch.setattr(executor, "load", load_after_someone_else)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    assert only_task(engine, instance_id=instance_id)["status"] == "open"
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert "conflict_rejected" in types and "task_completed" not in types
+    engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    assert only_task(engine, instance_id=instance_id)["name"] == "Draft the programme"
+
+
+def test_a_pinned_form_is_read_once_and_every_caller_gets_its_own_copy(deployed):
+    engine = deployed
+    check = only_task(engine, instance_id=start_case(engine))
+    schema = engine.tasks.form(check["id"])
+    schema["components"].clear()
+    assert engine.tasks.form(check["id"])["components"]
+    with pytest.raises(InvalidInput) as err:  # the completion validates against the whole form
+        engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True})
+    assert err.value.errors == {"danger_level": "обязательное поле"}
 
 
 def test_draft_is_kept_until_completion(deployed):

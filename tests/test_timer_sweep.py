@@ -1,0 +1,137 @@
+"""The timer sweep moves a batch of due instances together: a fixed number of statements per batch whatever its
+size, each timer once, and an instance whose continuation fails becomes an incident without holding up the rest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, select, update
+
+from engine.errors import ExecutionError
+from engine.history import TIMER_FIRED
+from engine.models import HumanTask, ProcessInstance
+
+START = "2025-10-30T09:00:00+03:00"
+LATER = "2025-10-30T11:00:00+03:00"
+
+WAIT_THEN_TASK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="sweep_defs"
+                  targetNamespace="http://kurator.example/test">
+  <bpmn:process id="wait_then_task" name="Wait, compute, follow up" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait" />
+    <bpmn:intermediateCatchEvent id="wait" name="An hour">
+      <bpmn:timerEventDefinition id="wait_timer"><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="compute" />
+    <bpmn:scriptTask id="compute" name="Compute" scriptFormat="python">
+      <bpmn:script>share = 100 / parts</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="compute" targetRef="follow_up" />
+    <bpmn:userTask id="follow_up" name="Follow up" camunda:candidateGroups="commission_secretary"
+                   camunda:dueDate="${due}" />
+    <bpmn:sequenceFlow id="f4" sourceRef="follow_up" targetRef="end" />
+    <bpmn:endEvent id="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+GOOD = {"parts": 4, "due": "2025-11-07T23:59:59+03:00"}
+
+
+@pytest.fixture
+def waiting(engine):
+    engine.repository.deploy([("wait_then_task.bpmn", WAIT_THEN_TASK)], deployed_by="tester")
+    engine.identity.add_agency("КДН г. Йошкар-Олы", "Йошкар-Ола", kind="commission")
+    return engine
+
+
+def start_many(engine, count: int, **variables) -> list[int]:
+    engine.clock.set(START)
+    return [engine.runtime.start("wait_then_task", {**GOOD, **variables}) for _ in range(count)]
+
+
+def sweep_counting(engine, **kwargs):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine.clock.set(LATER)
+    event.listen(engine.db.engine, "before_cursor_execute", count)
+    try:
+        result = engine.management.fire_due_timers(**kwargs)
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", count)
+    return result, statements
+
+
+def follow_ups(engine) -> dict[int, HumanTask]:
+    with engine.db.session() as session:
+        return {t.instance_id: t for t in session.scalars(select(HumanTask).where(HumanTask.element_id == "follow_up"))}
+
+
+def fired_events(engine, instance_id: int) -> int:
+    return [e["type"] for e in engine.history.for_instance(instance_id)].count(TIMER_FIRED)
+
+
+def test_a_batch_of_due_instances_is_written_in_a_fixed_number_of_statements(waiting):
+    engine = waiting
+    few = start_many(engine, 3)
+    _result, statements_few = sweep_counting(engine)
+    many = start_many(engine, 30)
+    municipality = engine.identity.municipality_id("Йошкар-Ола")
+    with engine.db.session() as session:  # as the domain stamps the instances it scopes
+        session.execute(update(ProcessInstance).where(ProcessInstance.id.in_(many[:10]))
+                        .values(municipality_id=municipality))
+    result, statements_many = sweep_counting(engine)
+    assert (result.instances, result.timers_fired, result.incidents) == (30, 30, [])
+    # the same statements for 30 instances as for 3: no statement per instance
+    assert len(statements_many) == len(statements_few), statements_many
+    tasks = follow_ups(engine)
+    assert sorted(tasks) == sorted(few + many)
+    assert all(t.status == "open" and t.due is not None for t in tasks.values())
+    # the new rows carry their instance's municipality
+    assert {i for i in many if tasks[i].municipality_id == municipality} == set(many[:10])
+    assert all(fired_events(engine, i) == 1 for i in few + many)
+    assert sweep_counting(engine)[0].timers_fired == 0
+
+
+def test_an_instance_whose_continuation_fails_is_an_incident_and_its_batch_moves_on(waiting):
+    engine = waiting
+    first = start_many(engine, 2)
+    script_fails = start_many(engine, 1, parts=0)[0]  # the script divides by zero after the timer
+    due_fails = start_many(engine, 1, due="не дата")[0]  # the follow-up task's due date cannot be read
+    last = start_many(engine, 2)
+    result, _statements = sweep_counting(engine)
+    assert result.instances == 4 and result.timers_fired == 4
+    assert sorted(i["instance_id"] for i in result.incidents) == sorted([script_fails, due_fails])
+    assert sorted(follow_ups(engine)) == sorted(first + last)
+    with engine.db.session() as session:
+        for instance_id in (script_fails, due_fails):
+            row = session.get(ProcessInstance, instance_id)
+            assert row.status == "running" and row.revision == 1 and row.error
+            assert row.next_wakeup.isoformat() == "2025-10-30T09:00:00+00:00"  # retried in an hour
+    assert fired_events(engine, script_fails) == 0
+    assert "incident" in [e["type"] for e in engine.history.for_instance(due_fails)]
+    assert all(fired_events(engine, i) == 1 for i in first + last)
+
+
+def test_a_batch_refused_as_a_whole_is_moved_one_instance_at_a_time(waiting):
+    """A history listener refusing one instance's timer: its batch is written again instance by instance, and
+    only the refused one becomes an incident."""
+    engine = waiting
+    ids = start_many(engine, 5)
+    refused = ids[2]
+
+    def refuse(_session, event):
+        if event.instance_id == refused:
+            raise ExecutionError("refused by the listener")
+
+    engine.history.subscribe(TIMER_FIRED, refuse)
+    result, statements = sweep_counting(engine)
+    assert result.instances == 4 and result.timers_fired == 4
+    assert [i["instance_id"] for i in result.incidents] == [refused]
+    assert sorted(follow_ups(engine)) == sorted(set(ids) - {refused})
+    assert any(s.startswith("ROLLBACK TO SAVEPOINT") for s in statements)
+    assert all(fired_events(engine, i) == 1 for i in ids if i != refused)
+    assert fired_events(engine, refused) == 0
