@@ -279,7 +279,8 @@ def test_the_released_head_is_stamped_without_running_a_revision(blank, monkeypa
 
     monkeypatch.setattr(MigrationContext, "run_migrations", spy)
     product(db).init_db()
-    assert ran == [({"0013", "sop_0006"}, HEADS)]  # stamped before the upgrade, which then ran only the engine's revisions after the split
+    # stamped before the upgrade, which then ran only the engine's revisions after the split
+    assert ran == [({"0013", "sop_0006"}, HEADS)]
     assert versions(db) == HEADS and _municipalities(db) == (1, 1, "Ивановы")
 
 
