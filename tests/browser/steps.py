@@ -15,6 +15,11 @@ def open_task(page, base: str, number: str, name: str) -> str:
     """From the inbox: take the task in hand (if nobody has) and open it; returns the task's address."""
     row = inbox_rows(page, base, number, name)
     assert row.count() == 1, f"{name!r} of case {number} is not (once) in the inbox: {row.all_inner_texts()}"
+    return claim_and_open(page, row, name)
+
+
+def claim_and_open(page, row, name: str) -> str:
+    """Take the task of an inbox row in hand (if nobody has) and open it; returns the task's address."""
     claim = row.locator("button", has_text="Взять в работу")
     if claim.count():
         claim.click()

@@ -26,7 +26,7 @@ from sop.demo import AGENCIES, fire_due_timers
 from sop.models import Person, PodrostokCampaign
 
 from .conftest import screenshot
-from .steps import finish
+from .steps import claim_and_open, finish
 
 YEAR = 2027
 SCHOOL, HEALTH = AGENCIES["school"][0], AGENCIES["health"][0]
@@ -46,14 +46,7 @@ def open_campaign_task(page, base: str, name: str) -> None:
     page.goto(f"{base}/inbox?process=podrostok_campaign")
     row = page.locator("table.list tbody tr", has_text=name)
     assert row.count() == 1, f"{name!r} is not (once) in the inbox: {page.locator('table.list').inner_text()}"
-    claim = row.locator("button", has_text="Взять в работу")
-    if claim.count():
-        claim.click()
-        page.wait_for_load_state()
-        row = page.locator("table.list tbody tr", has_text=name)
-    row.locator("a", has_text=name).click()
-    page.wait_for_load_state()
-    assert page.locator("h1").inner_text().startswith(name), page.locator("h1").inner_text()
+    claim_and_open(page, row, name)
 
 
 def child_value(page, row: int, name: str) -> str:
