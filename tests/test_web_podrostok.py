@@ -126,6 +126,20 @@ def test_the_page_shows_app_3_as_computed_so_far(web):
     assert figure_row(volzhsk, "3.4")[:2] == ["0", "1 100,0 %"]  # Кузнецов on a playground in June
 
 
+def test_the_regional_secretary_sees_the_sum_of_the_reports_sent_on_the_page(web):
+    """The region's App. 3 on the page is the sum of what the municipalities sent, as the regional XLSX: on 4 July
+    only Волжск has sent June (Кузнецов, 10, СОП, on a playground); nobody has sent July, August or the summer."""
+    page = client_of(web, "regional").get("/podrostok?year=2026").get_data(as_text=True)
+    region = page[page.index('id="region"'):page.index("podrostok-campaign")]
+    assert "июнь 2026: в сумме — Волжск; не представили — Йошкар-Ола" in " ".join(region.split())
+    assert figure_row(region, "1") == ["0", "1", "—", "—", "—", "—", "—", "—"]
+    assert figure_row(region, "3.4")[:2] == ["0", "1 100,0 %"]
+    # a municipality's commission sees its own campaign, not the region's sum
+    assert 'id="region"' not in client_of(web, "secretary").get("/podrostok?year=2026").get_data(as_text=True)
+    one_municipality = client_of(web, "regional").get(f"/podrostok?year=2026&municipality={web.ids['vo']}")
+    assert 'id="region"' not in one_municipality.get_data(as_text=True)
+
+
 def sheet_rows(response) -> dict[str, list]:
     assert response.status_code == 200, response.get_data(as_text=True)
     ws = load_workbook(io.BytesIO(response.data)).active

@@ -99,18 +99,42 @@ def _months(year: int) -> list[tuple[str, str]]:
     return [(f"{year}-{m:02d}", f"{MONTH_NAMES[m]} {year}") for m in podrostok.SUMMER_MONTHS]
 
 
+def _periods(year: int) -> list[tuple[str, str]]:
+    """The periods of the page's App. 3 table: (form key, column heading), the summer (App. 4) last."""
+    return _months(year) + [("summer", "лето (приложение 4)")]
+
+
 def _figures(db, campaign: PodrostokCampaign, today: date) -> dict:
     """App. 3 of each summer month and App. 4 of the summer as the records and the agencies' App. 2 give them so
     far (a period that has not begun is left empty): per row, (count, coverage %) for each column of each period."""
-    periods = [(label, podrostok.month_period(key)) for key, label in _months(campaign.year)]
-    periods.append(("лето (приложение 4)", rules.summer(campaign.year)))
-    forms = [podrostok.form_for(db, campaign, period) if period.start <= today else None for _, period in periods]
+    periods = [(label, rules.summer(campaign.year) if key == "summer" else podrostok.month_period(key))
+               for key, label in _periods(campaign.year)]
+    return _table([label for label, _ in periods],
+                  [podrostok.form_for(db, campaign, period) if period.start <= today else None
+                   for _, period in periods])
+
+
+def _regional_figures(db, asked: Asked) -> dict:
+    """The region's App. 3 per month and App. 4: the forms the municipalities sent, summed (as the regional XLSX),
+    with, per period, which municipalities are in the sum and which have not sent it; a period nobody sent is
+    left empty."""
+    forms, sent = [], []
+    for key, label in _periods(asked.year):
+        form, included, missing = podrostok.regional_form(db, asked.ids, asked.year, key)
+        forms.append(form if included else None)
+        sent.append({"period": label, "included": included, "missing": missing})
+    table = _table([label for _, label in _periods(asked.year)], forms)
+    table["sent"] = sent
+    return table
+
+
+def _table(periods: list[str], forms: list) -> dict:
     rows = []
     for code in rules.row_codes():
         cells = [None if form is None else (form.value(code, column), form.percent(code, column))
                  for form in forms for column, _label in rules.COLUMNS]
         rows.append({"code": code, "label": rules.ROW_LABELS[code], "cells": cells, "total": "." not in code})
-    return {"periods": [label for label, _ in periods], "rows": rows}
+    return {"periods": periods, "rows": rows}
 
 
 @bp.route("/podrostok")
@@ -146,8 +170,9 @@ def index():
                 "tz": tz})
         missing = sorted({name for m, name in asked.options if m in asked.ids}
                          - {c.municipality.name for c in campaigns})
+        regional = _regional_figures(db, asked) if asked.region and campaigns else None
     _audit("report_viewed", asked)
-    return render_template("podrostok/index.html", asked=asked, views=views, missing=missing,
+    return render_template("podrostok/index.html", asked=asked, views=views, missing=missing, regional=regional,
                            months=_months(asked.year), states=podrostok.STATES, columns=rules.COLUMNS,
                            regional_user=g.user.has("regional_secretary"))
 
