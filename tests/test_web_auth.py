@@ -166,3 +166,15 @@ def test_an_unknown_user_costs_a_password_check_like_a_wrong_password(app, monke
         client = app.test_client()
         client.post("/login", data={"username": username, "password": "wrong", "csrf_token": csrf(client)})
     assert len(checked) == 2 and checked[0] == auth._DUMMY_HASH and checked[1] != auth._DUMMY_HASH
+
+
+def test_every_page_names_its_icon_and_the_icon_is_served(app):
+    """Browsers ask for an icon on every page; without one each page logs a failed request in the console."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon, "no icon link on the login page"
+    served = client.get(icon.group(1))
+    assert served.status_code == 200 and served.mimetype == "image/svg+xml" and b"<svg" in served.data
+    assert login(client, "secretary").status_code == 302
+    assert f'<link rel="icon" href="{icon.group(1)}"' in client.get("/inbox").get_data(as_text=True)
