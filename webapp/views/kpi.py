@@ -20,11 +20,11 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from sop.kpi.figures import Half, Row, plan_halves, plan_vs_actual, regional_plan_vs_actual, save_plan
+from sop.reports.charts import single_bars
 from sop.reports.pdf import render_kpi_pdf
 
 from ..access import REPORT_ROLES, report_municipalities
 from ..auth import client_ip, kurator, roles_required
-from ..charts import single_bars
 from ..errors import respond
 from ..params import db_int
 from ..spreadsheets import keep_as_text, text_row

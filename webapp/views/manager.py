@@ -23,10 +23,10 @@ from sqlalchemy.sql import Select
 from engine.calendar import CalendarCoverageError
 from engine.models import Agency, HumanTask, Municipality, User
 from sop.models import Case, CaseAgency, InstanceScope
+from sop.reports.charts import CHART_SPAN, single_bars
 
 from ..access import CurrentUser, task_scope
 from ..auth import client_ip, kurator, roles_required
-from ..charts import CHART_SPAN, single_bars
 from ..spreadsheets import text_row
 
 bp = Blueprint("manager", __name__)

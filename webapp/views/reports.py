@@ -20,11 +20,11 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from sop.reports import Period, Report, build_report
+from sop.reports.charts import month_charts
 from sop.reports.pdf import render_pdf
 
 from ..access import REPORT_ROLES, report_municipalities
 from ..auth import client_ip, kurator, roles_required
-from ..charts import month_charts
 from ..errors import respond
 from ..params import db_int
 from ..spreadsheets import text_row
