@@ -255,6 +255,11 @@ def test_an_extraordinary_meeting_and_the_list(app):
     listing = page(client.get("/meetings"))
     assert "Следующее заседание" in listing and "Назначить внеочередное заседание" in listing
     assert "Октябрь 2025" in listing and "scheduled" in page(client.get("/meetings?month=2025-11"))
+    # the month grid marks the days of the schedule of the month shown (the 1st and 3rd Tuesday): 4 November 2025
+    # is a holiday, so the first meeting moves to Wednesday the 5th
+    november = page(client.get("/meetings?month=2025-11"))
+    for day in (5, 18):
+        assert f'<span title="Заседание по графику">{day}</span>' in november, day
     response = post(client, "/meetings/new", {"held_on": "2025-10-01", "starts_at": "11:00", "place": ""},
                     "/meetings")
     assert response.status_code == 422

@@ -117,9 +117,11 @@ def _calendar(year: int, month: int, rows: list[dict], commission: dict | None) 
     if commission and commission["schedule_weekday"] is not None and commission["schedule_weeks"]:
         first = date(year, month, 1)
         try:
+            # from the last day of the previous month: its window must take in the month shown (a meeting of
+            # that month moved off a day off may be held early in this one)
             for _, held in meeting_days(kurator().calendar.calendar, commission["schedule_weekday"],
                                         commission["schedule_weeks"], date.fromordinal(first.toordinal() - 1),
-                                        months=1):
+                                        months=2):
                 scheduled.add(held)
         except Exception:  # noqa: BLE001 - a month the production calendar does not cover: no scheduled marks
             scheduled = set()
