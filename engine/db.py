@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy import DateTime, Insert, Table, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -23,6 +28,13 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/kurator.db"
 # The session of the instance change in progress (set by `Executor.change`): directory lookups that diagram
 # expressions call (`IdentityService.agency_of_kind`) read in that transaction instead of opening their own.
 CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_session", default=None)
+# A pooled PostgreSQL connection unused for longer than this is checked (`SELECT 1`) before it is handed out, so a
+# server restart or a dropped idle connection costs no failed request; one used more recently is not (a round trip
+# saved on every transaction of a busy worker). A connection that breaks within this window fails the statement
+# that meets it, and the pool then replaces every connection of that server.
+PING_AFTER_IDLE_SECONDS = 10.0
+_AFTER_COMMIT = "kurator_after_commit"
+_UPSERTS: dict[tuple, Insert] = {}  # `Database.upsert`'s statements by shape
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
 
@@ -77,8 +89,37 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use when it has been idle for `PING_AFTER_IDLE_SECONDS` (SQLAlchemy's
+    `pool_pre_ping` checks every time, a round trip per transaction)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:  # the pool then discards this connection and hands out a new one
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
+
+
+_IDLE_SINCE = "kurator_idle_since"
 
 
 @dataclass(frozen=True)
@@ -118,6 +159,8 @@ class Database:
         self.url = database_url(url)
         self.engine = engine or make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_commit", _run_after_commit)
+        event.listen(self._sessions, "after_rollback", _forget_after_commit)
 
     @property
     def is_postgresql(self) -> bool:
@@ -208,6 +251,42 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def upsert(self, table: Table, columns: Sequence[str], key: Sequence[str] = ("id",),
+               values: dict[str, Any] | None = None) -> Insert:
+        """An INSERT of `columns` (executed with one parameter set per row) that updates a row whose `key` exists
+        already to the values given (`ON CONFLICT ... DO UPDATE`, on PostgreSQL and SQLite alike). `values` gives
+        SQL expressions for some columns (they may use the other columns' parameters). Built once per shape."""
+        shape = (self.engine.dialect.name, table.name, tuple(columns), tuple(key), tuple(values or ()))
+        statement = _UPSERTS.get(shape)
+        if statement is None:
+            dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
+            statement = dialect_insert(table).values({name: bindparam(name) for name in columns} | (values or {}))
+            statement = statement.on_conflict_do_update(
+                index_elements=list(key),
+                set_={name: statement.excluded[name] for name in [*columns, *(values or ())] if name not in key})
+            _UPSERTS[shape] = statement
+        return statement
+
+    @staticmethod
+    def after_commit(session: Session, callback: Callable[[], None]) -> None:
+        """Run `callback` once the session's transaction has committed (never if it rolls back); in order of
+        registration. For keeping in memory what the transaction wrote (e.g. a live workflow): a failing callback
+        is logged, the commit stands."""
+        session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_AFTER_COMMIT, None)
+    for callback in callbacks or ():
+        try:
+            callback()
+        except Exception:  # the data is committed; what runs after it only keeps memory in step
+            logging.getLogger(__name__).exception("after-commit callback failed")
+
+
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def utcnow() -> datetime:

@@ -7,6 +7,7 @@ one transaction, the engine clock in force, and an optimistic lock on the instan
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from . import history
 from .bpmn.pruning import prune
@@ -33,6 +35,7 @@ from .calendar import CalendarCoverageError
 from .clock import parse_instant
 from .db import CURRENT_SESSION
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
+from .instance_cache import InstanceCache, stamp_of
 from .models import Agency, HumanTask, ProcessInstance
 from .sandbox import Sandbox, SandboxError
 from .task_query import candidates_token
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
     from . import ProcessEngine
 
 log = logging.getLogger(__name__)
+
+# Tests set this: a kept live workflow taken for a change is first compared with the stored state, which it must
+# serialize to exactly (a write of the state that bypassed the executor would show up here).
+CHECK_KEPT_WORKFLOWS = os.environ.get("KURATOR_INSTANCE_CACHE_CHECK") == "1"
 
 ADMIN_ROLE = "admin"
 # Camunda attributes that are plain text unless written as ${...}; dueDate and followUpDate are expressions.
@@ -60,6 +67,8 @@ class Loaded:
     # the timers as loaded (`timer_marks`), to find those that fire in this change; empty for a new instance
     timers: dict[UUID, TimerMark] = field(default_factory=dict)
     timers_of: BpmnWorkflow | None = None  # the workflow `timers` was taken from
+    # the instance's open inbox rows, when the caller has read them in this transaction (else `save` reads them)
+    open_rows: list[Any] | None = None
 
 
 @dataclass
@@ -72,12 +81,11 @@ class SavePlan:
     fired: list[str]  # element ids of the timers that fired
     completed: bool
     status_before: str
-    cancelled: list[HumanTask] = field(default_factory=list)
-    # (task id, inbox row columns, the row of a task ready again or None)
-    opened: list[tuple[str, dict[str, Any], HumanTask | None]] = field(default_factory=list)
+    cancelled: list[Any] = field(default_factory=list)  # open inbox rows whose task is no longer ready
+    opened: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (task id, inbox row columns)
     municipality_id: int | None = None
     municipality_known: bool = False
-    new_rows: list[dict[str, Any]] = field(default_factory=list)  # inbox rows `save_many` inserts
+    new_rows: list[dict[str, Any]] = field(default_factory=list)  # the inbox rows to write (`write_task_rows`)
 
 
 class Executor:
@@ -88,6 +96,7 @@ class Executor:
         self.serializer = StateSerializer()
         # the sandbox keeps only its limits and guarded builtins (costly to build): one for every script engine
         self.sandbox = Sandbox()
+        self.instances = InstanceCache()  # live workflows of the instances changed last (`instance_cache`)
 
     # -- script engines ---------------------------------------------------------------------------------------
 
@@ -110,12 +119,20 @@ class Executor:
         spec_json = self._engine.repository.spec_json(definition_id)
         return self.serializer.new_workflow(spec_json, self.script_engine(tz))
 
-    def load(self, session: Session, row: ProcessInstance, actor: str | None = None) -> Loaded:
+    def load(self, session: Session, row: ProcessInstance, actor: str | None = None, for_change: bool = False
+             ) -> Loaded:
         """The instance's state restored against its version's spec objects, which are shared and read-only
-        (parsed once per process, see `bpmn.serializer.SpecCache`)."""
-        spec_json = self._engine.repository.spec_json(row.definition_id)
-        workflow = self.serializer.restore(row.state, spec_json)
-        workflow.script_engine = self.script_engine(row.timezone)
+        (parsed once per process, see `bpmn.serializer.SpecCache`).
+
+        `for_change`: the caller will change and save it, so the live workflow kept from the instance's last change
+        in this process is taken when the row still matches it (`instance_cache`); the stored state is then not
+        even read."""
+        workflow = self.instances.take(row.id, stamp_of(row)) if for_change else None
+        if workflow is not None and CHECK_KEPT_WORKFLOWS and self.serializer.state_to_json(workflow) != row.state:
+            raise AssertionError(f"instance {row.id}: the kept workflow differs from the stored state")
+        if workflow is None:
+            workflow = self.serializer.restore(row.state, self._engine.repository.spec_json(row.definition_id))
+            workflow.script_engine = self.script_engine(row.timezone)
         return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor,
                       timers=timer_marks(workflow), timers_of=workflow)
 
@@ -133,14 +150,18 @@ class Executor:
             raise
 
     @contextmanager
-    def change(self, session: Session, instance_id: int, actor: str | None = None) -> Iterator[Loaded]:
+    def change(self, session: Session, instance_id: int, actor: str | None = None,
+               open_rows: list[Any] | None = None) -> Iterator[Loaded]:
         """`operation` inside the caller's transaction, with the clock already in force, and leaving a `Conflict`
         to the caller (who records it with `record_conflict` once its transaction is rolled back). An instance
-        row already in the session (read with the caller's other rows) is not read again."""
-        row = session.get(ProcessInstance, instance_id)
+        row already in the session (read with the caller's other rows) is not read again, nor are its open inbox
+        rows when the caller gives them (`open_rows`, read in this transaction)."""
+        row = session.identity_map.get(identity_key(ProcessInstance, instance_id)) or \
+            session.get(ProcessInstance, instance_id)
         if row is None:
             raise NotFound(f"No process instance {instance_id}")
-        loaded = self.load(session, row, actor)
+        loaded = self.load(session, row, actor, for_change=True)
+        loaded.open_rows = open_rows
         token = CURRENT_SESSION.set(session)
         try:
             with self._engine.history.deferred(session):  # this change's events written in one INSERT
@@ -149,6 +170,21 @@ class Executor:
                 self.save(loaded)
         finally:
             CURRENT_SESSION.reset(token)
+
+    @staticmethod
+    def instance_row(session: Session, columns: Any) -> ProcessInstance:
+        """The instance's row in the session, from its columns read with other rows (`instance_id`, `revision`,
+        `definition_id`, `timezone`, `instance_status`, `process_key`, `instance_municipality_id`) instead of a
+        SELECT of its own; the one the session holds already, if any. Its other columns load when first read."""
+        held = session.identity_map.get(identity_key(ProcessInstance, columns.instance_id))
+        if held is not None:
+            return held
+        row = ProcessInstance(id=columns.instance_id, revision=columns.revision, definition_id=columns.definition_id,
+                              timezone=columns.timezone, status=columns.instance_status,
+                              process_key=columns.process_key, municipality_id=columns.instance_municipality_id)
+        make_transient_to_detached(row)
+        session.add(row)
+        return row
 
     def record_conflict(self, instance_id: int, actor: str | None, what: str, exc: Conflict) -> None:
         """The `conflict_rejected` event of a refused change, in a transaction of its own."""
@@ -187,7 +223,18 @@ class Executor:
         if result.rowcount != 1:
             raise Conflict(f"Process instance {loaded.row.id} was changed by someone else at the same time; "
                            f"reload and try again")
+        self.keep_after_commit(plan)
         self.apply_save(plan)
+
+    def keep_after_commit(self, plan: SavePlan) -> None:
+        """Keep the saved live workflow for the instance's next change once this transaction commits (not from
+        a savepoint, which may still be rolled back alone)."""
+        loaded = plan.loaded
+        if loaded.session.in_nested_transaction() or self.instances.size <= 0:
+            return
+        instance_id, workflow = loaded.row.id, loaded.workflow
+        stamp = stamp_of(loaded.row, plan.values["revision"])
+        self._engine.db.after_commit(loaded.session, lambda: self.instances.keep(instance_id, stamp, workflow))
 
     def save_many(self, session: Session, plans: list[SavePlan]) -> None:
         """`save` for several instances at once (the timer sweep): one statement writes every state, each with
@@ -205,20 +252,17 @@ class Executor:
             raise Conflict(f"{len(plans) - result.rowcount} of {len(plans)} process instances were changed by "
                            f"someone else at the same time")
         for plan in plans:
-            self.apply_save(plan)
-        new_rows = [row for plan in plans for row in plan.new_rows]
-        if new_rows:
-            session.execute(insert(HumanTask.__table__), new_rows)
+            self.apply_save(plan, write_rows=False)
+        self.write_task_rows(session, [row for plan in plans for row in plan.new_rows])
 
     def plan_save(self, loaded: Loaded, task_rows: list[HumanTask] | None = None,
                   municipality_known: bool = False, ready: dict[str, Any] | None = None) -> SavePlan:
         """What saving an instance writes, worked out before anything is written: the instance row's columns,
         the timers that fired, the inbox rows to cancel and to open (their Camunda attributes evaluated).
 
-        `task_rows` are the instance's open rows and the rows of its ready tasks, when the caller read them for
-        several instances at once (with `ready`, the ready user tasks it found); `municipality_known` says that
-        `loaded.row` was read in this transaction and its municipality can be copied to new rows as it is (else
-        each INSERT reads it)."""
+        `task_rows` are the instance's open inbox rows, when the caller read them for several instances at once
+        (with `ready`, the ready user tasks it found); `municipality_known` says that `loaded.row` was read in this
+        transaction and its municipality can be copied to new rows as it is (else each INSERT reads it)."""
         session, row, workflow = loaded.session, loaded.row, loaded.workflow
         now = self._engine.clock.now()
         # every timer that fired in this change, whatever moved the instance: the scheduler's sweep, or a
@@ -237,16 +281,15 @@ class Executor:
         if ready is None:
             ready = self.ready_user_tasks(workflow)
         if task_rows is None:
-            task_rows = self.task_rows_of(session, [row.id], list(ready))
-        known = {r.id: r for r in task_rows if r.instance_id == row.id}
-        open_rows = [r for r in known.values() if r.status == "open"]
+            task_rows = self.task_rows_of(session, [row.id]) if loaded.open_rows is None else loaded.open_rows
+        open_rows = [r for r in task_rows if r.instance_id == row.id and r.status == "open"]
         plan = SavePlan(loaded, now, values, fired, completed, row.status,
                         cancelled=[r for r in open_rows if r.id not in ready])
         open_ids = {r.id for r in open_rows}
         roles = self._engine.role_titles()
         for task_id, task in ready.items():
             if task_id not in open_ids:
-                plan.opened.append((task_id, self.human_task_values(loaded, task, roles), known.get(task_id)))
+                plan.opened.append((task_id, self.human_task_values(loaded, task, roles)))
         plan.municipality_id = row.municipality_id if municipality_known else None
         plan.municipality_known = municipality_known
         return plan
@@ -256,53 +299,69 @@ class Executor:
         return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
     @staticmethod
-    def task_rows_of(session: Session, instance_ids: list[int], ready_ids: list[str]) -> list[HumanTask]:
-        """One read: the open inbox rows of the instances, and the rows of ready tasks that were open once (ready
-        again, e.g. after a migration back). History events added so far are not flushed for it; task rows
-        added earlier in the transaction (not yet written) are."""
+    def task_rows_of(session: Session, instance_ids: list[int]) -> list[HumanTask]:
+        """One read: the open inbox rows of the instances. History events added so far are not flushed for it;
+        task rows added earlier in the transaction (not yet written) are."""
         where = HumanTask.instance_id == instance_ids[0] if len(instance_ids) == 1 else \
             HumanTask.instance_id.in_(instance_ids)
-        query = select(HumanTask).where(where, or_(HumanTask.status == "open", HumanTask.id.in_(ready_ids))
-                                        if ready_ids else HumanTask.status == "open")
+        query = select(HumanTask).where(where, HumanTask.status == "open")
         if any(isinstance(pending, HumanTask) for pending in session.new):
             return list(session.scalars(query))
         with session.no_autoflush:
             return list(session.scalars(query))
 
-    def apply_save(self, plan: SavePlan) -> None:
-        """After the instance row is written: history events, inbox rows, and the row expired for re-reading."""
+    def apply_save(self, plan: SavePlan, write_rows: bool = True) -> None:
+        """After the instance row is written: history events, inbox rows (written here, or by the caller with
+        those of other instances when not `write_rows`), and the row expired for re-reading."""
         loaded, now = plan.loaded, plan.now
         session, row, record = loaded.session, loaded.row, self._engine.history.record
         for element in plan.fired:
             record(session, history.TIMER_FIRED, row.id, actor=loaded.actor, data={"element": element})
+        if plan.cancelled:
+            ids = [task_row.id for task_row in plan.cancelled]
+            session.execute(update(HumanTask.__table__).where(HumanTask.id.in_(ids), HumanTask.status == "open")
+                            .values(status="cancelled", completed_at=now))
+            expire_task_rows(session, ids)
         for task_row in plan.cancelled:
-            task_row.status = "cancelled"
-            task_row.completed_at = now
             record(session, history.TASK_CANCELLED, row.id, task_id=task_row.id,
                    data={"element": task_row.element_id, "name": task_row.name})
-        for task_id, values, existing in plan.opened:
+        # the instance's municipality: copied when known, else taken by the INSERT itself (`write_task_rows`)
+        municipality = {"municipality_id": plan.municipality_id} if plan.municipality_known else {}
+        created = []
+        for task_id, values in plan.opened:
             agency_missing = values.pop("agency_missing")
-            if existing is None and plan.municipality_known:  # written by `save_many`, rows of all together
-                plan.new_rows.append({"id": task_id, "instance_id": row.id, "created_at": now, "status": "open",
-                                      "municipality_id": plan.municipality_id, "completed_at": None,
-                                      "completed_by": None, "data": None, **values})
-            elif existing is None:
-                session.add(HumanTask(id=task_id, instance_id=row.id, created_at=now, **values))
-            else:  # the same task became ready again (e.g. after a migration back)
-                for key, value in values.items():
-                    setattr(existing, key, value)
-                existing.status, existing.completed_at, existing.completed_by, existing.data = "open", None, None, None
-                existing.created_at = now
-            created = {"element": values["element_id"], "name": values["name"],
-                       "candidate_roles": values["candidate_roles"], "assignee": values["assignee"],
-                       "agency_id": values["agency_id"],
-                       "due": values["due"].isoformat() if values["due"] else None}
+            # a task ready again (e.g. after a migration back) has its row already: the INSERT updates it
+            plan.new_rows.append({"id": task_id, "instance_id": row.id, "created_at": now, "status": "open",
+                                  **municipality, "completed_at": None, "completed_by": None, "data": None,
+                                  **values})
+            event = {"element": values["element_id"], "name": values["name"],
+                     "candidate_roles": values["candidate_roles"], "assignee": values["assignee"],
+                     "agency_id": values["agency_id"], "due": values["due"].isoformat() if values["due"] else None}
             if agency_missing:
-                created["agency_missing"] = True
-            record(session, history.TASK_CREATED, row.id, task_id=task_id, data=created)
+                event["agency_missing"] = True
+            created.append((task_id, event))
+        if write_rows:  # the rows before their events: a listener of the event may read them
+            self.write_task_rows(session, plan.new_rows)
+        for task_id, event in created:
+            record(session, history.TASK_CREATED, row.id, task_id=task_id, data=event)
         if plan.completed and plan.status_before != "completed":
             record(session, history.INSTANCE_COMPLETED, row.id, actor=loaded.actor)
         session.expire(row)
+
+    def write_task_rows(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Insert new inbox rows in one statement (a row that exists is brought up to date), and clear `rows`.
+        A row without `municipality_id` takes its instance's, in the statement itself."""
+        if not rows:
+            return
+        known = [row for row in rows if "municipality_id" in row]
+        for group, values in ((known, None), ([row for row in rows if "municipality_id" not in row],
+                                              {"municipality_id": _INSTANCE_MUNICIPALITY})):
+            if group:
+                statement = self._engine.db.upsert(HumanTask.__table__, list(group[0]), values=values)
+                with session.no_autoflush:
+                    session.execute(statement, group)
+        expire_task_rows(session, [r["id"] for r in rows])
+        rows.clear()
 
     # -- human tasks ------------------------------------------------------------------------------------------
 
@@ -359,6 +418,18 @@ class Executor:
             "priority": int(priority) if priority not in (None, "") else None,
             "overdue": False,
         }
+
+
+_INSTANCE_MUNICIPALITY = (select(ProcessInstance.municipality_id)
+                          .where(ProcessInstance.id == bindparam("instance_id")).scalar_subquery())
+
+
+def expire_task_rows(session: Session, task_ids: list[str]) -> None:
+    """Inbox rows written with a statement of their own: the session's objects of them (if any) read them again."""
+    for task_id in task_ids:
+        held = session.identity_map.get(identity_key(HumanTask, task_id))
+        if held is not None:
+            session.expire(held)
 
 
 def _in_multi_instance(task) -> bool:

@@ -6,12 +6,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from .db import CURRENT_SESSION
 from .errors import InvalidInput, NotFound
@@ -264,19 +264,8 @@ class IdentityService:
     def get_user(self, username: str, session: Session | None = None) -> UserInfo:
         """An active user with roles and agency, read in one statement (in the caller's transaction when given)."""
         with self._engine.db.session(join=session) as session:
-            rows = session.execute(
-                select(User.id, User.username, User.is_active, Agency.id, Agency.name, Agency.timezone,
-                       Municipality.name, UserRole.role_code)
-                .outerjoin(Agency, Agency.id == User.agency_id)
-                .outerjoin(Municipality, Municipality.id == Agency.municipality_id)
-                .outerjoin(UserRole, UserRole.user_id == User.id)
-                .where(User.username == username)).all()
-        if not rows or not rows[0][2]:
-            raise NotFound(f"No active user '{username}'")
-        user_id, name, _active, agency_id, agency, agency_tz, municipality, _role = rows[0]
-        return UserInfo(id=user_id, username=name, roles=tuple(sorted(r[7] for r in rows if r[7] is not None)),
-                        agency_id=agency_id, agency=agency, municipality=municipality,
-                        timezone=agency_tz if agency_id is not None else DEFAULT_TIMEZONE)
+            row = session.execute(user_select(select(), User, username)).first()
+        return user_info(row, username)
 
     def users(self) -> list[UserInfo]:
         with self._engine.db.session() as session:
@@ -435,6 +424,36 @@ def _user_row(session: Session, user_id: int) -> User:
     if user is None:
         raise NotFound(f"No user with id {user_id}")
     return user
+
+
+def user_select(query: Select, user: Any, username: Any, joined_to: Any = None) -> Select:
+    """`query` with the columns `user_info` reads of the user `username` (a value or a bind parameter) through
+    `user` (the User entity or an alias of it). With `joined_to` (an entity `query` reads), `user` is outer-joined
+    to it, so a caller reading other rows gets the user with them in one statement (its columns are NULL when there
+    is no such user); otherwise `query` selects from `user`."""
+    agency, municipality = aliased(Agency), aliased(Municipality)
+    roles = (select(func.aggregate_strings(UserRole.role_code, ","))
+             .where(UserRole.user_id == user.id).scalar_subquery())
+    condition = user.username == username
+    query = query.outerjoin_from(joined_to, user, condition) if joined_to is not None \
+        else query.select_from(user).where(condition)
+    return (query.outerjoin(agency, agency.id == user.agency_id)
+            .outerjoin(municipality, municipality.id == agency.municipality_id)
+            .add_columns(user.id.label("user_id"), user.username.label("user_name"),
+                         user.is_active.label("user_active"), agency.id.label("user_agency_id"),
+                         agency.name.label("user_agency"), agency.timezone.label("user_timezone"),
+                         municipality.name.label("user_municipality"), roles.label("user_roles")))
+
+
+def user_info(row: Any, username: str) -> UserInfo:
+    """The user of a row read with `user_select`; `NotFound` when there is no such active user."""
+    if row is None or row.user_id is None or not row.user_active:
+        raise NotFound(f"No active user '{username}'")
+    agency_id = row.user_agency_id
+    return UserInfo(id=row.user_id, username=row.user_name,
+                    roles=tuple(sorted(r for r in (row.user_roles or "").split(",") if r)),
+                    agency_id=agency_id, agency=row.user_agency, municipality=row.user_municipality,
+                    timezone=row.user_timezone if agency_id is not None else DEFAULT_TIMEZONE)
 
 
 def _utcnow() -> datetime:

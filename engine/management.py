@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, undefer
 
 from . import history
 from .errors import Conflict, ExecutionError
@@ -88,7 +88,7 @@ class ManagementService:
                      .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now,
                             ProcessInstance.id > after_id)
                      .order_by(ProcessInstance.id).limit(batch_size)
-                     .options(lazyload(ProcessInstance.definition)))
+                     .options(lazyload(ProcessInstance.definition), undefer(ProcessInstance.state)))
             if engine.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True, of=ProcessInstance)
             rows = session.scalars(query).all()
@@ -120,15 +120,14 @@ class ManagementService:
         moved, failed = [], []
         for row in rows:
             try:
-                loaded = executor.load(session, row, actor="scheduler")
+                loaded = executor.load(session, row, actor="scheduler", for_change=True)
                 fired = executor.fire_due_timers(loaded)
                 moved.append((loaded, fired, executor.ready_user_tasks(loaded.workflow)))
             except ExecutionError as exc:
                 failed.append((row.id, exc))
         plans = []
         if moved:
-            task_rows = executor.task_rows_of(session, [loaded.row.id for loaded, _, _ in moved],
-                                            [task_id for _, _, ready in moved for task_id in ready])
+            task_rows = executor.task_rows_of(session, [loaded.row.id for loaded, _, _ in moved])
             for loaded, fired, ready in moved:
                 try:
                     # the rows were read (and on PostgreSQL locked) by this transaction: their municipality holds
@@ -148,7 +147,7 @@ class ManagementService:
         for row in rows:
             savepoint = session.begin_nested()
             try:
-                loaded = executor.load(session, row, actor="scheduler")
+                loaded = executor.load(session, row, actor="scheduler", for_change=True)
                 fired = executor.fire_due_timers(loaded)
                 executor.save(loaded)  # writes a `timer_fired` event per timer that fired
                 savepoint.commit()

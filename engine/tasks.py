@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import lazyload
+from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy.orm import aliased
 
 from . import history, task_query
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from .executor import expire_task_rows
 from .forms import validate_submission
-from .identity import UserInfo
+from .identity import UserInfo, user_info, user_select
 from .models import Agency, HumanTask, ProcessInstance, User
 from .runtime import check_variables
 
@@ -208,43 +211,49 @@ class TaskService:
         executor = engine.executor
         changing = None  # (instance id, actor) once the instance is loaded: a Conflict then is recorded
         try:
-            # one transaction: the user, the task with its instance, the form and the change itself
+            # one transaction; one read for the user, the task, its instance and the instance's other open tasks
             with executor.clock_in_force(), engine.db.session(join=session) as work:
-                user = engine.identity.get_user(username, session=work)
-                row, instance = self._open_row_and_instance(work, task_id)
+                rows = work.execute(_completion_read(), {"task_id": str(task_id), "username": username}).all()
+                row = next((r for r in rows if r.id == str(task_id)), None)
+                if row is None:
+                    raise NotFound(f"No task {task_id}")
+                user = user_info(row, username)
+                _check_open(row, row.instance_status)
                 if not authorised:
                     self._check_may_complete(row, user)
                 instance_id, form_key, assignee = row.instance_id, row.form_key, row.assignee
                 if form_key:
-                    schema = engine.repository.shared_form(form_key, instance.definition_id, session=work)
+                    schema = engine.repository.shared_form(form_key, row.definition_id, session=work)
                     if schema is not None:
                         data = validate_submission(schema, data)
                 may_take = or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username)
                 if authorised:
                     may_take = HumanTask.assignee.is_(None) if assignee is None else HumanTask.assignee == assignee
                 changing = (instance_id, user.username)
-                with executor.change(work, instance_id, user.username) as loaded:
+                instance = executor.instance_row(work, row)  # held: the session keeps it only while in use
+                others = [r for r in rows if r.id != row.id and r.status == "open"]
+                with executor.change(work, instance.id, user.username, open_rows=others) as loaded:
                     task = loaded.workflow.get_task_from_id(UUID(task_id))
                     if task is None or task.state != TaskState.READY:
                         raise Conflict("The task is no longer waiting for completion; reload the inbox")
                     now = engine.clock.now()
-                    completed = work.execute(  # the row as completed, so that no read is needed after
-                        update(HumanTask)
-                        .where(HumanTask.id == task_id, HumanTask.status == "open", may_take)
+                    taken = work.execute(
+                        update(HumanTask.__table__)
+                        .where(HumanTask.id == row.id, HumanTask.status == "open", may_take)
                         .values(status="completed", completed_at=now, completed_by=user.username, data=data,
-                                assignee=user.username)
-                        .returning(HumanTask)
-                        .execution_options(synchronize_session=False)).scalars().all()
-                    if len(completed) != 1:
+                                assignee=user.username))
+                    if taken.rowcount != 1:
                         raise Conflict("The task was completed or claimed by someone else at the same time")
+                    expire_task_rows(work, [row.id])
                     task.set_data(**data)
                     task.run()
                     executor.advance(loaded)
                     engine.history.record(work, history.TASK_COMPLETED, instance_id, task_id=task_id,
                                           actor=user.username, data=data)
-                    agency_id = completed[0].agency_id
-                    agency = work.get(Agency, agency_id) if agency_id is not None else None
-                    return task_to_dict(completed[0], agency.name if agency is not None else None)
+                    done = {name: getattr(row, name) for name in _TASK_COLUMNS}
+                    done.update(status="completed", completed_at=now, completed_by=user.username, data=data,
+                                assignee=user.username)
+                    return task_to_dict(SimpleNamespace(**done), row.agency_name)
         except Conflict as exc:
             if changing is not None:  # recorded once the transaction is rolled back, as `operation` does
                 executor.record_conflict(*changing, "complete task", exc)
@@ -289,38 +298,14 @@ class TaskService:
     def _open_row(self, session, task_id: str) -> HumanTask:
         return self._open_row_and_definition(session, task_id)[0]
 
-    @staticmethod
-    def _open_row_and_instance(session, task_id: str) -> tuple[HumanTask, ProcessInstance]:
-        """The open task's row and its running instance (state included), in one statement."""
-        found = session.execute(select(HumanTask, ProcessInstance)
-                                .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-                                .where(HumanTask.id == str(task_id))
-                                .options(lazyload(ProcessInstance.definition))).first()
-        if found is None:
-            raise NotFound(f"No task {task_id}")
-        row, instance = found
-        if row.status == "completed":
-            raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
-                           f"{row.completed_at.isoformat() if row.completed_at else '?'}")
-        if row.status != "open":
-            raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
-        if instance.status != "running":
-            raise Conflict(f"The process of task '{row.name}' is {instance.status}")
-        return row, instance
-
     def _open_row_and_definition(self, session, task_id: str) -> tuple[HumanTask, int]:
         """The open task's row and the process version of its instance (read with the instance's status)."""
         row = self._row(session, task_id)
-        if row.status == "completed":
-            raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
-                           f"{row.completed_at.isoformat() if row.completed_at else '?'}")
-        if row.status != "open":
-            raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
+        _check_open(row)
         instance_status, definition_id = session.execute(
             select(ProcessInstance.status, ProcessInstance.definition_id)
             .where(ProcessInstance.id == row.instance_id)).first() or (None, None)
-        if instance_status != "running":
-            raise Conflict(f"The process of task '{row.name}' is {instance_status}")
+        _check_open(row, instance_status)
         return row, definition_id
 
     @staticmethod
@@ -332,6 +317,37 @@ class TaskService:
         if not task_query.is_candidate(row, user):
             raise PermissionDenied(f"User '{user.username}' may not complete task '{row.name}': it is for "
                                    f"{_offered_to(row)}")
+
+
+_TASK_COLUMNS = tuple(column.name for column in HumanTask.__table__.c)
+
+
+@functools.cache
+def _completion_read() -> Select:
+    """The task (`task_id`), the other open tasks of its instance, each with the instance's columns, and the user
+    (`username`, see `identity.user_select`): everything a completion reads, in one statement."""
+    instance_of_task = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
+    task_agency = aliased(Agency)
+    query = (select(*HumanTask.__table__.c, task_agency.name.label("agency_name"),
+                    ProcessInstance.status.label("instance_status"), ProcessInstance.revision,
+                    ProcessInstance.definition_id, ProcessInstance.timezone,
+                    ProcessInstance.municipality_id.label("instance_municipality_id"))
+             .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+             .outerjoin(task_agency, task_agency.id == HumanTask.agency_id)
+             .where(HumanTask.instance_id == instance_of_task,
+                    or_(HumanTask.status == "open", HumanTask.id == bindparam("task_id"))))
+    return user_select(query, aliased(User), bindparam("username"), joined_to=HumanTask)
+
+
+def _check_open(row: Any, instance_status: str | None = "running") -> None:
+    """A Conflict unless the task is open and its process running."""
+    if row.status == "completed":
+        raise Conflict(f"Task '{row.name}' was already completed by {row.completed_by} at "
+                       f"{row.completed_at.isoformat() if row.completed_at else '?'}")
+    if row.status != "open":
+        raise Conflict(f"Task '{row.name}' is no longer open (it was {row.status})")
+    if instance_status != "running":
+        raise Conflict(f"The process of task '{row.name}' is {instance_status}")
 
 
 def _offered_to(row: HumanTask) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from engine import ProcessEngine
-from sop.migrations import BRANCH as SOP_MIGRATIONS
+# every live workflow the executor keeps between changes is compared with the stored state before it is used
+os.environ.setdefault("KURATOR_INSTANCE_CACHE_CHECK", "1")
 
-from .support import (
+import pytest  # noqa: E402
+
+from engine import ProcessEngine  # noqa: E402
+from sop.migrations import BRANCH as SOP_MIGRATIONS  # noqa: E402
+
+from .support import (  # noqa: E402
     DIAGRAMS,
     clear,
     create_postgres_schema,

@@ -175,12 +175,12 @@ def test_a_completion_racing_another_change_is_a_recorded_conflict_and_saves_not
     executor = engine.executor
     load = executor.load
 
-    def load_after_someone_else(session, row, actor=None):
+    def load_after_someone_else(session, row, actor=None, **options):
         monkeypatch.setattr(executor, "load", load)  # once
         with engine.db.session() as other:  # someone else's change of the same instance, committed meanwhile
             other.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
                           .values(revision=ProcessInstance.revision + 1))
-        return load(session, row, actor)
+        return load(session, row, actor, **options)
 
     monkeypatch.setattr(executor, "load", load_after_someone_else)
     with pytest.raises(Conflict, match="changed by someone else"):

@@ -95,6 +95,7 @@ def test_a_state_stored_before_the_compact_layout_loads_and_runs_to_the_end(depl
         assert row.definition_id == session.scalar(select(ProcessDefinition.id)
                                                    .where(ProcessDefinition.key == "lifecycle"))
         row.state = legacy
+    engine.executor.instances.clear()  # as after an upgrade: a new process has kept no live workflow
     with engine.executor.operation(instance_id, "tester"):
         pass  # loaded from the old layout, saved in the new one, the inbox brought in line with it
     state, _spec = stored(engine, instance_id)
