@@ -13,7 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Insert, Table, bindparam, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Executable,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -34,7 +47,8 @@ CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_sessio
 # that meets it, and the pool then replaces every connection of that server.
 PING_AFTER_IDLE_SECONDS = 10.0
 _AFTER_COMMIT = "kurator_after_commit"
-_UPSERTS: dict[tuple, Insert] = {}  # `Database.upsert`'s statements by shape
+_EXCLUDED: dict[tuple[str, str], Any] = {}  # `Database.insert_rows`: the `excluded` alias of each table
+_QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
 
@@ -161,6 +175,9 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", _forget_after_commit)
+        # queued writes go out before anything else the session executes, and before it commits
+        event.listen(self._sessions, "do_orm_execute", lambda state: self.send_queued(state.session))
+        event.listen(self._sessions, "before_commit", self.send_queued)
 
     @property
     def is_postgresql(self) -> bool:
@@ -252,21 +269,81 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    def upsert(self, table: Table, columns: Sequence[str], key: Sequence[str] = ("id",),
-               values: dict[str, Any] | None = None) -> Insert:
-        """An INSERT of `columns` (executed with one parameter set per row) that updates a row whose `key` exists
-        already to the values given (`ON CONFLICT ... DO UPDATE`, on PostgreSQL and SQLite alike). `values` gives
-        SQL expressions for some columns (they may use the other columns' parameters). Built once per shape."""
-        shape = (self.engine.dialect.name, table.name, tuple(columns), tuple(key), tuple(values or ()))
-        statement = _UPSERTS.get(shape)
-        if statement is None:
-            dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
-            statement = dialect_insert(table).values({name: bindparam(name) for name in columns} | (values or {}))
-            statement = statement.on_conflict_do_update(
-                index_elements=list(key),
-                set_={name: statement.excluded[name] for name in [*columns, *(values or ())] if name not in key})
-            _UPSERTS[shape] = statement
-        return statement
+    def insert_rows(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str] | None = None) -> Insert:
+        """One INSERT of `rows` (all with the same columns; a value may be an SQL expression). With `key`, a row
+        whose key exists already is updated to the values given instead (`ON CONFLICT ... DO UPDATE`).
+
+        The rows are a SELECT of their values (a UNION ALL for several), not a multi-row VALUES list, which
+        SQLAlchemy cannot cache: compiled once per number of rows, the statement costs no compilation after."""
+        columns = list(rows[0])
+        source = [select(*[value if isinstance(value, ColumnElement) else literal(value, table.c[name].type)
+                           for name, value in row.items()]) for row in rows]
+        dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
+        statement = dialect_insert(table).from_select(columns, source[0] if len(source) == 1 else union_all(*source))
+        if key is None:
+            return statement
+        excluded = _EXCLUDED.get((self.engine.dialect.name, table.name))
+        if excluded is None:  # the proposed row, `excluded` in SQL: one alias object per table, not per statement
+            excluded = _EXCLUDED.setdefault((self.engine.dialect.name, table.name), statement.excluded)
+        return statement.on_conflict_do_update(
+            index_elements=list(key), set_={name: excluded[name] for name in columns if name not in key})
+
+    @contextmanager
+    def write_queue(self, session: Session) -> Iterator[None]:
+        """Within: `queue` holds the session's writes to send them together (`send_queued`); on leaving, whatever
+        is still queued is sent. Not re-entrant on purpose: an inner block shares the outer one's queue."""
+        if _QUEUE in session.info:
+            yield
+            return
+        session.info[_QUEUE] = []
+        try:
+            yield
+            self.send_queued(session)
+        finally:
+            session.info.pop(_QUEUE, None)
+
+    @staticmethod
+    def queueing(session: Session) -> bool:
+        return _QUEUE in session.info
+
+    def queue(self, session: Session, statement: Executable, check: Callable[[int], None] | None = None,
+              touches: Sequence[Any] = ()) -> None:
+        """Hold a write (an INSERT, UPDATE or DELETE with its values in it) until `send_queued`, or send it at once
+        outside a `write_queue` block. `check` gets the number of rows it changed, once sent (it raises to refuse
+        the transaction); `touches` are the keys of the rows it changes (see `send_queued`)."""
+        held = session.info.get(_QUEUE)
+        if held is None:
+            result = session.execute(statement)
+            if check is not None:
+                check(result.rowcount)
+            return
+        held.append((statement, check, tuple(touches)))
+
+    def send_queued(self, session: Session) -> None:
+        """Send the queued writes: on PostgreSQL in one statement (each write a data-modifying `WITH` part, one
+        round trip for all), elsewhere one after the other; then run their checks, in the order queued.
+
+        The parts of one PostgreSQL statement all see the database as it was before it, so writes that change the
+        same row (the same key in `touches`) are sent one after the other there as well."""
+        held = session.info.get(_QUEUE)
+        if not held:
+            return
+        items = list(held)
+        held.clear()
+        if session.new or session.dirty or session.deleted:
+            session.flush()  # the session's own objects first, as autoflush would have written them
+        connection = session.connection()
+        keys = [key for _statement, _check, touches in items for key in touches]
+        if self.is_postgresql and len(items) > 1 and len(keys) == len(set(keys)):
+            parts = [statement.returning(literal_column("1")).cte(f"w{n}")
+                     for n, (statement, _check, _touches) in enumerate(items)]
+            counts = connection.execute(
+                select(*[select(func.count()).select_from(part).scalar_subquery() for part in parts])).one()
+        else:
+            counts = [connection.execute(statement).rowcount for statement, _check, _touches in items]
+        for (_statement, check, _touches), count in zip(items, counts, strict=True):
+            if check is not None:
+                check(count)
 
     @staticmethod
     def after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -21,6 +21,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -131,7 +132,8 @@ class Executor:
         if workflow is not None and CHECK_KEPT_WORKFLOWS and self.serializer.state_to_json(workflow) != row.state:
             raise AssertionError(f"instance {row.id}: the kept workflow differs from the stored state")
         if workflow is None:
-            workflow = self.serializer.restore(row.state, self._engine.repository.spec_json(row.definition_id))
+            state = _state_of(session, row)
+            workflow = self.serializer.restore(state, self._engine.repository.spec_json(row.definition_id))
             workflow.script_engine = self.script_engine(row.timezone)
         return Loaded(session=session, row=row, workflow=workflow, revision=row.revision, actor=actor,
                       timers=timer_marks(workflow), timers_of=workflow)
@@ -163,11 +165,17 @@ class Executor:
         loaded = self.load(session, row, actor, for_change=True)
         loaded.open_rows = open_rows
         token = CURRENT_SESSION.set(session)
+        db = self._engine.db
         try:
-            with self._engine.history.deferred(session):  # this change's events written in one INSERT
+            # the change's writes (its task row, the state, the inbox rows, its events in one INSERT) go out
+            # together at the end, in one round trip on PostgreSQL (`Database.send_queued`)
+            with db.write_queue(session):
+                with self._engine.history.deferred(session):
+                    with translate_errors():
+                        yield loaded
+                    self.save(loaded)
                 with translate_errors():
-                    yield loaded
-                self.save(loaded)
+                    db.send_queued(session)
         finally:
             CURRENT_SESSION.reset(token)
 
@@ -213,16 +221,17 @@ class Executor:
     def save(self, loaded: Loaded) -> None:
         """Write state, human tasks, next wake-up and history; the revision check comes first."""
         plan = self.plan_save(loaded)
-        with loaded.session.no_autoflush:  # history events and task rows added so far are written together
-            result = loaded.session.execute(
-                update(ProcessInstance)
-                .where(ProcessInstance.id == loaded.row.id, ProcessInstance.revision == loaded.revision)
-                .values(**plan.values)
-                .execution_options(synchronize_session=False)
-            )
-        if result.rowcount != 1:
-            raise Conflict(f"Process instance {loaded.row.id} was changed by someone else at the same time; "
-                           f"reload and try again")
+        instance_id = loaded.row.id
+
+        def one_row(count: int) -> None:
+            if count != 1:
+                raise Conflict(f"Process instance {instance_id} was changed by someone else at the same time; "
+                               f"reload and try again")
+
+        table = ProcessInstance.__table__
+        self._engine.db.queue(loaded.session, update(table).where(table.c.id == instance_id,
+                                                                  table.c.revision == loaded.revision)
+                              .values(**plan.values), check=one_row)
         self.keep_after_commit(plan)
         self.apply_save(plan)
 
@@ -254,6 +263,8 @@ class Executor:
         for plan in plans:
             self.apply_save(plan, write_rows=False)
         self.write_task_rows(session, [row for plan in plans for row in plan.new_rows])
+        for plan in plans:
+            plan.new_rows.clear()
 
     def plan_save(self, loaded: Loaded, task_rows: list[HumanTask] | None = None,
                   municipality_known: bool = False, ready: dict[str, Any] | None = None) -> SavePlan:
@@ -319,8 +330,9 @@ class Executor:
             record(session, history.TIMER_FIRED, row.id, actor=loaded.actor, data={"element": element})
         if plan.cancelled:
             ids = [task_row.id for task_row in plan.cancelled]
-            session.execute(update(HumanTask.__table__).where(HumanTask.id.in_(ids), HumanTask.status == "open")
-                            .values(status="cancelled", completed_at=now))
+            self._engine.db.queue(session, update(HumanTask.__table__)
+                                  .where(HumanTask.id.in_(ids), HumanTask.status == "open")
+                                  .values(status="cancelled", completed_at=now), touches=task_keys(ids))
             expire_task_rows(session, ids)
         for task_row in plan.cancelled:
             record(session, history.TASK_CANCELLED, row.id, task_id=task_row.id,
@@ -342,6 +354,7 @@ class Executor:
             created.append((task_id, event))
         if write_rows:  # the rows before their events: a listener of the event may read them
             self.write_task_rows(session, plan.new_rows)
+            plan.new_rows.clear()
         for task_id, event in created:
             record(session, history.TASK_CREATED, row.id, task_id=task_id, data=event)
         if plan.completed and plan.status_before != "completed":
@@ -353,15 +366,15 @@ class Executor:
         A row without `municipality_id` takes its instance's, in the statement itself."""
         if not rows:
             return
-        known = [row for row in rows if "municipality_id" in row]
-        for group, values in ((known, None), ([row for row in rows if "municipality_id" not in row],
-                                              {"municipality_id": _INSTANCE_MUNICIPALITY})):
-            if group:
-                statement = self._engine.db.upsert(HumanTask.__table__, list(group[0]), values=values)
-                with session.no_autoflush:
-                    session.execute(statement, group)
-        expire_task_rows(session, [r["id"] for r in rows])
-        rows.clear()
+        rows = [row if "municipality_id" in row else {**row, "municipality_id": _municipality_of(row["instance_id"])}
+                for row in rows]
+        ids = [row["id"] for row in rows]
+        with session.no_autoflush:
+            for shape in {tuple(row) for row in rows}:  # one statement unless some rows lack columns others have
+                self._engine.db.queue(session, self._engine.db.insert_rows(
+                    HumanTask.__table__, [row for row in rows if tuple(row) == shape], key=("id",)),
+                    touches=task_keys(ids))
+        expire_task_rows(session, ids)
 
     # -- human tasks ------------------------------------------------------------------------------------------
 
@@ -420,8 +433,29 @@ class Executor:
         }
 
 
-_INSTANCE_MUNICIPALITY = (select(ProcessInstance.municipality_id)
-                          .where(ProcessInstance.id == bindparam("instance_id")).scalar_subquery())
+def _state_of(session: Session | None, row: ProcessInstance) -> str:
+    """The stored state of an instance row whose other columns were read before: read with its revision and
+    version, which must still be the row's (another transaction may have committed a change in between, and a
+    state restored against another version's spec would not even load)."""
+    if "state" not in sa_inspect(row).unloaded or session is None:
+        return row.state
+    state, revision, definition_id = session.execute(
+        select(ProcessInstance.state, ProcessInstance.revision, ProcessInstance.definition_id)
+        .where(ProcessInstance.id == row.id)).one()
+    if (revision, definition_id) != (row.revision, row.definition_id):
+        raise Conflict(f"Process instance {row.id} was changed by someone else at the same time; reload and try "
+                       f"again")
+    return state
+
+
+def _municipality_of(instance_id: int):
+    """The instance's municipality, read by the statement that uses it."""
+    return select(ProcessInstance.municipality_id).where(ProcessInstance.id == instance_id).scalar_subquery()
+
+
+def task_keys(task_ids: list[str]) -> list[tuple[str, str]]:
+    """The keys of inbox rows a queued write changes (`Database.queue`'s `touches`)."""
+    return [("human_task", task_id) for task_id in task_ids]
 
 
 def expire_task_rows(session: Session, task_ids: list[str]) -> None:

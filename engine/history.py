@@ -66,6 +66,7 @@ class HistoryService:
             if not listeners:
                 return
             self._write(session, kept)  # the listeners may read what was recorded so far
+            self._engine.db.send_queued(session)  # and what the change has written so far
             event = HistoryEvent(**values)  # not in the session: the row is written
         for listener in listeners:
             listener(session, event)
@@ -89,11 +90,15 @@ class HistoryService:
             else:
                 session.info[_KEPT] = previous
 
-    @staticmethod
-    def _write(session: Session, kept: list[dict[str, Any]]) -> None:
-        if kept:
+    def _write(self, session: Session, kept: list[dict[str, Any]]) -> None:
+        """The kept events in one INSERT: queued with the change's other writes inside `Database.write_queue`."""
+        if not kept:
+            return
+        if self._engine.db.queueing(session):
+            self._engine.db.queue(session, self._engine.db.insert_rows(HistoryEvent.__table__, list(kept)))
+        else:
             session.execute(insert(HistoryEvent.__table__), list(kept))
-            kept.clear()
+        kept.clear()
 
     def record_now(self, event_type: str, instance_id: int | None = None, **kwargs: Any) -> None:
         """Record in a transaction of its own (for events about attempts that were rolled back)."""

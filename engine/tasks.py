@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from . import history, task_query
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from .executor import expire_task_rows
+from .executor import expire_task_rows, task_keys
 from .forms import validate_submission
 from .identity import UserInfo, user_info, user_select
 from .models import Agency, HumanTask, ProcessInstance, User
@@ -237,13 +237,16 @@ class TaskService:
                     if task is None or task.state != TaskState.READY:
                         raise Conflict("The task is no longer waiting for completion; reload the inbox")
                     now = engine.clock.now()
-                    taken = work.execute(
-                        update(HumanTask.__table__)
-                        .where(HumanTask.id == row.id, HumanTask.status == "open", may_take)
-                        .values(status="completed", completed_at=now, completed_by=user.username, data=data,
-                                assignee=user.username))
-                    if taken.rowcount != 1:
-                        raise Conflict("The task was completed or claimed by someone else at the same time")
+
+                    def taken(count: int) -> None:
+                        if count != 1:
+                            raise Conflict("The task was completed or claimed by someone else at the same time")
+
+                    engine.db.queue(work, update(HumanTask.__table__)
+                                    .where(HumanTask.id == row.id, HumanTask.status == "open", may_take)
+                                    .values(status="completed", completed_at=now, completed_by=user.username,
+                                            data=data, assignee=user.username),
+                                    check=taken, touches=task_keys([row.id]))
                     expire_task_rows(work, [row.id])
                     task.set_data(**data)
                     task.run()
