@@ -275,11 +275,15 @@ class Database:
 
         The rows are a SELECT of their values (a UNION ALL for several), not a multi-row VALUES list, which
         SQLAlchemy cannot cache: compiled once per number of rows, the statement costs no compilation after."""
+        defaults = _python_defaults(table, rows[0])
+        if defaults:
+            rows = [{**defaults, **row} for row in rows]
         columns = list(rows[0])
         source = [select(*[value if isinstance(value, ColumnElement) else literal(value, table.c[name].type)
                            for name, value in row.items()]) for row in rows]
         dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
-        statement = dialect_insert(table).from_select(columns, source[0] if len(source) == 1 else union_all(*source))
+        statement = dialect_insert(table).from_select(columns, source[0] if len(source) == 1 else union_all(*source),
+                                                      include_defaults=False)
         if key is None:
             return statement
         excluded = _EXCLUDED.get((self.engine.dialect.name, table.name))
@@ -351,6 +355,20 @@ class Database:
         registration. For keeping in memory what the transaction wrote (e.g. a live workflow): a failing callback
         is logged, the commit stands."""
         session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _python_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """The column defaults SQLAlchemy would fill in for the columns `row` leaves out (scalars and callables)."""
+    defaults = {}
+    for column in table.c:
+        default = column.default
+        if column.name in row or default is None or column.primary_key:
+            continue
+        if default.is_scalar:
+            defaults[column.name] = default.arg
+        elif default.is_callable:
+            defaults[column.name] = default.arg(None)
+    return defaults
 
 
 def _run_after_commit(session: Session) -> None:

@@ -33,12 +33,14 @@ USERS = {"commission_secretary": "secretary", "commission": "chair", "curator": 
          "agency_specialist": "specialist", "guardianship": "guardian", "police": "inspector",
          "social_protection": "social", "regional_secretary": "regional"}
 
-# Statements of one `engine.tasks.complete` of a sop_case user task (SQLite and PostgreSQL alike), in one
-# transaction: the user with roles; the task with its instance; the task's UPDATE ... RETURNING; the instance's
-# UPDATE; the instance's task rows; the history events (one INSERT); the new task row. The form is read once per
-# process version. Was 16, then 14 (in four transactions: the user, the task's checks, the form, the change).
-# Raise only for a good reason.
-MAX_STATEMENTS = {"sop_check": 7, "sop_recognition": 7, "sop_programme_draft": 7}
+# Statements of one `engine.tasks.complete` of a sop_case user task, in one transaction. One read: the task, the
+# other open tasks of its instance, the instance's columns and the user with roles; the instance's live workflow is
+# kept in memory from its last change (its state is not read). Then the writes, queued and sent together: the
+# task's UPDATE, the instance's UPDATE, the new task rows, the history events - on PostgreSQL one statement (one
+# round trip), on SQLite one after the other (in-process, no round trips). The form is read once per process
+# version. Was 16, then 14 (in four transactions), then 7. Lower only; raise only for a good reason.
+MAX_STATEMENTS = {"postgresql": {"sop_check": 2, "sop_recognition": 2, "sop_programme_draft": 2},
+                  "sqlite": {"sop_check": 5, "sop_recognition": 5, "sop_programme_draft": 5}}
 FIRST_FORM_READ = 2  # the pinned form version, then the form
 
 
@@ -334,9 +336,10 @@ def test_statements_per_sop_case_completion_stay_bounded(sop, monkeypatch):
             seen[element] = len(statements)
         return seen
 
+    bounds = MAX_STATEMENTS[engine.db.engine.dialect.name]
     first = drive(1)  # each form is read on its first use in the process: two statements more
-    for element, bound in MAX_STATEMENTS.items():
+    for element, bound in bounds.items():
         assert first[element] <= bound + FIRST_FORM_READ, (element, first[element])
     seen = drive(2)
-    for element, bound in MAX_STATEMENTS.items():
+    for element, bound in bounds.items():
         assert seen[element] <= bound, (element, seen[element], statements)
