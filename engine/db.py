@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    ColumnElement,
     DateTime,
     Executable,
     Insert,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
-    literal,
     literal_column,
     select,
     union_all,
@@ -47,7 +46,9 @@ CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_sessio
 # that meets it, and the pool then replaces every connection of that server.
 PING_AFTER_IDLE_SECONDS = 10.0
 _AFTER_COMMIT = "kurator_after_commit"
-_EXCLUDED: dict[tuple[str, str], Any] = {}  # `Database.insert_rows`: the `excluded` alias of each table
+_TEMPLATES: dict[tuple, Insert] = {}  # `Database.insert_rows`'s statements by shape
+_COMBINED: dict[tuple, Executable] = {}  # `send_queued`'s statements by the writes they hold (bounded)
+_COMBINED_SIZE = 512
 _QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
@@ -269,28 +270,41 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    def insert_rows(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str] | None = None) -> Insert:
-        """One INSERT of `rows` (all with the same columns; a value may be an SQL expression). With `key`, a row
-        whose key exists already is updated to the values given instead (`ON CONFLICT ... DO UPDATE`).
+    def insert_rows(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str] | None = None,
+                    prefix: str = "r", derived: dict[str, tuple[str, Callable[[Any], Any]]] | None = None
+                    ) -> tuple[Insert, dict[str, Any]]:
+        """One INSERT of `rows` (all with the same columns) and its parameters. With `key`, a row whose key exists
+        already is updated to the values given instead (`ON CONFLICT ... DO UPDATE`). `derived` columns are
+        computed in SQL from another column's value: {column: (source column, expression of its parameter)}.
 
-        The rows are a SELECT of their values (a UNION ALL for several), not a multi-row VALUES list, which
-        SQLAlchemy cannot cache: compiled once per number of rows, the statement costs no compilation after."""
-        defaults = _python_defaults(table, rows[0])
+        The rows are a SELECT of parameters named `<prefix><row>_<column>` (a UNION ALL for several), not a
+        multi-row VALUES list, which SQLAlchemy cannot cache: the statement is built and compiled once per shape
+        and number of rows, and costs neither after."""
+        defaults = _python_defaults(table, {**rows[0], **(derived or {})})
         if defaults:
             rows = [{**defaults, **row} for row in rows]
-        columns = list(rows[0])
-        source = [select(*[value if isinstance(value, ColumnElement) else literal(value, table.c[name].type)
-                           for name, value in row.items()]) for row in rows]
-        dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
-        statement = dialect_insert(table).from_select(columns, source[0] if len(source) == 1 else union_all(*source),
-                                                      include_defaults=False)
-        if key is None:
-            return statement
-        excluded = _EXCLUDED.get((self.engine.dialect.name, table.name))
-        if excluded is None:  # the proposed row, `excluded` in SQL: one alias object per table, not per statement
-            excluded = _EXCLUDED.setdefault((self.engine.dialect.name, table.name), statement.excluded)
-        return statement.on_conflict_do_update(
-            index_elements=list(key), set_={name: excluded[name] for name in columns if name not in key})
+        columns = tuple(rows[0])
+        derived = derived or {}
+        shape = (self.engine.dialect.name, table.name, columns, len(rows), tuple(key or ()), prefix,
+                 tuple((name, source, id(make)) for name, (source, make) in derived.items()))
+        statement = _TEMPLATES.get(shape)
+        if statement is None:
+            def row_select(n: int):
+                def param(name: str):
+                    return bindparam(f"{prefix}{n}_{name}", type_=table.c[name].type)
+                return select(*[param(name) for name in columns],
+                              *[make(param(source)) for source, make in derived.values()])
+            source = [row_select(n) for n in range(len(rows))]
+            dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
+            statement = dialect_insert(table).from_select(
+                [*columns, *derived], source[0] if len(source) == 1 else union_all(*source), include_defaults=False)
+            if key is not None:
+                statement = statement.on_conflict_do_update(
+                    index_elements=list(key), set_={name: statement.excluded[name]
+                                                    for name in [*columns, *derived] if name not in key})
+            statement = _TEMPLATES.setdefault(shape, statement)
+        params = {f"{prefix}{n}_{name}": value for n, row in enumerate(rows) for name, value in row.items()}
+        return statement, params
 
     @contextmanager
     def write_queue(self, session: Session) -> Iterator[None]:
@@ -310,25 +324,26 @@ class Database:
     def queueing(session: Session) -> bool:
         return _QUEUE in session.info
 
-    def queue(self, session: Session, statement: Executable, check: Callable[[int], None] | None = None,
-              touches: Sequence[Any] = ()) -> None:
-        """Hold a write (an INSERT, UPDATE or DELETE with its values in it) until `send_queued`, or send it at once
+    def queue(self, session: Session, statement: Executable, params: dict[str, Any] | None = None,
+              check: Callable[[int], None] | None = None, touches: Sequence[Any] = ()) -> None:
+        """Hold a write (an INSERT, UPDATE or DELETE and its parameters) until `send_queued`, or send it at once
         outside a `write_queue` block. `check` gets the number of rows it changed, once sent (it raises to refuse
-        the transaction); `touches` are the keys of the rows it changes (see `send_queued`)."""
+        the transaction); `touches` are the keys of the rows it changes (see `send_queued`). For the writes to go
+        out together their named parameters must differ (`insert_rows`'s `prefix`)."""
         held = session.info.get(_QUEUE)
         if held is None:
-            result = session.execute(statement)
+            result = session.execute(statement, params or {})
             if check is not None:
                 check(result.rowcount)
             return
-        held.append((statement, check, tuple(touches)))
+        held.append((statement, params or {}, check, tuple(touches)))
 
     def send_queued(self, session: Session) -> None:
         """Send the queued writes: on PostgreSQL in one statement (each write a data-modifying `WITH` part, one
         round trip for all), elsewhere one after the other; then run their checks, in the order queued.
 
         The parts of one PostgreSQL statement all see the database as it was before it, so writes that change the
-        same row (the same key in `touches`) are sent one after the other there as well."""
+        same row (the same key in `touches`), or whose parameters share a name, are sent one after the other."""
         held = session.info.get(_QUEUE)
         if not held:
             return
@@ -337,15 +352,17 @@ class Database:
         if session.new or session.dirty or session.deleted:
             session.flush()  # the session's own objects first, as autoflush would have written them
         connection = session.connection()
-        keys = [key for _statement, _check, touches in items for key in touches]
-        if self.is_postgresql and len(items) > 1 and len(keys) == len(set(keys)):
-            parts = [statement.returning(literal_column("1")).cte(f"w{n}")
-                     for n, (statement, _check, _touches) in enumerate(items)]
-            counts = connection.execute(
-                select(*[select(func.count()).select_from(part).scalar_subquery() for part in parts])).one()
+        keys = [key for *_rest, touches in items for key in touches]
+        params: dict[str, Any] = {}
+        for _statement, own, _check, _touches in items:
+            params.update(own)
+        together = (self.is_postgresql and len(items) > 1 and len(keys) == len(set(keys))
+                    and len(params) == sum(len(own) for _statement, own, _check, _touches in items))
+        if together:
+            counts = connection.execute(_together(tuple(statement for statement, *_rest in items)), params).one()
         else:
-            counts = [connection.execute(statement).rowcount for statement, _check, _touches in items]
-        for (_statement, check, _touches), count in zip(items, counts, strict=True):
+            counts = [connection.execute(statement, own).rowcount for statement, own, _check, _touches in items]
+        for (_statement, _own, check, _touches), count in zip(items, counts, strict=True):
             if check is not None:
                 check(count)
 
@@ -355,6 +372,19 @@ class Database:
         registration. For keeping in memory what the transaction wrote (e.g. a live workflow): a failing callback
         is logged, the commit stands."""
         session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _together(statements: tuple[Executable, ...]) -> Executable:
+    """One SELECT whose `WITH` parts are the writes, giving the rows each changed; kept per tuple of statements
+    (the callers' statements are built once, so this is too, and its compiled form is cached)."""
+    combined = _COMBINED.get(statements)
+    if combined is None:
+        parts = [statement.returning(literal_column("1")).cte(f"w{n}") for n, statement in enumerate(statements)]
+        combined = select(*[select(func.count()).select_from(part).scalar_subquery() for part in parts])
+        _COMBINED[statements] = combined
+        while len(_COMBINED) > _COMBINED_SIZE:
+            _COMBINED.pop(next(iter(_COMBINED)))
+    return combined
 
 
 def _python_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ one transaction, the engine clock in force, and an optimistic lock on the instan
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -228,10 +229,9 @@ class Executor:
                 raise Conflict(f"Process instance {instance_id} was changed by someone else at the same time; "
                                f"reload and try again")
 
-        table = ProcessInstance.__table__
-        self._engine.db.queue(loaded.session, update(table).where(table.c.id == instance_id,
-                                                                  table.c.revision == loaded.revision)
-                              .values(**plan.values), check=one_row)
+        self._engine.db.queue(loaded.session, _instance_update(tuple(plan.values)),
+                              {"iw_id": instance_id, "iw_revision": loaded.revision,
+                               **{f"iv_{name}": value for name, value in plan.values.items()}}, check=one_row)
         self.keep_after_commit(plan)
         self.apply_save(plan)
 
@@ -330,9 +330,7 @@ class Executor:
             record(session, history.TIMER_FIRED, row.id, actor=loaded.actor, data={"element": element})
         if plan.cancelled:
             ids = [task_row.id for task_row in plan.cancelled]
-            self._engine.db.queue(session, update(HumanTask.__table__)
-                                  .where(HumanTask.id.in_(ids), HumanTask.status == "open")
-                                  .values(status="cancelled", completed_at=now), touches=task_keys(ids))
+            self._engine.db.queue(session, _CANCEL_TASKS, {"c_ids": ids, "c_at": now}, touches=task_keys(ids))
             expire_task_rows(session, ids)
         for task_row in plan.cancelled:
             record(session, history.TASK_CANCELLED, row.id, task_id=task_row.id,
@@ -366,14 +364,18 @@ class Executor:
         A row without `municipality_id` takes its instance's, in the statement itself."""
         if not rows:
             return
-        rows = [row if "municipality_id" in row else {**row, "municipality_id": _municipality_of(row["instance_id"])}
-                for row in rows]
         ids = [row["id"] for row in rows]
+        db = self._engine.db
         with session.no_autoflush:
-            for shape in {tuple(row) for row in rows}:  # one statement unless some rows lack columns others have
-                self._engine.db.queue(session, self._engine.db.insert_rows(
-                    HumanTask.__table__, [row for row in rows if tuple(row) == shape], key=("id",)),
-                    touches=task_keys(ids))
+            known = [row for row in rows if "municipality_id" in row]
+            if known:
+                db.queue(session, *db.insert_rows(HumanTask.__table__, known, key=("id",), prefix="t"),
+                         touches=task_keys([row["id"] for row in known]))
+            unknown = [row for row in rows if "municipality_id" not in row]
+            if unknown:  # the instance's municipality, read by the INSERT itself
+                db.queue(session, *db.insert_rows(HumanTask.__table__, unknown, key=("id",), prefix="u",
+                                                  derived={"municipality_id": ("instance_id", _municipality_of)}),
+                         touches=task_keys([row["id"] for row in unknown]))
         expire_task_rows(session, ids)
 
     # -- human tasks ------------------------------------------------------------------------------------------
@@ -448,9 +450,22 @@ def _state_of(session: Session | None, row: ProcessInstance) -> str:
     return state
 
 
-def _municipality_of(instance_id: int):
-    """The instance's municipality, read by the statement that uses it."""
+def _municipality_of(instance_id: Any):
+    """The municipality of an instance (an id or the parameter that gives it), read by the statement using it."""
     return select(ProcessInstance.municipality_id).where(ProcessInstance.id == instance_id).scalar_subquery()
+
+
+_CANCEL_TASKS = (update(HumanTask.__table__)
+                 .where(HumanTask.id.in_(bindparam("c_ids", expanding=True)), HumanTask.status == "open")
+                 .values(status="cancelled", completed_at=bindparam("c_at")))
+
+
+@functools.cache
+def _instance_update(names: tuple[str, ...]):
+    """The UPDATE of an instance row's columns `names` under its revision check, built once per set of columns."""
+    table = ProcessInstance.__table__
+    return (update(table).where(table.c.id == bindparam("iw_id"), table.c.revision == bindparam("iw_revision"))
+            .values({name: bindparam(f"iv_{name}", type_=table.c[name].type) for name in names}))
 
 
 def task_keys(task_ids: list[str]) -> list[tuple[str, str]]:

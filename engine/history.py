@@ -95,7 +95,7 @@ class HistoryService:
         if not kept:
             return
         if self._engine.db.queueing(session):
-            self._engine.db.queue(session, self._engine.db.insert_rows(HistoryEvent.__table__, list(kept)))
+            self._engine.db.queue(session, *self._engine.db.insert_rows(HistoryEvent.__table__, kept, prefix="h"))
         else:
             session.execute(insert(HistoryEvent.__table__), list(kept))
         kept.clear()

@@ -226,9 +226,7 @@ class TaskService:
                     schema = engine.repository.shared_form(form_key, row.definition_id, session=work)
                     if schema is not None:
                         data = validate_submission(schema, data)
-                may_take = or_(HumanTask.assignee.is_(None), HumanTask.assignee == user.username)
-                if authorised:
-                    may_take = HumanTask.assignee.is_(None) if assignee is None else HumanTask.assignee == assignee
+                held = "offered" if not authorised else "unassigned" if assignee is None else "held"
                 changing = (instance_id, user.username)
                 instance = executor.instance_row(work, row)  # held: the session keeps it only while in use
                 others = [r for r in rows if r.id != row.id and r.status == "open"]
@@ -242,11 +240,9 @@ class TaskService:
                         if count != 1:
                             raise Conflict("The task was completed or claimed by someone else at the same time")
 
-                    engine.db.queue(work, update(HumanTask.__table__)
-                                    .where(HumanTask.id == row.id, HumanTask.status == "open", may_take)
-                                    .values(status="completed", completed_at=now, completed_by=user.username,
-                                            data=data, assignee=user.username),
-                                    check=taken, touches=task_keys([row.id]))
+                    engine.db.queue(work, _completed_update(held),
+                                    {"k_id": row.id, "k_user": user.username, "k_held": assignee, "k_at": now,
+                                     "k_data": data}, check=taken, touches=task_keys([row.id]))
                     expire_task_rows(work, [row.id])
                     task.set_data(**data)
                     task.run()
@@ -323,6 +319,21 @@ class TaskService:
 
 
 _TASK_COLUMNS = tuple(column.name for column in HumanTask.__table__.c)
+
+
+@functools.cache
+def _completed_update(held: str):
+    """The UPDATE that completes an open task (`k_id`) for `k_user`, unless someone else took it meanwhile: with
+    `held` "offered" it must be unassigned or theirs, "unassigned" unassigned, "held" still held by `k_held` (a
+    decision recorded for its holder). Built once per kind."""
+    table = HumanTask.__table__
+    user = bindparam("k_user", type_=table.c.assignee.type)
+    may_take = {"offered": or_(table.c.assignee.is_(None), table.c.assignee == user),
+                "unassigned": table.c.assignee.is_(None),
+                "held": table.c.assignee == bindparam("k_held", type_=table.c.assignee.type)}[held]
+    return (update(table).where(table.c.id == bindparam("k_id"), table.c.status == "open", may_take)
+            .values(status="completed", completed_at=bindparam("k_at", type_=table.c.completed_at.type),
+                    completed_by=user, data=bindparam("k_data", type_=table.c.data.type), assignee=user))
 
 
 @functools.cache

@@ -151,9 +151,9 @@ def test_queued_writes_go_out_together_and_their_checks_refuse_the_transaction(e
 def test_queued_writes_go_out_before_anything_reads_in_the_session(engine):
     db = engine.db
     with db.session() as session, db.write_queue(session):
-        db.queue(session, db.insert_rows(Municipality.__table__, [{"name": "Звенигово"}, {"name": "Медведево"}]))
+        db.queue(session, *db.insert_rows(Municipality.__table__, [{"name": "Звенигово"}, {"name": "Медведево"}]))
         assert sorted(session.scalars(select(Municipality.name)).all()) == ["Звенигово", "Медведево"]
-        db.queue(session, db.insert_rows(Municipality.__table__, [{"name": "Звенигово"}], key=("name",)))
+        db.queue(session, *db.insert_rows(Municipality.__table__, [{"name": "Звенигово"}], key=("name",)))
     with db.session() as session:
         assert session.scalar(select(Municipality.id).where(Municipality.name == "Звенигово")) is not None
 
