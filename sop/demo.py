@@ -17,10 +17,11 @@ from engine.identity import hash_password
 from engine.models import Municipality, User
 
 from . import PLUGIN, build_engine, install
+from . import jobs as periodic
 from . import podrostok as podrostok_campaign
 from .kpi import demo as kpi_demo
 from .meetings.schedule import meeting_days
-from .models import Person
+from .models import Person, Reconciliation
 from .reports.podrostok import age_on
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +137,7 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
     stories = _Stories(driver, now)
     stories.run()
     stories.meetings()
+    _Reconciliation(driver, now).run()
     _Podrostok(driver, now).run()
     kpi_demo.run(driver, MUNICIPALITY, now)
     install(engine).engine.management.sweep()
@@ -349,6 +351,53 @@ class _Stories:
         self.complete(iid, "sop_review", {"summary": "Программа исполняется", "decision": decision},
                       self.ago() - 0.05)
 
+
+
+class _Reconciliation:
+    """The quarterly reconciliation of the quarter of now, started on the quarter's first day as the scheduler starts
+    it (started by the final sweep at now instead, its steps would open already past their deadlines, counted from
+    the quarter's start), and driven as far as the clock allows: the agencies reconcile their lists in the first
+    two weeks, on time, except the children's hospital, which stays silent (its step is overdue once the deadline
+    has passed), so the round waits for it."""
+
+    OPENED = time(0, 5)  # the scheduler's first sweep of the quarter's first day
+    # agency kind: (working days after the quarter's start it reconciles on, the demo user, the findings)
+    DONE = {"police": (3, "police", "Один несовершеннолетний снят с учета ПДН в прошлом квартале: в банке данных "
+                                    "КДНиЗП отметка внесена"),
+            "guardianship": (5, "guardian", ""), "social_protection": (6, "social", ""), "education": (8, "school", "")}
+
+    def __init__(self, engine: ProcessEngine, now: datetime):
+        self.engine = engine
+        self.now = now
+
+    def run(self) -> None:
+        try:
+            self.engine.repository.definition(periodic.RECONCILIATION_PROCESS)
+        except NotFound:
+            return  # diagrams without the reconciliation
+        quarter, first = periodic.quarter_of(self.now.astimezone(TZ).date())
+        if not self.at(first, self.OPENED) or not periodic.start_quarterly(self.engine.sop):
+            return
+        with self.engine.db.session() as session:
+            iid = session.scalar(select(Reconciliation.process_instance_id).where(Reconciliation.quarter == quarter))
+        calendar = self.engine.calendar.calendar
+        kinds = {a["id"]: a["kind"] for a in self.engine.identity.agencies()}
+        tasks = [t for t in self.engine.tasks.query(instance_id=iid)
+                 if t["element_id"] == "rec_agency" and kinds.get(t["agency_id"]) in self.DONE]
+        for task in sorted(tasks, key=lambda t: self.DONE[kinds[t["agency_id"]]][0]):
+            days, user, differences = self.DONE[kinds[task["agency_id"]]]
+            if not self.at(calendar.add_working_days(first, days), time(11, 0)):
+                return
+            self.engine.tasks.complete(task["id"], user, {
+                "differences": differences, "missing_in_commission": "", "missing_in_agency": "", "confirmed": True})
+
+    def at(self, day: date, when: time) -> bool:
+        """Move the driving clock to that moment; False when it is not past yet."""
+        moment = datetime.combine(day, when, TZ)
+        if moment >= self.now:
+            return False
+        self.engine.clock.set(moment)
+        return True
 
 
 class _Podrostok:

@@ -12,43 +12,40 @@ An emergency runs in one of two ways (workflows/README.md):
 Which tasks are the emergency's is read from the deployed `emergency_child_safety` diagrams (their element ids);
 a calling diagram must not reuse those ids for steps of its own.
 
-Cost: a page asks for the few oldest emergencies and a count (`emergency_flag`). The open emergency tasks of the
-municipality come from the open-task index (one row each, no history), and the start of each open run is
-remembered per (first open task, its creation time): while that task stays the earliest open one of its instance,
-the run it belongs to cannot change, because every task before it is closed and a closed task does not change. So
-a page reads the history of an instance only when its emergency opens or moves on to a new first open task, and
-the case number and family only of the cases it names.
+Where the start of a called emergency comes from: each time one of its steps opens, `note_step_opened` (the domain's
+`task_created` listener) works out the run that step belongs to from the instance's emergency steps and writes its
+start on the instance's `sop_emergency_run` row. The run of an open step can change only when a step opens: closing
+a step never splits a run that still has an open step, since the step closes after every step opened before. So
+the row read while an emergency step is open is the start of the open run, in every process that reads it.
+
+Cost: a page asks for the few oldest emergencies and a count (`emergency_flag`), in one statement: the running
+emergency instances and the open emergency steps of the municipality (from the open-task index) with their stored
+starts, reduced to one row per case by the database; Python gets the rows it shows, whatever the number of open
+emergencies. The case number and family are read only for the cases it names.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import null, select, union_all
+from sqlalchemy import case as when
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, Subquery
 
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 
-from .models import Case, Family, InstanceScope
+from .models import Case, EmergencyRun, Family, InstanceScope
 
 EMERGENCY_PROCESS = "emergency_child_safety"
 # a task opened this soon after an earlier emergency task ended continues the same emergency (the engine completes
 # one task and opens the next in one step, a few milliseconds apart on the real clock)
 SAME_RUN = timedelta(minutes=1)
-RUN_STARTS_KEPT = 50_000  # remembered run starts (a few dozen bytes each); the memo is emptied when full
-HISTORY_CHUNK = 500  # instances whose emergency history is read in one statement
 
 _ELEMENTS: dict[str, frozenset[str]] = {}  # content hash of a deployed emergency diagram -> its element ids
-# (first open emergency task id, its created_at) -> when its run began, for the element ids `_RUN_STARTS_OF`
-_RUN_STARTS: dict[tuple[str, datetime], datetime] = {}
-_RUN_STARTS_OF: list[frozenset[str]] = [frozenset()]
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,9 @@ def open_emergencies(session: Session, municipality_id: int, cases: Select | Non
 
     `cases` (a query of case ids, e.g. `webapp.access.visible_cases`) narrows the answer to the cases a user may see.
     """
-    since = _open_since(session, municipality_id, cases)
-    return _named(session, sorted(since.items(), key=lambda item: (item[1], item[0])))
+    per_case = _open_since(session, municipality_id, cases)
+    return _named(session, session.execute(select(per_case.c.case_id, per_case.c.since)
+                                           .order_by(per_case.c.since, per_case.c.case_id)).all())
 
 
 def emergency_flag(session: Session, municipality_id: int, cases: Select | None = None, shown: int = 5,
@@ -90,19 +88,26 @@ def emergency_flag(session: Session, municipality_id: int, cases: Select | None 
     """The flag of a page: `case_id`'s own open emergency, the `shown` oldest of the other cases and the count of
     the rest (None when no case in scope has an emergency open). `cases` narrows as in `open_emergencies`; only
     the cases named get their number and family read."""
-    since = _open_since(session, municipality_id, cases)
-    if not since:
+    per_case = _open_since(session, municipality_id, cases)
+    shown = max(shown, 0)
+    this_first = when((per_case.c.case_id == case_id, 0), else_=1) if case_id is not None else None
+    order = [this_first] if this_first is not None else []
+    rows = session.execute(select(per_case.c.case_id, per_case.c.since, func.count().over())  # the count: all rows
+                           .order_by(*order, per_case.c.since, per_case.c.case_id).limit(shown + 1)).all()
+    if not rows:
         return None
-    this_since = since.pop(case_id, None) if case_id is not None else None
-    oldest = heapq.nsmallest(shown, since.items(), key=lambda item: (item[1], item[0]))
+    total = rows[0][2]
+    this_since = rows[0][1] if case_id is not None and rows[0][0] == case_id else None
+    oldest = [(row[0], row[1]) for row in rows[1 if this_since is not None else 0:]][:shown]
     named = _named(session, ([(case_id, this_since)] if this_since is not None else []) + oldest)
     this = named.pop(0) if named and named[0].case_id == case_id and this_since is not None else None
-    return EmergencyFlag(this=this, others=named, more=len(since) - len(oldest))
+    return EmergencyFlag(this=this, others=named, more=total - (this_since is not None) - len(oldest))
 
 
-def _open_since(session: Session, municipality_id: int, cases: Select | None) -> dict[int, datetime]:
-    """Case id -> when its earliest open emergency began, for the cases of the municipality (within `cases`)."""
-    own = (select(ProcessInstance.id, InstanceScope.case_id, ProcessInstance.started_at, null())
+def _open_since(session: Session, municipality_id: int, cases: Select | None) -> Subquery:
+    """Case id -> when its earliest open emergency began (`case_id`, `since`), for the cases of the municipality
+    (within `cases`): a subquery."""
+    own = (select(InstanceScope.case_id.label("case_id"), ProcessInstance.started_at.label("since"))
            .join(InstanceScope, InstanceScope.instance_id == ProcessInstance.id)
            .where(ProcessInstance.municipality_id == municipality_id, ProcessInstance.process_key == EMERGENCY_PROCESS,
                   ProcessInstance.status == "running", InstanceScope.case_id.is_not(None)))
@@ -112,71 +117,47 @@ def _open_since(session: Session, municipality_id: int, cases: Select | None) ->
     statement = own
     if elements:
         # the open emergency tasks of the case processes, read through the municipality's open tasks (an open task
-        # belongs to a running instance: an instance completes only when none of its tasks is left open)
-        called = (select(HumanTask.instance_id, InstanceScope.case_id, HumanTask.created_at, HumanTask.id)
+        # belongs to a running instance: an instance completes only when none of its tasks is left open), with the
+        # start of their run. A task without one (rows written without the domain attached) counts from its opening.
+        called = (select(InstanceScope.case_id, func.coalesce(EmergencyRun.started_at, HumanTask.created_at))
+                  .select_from(HumanTask)
                   .join(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
+                  .outerjoin(EmergencyRun, EmergencyRun.instance_id == HumanTask.instance_id)
                   .where(HumanTask.municipality_id == municipality_id, HumanTask.status == "open",
                          HumanTask.element_id.in_(sorted(elements)), HumanTask.process_key != EMERGENCY_PROCESS,
                          InstanceScope.case_id.is_not(None)))
         if cases is not None:
             called = called.where(InstanceScope.case_id.in_(cases))
         statement = union_all(own, called)
-
-    since: dict[int, datetime] = {}
-    first_open: dict[int, tuple[datetime, str, int]] = {}  # instance -> its earliest open emergency task, case
-    for instance_id, case_id, at, task_id in session.execute(statement).all():
-        if task_id is None:
-            _earliest(since, case_id, at)
-        elif instance_id not in first_open or (at, task_id) < first_open[instance_id][:2]:
-            first_open[instance_id] = (at, task_id, case_id)
-    if first_open:
-        for instance_id, started in _run_starts(session, first_open, elements).items():
-            _earliest(since, first_open[instance_id][2], started)
-    return since
+    both = statement.subquery()
+    return (select(both.c.case_id, func.min(both.c.since).label("since"))
+            .group_by(both.c.case_id).subquery())
 
 
-def _earliest(since: dict[int, datetime], case_id: int, at: datetime | None) -> None:
-    if at is not None and (case_id not in since or at < since[case_id]):
-        since[case_id] = at
+def note_step_opened(session: Session, instance_id: int, task_id: str, opened: datetime,
+                     elements: frozenset[str]) -> None:
+    """An emergency step (`task_id`, one of `elements`) opened in a case process at `opened`: store the start of
+    the run it belongs to on the instance's `sop_emergency_run` row. Reads the instance's emergency steps; the
+    rows the engine has not written yet (the step itself, its siblings of the same change) are not needed: they
+    open at the same instant, and the step is counted open as it is."""
+    with session.no_autoflush:
+        steps = [(created, None if status == "open" else max(created, finished or created))
+                 for status, created, finished in session.execute(
+                     select(HumanTask.status, HumanTask.created_at, HumanTask.completed_at)
+                     .where(HumanTask.instance_id == instance_id, HumanTask.element_id.in_(sorted(elements)),
+                            HumanTask.id != task_id))]
+        started = run_start([*steps, (opened, None)])
+        row = session.get(EmergencyRun, instance_id)
+    if row is None:
+        session.add(EmergencyRun(instance_id=instance_id, started_at=started))
+    elif row.started_at != started:
+        row.started_at = started
 
 
-def _run_starts(session: Session, first_open: dict[int, tuple[datetime, str, int]],
-                elements: frozenset[str]) -> dict[int, datetime]:
-    """Instance -> when the run of emergency tasks that holds its earliest open task began: remembered, or read
-    from the instance's emergency tasks for those not seen with this first open task before."""
-    found: dict[int, datetime] = {}
-    missing: list[int] = []
-    with _LOCK:
-        if _RUN_STARTS_OF[0] != elements:  # another emergency diagram deployed: other tasks count
-            _RUN_STARTS.clear()
-            _RUN_STARTS_OF[0] = elements
-    for instance_id, (created, task_id, _case) in first_open.items():
-        started = _RUN_STARTS.get((task_id, created))
-        if started is None:
-            missing.append(instance_id)
-        else:
-            found[instance_id] = started
-    for first in range(0, len(missing), HISTORY_CHUNK):
-        chunk = missing[first:first + HISTORY_CHUNK]
-        runs: dict[int, list[tuple[datetime, datetime | None]]] = {}
-        for instance_id, status, created, finished in session.execute(
-                select(HumanTask.instance_id, HumanTask.status, HumanTask.created_at, HumanTask.completed_at)
-                .where(HumanTask.instance_id.in_(chunk), HumanTask.element_id.in_(sorted(elements)))).all():
-            runs.setdefault(instance_id, []).append(
-                (created, None if status == "open" else max(created, finished or created)))
-        for instance_id in chunk:
-            started = _run_start(runs.get(instance_id, ()))
-            if started is None:  # the first open task closed between the two statements: not open any more
-                continue
-            found[instance_id] = started
-            created, task_id, _case = first_open[instance_id]
-            with _LOCK:
-                if _RUN_STARTS_OF[0] != elements:
-                    continue
-                if len(_RUN_STARTS) >= RUN_STARTS_KEPT:
-                    _RUN_STARTS.clear()
-                _RUN_STARTS[(task_id, created)] = started
-    return found
+def called_elements(spec_json: str) -> frozenset[str]:
+    """The element ids of the emergency a process version calls (bundled with its spec; empty when it calls none)."""
+    called = json.loads(spec_json).get("subprocess_specs", {}).get(EMERGENCY_PROCESS)
+    return _task_ids(called) if called else frozenset()
 
 
 def _named(session: Session, since: list[tuple[int, datetime]]) -> list[OpenEmergency]:
@@ -202,11 +183,14 @@ def emergency_elements(session: Session) -> frozenset[str]:
 
 
 def _element_ids(spec_json: str) -> frozenset[str]:
-    spec = json.loads(spec_json)["spec"]
+    return _task_ids(json.loads(spec_json)["spec"])
+
+
+def _task_ids(spec: dict) -> frozenset[str]:
     return frozenset(t["bpmn_id"] for t in spec.get("task_specs", {}).values() if t.get("bpmn_id"))
 
 
-def _run_start(tasks: Iterable[tuple[datetime, datetime | None]]) -> datetime | None:
+def run_start(tasks: Iterable[tuple[datetime, datetime | None]]) -> datetime | None:
     """When the run of emergency tasks that is still open began: tasks (opened, ended or None while open) that
     follow one another without a pause belong to one emergency; a pause means the earlier emergency had ended."""
     start: datetime | None = None
@@ -220,3 +204,4 @@ def _run_start(tasks: Iterable[tuple[datetime, datetime | None]]) -> datetime | 
         elif not still_open:
             end = max(end, finished)
     return start if still_open else None
+

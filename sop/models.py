@@ -305,6 +305,18 @@ class InstanceScope(Base):
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
 
 
+class EmergencyRun(Base):
+    """When the emergency called inside a process instance (the `emergency_child_safety` call activity of
+    `sop_case`) began: written each time one of its steps opens (`sop.emergencies.note_step_opened`), so that the
+    red flag reads it instead of the instance's history. It tells the start of the run of emergency steps that
+    was open when it was written; while an emergency step of the instance is open, that is the open run."""
+
+    __tablename__ = "sop_emergency_run"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 @event.listens_for(InstanceScope, "after_insert")
 @event.listens_for(InstanceScope, "after_update")
 def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:

@@ -15,7 +15,7 @@ from engine import history
 from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
-from . import handlers, podrostok
+from . import emergencies, handlers, podrostok
 from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
@@ -81,6 +81,8 @@ class SopService:
     def __init__(self, engine: ProcessEngine, jobs: bool = True):
         self.engine = engine
         self.meetings = MeetingService(self)
+        self._called_emergency: dict[int, frozenset[str]] = {}  # definition id -> element ids of its emergency
+        engine.history.subscribe(history.TASK_CREATED, self._on_task_created)
         engine.history.subscribe(history.TASK_COMPLETED, self._on_task_completed)
         engine.history.subscribe(history.TASK_OVERDUE, self._on_task_overdue)
         if jobs:
@@ -210,6 +212,21 @@ class SopService:
         return f"{count + 1}/{year}"
 
     # -- listeners --------------------------------------------------------------------------------------------
+
+    def _on_task_created(self, session: Session, event) -> None:
+        """A step of the emergency called inside a case process opened: its run's start goes on a row
+        (`sop.emergencies`). Other tasks cost a look-up in memory: the instance row is in the session, and the
+        element ids of the emergency a version calls are read from its spec once per version."""
+        element = (event.data or {}).get("element")
+        instance = session.get(ProcessInstance, event.instance_id) if element and event.instance_id else None
+        if instance is None:
+            return
+        elements = self._called_emergency.get(instance.definition_id)
+        if elements is None:
+            elements = emergencies.called_elements(self.engine.repository.spec_json(instance.definition_id))
+            self._called_emergency[instance.definition_id] = elements
+        if element in elements:
+            emergencies.note_step_opened(session, instance.id, event.task_id, event.at, elements)
 
     def _on_task_completed(self, session: Session, event) -> None:
         task = session.get(HumanTask, event.task_id)

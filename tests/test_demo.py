@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -12,7 +14,7 @@ from sop import podrostok
 from sop.demo import USERS, seed
 from sop.kpi.models import KpiActual, KpiPlan
 from sop.meetings.models import Meeting, Notice
-from sop.models import Case, Document, PodrostokCampaign, PodrostokEntry, Resolution
+from sop.models import Case, Document, PodrostokCampaign, PodrostokEntry, Reconciliation, Resolution
 
 from .support import ROOT
 
@@ -38,7 +40,33 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
     assert sop.install(engine).escalations()
     assert_podrostok_campaign(engine)
     assert_kpi_plan_and_values(engine)
+    assert_reconciliation(engine)
     assert "already has users" in seed(engine)
+
+
+def assert_reconciliation(engine):
+    """No step of the demo opens already past its deadline. The reconciliation of the quarter (2026-Q4) started on
+    its first day, as the scheduler starts it; four agencies reconciled within the 10 working days, the children's
+    hospital did not: its step is overdue and escalated, the round waits for it."""
+    with engine.db.session() as session:
+        born_late = [(t.name, t.created_at, t.due) for t in session.scalars(
+            select(HumanTask).where(HumanTask.due.is_not(None), HumanTask.created_at > HumanTask.due))]
+        reconciliation = session.scalar(select(Reconciliation))
+        steps = session.scalars(select(HumanTask).where(
+            HumanTask.instance_id == reconciliation.process_instance_id).order_by(HumanTask.created_at)).all()
+        done = {t.name.split(" — ")[1]: (t.completed_by, t.completed_at <= t.due) for t in steps
+                if t.status == "completed"}
+        late = [(t.name, t.status, t.overdue) for t in steps if t.status == "open"]
+    assert born_late == []
+    assert reconciliation.quarter == "2026-Q4"
+    assert reconciliation.started_at == datetime(2026, 9, 30, 21, 5, tzinfo=timezone.utc)  # 1.10 00:05 MSK
+    assert done == {"ОМВД России по г. Йошкар-Оле": ("police", True),
+                    "Отдел опеки и попечительства администрации г. Йошкар-Олы": ("guardian", True),
+                    "ГБУ РМЭ «КЦСОН в г. Йошкар-Оле»": ("social", True),
+                    "МБОУ «Средняя школа № 5 г. Йошкар-Олы»": ("school", True)}
+    assert late == [("Сверка списков СОП с КДНиЗП — ГБУ РМЭ «Детская городская больница»", "open", True)]
+    assert "Сверка списков СОП с КДНиЗП — ГБУ РМЭ «Детская городская больница»" in {
+        e["task_name"] for e in sop.install(engine).escalations()}
 
 
 def assert_podrostok_campaign(engine):

@@ -9,11 +9,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event, select
 
+import sop
 from engine.models import ProcessInstance
 from sop import emergencies
-from sop.emergencies import EMERGENCY_PROCESS, EmergencyFlag, _run_start, emergency_flag, open_emergencies
-from sop.models import Case
+from sop.emergencies import EMERGENCY_PROCESS, EmergencyFlag, emergency_flag, open_emergencies, run_start
+from sop.models import Case, EmergencyRun
 
+from .support import new_engine
 from .test_sop_service import SIGNAL
 from .test_web_intake import FORM, submit
 from .test_web_tasks import HASH, build_app, signed_in
@@ -152,13 +154,13 @@ def _municipality(engine) -> int:
 def test_an_emergency_run_starts_where_its_tasks_stop_pausing():
     at = datetime(2025, 11, 1, 6, 0, tzinfo=timezone.utc)
     hour = timedelta(hours=1)
-    assert _run_start([]) is None
-    assert _run_start([(at, at + hour)]) is None  # all done: no emergency open
-    assert _run_start([(at, None)]) == at
+    assert run_start([]) is None
+    assert run_start([(at, at + hour)]) is None  # all done: no emergency open
+    assert run_start([(at, None)]) == at
     # the inspection done, the commission informed next: one emergency since the first task
-    assert _run_start([(at, at + hour), (at + hour + timedelta(seconds=1), None), (at, at + 2 * hour)]) == at
+    assert run_start([(at, at + hour), (at + hour + timedelta(seconds=1), None), (at, at + 2 * hour)]) == at
     # an earlier emergency ended days before: the open one started with its own first task
-    assert _run_start([(at, at + hour), (at + 3 * 24 * hour, None), (at + 3 * 24 * hour, at + 80 * hour)]) \
+    assert run_start([(at, at + hour), (at + 3 * 24 * hour, None), (at + 3 * 24 * hour, at + 80 * hour)]) \
         == at + 3 * 24 * hour
 
 
@@ -233,53 +235,84 @@ def test_the_flag_names_only_the_oldest_shown_cases_and_counts_the_rest(app):
         assert emergency_flag(db, municipality, cases=select(Case.id).where(Case.id.is_(None))) is None
 
 
-def test_a_called_emergency_reads_its_history_once_until_its_first_open_task_moves_on(app):
-    engine = app.extensions["kurator"]
-    first = engine.sop.register_intake("school", SIGNAL)
+def _called_threat(engine, number: int = 0) -> tuple[int, int]:
+    """A case opened by an ordinary signal, then a threat to life reported in it two days later (the emergency
+    runs inside the case's process): the case id and its instance id."""
+    child = {"last_name": f"Петров{number}", "first_name": "Иван", "birth_date": "2013-04-01"}
+    family = dict(SIGNAL, address=f"ул. Мира, д. {number + 1}", children=[child],
+                  parents=[{"last_name": f"Петрова{number}", "first_name": "Анна"}])
+    first = engine.sop.register_intake("school", family, new_family=True)
     engine.clock.advance(days=2)
-    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "received_on": "2025-11-01",
+    engine.sop.register_intake("police", {**family, "source": "Участковый", "received_on": "2025-11-01",
                                           "threat_to_life": True}, attach_to_case=first.case_id)
-    case_instance = first.instance_ids[0]
+    return first.case_id, first.instance_ids[0]
+
+
+def _stored_start(engine, instance_id: int) -> datetime | None:
+    with engine.db.session() as db:
+        row = db.get(EmergencyRun, instance_id)
+        return row.started_at if row else None
+
+
+def test_a_called_emergency_is_flagged_from_its_stored_start_in_a_fresh_process(app):
+    """The start of the run is written when its first step opens and stays while the run goes on, so that another
+    process (a fresh engine on the same database, nothing remembered) reads it without the history."""
+    engine = app.extensions["kurator"]
+    case_id, case_instance = _called_threat(engine)
     began = datetime(2025, 11, 1, 6, 0, tzinfo=timezone.utc)
-    municipality = _municipality(engine)
-
-    def flagged() -> tuple[list[datetime], int]:
-        with engine.db.session() as db, Statements(engine) as sql:
-            since = [e.since for e in open_emergencies(db, municipality)]
-        return since, len(sql.reading("human_task.completed_at"))
-
-    assert flagged() == ([began], 1)
-    assert flagged() == ([began], 0)  # the start of the run is remembered
+    assert _stored_start(engine, case_instance) == began
     engine.clock.advance(hours=2)
     split = [t for t in engine.tasks.query(instance_id=case_instance) if t["element_id"] in EMERGENCY_DATA]
     assert {t["element_id"] for t in split} == {"em_inspection", "em_police_report", "em_social_inspection"}
-    for task in split:  # the three steps opened together at the signal: the first open task moves on
+    for task in split:  # the three steps opened together at the signal are done: the next step goes on the run
         engine.tasks.complete(task["id"], DOER[task["candidate_roles"][0]], EMERGENCY_DATA[task["element_id"]])
     assert [t["element_id"] for t in engine.tasks.query(instance_id=case_instance)
             if t["element_id"] in EMERGENCY_DATA] == ["em_inform_commission"]
-    assert flagged() == ([began], 1)  # read again: the same emergency, since the signal
-    assert flagged() == ([began], 0)
-    finish_emergency(engine, case_instance)
-    assert flagged() == ([], 0)
+    assert _stored_start(engine, case_instance) == began
+
+    emergencies._ELEMENTS.clear()  # a process that has seen nothing yet
+    fresh = new_engine(engine.db, at="2025-11-01T12:00:00+03:00")
+    sop.install(fresh, jobs=False)
+    municipality = _municipality(fresh)
+    with fresh.db.session() as db, Statements(fresh) as sql:
+        assert [(e.case_id, e.since) for e in open_emergencies(db, municipality)] == [(case_id, began)]
+        flag = emergency_flag(db, municipality, case_id=case_id)
+    assert (flag.this.since, flag.others, flag.more) == (began, [], 0)
+    assert sql.reading("human_task.completed_at") == []  # no history read
 
 
-def test_remembered_run_starts_are_forgotten_when_the_emergency_diagram_changes(app, monkeypatch):
+def test_the_flag_costs_the_same_statements_whatever_the_number_of_called_emergencies(app):
     engine = app.extensions["kurator"]
-    first = engine.sop.register_intake("school", SIGNAL)
-    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "threat_to_life": True},
-                               attach_to_case=first.case_id)
+    _called_threat(engine, 0)
     municipality = _municipality(engine)
 
-    def history_reads() -> int:
+    def statements() -> tuple[int, int]:
         with engine.db.session() as db, Statements(engine) as sql:
-            assert len(open_emergencies(db, municipality)) == 1
-        return len(sql.reading("human_task.completed_at"))
+            flag = emergency_flag(db, municipality, shown=2)
+        return len(flag.others) + flag.more, len(sql.seen)
 
-    assert history_reads() == 1
-    assert history_reads() == 0
+    flagged, cost = statements()
+    assert flagged == 1
+    for number in range(1, 5):
+        _called_threat(engine, number)
+    assert statements() == (5, cost)
+
+
+def test_a_new_emergency_in_the_same_case_process_starts_a_new_run(app):
+    engine = app.extensions["kurator"]
+    case_id, case_instance = _called_threat(engine)
+    engine.clock.advance(hours=3)
+    finish_emergency(engine, case_instance)
     with engine.db.session() as db:
-        elements = emergencies.emergency_elements(db)
-    # a new version of the diagram with a step of its own: the runs are judged on the new set of steps
-    monkeypatch.setattr(emergencies, "emergency_elements", lambda _db: elements | {"em_new_step"})
-    assert history_reads() == 1
-    assert history_reads() == 0
+        assert open_emergencies(db, _municipality(engine)) == []
+    engine.clock.advance(days=5)  # 6.11.2025 12:00 MSK: another threat reported in the same case
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "received_on": "2025-11-06",
+                                          "threat_to_life": True, "address": "ул. Мира, д. 1",
+                                          "children": [{"last_name": "Петров0", "first_name": "Иван",
+                                                        "birth_date": "2013-04-01"}],
+                                          "parents": [{"last_name": "Петрова0", "first_name": "Анна"}]},
+                               attach_to_case=case_id)
+    again = datetime(2025, 11, 6, 9, 0, tzinfo=timezone.utc)
+    assert _stored_start(engine, case_instance) == again
+    with engine.db.session() as db:
+        assert [e.since for e in open_emergencies(db, _municipality(engine))] == [again]

@@ -282,6 +282,34 @@ def test_an_extraordinary_meeting_and_the_list(app):
     assert signed_in(app, "chair").get("/meetings?month=2025-13").status_code == 200
 
 
+def test_a_month_the_production_calendar_does_not_cover_says_so(app):
+    engine = app.extensions["kurator"]
+    set_up(engine)
+    client = signed_in(app, "secretary")
+    covered = page(client.get("/meetings?month=2025-11"))
+    assert '<span title="Заседание по графику">5</span>' in covered and "Производственного календаря" not in covered
+    response = client.get("/meetings?month=2150-06")
+    assert response.status_code == 200
+    later = page(response)
+    assert "Июнь 2150" in later and 'title="Заседание по графику"' not in later
+    assert ('<p class="notice warning small" role="status">Производственного календаря на 2150 год нет, поэтому дни '
+            'заседаний по графику не отмечены. Администратор может заполнить этот год в разделе «Производственный '
+            'календарь».</p>') in later
+
+
+def test_an_error_of_the_schedule_other_than_the_calendar_coverage_is_not_hidden(app, monkeypatch):
+    from webapp.views import meetings as views
+
+    set_up(app.extensions["kurator"])
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the schedule")
+
+    monkeypatch.setattr(views, "meeting_days", broken)
+    # a bug is not passed off as a month without a calendar: it is the error page (and the log), not an empty grid
+    assert signed_in(app, "secretary").get("/meetings?month=2025-11").status_code == 500
+
+
 def test_the_commission_page(app):
     engine = app.extensions["kurator"]
     client = signed_in(app, "secretary")

@@ -14,11 +14,13 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 from sqlalchemy import select
+from werkzeug.exceptions import Forbidden, NotFound
 
 import sop
-from engine.models import AuditEvent
+from engine.models import AuditEvent, User
 from sop.reports import Period, build_report
 from webapp import create_app
+from webapp.access import REGION, CurrentUser, report_scope
 
 from .test_reports import cohort_of_the_year
 from .test_web_auth import HASH, login
@@ -210,3 +212,33 @@ def test_reading_and_exporting_are_audited(web):
     assert events[0][2] == {"municipalities": [yoshkar], "on": "2025-12-31", "from": "2025-01-01",
                             "to": "2025-12-31"}
     assert events[1][2]["format"] == "xlsx"
+
+
+def test_one_scope_rule_for_every_report(web):
+    """`webapp.access.report_scope`, used by the statistics, «Показатели» and «Подросток» pages and the KPI API: the
+    region for the regional secretary when nothing is asked, the user's own municipality for the commission, 404 for
+    a municipality outside the user's scope or not a number, 403 for a user who may read no report."""
+    engine = web.extensions["kurator"]
+    ola, volzhsk = web.cohort.municipalities["Йошкар-Ола"], web.cohort.municipalities["Волжск"]
+    with engine.db.session() as db, web.test_request_context():
+        user = {name: CurrentUser.from_row(db.scalar(select(User).where(User.username == name)))
+                for name in ("regional", "secretary", "school")}
+        region = report_scope(db, user["regional"], None)
+        assert (region.region, region.name, sorted(region.ids), region.key) == (True, REGION, sorted([ola, volzhsk]),
+                                                                                "region")
+        one = report_scope(db, user["regional"], f" {volzhsk} ")
+        assert (one.region, one.municipality_id, one.name, one.ids, one.key) == (False, volzhsk, "Волжск", [volzhsk],
+                                                                                 str(volzhsk))
+        own = report_scope(db, user["secretary"], "")
+        assert (own.municipality_id, own.name, own.options) == (ola, "Йошкар-Ола", [(ola, "Йошкар-Ола")])
+        assert report_scope(db, user["secretary"], ola) == own
+        for raw in (volzhsk, "x", str(2**40)):
+            with pytest.raises(NotFound):
+                report_scope(db, user["secretary"], raw)
+        with pytest.raises(Forbidden):
+            report_scope(db, user["school"], ola)
+    for path in ("/reports", "/kpi", "/podrostok"):  # the pages answer alike
+        for username, asked, status in (("secretary", {}, 200), ("secretary", {"municipality": volzhsk}, 404),
+                                        ("secretary", {"municipality": "x"}, 404), ("school", {}, 403),
+                                        ("regional", {}, 200), ("regional", {"municipality": volzhsk}, 200)):
+            assert client_of(web, username).get(path, query_string=asked).status_code == status, (path, username)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import abort
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
 from engine import task_query
 from engine.models import Agency, HumanTask, Municipality, User
 from sop.models import Case, CaseAgency, InstanceScope
+
+from .params import db_int
 
 MUNICIPALITY_ROLES = {"commission_secretary", "commission"}
 CASE_ROLES = MUNICIPALITY_ROLES | {"curator", "agency_specialist", "police", "guardianship", "social_protection",
@@ -136,3 +139,51 @@ def report_municipalities(session, user: CurrentUser) -> list[tuple[int, str]]:
     if user.has(*MUNICIPALITY_ROLES) and user.municipality_id is not None:
         return [(user.municipality_id, user.municipality)]
     return []
+
+
+REGION = "Регион (все муниципальные образования)"  # the name of the regional secretary's sum of municipalities
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report page is asked for: one municipality, or (the regional secretary only) the region; `options`
+    are the municipalities the user may choose from (`report_municipalities`)."""
+
+    options: list[tuple[int, str]]
+    municipality_id: int | None  # None: the region
+    name: str
+
+    @property
+    def region(self) -> bool:
+        return self.municipality_id is None
+
+    @property
+    def ids(self) -> list[int]:
+        """The municipalities the figures are read for: the region's, or the one asked for."""
+        return [m for m, _ in self.options] if self.region else [self.municipality_id]
+
+    @property
+    def key(self) -> str:
+        return "region" if self.region else str(self.municipality_id)
+
+
+def report_scope(session, user: CurrentUser, raw: str | int | None) -> ReportScope:
+    """The municipality a report is asked for (`raw`: its id; empty: the regional secretary's region, anyone else's
+    own), as the user may see it: 403 for a user who may read no report, 404 for a municipality outside the user's
+    scope (or not a number)."""
+    options = report_municipalities(session, user)
+    if not options:
+        abort(403)
+    raw = str(raw if raw is not None else "").strip()
+    if not raw:
+        if user.has("regional_secretary"):
+            return ReportScope(options, None, REGION)
+        return ReportScope(options, options[0][0], options[0][1])
+    try:
+        wanted = db_int(raw)
+    except ValueError:
+        abort(404)
+    for municipality_id, name in options:
+        if municipality_id == wanted:
+            return ReportScope(options, municipality_id, name)
+    abort(404)  # another municipality's figures do not exist for this user

@@ -43,7 +43,17 @@ def dict_without(mapping: dict, *keys: str) -> dict:
     return {k: v for k, v in mapping.items() if k not in keys}
 
 
+def initials(full_name: str | None) -> str:
+    """«Фамилия Имя Отчество» as «Фамилия И. О.» (the top bar's short form); any other name (a login, «Администратор
+    системы») as it is."""
+    parts = (full_name or "").split()
+    if len(parts) != 3 or not all(part[0].isupper() for part in parts):
+        return full_name or ""
+    return f"{parts[0]} {parts[1][0]}. {parts[2][0]}."
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(localdate)
+    app.add_template_filter(initials)
     app.add_template_filter(dict_without)
     app.add_template_global(engine_today)

@@ -1,5 +1,5 @@
 """Steps a user takes in the browser that several journeys share: the inbox of one case, opening a task from
-it, completing a task's form."""
+it, completing a task's form, following a link of the top bar."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def finish(page) -> None:
     errors = page.locator(".error-summary, .field-error")
     assert errors.count() == 0, errors.all_inner_texts()
     assert "завершена" in page.locator(".flash").first.inner_text()
+
+
+def follow_menu(page, label: str) -> None:
+    """Follow the top bar's link `label`, opening the menu it is in first (the reports are under «Отчеты»)."""
+    link = page.locator("header nav").get_by_role("link", name=label, exact=True)
+    if not link.is_visible():
+        # a closed menu's links are hidden, out of reach of role queries: its summary is found by their text
+        page.locator("header nav details.menu", has=page.locator(f"a:text-is('{label}')")).locator("summary").click()
+    link.click()
+    page.wait_for_load_state()

@@ -5,13 +5,14 @@ without the editor."""
 from __future__ import annotations
 
 from .conftest import screenshot
+from .steps import follow_menu
 
 
 def test_the_secretary_reads_and_changes_the_kpi_plan(live, login):
     secretary = login("secretary")
     errors = []
     secretary.on("pageerror", lambda exc: errors.append(str(exc)))
-    secretary.click("nav >> text=Показатели")
+    follow_menu(secretary, "Показатели")
     secretary.wait_for_url("**/kpi")
     assert secretary.locator("h1").inner_text() == "Ключевые показатели: план и факт"
     assert "I полугодие 2026 года" in secretary.locator(".report-head").inner_text()
@@ -38,7 +39,7 @@ def test_the_secretary_reads_and_changes_the_kpi_plan(live, login):
 
 def test_the_chair_reads_the_plan_without_the_editor(live, login):
     chair = login("chair")
-    chair.click("nav >> text=Показатели")
+    follow_menu(chair, "Показатели")
     chair.wait_for_url("**/kpi")
     assert chair.locator("table.kpi").count() == 1
     assert chair.locator("input[name^='plan_']").count() == 0
@@ -53,7 +54,7 @@ def test_the_regional_secretary_reads_the_region_and_downloads_it(live, login):
     from openpyxl import load_workbook
 
     regional = login("regional")
-    regional.click("nav >> text=Показатели")
+    follow_menu(regional, "Показатели")
     regional.wait_for_url("**/kpi")
     assert "Регион (все муниципальные образования)" in regional.locator(".report-head").inner_text()
     assert regional.locator("input[name^='plan_']").count() == 0

@@ -26,7 +26,7 @@ from sop.demo import AGENCIES, fire_due_timers
 from sop.models import Person, PodrostokCampaign
 
 from .conftest import screenshot
-from .steps import claim_and_open, finish
+from .steps import claim_and_open, finish, follow_menu
 
 YEAR = 2027
 SCHOOL, HEALTH = AGENCIES["school"][0], AGENCIES["health"][0]
@@ -100,7 +100,7 @@ def test_the_agencies_report_employment_and_the_secretary_reads_app_3(live, logi
     secretary = login("secretary")
     errors = []
     secretary.on("pageerror", lambda exc: errors.append(str(exc)))
-    secretary.click("nav >> text=Подросток")
+    follow_menu(secretary, "Подросток")
     secretary.wait_for_url("**/podrostok")
     assert secretary.locator("h1").inner_text() == "Операция «Подросток» 2026"
     campaign = secretary.locator("section.podrostok-campaign")
@@ -122,7 +122,7 @@ def test_the_agencies_report_employment_and_the_secretary_reads_app_3(live, logi
 
     # 20 May: the secretary opens the operation's page and completes the preparatory stage
     at(engine, "05-20T10:00:00")
-    secretary.click("nav >> text=Подросток")
+    follow_menu(secretary, "Подросток")
     secretary.wait_for_url("**/podrostok")
     assert secretary.locator("h1").inner_text() == f"Операция «Подросток» {YEAR}"
     campaign = secretary.locator("section.podrostok-campaign")

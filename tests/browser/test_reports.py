@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 
 from .conftest import screenshot
+from .steps import follow_menu
 
 
 def test_the_secretary_reads_the_statistics_with_charts(live, login):
     secretary = login("secretary")
     errors = []
     secretary.on("pageerror", lambda exc: errors.append(str(exc)))
-    secretary.click("nav >> text=Статистика")
+    follow_menu(secretary, "Статистика")
     secretary.wait_for_url("**/reports")
     assert secretary.locator("h1").inner_text() == "Семьи и несовершеннолетние в СОП: статистика"
     main = secretary.locator("table.figures").first
@@ -37,7 +38,7 @@ def test_the_secretary_reads_the_statistics_with_charts(live, login):
 
 def test_the_regional_secretary_sees_each_municipality(live, login):
     regional = login("regional")
-    regional.click("nav >> text=Статистика")
+    follow_menu(regional, "Статистика")
     regional.wait_for_url("**/reports")
     assert "Регион (все муниципальные образования)" in regional.locator(".report-head").inner_text()
     table = regional.locator("section.card", has_text="По муниципальным образованиям")

@@ -1,6 +1,6 @@
 """The KPI plan vs actual over the API: `GET /api/v1/kpi?half=2026-H1&municipality=…`.
 
-The same access rules as the «Показатели» page (`webapp.views.kpi.scope_of`): the commission reads its own
+The same access rules as the «Показатели» page (`webapp.access.report_scope`): the commission reads its own
 municipality; the regional secretary any municipality of the region with a commission, and without `municipality`
 the region (the municipalities summed; percentages are not summed); anyone else gets 403, a municipality outside
 the user's scope 404. Every read is audited as `kpi_viewed`, as the page's are.
@@ -17,9 +17,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from sop.kpi.figures import Half
 
-from ..access import REPORT_ROLES
+from ..access import REPORT_ROLES, report_scope
 from ..auth import kurator
-from ..views.kpi import figures, scope_of
+from ..views.kpi import figures
 from .common import MAX_ID, IsoDate, audit, documented_errors, protect, roles_allowed
 
 blp = Blueprint("api_kpi", __name__, url_prefix="/api/v1/kpi", description="KPI plan vs actual")
@@ -90,7 +90,7 @@ class KpiReport(MethodView):
         half = Half.parse(query["half"]) if query.get("half") else \
             Half.of(engine.clock.now().astimezone(tz).date()).previous()
         with engine.db.session() as db:
-            scope = scope_of(db, g.user, query.get("municipality"))
+            scope = report_scope(db, g.user, query.get("municipality"))
             rows = figures(db, scope, half, tz)
         names = dict(scope.options)
         audit("kpi_viewed", "kpi", scope.key, municipality=scope.municipality_id, municipalities=scope.ids,

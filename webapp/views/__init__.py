@@ -27,6 +27,29 @@ NAVIGATION = [
 
 # Blueprints whose pages belong to a navigation area besides the area's own one (the link is shown active there).
 SECTIONS = {"modeler": {"modeler", "modeler_forms", "diagram_diff", "simulation", "migration"}}
+# Links the top bar shows under one menu (its label -> their endpoints), in the place of the first of them, so that
+# the bar of the commission's roles fits a 1280 px screen; a user who may see only one of them gets it as a link.
+GROUPS = {"Отчеты": ("reports.index", "kpi.index", "podrostok.index")}
+
+
+def menu(links: list[tuple[str, str, bool]]) -> list[dict]:
+    """The top bar's items from the links a user may see (endpoint, label, active): links
+    ({"endpoint", "label", "active"}) and menus ({"label", "active", "children": [links]})."""
+    group_of = {endpoint: label for label, endpoints in GROUPS.items() for endpoint in endpoints}
+    grouped: dict[str, list[dict]] = {}
+    for endpoint, label, active in links:
+        if endpoint in group_of:
+            grouped.setdefault(group_of[endpoint], []).append({"endpoint": endpoint, "label": label,
+                                                               "active": active})
+    items: list[dict] = []
+    for endpoint, label, active in links:
+        group = group_of.get(endpoint)
+        if group is None or len(grouped[group]) == 1:
+            items.append({"endpoint": endpoint, "label": label, "active": active, "children": None})
+        elif grouped[group][0]["endpoint"] == endpoint:
+            items.append({"label": group, "active": any(c["active"] for c in grouped[group]),
+                          "children": grouped[group]})
+    return items
 
 
 def register(app: Flask) -> None:
@@ -61,7 +84,7 @@ def register(app: Flask) -> None:
         links = [(endpoint, label, here in SECTIONS.get(endpoint.split(".")[0], {endpoint.split(".")[0]}))
                  for endpoint, label, roles in NAVIGATION
                  if endpoint in app.view_functions and user is not None and _shown(user, roles)]
-        return {"navigation": links}
+        return {"navigation": menu(links)}
 
     def _shown(user, roles) -> bool:
         if roles == "meetings":  # the commission's roles and its members (a look-up of the membership)

@@ -11,7 +11,6 @@ secretary only, one municipality at a time. The figures come from `sop.kpi.figur
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -23,70 +22,26 @@ from sop.kpi.figures import Half, Row, plan_halves, plan_vs_actual, regional_pla
 from sop.reports.charts import single_bars
 from sop.reports.pdf import render_kpi_pdf
 
-from ..access import REPORT_ROLES, report_municipalities
+from ..access import REPORT_ROLES, ReportScope, report_scope
 from ..auth import client_ip, kurator, roles_required
 from ..errors import respond
-from ..params import db_int
 from ..spreadsheets import keep_as_text, text_row
 
 bp = Blueprint("kpi", __name__)
 
 PLAN_EDITORS = ("commission_secretary", "regional_secretary")
 CHART_LIMIT = 150.0  # per cent of the plan at the full width of the chart
-REGION = "Регион (все муниципальные образования)"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What the user asked for: one municipality, or (the regional secretary only) the region."""
-
-    options: list[tuple[int, str]]
-    municipality_id: int | None  # None: the region
-    name: str
-
-    @property
-    def region(self) -> bool:
-        return self.municipality_id is None
-
-    @property
-    def ids(self) -> list[int]:
-        return [m for m, _ in self.options] if self.region else [self.municipality_id]
-
-    @property
-    def key(self) -> str:
-        return "region" if self.region else str(self.municipality_id)
-
-
-def scope_of(db, user, raw: str | int | None) -> Scope:
-    """The municipality asked for (`raw`: its id; empty: the regional secretary's region, anyone else's own), as the
-    user may see it: 403 for a user without any, 404 for one outside the user's scope."""
-    options = report_municipalities(db, user)
-    if not options:
-        abort(403)
-    raw = str(raw if raw is not None else "").strip()
-    if not raw:
-        if user.has("regional_secretary"):
-            return Scope(options, None, REGION)
-        return Scope(options, options[0][0], options[0][1])
-    try:
-        wanted = db_int(raw)
-    except ValueError:
-        abort(404)
-    for municipality_id, name in options:
-        if municipality_id == wanted:
-            return Scope(options, municipality_id, name)
-    abort(404)  # another municipality's plan does not exist for this user
-
-
-def figures(db, scope: Scope, half: Half, tz: ZoneInfo) -> list[Row]:
+def figures(db, scope: ReportScope, half: Half, tz: ZoneInfo) -> list[Row]:
     if scope.region:
         return regional_plan_vs_actual(db, scope.ids, half, tz)
     return plan_vs_actual(db, scope.municipality_id, half, tz)
 
 
-def _scope(db) -> Scope:
-    return scope_of(db, g.user, request.values.get("municipality"))
+def _scope(db) -> ReportScope:
+    return report_scope(db, g.user, request.values.get("municipality"))
 
 
 def _half() -> tuple[Half | None, str | None]:
@@ -118,7 +73,7 @@ def chart_rows(rows) -> list[dict]:
                        ["good" if r.met else "poor" for r in shown])
 
 
-def _audit(action: str, scope: Scope, half: Half, **details) -> None:
+def _audit(action: str, scope: ReportScope, half: Half, **details) -> None:
     kurator().audit.record(g.user.username, action, "kpi", scope.key, ip=client_ip(),
                            details={"municipality": scope.municipality_id, "municipalities": scope.ids,
                                     "half": half.key, **details})
@@ -194,11 +149,11 @@ def _attachment(content: bytes, mimetype: str, filename: str) -> Response:
                                                          "Content-Length": str(len(content))})
 
 
-def _filename(scope: Scope, half: Half, extension: str) -> str:
+def _filename(scope: ReportScope, half: Half, extension: str) -> str:
     return f"kpi-{half.key}-{'region' if scope.region else scope.municipality_id}.{extension}"
 
 
-def workbook(rows: list[Row], scope: Scope, half: Half) -> bytes:
+def workbook(rows: list[Row], scope: ReportScope, half: Half) -> bytes:
     """Plan vs actual as one sheet: a heading, then a row per indicator (numbers as numbers; text that looks like a
     formula stays text)."""
     book = Workbook(write_only=True)

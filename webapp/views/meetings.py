@@ -19,6 +19,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from engine.calendar import CalendarCoverageError
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Agency, Municipality
 from sop.meetings.models import POSITIONS
@@ -114,6 +115,7 @@ def _calendar(year: int, month: int, rows: list[dict], commission: dict | None) 
     for row in rows:
         on_record.setdefault(row["held_on"], []).append(row)
     scheduled: set[date] = set()
+    notice = None
     if commission and commission["schedule_weekday"] is not None and commission["schedule_weeks"]:
         first = date(year, month, 1)
         try:
@@ -123,15 +125,17 @@ def _calendar(year: int, month: int, rows: list[dict], commission: dict | None) 
                                         commission["schedule_weeks"], date.fromordinal(first.toordinal() - 1),
                                         months=2):
                 scheduled.add(held)
-        except Exception:  # noqa: BLE001 - a month the production calendar does not cover: no scheduled marks
+        except CalendarCoverageError as exc:  # a year the production calendar does not cover: no scheduled marks
             scheduled = set()
+            notice = (f"Производственного календаря на {exc.year} год нет, поэтому дни заседаний по графику "
+                      f"не отмечены. Администратор может заполнить этот год в разделе «Производственный календарь».")
     today = _today()
     weeks = [[{"day": day, "in_month": day.month == month, "today": day == today,
                "meetings": on_record.get(day, []), "scheduled": day in scheduled and not on_record.get(day)}
               for day in week] for week in monthly.Calendar().monthdatescalendar(year, month)]
     previous = (year - 1, 12) if month == 1 else (year, month - 1)
     following = (year + 1, 1) if month == 12 else (year, month + 1)
-    return {"title": f"{MONTHS[month - 1].capitalize()} {year}", "weeks": weeks,
+    return {"title": f"{MONTHS[month - 1].capitalize()} {year}", "weeks": weeks, "notice": notice,
             "previous": f"{previous[0]:04d}-{previous[1]:02d}", "next": f"{following[0]:04d}-{following[1]:02d}"}
 
 

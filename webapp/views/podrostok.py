@@ -10,6 +10,7 @@ a 404. The figures come from `sop.podrostok` / `sop.reports.podrostok`; every di
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -25,9 +26,8 @@ from sop.models import PodrostokCampaign
 from sop.reports import podrostok as rules
 from sop.reports.podrostok_app5 import APP5_ROWS
 
-from ..access import REPORT_ROLES, report_municipalities
+from ..access import REPORT_ROLES, ReportScope, report_scope
 from ..auth import client_ip, kurator, roles_required
-from ..params import db_int
 from ..spreadsheets import text_row
 from .cases import INSTANCE_STATUSES
 
@@ -39,17 +39,11 @@ STAGES = (("prep_start", "prep_end", "Подготовительный этап"
           ("final_start", "final_end", "Заключительный этап"))
 
 
-class Asked:
-    def __init__(self, year: int, municipality_id: int | None, name: str, options: list[tuple[int, str]]):
-        self.year, self.municipality_id, self.name, self.options = year, municipality_id, name, options
+@dataclass(frozen=True)
+class Asked(ReportScope):
+    """The municipality (or the region) asked for, and the year."""
 
-    @property
-    def region(self) -> bool:
-        return self.municipality_id is None
-
-    @property
-    def ids(self) -> list[int]:
-        return [m for m, _ in self.options] if self.region else [self.municipality_id]
+    year: int
 
 
 def _today() -> date:
@@ -57,9 +51,7 @@ def _today() -> date:
 
 
 def _asked(db) -> Asked:
-    options = report_municipalities(db, g.user)
-    if not options:
-        abort(403)
+    scope = report_scope(db, g.user, request.args.get("municipality"))
     raw_year = (request.args.get("year") or "").strip()
     year = _today().year
     if raw_year:
@@ -67,19 +59,7 @@ def _asked(db) -> Asked:
             abort(Response(f"Год «{raw_year[:20]}»: укажите год от 2000 до 2100, например 2026.", status=400,
                            mimetype="text/plain"))
         year = int(raw_year)
-    raw = (request.args.get("municipality") or "").strip()
-    if not raw:
-        if g.user.has("regional_secretary"):
-            return Asked(year, None, "Регион (все муниципальные образования)", options)
-        return Asked(year, options[0][0], options[0][1], options)
-    try:
-        wanted = db_int(raw)
-    except ValueError:
-        abort(404)
-    for municipality_id, name in options:
-        if municipality_id == wanted:
-            return Asked(year, municipality_id, name, options)
-    abort(404)
+    return Asked(scope.options, scope.municipality_id, scope.name, year)
 
 
 def _audit(action: str, asked: Asked, **details) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -23,17 +23,15 @@ from sop.reports import Period, Report, build_report
 from sop.reports.charts import month_charts
 from sop.reports.pdf import render_pdf
 
-from ..access import REPORT_ROLES, report_municipalities
+from ..access import REPORT_ROLES, report_scope
 from ..auth import client_ip, kurator, roles_required
 from ..errors import respond
-from ..params import db_int
 from ..spreadsheets import text_row
 
 bp = Blueprint("reports", __name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
-REGION = "Регион (все муниципальные образования)"
 SHEET_NAMES = {"main": "Основные показатели", "age": "По возрасту", "grounds": "По основаниям снятия",
                "municipalities": "По муниципалитетам", "deadlines": "Соблюдение сроков",
                "curators": "По кураторам", "agencies": "По органам"}
@@ -91,22 +89,11 @@ def _dates(args) -> tuple[date, Period]:
 
 
 def _scope(db, args) -> tuple[list[tuple[int, str]], int | None, list[int], str, bool]:
-    options = report_municipalities(db, g.user)
-    if not options:
-        abort(403)
-    raw = (args.get("municipality") or "").strip()
-    if not raw:
-        if g.user.has("regional_secretary"):
-            return options, None, [m for m, _ in options], REGION, True
-        return options, None, [options[0][0]], options[0][1], False
-    try:
-        wanted = db_int(raw)
-    except ValueError:
-        abort(404)
-    for municipality_id, name in options:
-        if municipality_id == wanted:
-            return options, wanted, [municipality_id], name, False
-    abort(404)  # another municipality's figures do not exist for this user
+    """The municipalities the user may choose from, the one chosen (None when none was: the region, or the user's
+    own), the municipalities read, the scope's name and whether it is the region (`webapp.access.report_scope`)."""
+    scope = report_scope(db, g.user, args.get("municipality"))
+    chosen = scope.municipality_id if (args.get("municipality") or "").strip() else None
+    return scope.options, chosen, scope.ids, scope.name, scope.region
 
 
 def _request(db) -> tuple[Request | None, str | None, list[tuple[int, str]], int | None]:
