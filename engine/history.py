@@ -41,8 +41,9 @@ _KEPT = "kurator_history_kept"  # Session.info key of the events `deferred` keep
 class HistoryService:
     """Writes and reads history events; writes happen inside the caller's transaction.
 
-    Listeners subscribed to an event type run in the same transaction right after the event is written, so a
-    domain layer can keep its records in step with the process (or refuse the change by raising).
+    Listeners subscribed to an event type run in the same transaction right after the event is recorded, so a
+    domain layer can keep its records in step with the process (or refuse the change by raising). Whatever they
+    read through the session sees the event and everything the change wrote before it.
     """
 
     def __init__(self, engine: ProcessEngine):
@@ -65,8 +66,10 @@ class HistoryService:
             kept.append(values)
             if not listeners:
                 return
-            self._write(session, kept)  # the listeners may read what was recorded so far
-            self._engine.db.send_queued(session)  # and what the change has written so far
+            # the listeners may read what was recorded so far: inside a change the events join its queued writes,
+            # which go out before the listener's first statement (`Database.send_queued`), so a listener that
+            # reads nothing costs no round trip
+            self._write(session, kept)
             event = HistoryEvent(**values)  # not in the session: the row is written
         for listener in listeners:
             listener(session, event)
