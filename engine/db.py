@@ -321,17 +321,21 @@ class Database:
             session.info.pop(_QUEUE, None)
 
     @staticmethod
-    def queueing(session: Session) -> bool:
-        return _QUEUE in session.info
+    def queueing(session: Session) -> list | None:
+        """The session's queue of writes inside a `write_queue` block (a new one for every block), else None."""
+        return session.info.get(_QUEUE)
 
     def queue(self, session: Session, statement: Executable, params: dict[str, Any] | None = None,
               check: Callable[[int], None] | None = None, touches: Sequence[Any] = ()) -> None:
-        """Hold a write (an INSERT, UPDATE or DELETE and its parameters) until `send_queued`, or send it at once
-        outside a `write_queue` block. `check` gets the number of rows it changed, once sent (it raises to refuse
+        """Hold a write (an INSERT, UPDATE or DELETE and its parameters, or a function that gives both when the
+        queue is sent, for a write that may still grow) until `send_queued`, or send it at once outside a
+        `write_queue` block. `check` gets the number of rows it changed, once sent (it raises to refuse
         the transaction); `touches` are the keys of the rows it changes (see `send_queued`). For the writes to go
         out together their named parameters must differ (`insert_rows`'s `prefix`)."""
         held = session.info.get(_QUEUE)
         if held is None:
+            if callable(statement):
+                statement, params = statement()
             result = session.execute(statement, params or {})
             if check is not None:
                 check(result.rowcount)
@@ -347,7 +351,8 @@ class Database:
         held = session.info.get(_QUEUE)
         if not held:
             return
-        items = list(held)
+        items = [(*statement(), check, touches) if callable(statement) else (statement, params, check, touches)
+                 for statement, params, check, touches in held]
         held.clear()
         if session.new or session.dirty or session.deleted:
             session.flush()  # the session's own objects first, as autoflush would have written them

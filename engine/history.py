@@ -36,6 +36,7 @@ MIGRATION_REVERTED = "migration_reverted"
 
 Listener = Callable[[Session, HistoryEvent], None]
 _KEPT = "kurator_history_kept"  # Session.info key of the events `deferred` keeps
+_QUEUED = "kurator_history_queued"  # Session.info key of the events waiting in the session's write queue
 
 
 class HistoryService:
@@ -94,13 +95,20 @@ class HistoryService:
                 session.info[_KEPT] = previous
 
     def _write(self, session: Session, kept: list[dict[str, Any]]) -> None:
-        """The kept events in one INSERT: queued with the change's other writes inside `Database.write_queue`."""
+        """The kept events in one INSERT; inside `Database.write_queue` they join the change's other writes, all
+        the events written until the queue goes out in that one INSERT."""
         if not kept:
             return
-        if self._engine.db.queueing(session):
-            self._engine.db.queue(session, *self._engine.db.insert_rows(HistoryEvent.__table__, kept, prefix="h"))
-        else:
+        db = self._engine.db
+        queue = db.queueing(session)
+        if queue is None:
             session.execute(insert(HistoryEvent.__table__), list(kept))
+        else:
+            pending = session.info.get(_QUEUED)
+            if pending is None or pending.sent or pending.queue is not queue:
+                pending = session.info[_QUEUED] = _QueuedEvents(queue)
+                db.queue(session, lambda events=pending: events.insert(db))
+            pending.rows.extend(kept)
         kept.clear()
 
     def record_now(self, event_type: str, instance_id: int | None = None, **kwargs: Any) -> None:
@@ -114,6 +122,19 @@ class HistoryService:
                 select(HistoryEvent).where(HistoryEvent.instance_id == instance_id).order_by(HistoryEvent.id)
             ).all()
             return [event_to_dict(row) for row in rows]
+
+
+class _QueuedEvents:
+    """Events waiting in a session's queue of writes, inserted together when it goes out."""
+
+    def __init__(self, queue: list):
+        self.queue = queue  # the queue (of one `write_queue` block) they wait in
+        self.rows: list[dict[str, Any]] = []
+        self.sent = False
+
+    def insert(self, db) -> tuple[Any, dict[str, Any]]:
+        self.sent = True
+        return db.insert_rows(HistoryEvent.__table__, self.rows, prefix="h")
 
 
 def event_to_dict(row: HistoryEvent) -> dict[str, Any]:

@@ -112,7 +112,9 @@ class ManagementService:
     def _fire_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
         """Move every instance of a locked batch in memory, then write them all at once; an instance whose
         continuation fails is left as it was and becomes an incident."""
-        with self._engine.history.deferred(session):  # the batch's events in one INSERT
+        # the batch's writes go out together at the end, its events in one INSERT (a listener that reads sends
+        # what was written before it first)
+        with self._engine.db.write_queue(session), self._engine.history.deferred(session):
             self._move_together(session, rows, result, now)
 
     def _move_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:

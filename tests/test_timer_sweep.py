@@ -8,7 +8,7 @@ from sqlalchemy import event, select, update
 
 from engine.errors import ExecutionError
 from engine.history import TIMER_FIRED
-from engine.models import HumanTask, ProcessInstance
+from engine.models import HistoryEvent, HumanTask, ProcessInstance
 
 START = "2025-10-30T09:00:00+03:00"
 LATER = "2025-10-30T11:00:00+03:00"
@@ -94,6 +94,24 @@ def test_a_batch_of_due_instances_is_written_in_a_fixed_number_of_statements(wai
     assert {i for i in many if tasks[i].municipality_id == municipality} == set(many[:10])
     assert all(fired_events(engine, i) == 1 for i in few + many)
     assert sweep_counting(engine)[0].timers_fired == 0
+
+
+def test_a_listener_of_new_tasks_that_reads_nothing_adds_no_statement_per_instance(waiting):
+    """A domain listening to `task_created` (as the emergency flag does) but reading only for some tasks: the
+    batch's events still go out in one INSERT, with its other writes; the listener sees every event."""
+    engine = waiting
+    heard: list[str] = []
+    engine.history.subscribe("task_created", lambda _session, event: heard.append(event.task_id))
+    start_many(engine, 3)
+    _result, statements_few = sweep_counting(engine)
+    start_many(engine, 30)
+    result, statements_many = sweep_counting(engine)
+    assert (result.instances, result.timers_fired, result.incidents) == (30, 30, [])
+    assert len(statements_many) == len(statements_few), statements_many
+    assert sorted(heard) == sorted(task.id for task in follow_ups(engine).values())
+    with engine.db.session() as session:
+        created = session.scalars(select(HistoryEvent.task_id).where(HistoryEvent.event_type == "task_created")).all()
+    assert sorted(created) == sorted(heard)
 
 
 def test_an_instance_whose_continuation_fails_is_an_incident_and_its_batch_moves_on(waiting):
