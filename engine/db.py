@@ -49,6 +49,7 @@ _AFTER_COMMIT = "kurator_after_commit"
 _TEMPLATES: dict[tuple, Insert] = {}  # `Database.insert_rows`'s statements by shape
 _COMBINED: dict[tuple, Executable] = {}  # `send_queued`'s statements by the writes they hold (bounded)
 _COMBINED_SIZE = 512
+ROWS_IN_ONE_SELECT = 20  # `insert_rows`: more rows go to the driver's executemany (planning a long UNION ALL costs)
 _QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
@@ -272,39 +273,54 @@ class Database:
 
     def insert_rows(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str] | None = None,
                     prefix: str = "r", derived: dict[str, tuple[str, Callable[[Any], Any]]] | None = None
-                    ) -> tuple[Insert, dict[str, Any]]:
-        """One INSERT of `rows` (all with the same columns) and its parameters. With `key`, a row whose key exists
+                    ) -> tuple[Insert, dict[str, Any] | list[dict[str, Any]]]:
+        """An INSERT of `rows` (all with the same columns) and its parameters. With `key`, a row whose key exists
         already is updated to the values given instead (`ON CONFLICT ... DO UPDATE`). `derived` columns are
         computed in SQL from another column's value: {column: (source column, expression of its parameter)}.
 
-        The rows are a SELECT of parameters named `<prefix><row>_<column>` (a UNION ALL for several), not a
-        multi-row VALUES list, which SQLAlchemy cannot cache: the statement is built and compiled once per shape
-        and number of rows, and costs neither after."""
+        On PostgreSQL a few rows are one statement that can join others in `send_queued`: a SELECT of parameters
+        named `<prefix><row>_<column>` (a UNION ALL for several; a multi-row VALUES list cannot be cached by
+        SQLAlchemy). Otherwise (SQLite, or many rows) the parameters are a list, one set per row, for the driver's
+        executemany. Either statement is built and compiled once per shape and costs neither after."""
         defaults = _python_defaults(table, {**rows[0], **(derived or {})})
         if defaults:
             rows = [{**defaults, **row} for row in rows]
         columns = tuple(rows[0])
         derived = derived or {}
-        shape = (self.engine.dialect.name, table.name, columns, len(rows), tuple(key or ()), prefix,
-                 tuple((name, source, id(make)) for name, (source, make) in derived.items()))
+        one_statement = self.is_postgresql and len(rows) <= ROWS_IN_ONE_SELECT
+        shape = (self.engine.dialect.name, table.name, columns, len(rows) if one_statement else 0, tuple(key or ()),
+                 prefix, tuple((name, source, id(make)) for name, (source, make) in derived.items()))
         statement = _TEMPLATES.get(shape)
         if statement is None:
-            def row_select(n: int):
-                def param(name: str):
-                    return bindparam(f"{prefix}{n}_{name}", type_=table.c[name].type)
-                return select(*[param(name) for name in columns],
-                              *[make(param(source)) for source, make in derived.values()])
-            source = [row_select(n) for n in range(len(rows))]
-            dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
+            statement = _TEMPLATES.setdefault(shape, self._insert_template(table, columns, len(rows) if one_statement
+                                                                          else 0, key, prefix, derived))
+        if not one_statement:
+            return statement, rows
+        return statement, {f"{prefix}{n}_{name}": value for n, row in enumerate(rows) for name, value in row.items()}
+
+    def _insert_template(self, table: Table, columns: tuple[str, ...], count: int, key: Sequence[str] | None,
+                         prefix: str, derived: dict[str, tuple[str, Callable[[Any], Any]]]) -> Insert:
+        """`insert_rows`'s statement: a SELECT of `count` rows of parameters, or (count 0) one row of parameters
+        named as the columns, for executemany."""
+        dialect_insert = postgresql_insert if self.is_postgresql else sqlite_insert
+
+        def param(name: str, n: int | None = None):
+            return bindparam(name if n is None else f"{prefix}{n}_{name}", type_=table.c[name].type)
+
+        if count:
+            source = [select(*[param(name, n) for name in columns],
+                             *[make(param(source, n)) for source, make in derived.values()]) for n in range(count)]
             statement = dialect_insert(table).from_select(
-                [*columns, *derived], source[0] if len(source) == 1 else union_all(*source), include_defaults=False)
-            if key is not None:
-                statement = statement.on_conflict_do_update(
-                    index_elements=list(key), set_={name: statement.excluded[name]
-                                                    for name in [*columns, *derived] if name not in key})
-            statement = _TEMPLATES.setdefault(shape, statement)
-        params = {f"{prefix}{n}_{name}": value for n, row in enumerate(rows) for name, value in row.items()}
-        return statement, params
+                [*columns, *derived], source[0] if count == 1 else union_all(*source), include_defaults=False)
+        else:
+            statement = dialect_insert(table).values({**{name: param(name) for name in columns},
+                                                      **{name: make(param(source))
+                                                         for name, (source, make) in derived.items()}})
+        if key is not None:
+            statement = statement.on_conflict_do_update(
+                index_elements=list(key), set_={name: statement.excluded[name]
+                                                for name in [*columns, *derived] if name not in key})
+        return statement
 
     @contextmanager
     def write_queue(self, session: Session) -> Iterator[None]:
@@ -325,7 +341,7 @@ class Database:
         """The session's queue of writes inside a `write_queue` block (a new one for every block), else None."""
         return session.info.get(_QUEUE)
 
-    def queue(self, session: Session, statement: Executable, params: dict[str, Any] | None = None,
+    def queue(self, session: Session, statement: Executable, params: dict[str, Any] | list | None = None,
               check: Callable[[int], None] | None = None, touches: Sequence[Any] = ()) -> None:
         """Hold a write (an INSERT, UPDATE or DELETE and its parameters, or a function that gives both when the
         queue is sent, for a write that may still grow) until `send_queued`, or send it at once outside a
@@ -359,10 +375,12 @@ class Database:
         connection = session.connection()
         keys = [key for *_rest, touches in items for key in touches]
         params: dict[str, Any] = {}
-        for _statement, own, _check, _touches in items:
-            params.update(own)
         together = (self.is_postgresql and len(items) > 1 and len(keys) == len(set(keys))
-                    and len(params) == sum(len(own) for _statement, own, _check, _touches in items))
+                    and all(isinstance(own, dict) for _statement, own, _check, _touches in items))
+        if together:
+            for _statement, own, _check, _touches in items:
+                params.update(own)
+            together = len(params) == sum(len(own) for _statement, own, _check, _touches in items)
         if together:
             counts = connection.execute(_together(tuple(statement for statement, *_rest in items)), params).one()
         else:

@@ -85,8 +85,9 @@ def test_a_batch_of_due_instances_is_written_in_a_fixed_number_of_statements(wai
                         .values(municipality_id=municipality))
     result, statements_many = sweep_counting(engine)
     assert (result.instances, result.timers_fired, result.incidents) == (30, 30, [])
-    # the same statements for 30 instances as for 3: no statement per instance
-    assert len(statements_many) == len(statements_few), statements_many
+    # no statement per instance: as many for 30 instances as for 3, but on PostgreSQL the few rows of 3 join the
+    # batch's other writes in one statement, while the rows of 30 go out in an executemany of their own
+    assert len(statements_few) <= len(statements_many) <= len(statements_few) + 1, statements_many
     tasks = follow_ups(engine)
     assert sorted(tasks) == sorted(few + many)
     assert all(t.status == "open" and t.due is not None for t in tasks.values())
@@ -107,7 +108,7 @@ def test_a_listener_of_new_tasks_that_reads_nothing_adds_no_statement_per_instan
     start_many(engine, 30)
     result, statements_many = sweep_counting(engine)
     assert (result.instances, result.timers_fired, result.incidents) == (30, 30, [])
-    assert len(statements_many) == len(statements_few), statements_many
+    assert len(statements_few) <= len(statements_many) <= len(statements_few) + 1, statements_many
     assert sorted(heard) == sorted(task.id for task in follow_ups(engine).values())
     with engine.db.session() as session:
         created = session.scalars(select(HistoryEvent.task_id).where(HistoryEvent.event_type == "task_created")).all()
