@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ _AFTER_COMMIT = "kurator_after_commit"
 _TEMPLATES: dict[tuple, Insert] = {}  # `Database.insert_rows`'s statements by shape
 _COMBINED: dict[tuple, Executable] = {}  # `send_queued`'s statements by the writes they hold (bounded)
 _COMBINED_SIZE = 512
+_COMBINED_LOCK = threading.Lock()
 ROWS_IN_ONE_SELECT = 20  # `insert_rows`: more rows go to the driver's executemany (planning a long UNION ALL costs)
 _QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -404,9 +406,10 @@ def _together(statements: tuple[Executable, ...]) -> Executable:
     if combined is None:
         parts = [statement.returning(literal_column("1")).cte(f"w{n}") for n, statement in enumerate(statements)]
         combined = select(*[select(func.count()).select_from(part).scalar_subquery() for part in parts])
-        _COMBINED[statements] = combined
-        while len(_COMBINED) > _COMBINED_SIZE:
-            _COMBINED.pop(next(iter(_COMBINED)))
+        with _COMBINED_LOCK:  # the oldest shapes go first
+            combined = _COMBINED.setdefault(statements, combined)
+            while len(_COMBINED) > _COMBINED_SIZE:
+                _COMBINED.pop(next(iter(_COMBINED)))
     return combined
 
 
