@@ -183,7 +183,12 @@ class ProcessInstance(Base):
     """A running or finished case process; `revision` is the optimistic lock."""
 
     __tablename__ = "process_instance"
-    __table_args__ = (Index("ix_process_instance_wakeup", "next_wakeup"),)
+    __table_args__ = (
+        Index("ix_process_instance_wakeup", "next_wakeup"),
+        # the instances of no municipality, whose tasks are in every user's data scope (migration 0015)
+        Index("ix_process_instance_no_municipality", "id", postgresql_where=text("municipality_id IS NULL"),
+              sqlite_where=text("municipality_id IS NULL")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
     process_key: Mapped[str] = mapped_column(String(200), index=True)
@@ -225,6 +230,9 @@ class HumanTask(Base):
         Index("ix_human_task_open_municipality", "municipality_id", text("(due IS NULL)"), "due", "created_at", "id",
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
         Index("ix_human_task_completed_by", "completed_by"),
+        # the open tasks of given instances: an inbox of the instances in a user's scope (migration 0015)
+        Index("ix_human_task_open_instance", "instance_id", postgresql_where=text("status = 'open'"),
+              sqlite_where=text("status = 'open'")),
         # the tasks of some municipalities completed in a period (statistics; migration 0013)
         Index("ix_human_task_completed_municipality", "municipality_id", "status", "completed_at"),
     )
