@@ -36,6 +36,7 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select, Subquery
 
+from engine import task_query
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 
 from .models import Case, EmergencyRun, Family, InstanceScope
@@ -123,7 +124,7 @@ def _open_since(session: Session, municipality_id: int, cases: Select | None) ->
                   .select_from(HumanTask)
                   .join(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
                   .outerjoin(EmergencyRun, EmergencyRun.instance_id == HumanTask.instance_id)
-                  .where(HumanTask.municipality_id == municipality_id, HumanTask.status == "open",
+                  .where(HumanTask.municipality_id == municipality_id, task_query.is_open(),
                          HumanTask.element_id.in_(sorted(elements)), HumanTask.process_key != EMERGENCY_PROCESS,
                          InstanceScope.case_id.is_not(None)))
         if cases is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -325,6 +326,43 @@ def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:
                        .values(municipality_id=scope.municipality_id))
     connection.execute(update(HumanTask).where(HumanTask.instance_id == scope.instance_id)
                        .values(municipality_id=scope.municipality_id))
+
+
+class InstanceReader(Base):
+    """Who may read a case's process instances: one row per reader and instance of a case (migration sop_0007).
+
+    A reader is an agency (`agency_reader`: its staff, other than the commission, see the case) or a user
+    (`user_reader`). The rows are derived, never written by the application: database triggers keep them equal to
+    the case's readers — the agencies of its working group (`sop_case_agency`), its curator, and every agency a task
+    of the case's instances is or was addressed to, every user who holds or held one (`assignee`) or completed one
+    (`completed_by`) — for every instance of the case (`sop_instance_scope`), whichever code changes those rows,
+    and whether the instance is running (an open task belongs to a running instance).
+    So the data scope of an agency's staff (`webapp.access`) is one index read of the user's two readers instead of
+    a rebuild of the agency's cases, working groups and task history in every statement.
+    """
+
+    __tablename__ = "sop_instance_reader"
+    __table_args__ = (Index("ix_sop_instance_reader_case", "case_id", "reader"),
+                      Index("ix_sop_instance_reader_instance", "instance_id"),
+                      # the running instances a reader reads: the only ones with open tasks (the inbox)
+                      Index("ix_sop_instance_reader_running", "reader", "instance_id", postgresql_where=text("running"),
+                            sqlite_where=text("running = 1")))
+    reader: Mapped[str] = mapped_column(String(120), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"))
+    # the instance is running (`process_instance.status`), kept by a trigger as well
+    running: Mapped[bool] = mapped_column(Boolean)
+
+
+def agency_reader(agency_id: int) -> str:
+    """The reader of `InstanceReader` that stands for an agency's staff."""
+    return f"agency:{agency_id}"
+
+
+def user_reader(username: str) -> str:
+    """The reader of `InstanceReader` that stands for one user."""
+    return f"user:{username}"
 
 
 from .kpi import models as _kpi_models  # noqa: E402, F401 - the KPI plan's tables share the schema

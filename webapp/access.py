@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import abort
-from sqlalchemy import or_, select
-from sqlalchemy.sql import Select
+from sqlalchemy import or_, select, union_all
+from sqlalchemy.sql import CompoundSelect, Select
 
 from engine import task_query
-from engine.models import Agency, HumanTask, Municipality, User
-from sop.models import Case, CaseAgency, InstanceScope
+from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
+from sop.models import Case, CaseAgency, InstanceReader, InstanceScope, agency_reader, user_reader
 
 from .params import db_int
 
@@ -66,6 +66,14 @@ class CurrentUser:
         return self.municipality_id is not None and self.has(*CASE_ROLES)
 
 
+def readers_of(user: CurrentUser) -> list[str]:
+    """The readers of `sop_instance_reader` that stand for the user: their agency's staff, and themselves."""
+    readers = [user_reader(user.username)]
+    if user.agency_id is not None:
+        readers.insert(0, agency_reader(user.agency_id))
+    return readers
+
+
 def visible_cases(user: CurrentUser) -> Select:
     """A query of the ids of the cases the user may open (empty for those who see none)."""
     query = select(Case.id)
@@ -74,37 +82,53 @@ def visible_cases(user: CurrentUser) -> Select:
     query = query.where(Case.municipality_id == user.municipality_id)
     if user.municipality_wide:
         return query
+    # the cases of an instance the user's agency or the user reads (`InstanceReader`: the working group, the
+    # curator, and the scope that follows the work: a task the agency or the user holds or held, or the user
+    # completed), and a case without instances whose working group or curator names them
+    read = select(InstanceReader.case_id).where(InstanceReader.reader.in_(readers_of(user)))
     participating = select(CaseAgency.case_id).where(CaseAgency.agency_id == user.agency_id)
-    # the scope follows the work: a case in which the user's agency holds or held a task, or the user did
-    worked = (select(InstanceScope.case_id).join(HumanTask, HumanTask.instance_id == InstanceScope.instance_id)
-              .where(InstanceScope.case_id.is_not(None),
-                     or_(HumanTask.agency_id == user.agency_id, HumanTask.assignee == user.username,
-                         HumanTask.completed_by == user.username)))
-    return query.where(or_(Case.id.in_(participating), Case.curator == user.username, Case.id.in_(worked)))
+    return query.where(or_(Case.id.in_(read), Case.id.in_(participating), Case.curator == user.username))
 
 
-def task_scope(query: Select, user: CurrentUser) -> Select:
-    """Restrict a HumanTask query to the tasks of processes in the user's data scope.
+def visible_instances(user: CurrentUser, running: bool = False) -> CompoundSelect:
+    """The ids of the process instances whose tasks are in the scope of a user who sees part of a municipality:
+    the instances of the cases the user reads (`InstanceReader`), those of the municipality that belong to no
+    case (e.g. the quarterly reconciliation), and those that belong to no municipality at all. With `running`,
+    of the cases only their running instances (enough for open tasks: an instance completes only when none of its
+    tasks is open), read from a smaller index."""
+    parts = [select(InstanceScope.instance_id).where(InstanceScope.municipality_id == user.municipality_id,
+                                                     InstanceScope.case_id.is_(None)),
+             select(ProcessInstance.id).where(ProcessInstance.municipality_id.is_(None))]
+    if user.sees_cases:
+        read = select(InstanceReader.instance_id).where(InstanceReader.reader.in_(readers_of(user)))
+        parts.insert(0, read.where(InstanceReader.running) if running else read)
+    return union_all(*parts)
+
+
+def task_scope(query: Select, user: CurrentUser, open_tasks: bool = False) -> Select:
+    """Restrict a HumanTask query to the tasks of processes in the user's data scope (`open_tasks`: the query
+    asks for open tasks only, so the running instances of the user's cases are enough).
 
     The municipality of a task's process is on the task row (`HumanTask.municipality_id`, stamped from
-    `sop_instance_scope`), so this is an indexable condition rather than a look-up in the scope table; None marks
-    processes that belong to no case or municipality (e.g. a methodologist's test diagram): they carry no case data.
+    `sop_instance_scope`), so for the commission this is an indexable condition rather than a look-up in the scope
+    table; None marks processes that belong to no case or municipality (e.g. a methodologist's test diagram): they
+    carry no case data. Anyone else sees the tasks of `visible_instances`, read as a set (the instances first, then
+    their open tasks through an index) rather than a condition tested on every task of the municipality.
     """
     unscoped = HumanTask.municipality_id.is_(None)
-    if user.has("regional_secretary"):
-        # the region's own steps of the municipalities' reporting processes (the databank, «Подросток»), offered to
-        # the regional secretary's role in any municipality; no step of a case is offered to that role
-        unscoped = or_(unscoped, task_query.with_role("regional_secretary"))
+    # the region's own steps of the municipalities' reporting processes (the databank, «Подросток»), offered to the
+    # regional secretary's role in any municipality; no step of a case is offered to that role
+    regional = task_query.with_role("regional_secretary") if user.has("regional_secretary") else None
+    anywhere = or_(unscoped, regional) if regional is not None else unscoped
     if user.municipality_id is None:
-        query = query.where(unscoped)
+        query = query.where(anywhere)
     elif user.municipality_wide:
-        query = query.where(or_(HumanTask.municipality_id == user.municipality_id, unscoped))
+        query = query.where(or_(HumanTask.municipality_id == user.municipality_id, anywhere))
     else:
-        scoped = select(InstanceScope.instance_id).where(
-            InstanceScope.municipality_id == user.municipality_id,
-            or_(InstanceScope.case_id.in_(visible_cases(user)), InstanceScope.case_id.is_(None)))
-        query = query.where(or_((HumanTask.municipality_id == user.municipality_id)
-                                & HumanTask.instance_id.in_(scoped), unscoped))
+        # one set of instances (no OR with the unscoped tasks, which would make it a test of every task instead)
+        scoped = HumanTask.instance_id.in_(visible_instances(user, running=open_tasks)) & or_(
+            HumanTask.municipality_id == user.municipality_id, unscoped)
+        query = query.where(or_(scoped, regional) if regional is not None else scoped)
     if user.municipality_wide:
         return query
     # a task addressed to another agency does not exist for this user, unless they hold or held it
@@ -116,8 +140,8 @@ def inbox_query(user: CurrentUser, mine_only: bool = False, scope: str | None = 
     offered to them: roles, agency, name) or "all" (both); `mine_only` is the older spelling of "mine"."""
     scope = scope or ("mine" if mine_only else "all")
     if scope == "candidate":
-        return task_scope(task_query.offered_tasks_of(user), user)
-    return task_scope(task_query.open_tasks_of(user, scope == "mine"), user)
+        return task_scope(task_query.offered_tasks_of(user), user, open_tasks=True)
+    return task_scope(task_query.open_tasks_of(user, scope == "mine"), user, open_tasks=True)
 
 
 def can_view_case(session, user: CurrentUser, case_id: int) -> bool:

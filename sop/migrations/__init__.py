@@ -4,7 +4,7 @@ The engine's chain (`engine/migrations/versions`, revisions 0001…) holds only 
 tables are this branch: `sop_0001` depends on the engine's 0001 (municipality, agency, process_instance, which its
 tables reference), `sop_0003` on the engine's 0008 (the municipality columns it fills). The domain declares the
 branch as `SopService.migrations`; `ProcessEngine.init_db` (`kurator init-db`) applies it beside the engine's
-chain, both to their heads, so `alembic_version` ends with one row per head ("0014" and "sop_0008" today).
+chain, both to their heads, so `alembic_version` ends with one row per head ("0015" and "sop_0008" today).
 
 Databases created before the split. Until then these tables were created by the engine's own revisions (0002,
 0003, 0008, 0009, 0011, 0012), which are now empty; such a database has the domain's tables and an engine revision
@@ -50,6 +50,26 @@ def backfill_scope_municipality(connection: Connection) -> None:
         "WHERE municipality_id IS NULL AND instance_id IN (SELECT instance_id FROM sop_instance_scope)"))
 
 
+def backfill_instance_readers(connection: Connection) -> None:
+    """Fill sop_instance_reader from scratch: every reader of every case (its working group's agencies, its
+    curator, the agencies its tasks are or were addressed to, the users who hold or held or completed one) on every
+    instance of the case, with whether the instance runs. The triggers of sop_0007 keep it so afterwards; this is
+    for existing rows (the migration) and for rows written with the triggers off (a bulk load)."""
+    tasks = ("FROM sop_instance_scope ts JOIN human_task t ON t.instance_id = ts.instance_id "
+             "WHERE ts.case_id IS NOT NULL")
+    connection.execute(text("DELETE FROM sop_instance_reader"))
+    connection.execute(text(
+        "INSERT INTO sop_instance_reader (reader, instance_id, case_id, running) "
+        "SELECT r.reader, s.instance_id, s.case_id, p.status = 'running' FROM sop_instance_scope s "
+        "JOIN process_instance p ON p.id = s.instance_id JOIN ("
+        "SELECT a.case_id, 'agency:' || a.agency_id AS reader FROM sop_case_agency a "
+        "UNION SELECT c.id, 'user:' || c.curator FROM sop_case c WHERE c.curator IS NOT NULL "
+        f"UNION SELECT ts.case_id, 'agency:' || t.agency_id {tasks} AND t.agency_id IS NOT NULL "
+        f"UNION SELECT ts.case_id, 'user:' || t.assignee {tasks} AND t.assignee IS NOT NULL "
+        f"UNION SELECT ts.case_id, 'user:' || t.completed_by {tasks} AND t.completed_by IS NOT NULL"
+        ") r ON r.case_id = s.case_id"))
+
+
 def _table(name: str) -> Callable[[Connection], bool]:
     return lambda connection: inspect(connection).has_table(name)
 
@@ -71,6 +91,7 @@ _SIGNS: tuple[tuple[str, Callable[[Connection], bool]], ...] = (
     ("sop_0004", _table("sop_meeting")),
     ("sop_0005", _table("sop_podrostok_campaign")),
     ("sop_0006", _table("kpi_indicator")),
+    ("sop_0007", _table("sop_instance_reader")),
 )
 
 

@@ -138,7 +138,7 @@ class OverdueTasks(MethodView):
     @documented_errors(blp, 401, 403)
     def get(self, query):
         """Open tasks past their deadline in the user's scope (managers, the commission secretary, the chair)."""
-        statement = task_scope(select(HumanTask).where(HumanTask.status == "open", HumanTask.overdue.is_(True)),
+        statement = task_scope(select(HumanTask).where(task_query.is_open(), HumanTask.overdue.is_(True)),
                                g.user)
         statement = (statement.add_columns(Case.id, Case.number, Agency.name)
                      .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)

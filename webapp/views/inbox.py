@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select, union_all
+from sqlalchemy.sql import CompoundSelect
 
+from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance
 from sop.models import Case, Family, InstanceScope
@@ -86,13 +88,19 @@ def count_label(total: int) -> str:
     return f"более {COUNT_CAP}" if total > COUNT_CAP else str(total)
 
 
-def filter_list_query(user) -> Select:
+def filter_list_query(user) -> Select | CompoundSelect:
     """The stages and processes of open tasks in the user's municipality (and of processes outside any
-    municipality), read from the partial index on open tasks; never other municipalities' (their agencies' names)."""
-    where = [HumanTask.status == "open", or_(HumanTask.municipality_id.is_(None),
-                                              HumanTask.municipality_id == user.municipality_id)
-             if user.municipality_id is not None else HumanTask.municipality_id.is_(None)]
-    return select(HumanTask.process_key, HumanTask.element_id, HumanTask.name).where(*where).distinct()
+    municipality), read from the partial index on open tasks; never other municipalities' (their agencies' names).
+    One DISTINCT per municipality column value, so that each reads its own part of the index in its order instead
+    of every open task's entry (the two may repeat a stage; `filter_lists` merges them)."""
+    def of(where) -> Select:
+        return select(HumanTask.process_key, HumanTask.element_id, HumanTask.name).where(
+            task_query.is_open(), where).distinct()
+
+    unscoped = of(HumanTask.municipality_id.is_(None))
+    if user.municipality_id is None:
+        return unscoped
+    return union_all(of(HumanTask.municipality_id == user.municipality_id), unscoped)
 
 
 def filter_lists(db, user) -> tuple[list[tuple[str, str]], list[str]]:

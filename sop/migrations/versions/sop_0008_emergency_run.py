@@ -1,7 +1,7 @@
 """The start of the emergency called inside a case process, stored when one of its steps opens (sop_emergency_run)
 
 Revision ID: sop_0008
-Revises: sop_0006
+Revises: sop_0007
 Create Date: 2026-12-09 10:00:00
 
 The red flag read it from the history of each instance with an open emergency step and remembered it per worker
@@ -18,7 +18,7 @@ from alembic import op
 import engine.db
 
 revision = 'sop_0008'
-down_revision = 'sop_0006'
+down_revision = 'sop_0007'
 branch_labels = None
 depends_on = None
 
