@@ -65,13 +65,14 @@ from engine.db import make_engine
 from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
 from engine.task_query import candidates_token
+from sop.emergencies import emergency_elements, write_runs
 from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.migrations import backfill_instance_readers
 from sop.models import Case, Family, InstanceReader, InstanceScope
 from sop.roles import ROLES as SOP_ROLES
 from tests.support import create_postgres_schema, drop_postgres_schema, open_database
 from webapp.access import CurrentUser, task_scope
-from webapp.views.inbox import COUNT_CAP, PAGE_SIZE, filter_list_query, inbox_query
+from webapp.views.inbox import PAGE_SIZE, counted_query, filter_list_query, inbox_query, rows_query
 
 OUT_DIR = ROOT / "bench" / "out"
 DEFAULT_OUTPUT = OUT_DIR / "web_bench.json"
@@ -297,7 +298,8 @@ def load_bulk(conn: psycopg.Connection, org: Organisation, steps: dict[str, list
     The instances started through the engine for the throughput test join cases of the first municipality.
 
     The domain's triggers (who reads which case's instances, sop_0007) are off while the rows are copied, as for
-    any bulk load: `set_up` fills their table afterwards in one statement (`backfill_instance_readers`).
+    any bulk load: `set_up` fills their table afterwards in one statement (`backfill_instance_readers`), and the
+    open emergencies' table as the domain would have kept it (`sop.emergencies.write_runs`).
     """
     copy = Copier(conn)
     with conn.cursor() as cursor:
@@ -449,7 +451,7 @@ def start_bench_instances(engine: ProcessEngine, count: int) -> tuple[list[int],
 
 BENCH_TABLES = ["municipality", "agency", "app_user", "user_role", "process_definition", "process_instance",
                 "human_task", "history_event", "sop_family", "sop_case", "sop_case_agency", "sop_instance_scope",
-                "sop_instance_reader"]
+                "sop_instance_reader", "sop_emergency_run"]
 
 
 def warmup_tasks(args: argparse.Namespace) -> int:
@@ -499,8 +501,9 @@ def set_up(url: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
             timings["copy_s"] = time.perf_counter() - mark
             timings["copy_by_table_s"] = loaded["seconds"]
             mark = time.perf_counter()
-            with db.engine.begin() as connection:  # what the triggers would have written row by row
+            with db.engine.begin() as connection:  # what the triggers and the domain would have written row by row
                 backfill_instance_readers(connection)
+                write_runs(connection.execute, emergency_elements(connection))
             timings["readers_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
             conn.autocommit = True
@@ -733,17 +736,13 @@ def measure_latency(server: Server, requests: int) -> dict[str, Any]:
 # -- query plans ------------------------------------------------------------------------------------------------
 
 
-def inbox_statements(user: CurrentUser) -> dict[str, Any]:
-    """The statements behind the timed pages, built the way `/inbox` and `GET /api/v1/tasks` build them."""
+def inbox_statements(user: CurrentUser, session) -> dict[str, Any]:
+    """The statements behind the timed pages, built the way `/inbox` and `GET /api/v1/tasks` build them: the first
+    page of `/inbox` reads the ids of the first COUNT_CAP + 1 tasks in order (their number is the count), then the
+    page's rows by id (the ids are read here with `session`)."""
     query = inbox_query(user)
-    count = select(func.count()).select_from(query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery())
-    page = (query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key)
-            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-            .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
-            .outerjoin(Case, Case.id == InstanceScope.case_id)
-            .outerjoin(Family, Family.id == Case.family_id)
-            .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
-            .limit(PAGE_SIZE).offset(0))
+    count = counted_query(query)
+    page = rows_query(session.scalars(count).all()[:PAGE_SIZE])
     api = (inbox_query(user, scope="candidate")
            .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id).limit(50).offset(0))
     return {"inbox_count": count, "inbox_page": page, "api_candidate": api}
@@ -817,9 +816,9 @@ def explain_all(url: str, schema: str, label: str, plans_log: list[str]) -> dict
         with db.session() as session:
             users = {key: CurrentUser.from_row(session.scalar(select(User).where(User.username == name)))
                      for key, name in USERS.items()}
+            statements = [(f"{key}.{name}", USERS[key], statement) for key, user in users.items()
+                          for name, statement in inbox_statements(user, session).items()]
         dialect = db.engine.dialect
-        statements = [(f"{key}.{name}", USERS[key], statement) for key, user in users.items()
-                      for name, statement in inbox_statements(user).items()]
         statements += [(f"any.{name}", "any user", statement)
                        for name, statement in filter_list_statements(users["secretary"]).items()]
         with psycopg.connect(url, options=f"-csearch_path={schema}") as conn:

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select, text, update
 
-from engine.models import HumanTask, ProcessInstance
+from engine.models import HumanTask, ProcessInstance, User
 from sop.models import Case
 from webapp.views import inbox
 
@@ -99,3 +99,43 @@ def test_postgresql_knows_how_many_open_tasks_nobody_has_taken(database):
             "WHERE s.stxname = 'st_human_task_assignee_status' AND s.stxnamespace = current_schema()::regnamespace "
             "AND s.stxrelid = 'human_task'::regclass GROUP BY s.stxkind")).one()
     assert (kinds, columns) == ("{m}", ["assignee", "status"])
+
+
+PARTIAL = ("ix_human_task_open_instance", "ix_human_task_open_order", "ix_human_task_open_municipality",
+           "ix_human_task_open_lists")
+
+
+def test_the_inbox_statements_say_open_in_the_sql_so_a_generic_plan_may_use_the_partial_indexes(app):  # noqa: F811
+    """A prepared statement may run on a generic plan, made without the parameters' values: it cannot use an index
+    on `WHERE status = 'open'` when the status is a parameter. The inbox's statements write it as a literal."""
+    from sqlalchemy.dialects import postgresql
+
+    from webapp.access import CurrentUser, inbox_query
+
+    engine = kurator(app)
+    engine.sop.register_intake("school", SIGNAL)
+    with engine.db.session() as db:
+        users = [CurrentUser.from_row(db.scalar(select(User).where(User.username == name)))
+                 for name in ("secretary", "school")]
+    for user in users:
+        for scope in ("all", "candidate", "mine"):
+            statement = inbox_query(user, scope=scope)
+            sql = str(statement.compile(dialect=postgresql.dialect()))
+            assert "human_task.status = 'open'" in sql, (user.username, scope)
+            if not engine.db.is_postgresql:
+                continue
+            compiled = statement.compile(dialect=engine.db.engine.dialect,
+                                         compile_kwargs={"render_postcompile": True})
+            names = list(compiled.params)
+            numbered = re.sub(r"%\((\w+)\)s", lambda m, names=names: f"${names.index(m.group(1)) + 1}",
+                              compiled.string).replace("%%", "%")
+            values = ", ".join("'" + str(compiled.params[name]).replace("'", "''") + "'" for name in names)
+            with engine.db.engine.connect() as conn:
+                raw = conn.connection.driver_connection  # no parameters: psycopg sends the text as it is
+                raw.execute("SET plan_cache_mode = force_generic_plan")
+                raw.execute("SET enable_seqscan = off")
+                raw.execute(f"PREPARE inbox_generic AS {numbered}")
+                plan = "\n".join(row[0] for row in raw.execute(f"EXPLAIN EXECUTE inbox_generic({values})"))
+                raw.execute("DEALLOCATE inbox_generic")
+                conn.rollback()
+            assert any(index in plan for index in PARTIAL), (user.username, scope, plan)

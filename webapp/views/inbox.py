@@ -48,19 +48,18 @@ def index():
     elif args.get("due") == "soon":
         query = query.where(HumanTask.due.is_not(None), HumanTask.due <= now + DUE_SOON)
     page = max(1, request.args.get("page", 1, type=db_int))
+    offset = (page - 1) * PAGE_SIZE
     with kurator().db.session() as db:
         # counting stops past COUNT_CAP: an exact count of a municipality's whole list costs more than the page
-        total = db.scalar(select(func.count()).select_from(
-            query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery()))
-        rows = db.execute(
-            query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name)
-            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-            .outerjoin(Agency, Agency.id == HumanTask.agency_id)
-            .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
-            .outerjoin(Case, Case.id == InstanceScope.case_id)
-            .outerjoin(Family, Family.id == Case.family_id)
-            .order_by(HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
-            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+        if offset + PAGE_SIZE <= COUNT_CAP + 1:
+            # the first counted tasks in order, once: their number is the count, and the page is a slice of them
+            counted = db.scalars(counted_query(query)).all()
+            total = len(counted)
+            rows = db.execute(rows_query(counted[offset:offset + PAGE_SIZE])).all()
+        else:  # a page past the counted tasks
+            total = db.scalar(select(func.count()).select_from(
+                query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery()))
+            rows = db.execute(page_query(query, offset)).all()
         stages, processes = filter_lists(db, user)
     items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
               # past its due date is late at once, not only after the scheduler's next sweep marks it
@@ -73,6 +72,37 @@ def index():
     return render_template("inbox.html", items=items, total=count_label(total), page=page, pages=pages,
                            stages=stages, processes=processes, args=args, now=now, notices=meeting_notices(user),
                            role_titles=kurator().role_titles(), process_names=process_names())
+
+
+ORDER = (HumanTask.due.is_(None), HumanTask.due, HumanTask.created_at, HumanTask.id)
+
+
+def counted_query(query: Select) -> Select:
+    """The ids of the first COUNT_CAP + 1 tasks of `query` in the inbox's order."""
+    return query.with_only_columns(HumanTask.id).order_by(*ORDER).limit(COUNT_CAP + 1)
+
+
+def page_query(query: Select, offset: int) -> Select:
+    """One page of the inbox: the tasks of `query` in due order, each with its case, family, business key and
+    agency. The page's task ids are chosen first, so that only those rows are joined to the rest."""
+    chosen = query.with_only_columns(HumanTask.id).order_by(*ORDER).limit(PAGE_SIZE).offset(offset).subquery()
+    return _with_case(select(HumanTask).join(chosen, chosen.c.id == HumanTask.id))
+
+
+def rows_query(task_ids: list[str]) -> Select:
+    """The tasks of a page chosen already (their ids), in the inbox's order, each with its case, family, business
+    key and agency."""
+    return _with_case(select(HumanTask).where(HumanTask.id.in_(task_ids)))
+
+
+def _with_case(query: Select) -> Select:
+    return (query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name)
+            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .outerjoin(Agency, Agency.id == HumanTask.agency_id)
+            .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
+            .outerjoin(Case, Case.id == InstanceScope.case_id)
+            .outerjoin(Family, Family.id == Case.family_id)
+            .order_by(*ORDER))
 
 
 def meeting_notices(user) -> list[dict]:
