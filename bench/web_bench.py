@@ -65,7 +65,6 @@ from engine.db import make_engine
 from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
 from engine.task_query import candidates_token
-from sop.emergencies import emergency_elements, write_runs
 from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.migrations import backfill_instance_readers
 from sop.models import Case, Family, InstanceReader, InstanceScope
@@ -502,8 +501,8 @@ def set_up(url: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
             timings["copy_by_table_s"] = loaded["seconds"]
             mark = time.perf_counter()
             with db.engine.begin() as connection:  # what the triggers and the domain would have written row by row
-                backfill_instance_readers(connection)
-                write_runs(connection.execute, emergency_elements(connection))
+                backfill_instance_readers(connection)  # (open emergency steps without a stored run start count
+                # from their own opening, see sop.emergencies)
             timings["readers_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
             conn.autocommit = True
