@@ -84,13 +84,13 @@ def watch_csp(context, violations: list[str]) -> None:
 
 @pytest.fixture
 def login(browser, live):
-    """Open a fresh browser context logged in as a demo user; returns its page. At the end, no page of the test
-    may have had anything blocked by the Content-Security-Policy."""
+    """Open a fresh browser context logged in as a demo user (a screen `width` px wide); returns its page. At the
+    end, no page of the test may have had anything blocked by the Content-Security-Policy."""
     contexts = []
     violations: list[str] = []
 
-    def _login(username: str):
-        context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="ru-RU")
+    def _login(username: str, width: int = 1360):
+        context = browser.new_context(viewport={"width": width, "height": 900}, locale="ru-RU")
         contexts.append(context)
         watch_csp(context, violations)
         page = context.new_page()

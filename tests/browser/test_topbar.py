@@ -21,15 +21,9 @@ LAYOUT = """() => {
 }"""
 
 
-def test_the_top_bar_fits_1280_px_for_every_demo_user(browser, live):
+def test_the_top_bar_fits_1280_px_for_every_demo_user(login):
     for username in USERS:
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ru-RU")
-        page = context.new_page()
-        page.goto(f"{live['base']}/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", "demo")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/inbox")
+        page = login(username, width=1280)
         layout = page.evaluate(LAYOUT)
         assert len(layout["tops"]) == 1, (username, layout)  # one row of items
         assert max(layout["heights"]) == min(layout["heights"]) < 40, (username, layout)  # each on one line
@@ -43,4 +37,4 @@ def test_the_top_bar_fits_1280_px_for_every_demo_user(browser, live):
             assert page.url.endswith("/kpi")
             assert page.locator("header nav details.menu.active summary").inner_text().strip() == "Отчеты"
             assert page.locator("header nav a[aria-current=page]").text_content() == "Показатели"  # in the closed menu
-        context.close()
+        page.context.close()
