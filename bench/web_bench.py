@@ -65,6 +65,7 @@ from engine.db import make_engine
 from engine.executor import ADMIN_ROLE
 from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
 from engine.task_query import candidates_token
+from sop.emergencies import refresh as refresh_open_emergencies
 from sop.migrations import BRANCH as SOP_MIGRATIONS
 from sop.migrations import backfill_instance_readers
 from sop.models import Case, Family, InstanceReader, InstanceScope
@@ -298,7 +299,8 @@ def load_bulk(conn: psycopg.Connection, org: Organisation, steps: dict[str, list
 
     The domain's triggers (who reads which case's instances, sop_0007) are off while the rows are copied, as for
     any bulk load: `set_up` fills their table afterwards in one statement (`backfill_instance_readers`), and the
-    open emergencies' table as the domain would have kept it (`sop.emergencies.write_runs`).
+    open emergencies of the cases as the domain would have kept them (`sop.emergencies.refresh`: open emergency steps
+    without a stored run start count from their own opening).
     """
     copy = Copier(conn)
     with conn.cursor() as cursor:
@@ -450,7 +452,7 @@ def start_bench_instances(engine: ProcessEngine, count: int) -> tuple[list[int],
 
 BENCH_TABLES = ["municipality", "agency", "app_user", "user_role", "process_definition", "process_instance",
                 "human_task", "history_event", "sop_family", "sop_case", "sop_case_agency", "sop_instance_scope",
-                "sop_instance_reader", "sop_emergency_run"]
+                "sop_instance_reader", "sop_emergency_run", "sop_case_emergency"]
 
 
 def warmup_tasks(args: argparse.Namespace) -> int:
@@ -501,8 +503,9 @@ def set_up(url: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
             timings["copy_by_table_s"] = loaded["seconds"]
             mark = time.perf_counter()
             with db.engine.begin() as connection:  # what the triggers and the domain would have written row by row
-                backfill_instance_readers(connection)  # (open emergency steps without a stored run start count
-                # from their own opening, see sop.emergencies)
+                backfill_instance_readers(connection)
+            with db.session() as session:
+                refresh_open_emergencies(session)
             timings["readers_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
             conn.autocommit = True

@@ -47,6 +47,7 @@ CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_sessio
 # that meets it, and the pool then replaces every connection of that server.
 PING_AFTER_IDLE_SECONDS = 10.0
 _AFTER_COMMIT = "kurator_after_commit"
+_BEFORE_COMMIT = "kurator_before_commit"
 _TEMPLATES: dict[tuple, Insert] = {}  # `Database.insert_rows`'s statements by shape
 _COMBINED: dict[tuple, Executable] = {}  # `send_queued`'s statements by the writes they hold (bounded)
 _COMBINED_SIZE = 512
@@ -179,9 +180,10 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", _forget_after_commit)
-        # queued writes go out before anything else the session executes, and before it commits
+        # queued writes go out before anything else the session executes, and before it commits (after the
+        # callbacks of `before_commit`, whose own statements send them first)
         event.listen(self._sessions, "do_orm_execute", lambda state: self.send_queued(state.session))
-        event.listen(self._sessions, "before_commit", self.send_queued)
+        event.listen(self._sessions, "before_commit", self._before_commit)
 
     @property
     def is_postgresql(self) -> bool:
@@ -392,6 +394,22 @@ class Database:
                 check(count)
 
     @staticmethod
+    def before_commit(session: Session, key: str, callback: Callable[[Session], None]) -> None:
+        """Run `callback(session)` once when the session's transaction is about to commit, inside it (what it
+        writes commits with the rest; an error it raises rolls everything back). One callback per `key`, however
+        often it is asked for: for a domain that keeps derived rows in step with what a whole change did."""
+        session.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, callback)
+
+    def _before_commit(self, session: Session) -> None:
+        if session.new or session.dirty or session.deleted:
+            session.flush()  # what the flush at commit would write, first: it may ask for callbacks too
+        callbacks = session.info.get(_BEFORE_COMMIT)
+        while callbacks:  # in the order asked for; a callback may ask for another
+            callback = callbacks.pop(next(iter(callbacks)))
+            callback(session)
+        self.send_queued(session)
+
+    @staticmethod
     def after_commit(session: Session, callback: Callable[[], None]) -> None:
         """Run `callback` once the session's transaction has committed (never if it rolls back); in order of
         registration. For keeping in memory what the transaction wrote (e.g. a live workflow): a failing callback
@@ -438,6 +456,7 @@ def _run_after_commit(session: Session) -> None:
 
 def _forget_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_BEFORE_COMMIT, None)
 
 
 def utcnow() -> datetime:

@@ -18,10 +18,15 @@ start on the instance's `sop_emergency_run` row. The run of an open step can cha
 a step never splits a run that still has an open step, since the step closes after every step opened before. So
 the row read while an emergency step is open is the start of the open run, in every process that reads it.
 
-Cost: a page asks for the few oldest emergencies and a count (`emergency_flag`), in one statement: the running
-emergency instances and the open emergency steps of the municipality (from the open-task index) with their stored
-starts, reduced to one row per case by the database; Python gets the rows it shows, whatever the number of open
-emergencies. The case number and family are read only for the cases it names.
+Cost: the open emergencies are kept per case in `sop_case_emergency` (case, municipality, since). Every change that
+may open or close one — an emergency instance started or ended, an emergency step of a case process opened, completed
+or cancelled, an instance linked to a case, an instance migrated — notes the instance (`touch`), and before it
+commits the rows of the cases of the noted instances are recomputed from their instances and open tasks (`refresh`),
+in the same transaction. On PostgreSQL the recomputation of a case holds a transaction-level advisory lock on it, so
+that two changes of one case committing at once cannot both keep a stale row: the later one waits for the earlier's
+commit and then reads what it wrote. A page asks for the few oldest rows of its municipality and their count (one
+statement through the index on municipality and start), whatever the number of open emergencies; the case number
+and family are read only for the cases it names.
 """
 
 from __future__ import annotations
@@ -31,15 +36,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case as when
-from sqlalchemy import func, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, union_all
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.sql import Select, Subquery
 
 from engine import task_query
+from engine.db import Database
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 
-from .models import Case, EmergencyRun, Family, InstanceScope
+from .models import Case, CaseEmergency, EmergencyRun, Family, InstanceScope
 
 EMERGENCY_PROCESS = "emergency_child_safety"
 # a task opened this soon after an earlier emergency task ended continues the same emergency (the engine completes
@@ -47,6 +52,8 @@ EMERGENCY_PROCESS = "emergency_child_safety"
 SAME_RUN = timedelta(minutes=1)
 
 _ELEMENTS: dict[str, frozenset[str]] = {}  # content hash of a deployed emergency diagram -> its element ids
+_TOUCHED = "sop_emergency_touched"  # Session.info: the instances whose cases' open emergencies to recompute
+_LOCK_SPACE = 0x534F5045  # the first key of the advisory locks on cases taken by `refresh` (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -79,56 +86,111 @@ def open_emergencies(session: Session, municipality_id: int, cases: Select | Non
 
     `cases` (a query of case ids, e.g. `webapp.access.visible_cases`) narrows the answer to the cases a user may see.
     """
-    per_case = _open_since(session, municipality_id, cases)
-    return _named(session, session.execute(select(per_case.c.case_id, per_case.c.since)
-                                           .order_by(per_case.c.since, per_case.c.case_id)).all())
+    query = _of_municipality(municipality_id, cases)
+    return _named(session, session.execute(query.order_by(CaseEmergency.since, CaseEmergency.case_id)).all())
 
 
 def emergency_flag(session: Session, municipality_id: int, cases: Select | None = None, shown: int = 5,
                    case_id: int | None = None) -> EmergencyFlag | None:
     """The flag of a page: `case_id`'s own open emergency, the `shown` oldest of the other cases and the count of
     the rest (None when no case in scope has an emergency open). `cases` narrows as in `open_emergencies`; only
-    the cases named get their number and family read."""
-    per_case = _open_since(session, municipality_id, cases)
+    the cases named get their number and family read. One statement: the `shown` + 1 oldest rows (one may be
+    `case_id`'s), `case_id`'s row and the count, each read through the index on municipality and start."""
     shown = max(shown, 0)
-    this_first = when((per_case.c.case_id == case_id, 0), else_=1) if case_id is not None else None
-    order = [this_first] if this_first is not None else []
-    rows = session.execute(select(per_case.c.case_id, per_case.c.since, func.count().over())  # the count: all rows
-                           .order_by(*order, per_case.c.since, per_case.c.case_id).limit(shown + 1)).all()
-    if not rows:
+    query = _of_municipality(municipality_id, cases)
+    oldest = query.order_by(CaseEmergency.since, CaseEmergency.case_id).limit(shown + 1).subquery()
+    parts = [select(oldest.c.case_id, oldest.c.since)]
+    if case_id is not None:
+        parts.append(query.where(CaseEmergency.case_id == case_id))
+    rows = union_all(*parts).subquery() if len(parts) > 1 else oldest
+    count = select(func.count()).select_from(query.subquery()).scalar_subquery()
+    found = session.execute(select(rows.c.case_id, rows.c.since, count)).all()
+    if not found:
         return None
-    total = rows[0][2]
-    this_since = rows[0][1] if case_id is not None and rows[0][0] == case_id else None
-    oldest = [(row[0], row[1]) for row in rows[1 if this_since is not None else 0:]][:shown]
-    named = _named(session, ([(case_id, this_since)] if this_since is not None else []) + oldest)
+    total = found[0][2]
+    this_since = next((since for found_id, since, _total in found if found_id == case_id), None)
+    others = sorted({(since, found_id) for found_id, since, _total in found if found_id != case_id})[:shown]
+    oldest_rows = [(found_id, since) for since, found_id in others]
+    named = _named(session, ([(case_id, this_since)] if this_since is not None else []) + oldest_rows)
     this = named.pop(0) if named and named[0].case_id == case_id and this_since is not None else None
-    return EmergencyFlag(this=this, others=named, more=total - (this_since is not None) - len(oldest))
+    return EmergencyFlag(this=this, others=named, more=total - (this_since is not None) - len(oldest_rows))
 
 
-def _open_since(session: Session, municipality_id: int, cases: Select | None) -> Subquery:
-    """Case id -> when its earliest open emergency began (`case_id`, `since`), for the cases of the municipality
-    (within `cases`): a subquery."""
+def _of_municipality(municipality_id: int, cases: Select | None) -> Select:
+    query = select(CaseEmergency.case_id, CaseEmergency.since).where(CaseEmergency.municipality_id == municipality_id)
+    return query if cases is None else query.where(CaseEmergency.case_id.in_(cases))
+
+
+def touch(session: Session, instance_id: int) -> None:
+    """A change of `session` may have opened or closed an emergency of the instance's case: the case's row is
+    recomputed before the transaction commits."""
+    session.info.setdefault(_TOUCHED, set()).add(instance_id)
+    Database.before_commit(session, _TOUCHED, _refresh_touched)
+
+
+@event.listens_for(InstanceScope, "after_insert")
+@event.listens_for(InstanceScope, "after_update")
+def _scope_written(_mapper, _connection, scope: InstanceScope) -> None:
+    """An instance linked to a case (an emergency started with it, or a case process the case takes over)."""
+    session = object_session(scope)
+    if session is not None:
+        touch(session, scope.instance_id)
+
+
+def _refresh_touched(session: Session) -> None:
+    instance_ids = session.info.pop(_TOUCHED, None)
+    if not instance_ids:
+        return
+    case_ids = session.scalars(select(InstanceScope.case_id).distinct()
+                               .where(InstanceScope.instance_id.in_(sorted(instance_ids)),
+                                      InstanceScope.case_id.is_not(None))).all()
+    if case_ids:
+        refresh(session, sorted(case_ids))
+
+
+def refresh(session: Session, case_ids: list[int] | None = None) -> None:
+    """Recompute the open-emergency rows (`sop_case_emergency`) of the cases `case_ids` (of every case when None)
+    from their instances and open tasks."""
+    table = CaseEmergency.__table__
+    if case_ids is not None:
+        if not case_ids:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            for case_id in sorted(case_ids):  # in one order: two changes never wait for each other crosswise
+                session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, case_id)))
+    since = _computed_since(session, case_ids)
+    rows = (select(since.c.case_id, Case.municipality_id, since.c.since)
+            .join(Case, Case.id == since.c.case_id))
+    delete = table.delete()
+    if case_ids is not None:
+        delete = delete.where(table.c.case_id.in_(case_ids))
+    session.execute(delete)
+    session.execute(table.insert().from_select(["case_id", "municipality_id", "since"], rows))
+
+
+def _computed_since(session: Session, case_ids: list[int] | None) -> Subquery:
+    """Case id -> when its earliest open emergency began (`case_id`, `since`), for the cases `case_ids` (every case
+    when None), from their instances and open tasks: a subquery."""
     own = (select(InstanceScope.case_id.label("case_id"), ProcessInstance.started_at.label("since"))
            .join(InstanceScope, InstanceScope.instance_id == ProcessInstance.id)
-           .where(ProcessInstance.municipality_id == municipality_id, ProcessInstance.process_key == EMERGENCY_PROCESS,
-                  ProcessInstance.status == "running", InstanceScope.case_id.is_not(None)))
-    if cases is not None:
-        own = own.where(InstanceScope.case_id.in_(cases))
+           .where(ProcessInstance.process_key == EMERGENCY_PROCESS, ProcessInstance.status == "running",
+                  InstanceScope.case_id.is_not(None)))
+    if case_ids is not None:
+        own = own.where(InstanceScope.case_id.in_(case_ids))
     elements = emergency_elements(session)
     statement = own
     if elements:
-        # the open emergency tasks of the case processes, read through the municipality's open tasks (an open task
-        # belongs to a running instance: an instance completes only when none of its tasks is left open), with the
-        # start of their run. A task without one (rows written without the domain attached) counts from its opening.
+        # the open emergency tasks of the case processes (an open task belongs to a running instance: an instance
+        # completes only when none of its tasks is left open), with the start of their run. A task without one
+        # (rows written without the domain attached) counts from its opening.
         called = (select(InstanceScope.case_id, func.coalesce(EmergencyRun.started_at, HumanTask.created_at))
                   .select_from(HumanTask)
                   .join(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
                   .outerjoin(EmergencyRun, EmergencyRun.instance_id == HumanTask.instance_id)
-                  .where(HumanTask.municipality_id == municipality_id, task_query.is_open(),
-                         HumanTask.element_id.in_(sorted(elements)), HumanTask.process_key != EMERGENCY_PROCESS,
-                         InstanceScope.case_id.is_not(None)))
-        if cases is not None:
-            called = called.where(InstanceScope.case_id.in_(cases))
+                  .where(task_query.is_open(), HumanTask.element_id.in_(sorted(elements)),
+                         HumanTask.process_key != EMERGENCY_PROCESS, InstanceScope.case_id.is_not(None)))
+        if case_ids is not None:
+            called = called.where(InstanceScope.case_id.in_(case_ids))
         statement = union_all(own, called)
     both = statement.subquery()
     return (select(both.c.case_id, func.min(both.c.since).label("since"))

@@ -318,6 +318,19 @@ class EmergencyRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CaseEmergency(Base):
+    """A case with an emergency open now, and since when (the earliest of its open emergencies): the rows the red
+    flag reads (migration sop_0009). Derived, never edited: `sop.emergencies` recomputes a case's row from its
+    instances and open tasks at the end of every change that starts or ends an emergency of the case, opens or
+    closes one of its steps, or links an instance to the case."""
+
+    __tablename__ = "sop_case_emergency"
+    __table_args__ = (Index("ix_sop_case_emergency_flag", "municipality_id", "since", "case_id"),)
+    case_id: Mapped[int] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 @event.listens_for(InstanceScope, "after_insert")
 @event.listens_for(InstanceScope, "after_update")
 def _stamp_municipality(_mapper, connection, scope: InstanceScope) -> None:

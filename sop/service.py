@@ -85,6 +85,11 @@ class SopService:
         engine.history.subscribe(history.TASK_CREATED, self._on_task_created)
         engine.history.subscribe(history.TASK_COMPLETED, self._on_task_completed)
         engine.history.subscribe(history.TASK_OVERDUE, self._on_task_overdue)
+        engine.history.subscribe(history.TASK_CANCELLED, self._on_task_cancelled)
+        for event_type in (history.INSTANCE_STARTED, history.INSTANCE_COMPLETED):
+            engine.history.subscribe(event_type, self._on_instance_started_or_ended)
+        for event_type in (history.INSTANCE_MIGRATED, history.MIGRATION_REVERTED):  # its steps may differ now
+            engine.history.subscribe(event_type, lambda session, event: emergencies.touch(session, event.instance_id))
         if jobs:
             engine.management.register_job("quarterly_reconciliation", lambda: periodic.start_quarterly(self))
             engine.management.register_job("minor_turned_18", lambda: periodic.propose_closure_at_18(self))
@@ -214,23 +219,46 @@ class SopService:
     # -- listeners --------------------------------------------------------------------------------------------
 
     def _on_task_created(self, session: Session, event) -> None:
-        """A step of the emergency called inside a case process opened: its run's start goes on a row
-        (`sop.emergencies`). Other tasks cost a look-up in memory: the instance row is in the session, and the
-        element ids of the emergency a version calls are read from its spec once per version."""
+        """A step of the emergency called inside a case process opened: its run's start goes on a row and the case's
+        open emergency is recomputed at commit (`sop.emergencies`). Other tasks cost a look-up in memory: the
+        instance row is in the session, and the element ids of the emergency a version calls are read from its
+        spec once per version."""
         element = (event.data or {}).get("element")
         instance = session.get(ProcessInstance, event.instance_id) if element and event.instance_id else None
-        if instance is None:
-            return
+        if instance is not None and element in self._emergency_steps(instance):
+            emergencies.note_step_opened(session, instance.id, event.task_id, event.at,
+                                         self._emergency_steps(instance))
+            emergencies.touch(session, instance.id)
+
+    def _on_task_cancelled(self, session: Session, event) -> None:
+        """A step of a called emergency cancelled (a boundary event, a migration): the emergency may have ended."""
+        self._step_closed(session, event.instance_id, (event.data or {}).get("element"))
+
+    def _on_instance_started_or_ended(self, session: Session, event) -> None:
+        """An emergency of its own started or ended (its case is known once the instance is linked to it)."""
+        instance = session.get(ProcessInstance, event.instance_id) if event.instance_id else None
+        if instance is not None and instance.process_key == emergencies.EMERGENCY_PROCESS:
+            emergencies.touch(session, instance.id)
+
+    def _step_closed(self, session: Session, instance_id: int | None, element: str | None) -> None:
+        instance = session.get(ProcessInstance, instance_id) if element and instance_id else None
+        if instance is not None and element in self._emergency_steps(instance):
+            emergencies.touch(session, instance.id)
+
+    def _emergency_steps(self, instance: ProcessInstance) -> frozenset[str]:
+        """The element ids of the emergency the instance's version calls (read from its spec once per version)."""
         elements = self._called_emergency.get(instance.definition_id)
         if elements is None:
             elements = emergencies.called_elements(self.engine.repository.spec_json(instance.definition_id))
             self._called_emergency[instance.definition_id] = elements
-        if element in elements:
-            emergencies.note_step_opened(session, instance.id, event.task_id, event.at, elements)
+        return elements
 
     def _on_task_completed(self, session: Session, event) -> None:
         task = session.get(HumanTask, event.task_id)
-        if task is None or not task.form_key:
+        if task is None:
+            return
+        self._step_closed(session, event.instance_id, task.element_id)
+        if not task.form_key:
             return
         handler = handlers.HANDLERS.get(task.form_key)
         if handler is None:

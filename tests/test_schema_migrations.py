@@ -41,7 +41,7 @@ ENGINE_HEAD = ScriptDirectory.from_config(migration_config()).get_current_head()
 HEADS = set(ScriptDirectory.from_config(migration_config([BRANCH])).get_heads())
 SOP_HEAD = ScriptDirectory.from_config(migration_config([BRANCH])).get_revision("sop@head").revision
 # the domain's tables that its branch created after the split (no released revision has them)
-AFTER_SPLIT = {"sop_emergency_run", "sop_instance_reader"}
+AFTER_SPLIT = {"sop_emergency_run", "sop_instance_reader", "sop_case_emergency"}
 DOMAIN_TABLES = {mapper.local_table.name for mapper in Base.registry.mappers
                  if mapper.class_.__module__.split(".")[0] == "sop"}
 ENGINE_TABLES = {mapper.local_table.name for mapper in Base.registry.mappers
@@ -376,3 +376,34 @@ def test_sop_0008_stores_the_start_of_the_emergencies_open_at_the_upgrade(blank)
     product(db).init_db()
     with db.engine.connect() as c:
         assert c.execute(text("SELECT instance_id, started_at FROM sop_emergency_run")).all() == stored
+
+
+def test_sop_0009_keeps_the_cases_with_an_emergency_open_at_the_upgrade(blank):
+    """A database from before sop_0009 with an emergency called inside a case process, an emergency instance of its
+    own and an emergency that is over: the upgrade writes one row per case with an open emergency, from when it
+    began, as the flag worked it out."""
+    from .test_web_emergency import _called_threat, _threats, finish_emergency
+    from .test_web_tasks import HASH, build_app
+
+    db = blank()
+    engine = product(db)
+    engine.init_db()
+    build_app(engine)
+    engine.identity.add_user("social", ["social_protection"], agency="КЦСОН г. Йошкар-Олы", password_hash=HASH)
+    called_case, _instance = _called_threat(engine, 0)
+    _over_case, over_instance = _called_threat(engine, 1)
+    finish_emergency(engine, over_instance)
+    [own_case] = _threats(engine, 1)
+    with db.engine.connect() as c:
+        stored = c.execute(text("SELECT case_id, municipality_id, since FROM sop_case_emergency "
+                                "ORDER BY case_id")).all()
+    assert [row[0] for row in stored] == sorted([called_case, own_case])
+    config = migration_config([BRANCH])
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "sop_0008")
+    assert "sop_case_emergency" not in schema(db)["tables"]
+    product(db).init_db()
+    with db.engine.connect() as c:
+        assert c.execute(text("SELECT case_id, municipality_id, since FROM sop_case_emergency "
+                              "ORDER BY case_id")).all() == stored
