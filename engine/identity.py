@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from .db import CURRENT_SESSION
@@ -50,6 +51,10 @@ class UserInfo:
     agency: str | None
     municipality: str | None
     timezone: str
+    # read with the user's credentials (`session_user`, `token_holder`) for the web app's current user
+    full_name: str | None = None
+    agency_kind: str | None = None
+    municipality_id: int | None = None
 
     def to_dict(self) -> dict:
         return {"id": self.id, "username": self.username, "roles": list(self.roles), "agency": self.agency,
@@ -324,6 +329,37 @@ class IdentityService:
                 row.last_seen_at = now
             return row.user_id
 
+    def session_user(self, secret: str | None, idle: timedelta, session: Session | None = None,
+                     now: datetime | None = None) -> UserInfo | None:
+        """The active user of a live session (none when it was ended, idle for longer than `idle`, or its user is
+        inactive), read with the session row in one statement; marks the session used (at most every
+        TOUCH_EVERY). What every page request asks first."""
+        if not secret or not isinstance(secret, str):
+            return None
+        now = now or _utcnow()
+        with self._engine.db.session(join=session) as db:
+            row = db.execute(_credential_user("session"), {"secret_hash": secret_hash(secret)}).first()
+            if row is None or row.last_seen_at < now - idle or not row.user_active:
+                return None
+            if now - row.last_seen_at >= TOUCH_EVERY:
+                db.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
+            return user_info(row, row.user_name)
+
+    def token_holder(self, secret: str | None, ip: str | None = None, session: Session | None = None,
+                     now: datetime | None = None) -> tuple[UserInfo, int] | None:
+        """(the active user, the token id) of a valid token, read in one statement; none when the token is
+        unknown, revoked or expired or its user inactive. Records its use as `token_user` does."""
+        if not secret or not isinstance(secret, str):
+            return None
+        now = now or _utcnow()
+        with self._engine.db.session(join=session) as db:
+            row = db.execute(_credential_user("token"), {"secret_hash": secret_hash(secret)}).first()
+            if row is None or row.expires_at <= now or not row.user_active:
+                return None
+            if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY or row.last_ip != ip:
+                db.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now, last_ip=ip))
+            return user_info(row, row.user_name), row.id
+
     def close_session(self, secret: str | None) -> None:
         """End one session (logout)."""
         if secret and isinstance(secret, str):
@@ -431,18 +467,38 @@ def user_select(query: Select, user: Any, username: Any, joined_to: Any = None) 
     `user` (the User entity or an alias of it). With `joined_to` (an entity `query` reads), `user` is outer-joined
     to it, so a caller reading other rows gets the user with them in one statement (its columns are NULL when there
     is no such user); otherwise `query` selects from `user`."""
-    agency, municipality = aliased(Agency), aliased(Municipality)
-    roles = (select(func.aggregate_strings(UserRole.role_code, ","))
-             .where(UserRole.user_id == user.id).scalar_subquery())
     condition = user.username == username
     query = query.outerjoin_from(joined_to, user, condition) if joined_to is not None \
         else query.select_from(user).where(condition)
+    return _with_user_columns(query, user)
+
+
+def _with_user_columns(query: Select, user: Any) -> Select:
+    """`query`, which reads `user` (the User entity or an alias), with the user's columns that `user_info` reads:
+    the agency and its municipality joined, the roles aggregated."""
+    agency, municipality = aliased(Agency), aliased(Municipality)
+    roles = (select(func.aggregate_strings(UserRole.role_code, ","))
+             .where(UserRole.user_id == user.id).scalar_subquery())
     return (query.outerjoin(agency, agency.id == user.agency_id)
             .outerjoin(municipality, municipality.id == agency.municipality_id)
             .add_columns(user.id.label("user_id"), user.username.label("user_name"),
-                         user.is_active.label("user_active"), agency.id.label("user_agency_id"),
-                         agency.name.label("user_agency"), agency.timezone.label("user_timezone"),
-                         municipality.name.label("user_municipality"), roles.label("user_roles")))
+                         user.full_name.label("user_full_name"), user.is_active.label("user_active"),
+                         agency.id.label("user_agency_id"), agency.name.label("user_agency"),
+                         agency.kind.label("user_agency_kind"), agency.municipality_id.label("user_municipality_id"),
+                         agency.timezone.label("user_timezone"), municipality.name.label("user_municipality"),
+                         roles.label("user_roles")))
+
+
+@functools.cache
+def _credential_user(kind: str) -> Select:
+    """The browser session ("session") or API token ("token") whose secret hash is `secret_hash`, with its user's
+    columns (`user_info`): the whole look-up of a request's user in one statement. Built once per kind."""
+    credential: Any = UserSession if kind == "session" else ApiToken
+    columns = select(UserSession.id, UserSession.last_seen_at) if kind == "session" \
+        else select(ApiToken.id, ApiToken.expires_at, ApiToken.last_used_at, ApiToken.last_ip)
+    query = columns.join(User, User.id == credential.user_id).where(
+        credential.secret_hash == bindparam("secret_hash"))
+    return _with_user_columns(query, User)
 
 
 def user_info(row: Any, username: str) -> UserInfo:
@@ -453,7 +509,9 @@ def user_info(row: Any, username: str) -> UserInfo:
     return UserInfo(id=row.user_id, username=row.user_name,
                     roles=tuple(sorted(r for r in (row.user_roles or "").split(",") if r)),
                     agency_id=agency_id, agency=row.user_agency, municipality=row.user_municipality,
-                    timezone=row.user_timezone if agency_id is not None else DEFAULT_TIMEZONE)
+                    timezone=row.user_timezone if agency_id is not None else DEFAULT_TIMEZONE,
+                    full_name=row.user_full_name, agency_kind=row.user_agency_kind,
+                    municipality_id=row.user_municipality_id)
 
 
 def _utcnow() -> datetime:
@@ -475,4 +533,7 @@ def _info(user: User) -> UserInfo:
         agency=agency.name if agency else None,
         municipality=agency.municipality.name if agency else None,
         timezone=agency.timezone if agency else DEFAULT_TIMEZONE,
+        full_name=user.full_name,
+        agency_kind=agency.kind if agency else None,
+        municipality_id=agency.municipality_id if agency else None,
     )

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, union_all
 from sqlalchemy.sql import CompoundSelect, Select
 
 from engine import task_query
+from engine.identity import UserInfo
 from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 from sop.models import Case, CaseAgency, InstanceReader, InstanceScope, agency_reader, user_reader
 
@@ -52,6 +53,15 @@ class CurrentUser:
                    municipality_id=agency.municipality_id if agency else None,
                    municipality=agency.municipality.name if agency else None,
                    timezone=agency.timezone if agency else "Europe/Moscow")
+
+    @classmethod
+    def from_info(cls, info: UserInfo) -> CurrentUser:
+        """The current user from the engine's account of them (read with their session or token)."""
+        return cls(id=info.id, username=info.username, full_name=info.full_name or info.username,
+                   roles=frozenset(info.roles), agency_id=info.agency_id, agency_name=info.agency,
+                   agency_kind=info.agency_kind, municipality_id=info.municipality_id,
+                   municipality=info.municipality if info.agency_id is not None else None,
+                   timezone=info.timezone)
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))

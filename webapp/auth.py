@@ -81,10 +81,8 @@ def user_from_session(secret: str | None) -> CurrentUser | None:
     """The user of the session cookie's secret, if that session is live and the user active."""
     if not secret:
         return None
-    with kurator().db.session() as db:
-        user_id = kurator().identity.session_user_id(secret, session_idle(), session=db)
-        user = db.get(User, user_id) if user_id is not None else None
-        return CurrentUser.from_row(user) if user is not None and user.is_active else None
+    info = kurator().identity.session_user(secret, session_idle())
+    return CurrentUser.from_info(info) if info is not None else None
 
 
 def login_retry_after(username: str, ip: str) -> float:
@@ -202,15 +200,11 @@ def user_from_token(token: str) -> CurrentUser | None:
         return None
     if not isinstance(secret, str):
         return None
-    with kurator().db.session() as db:
-        found = kurator().identity.token_user(secret, client_ip(), session=db)
-        if found is None:
-            return None
-        user = db.get(User, found[0])
-        if user is None or not user.is_active:
-            return None
-        g.token_id = found[1]
-        return CurrentUser.from_row(user)
+    found = kurator().identity.token_holder(secret, client_ip())
+    if found is None:
+        return None
+    info, g.token_id = found
+    return CurrentUser.from_info(info)
 
 
 def safe_next(target: str | None) -> str:
