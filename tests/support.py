@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 import sop.models  # noqa: F401 - the SOP tables are part of the schema the tests clear
 from engine import Database, FrozenClock, ProcessEngine
@@ -63,3 +65,20 @@ def new_engine(db: Database, at: str = DEFAULT_START) -> ProcessEngine:
     engine.identity.ensure_default_roles()
     engine.identity.ensure_roles(SOP_ROLES)  # the domain's roles, used by its diagrams
     return engine
+
+
+@contextmanager
+def statements_sent(engine: ProcessEngine, keep: Callable[[str], bool] = lambda _statement: True
+                    ) -> Iterator[list[str]]:
+    """The SQL statements the engine's database is sent while inside (those `keep` accepts), in order."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if keep(statement):
+            seen.append(statement)
+
+    event.listen(engine.db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", record)

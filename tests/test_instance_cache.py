@@ -3,50 +3,36 @@ writes together (`Database.queue`), and the pool's ping of idle connections."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 
 from engine.errors import Conflict, ExecutionError
 from engine.instance_cache import InstanceCache, Stamp
 from engine.models import HistoryEvent, HumanTask, Municipality, ProcessInstance
 
-from .support import new_engine
+from .support import new_engine, statements_sent
 from .test_lifecycle import only_task, start_case
 
 CHECK = {"sop_confirmed": True, "danger_level": "high"}
 
 
-@contextmanager
-def state_reads(engine) -> Iterator[list[str]]:
-    """Statements that read an instance's stored state, while inside."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        head = statement.split(" FROM ", 1)[0]
-        if statement.lstrip().upper().startswith("SELECT") and "process_instance.state" in head:
-            seen.append(statement)
-
-    event.listen(engine.db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.db.engine, "before_cursor_execute", record)
+def reads_state(statement: str) -> bool:
+    """A statement that reads an instance's stored state."""
+    head = statement.split(" FROM ", 1)[0]
+    return statement.lstrip().upper().startswith("SELECT") and "process_instance.state" in head
 
 
 def test_the_next_change_continues_the_kept_workflow_without_reading_the_state(deployed, monkeypatch):
     engine = deployed
     monkeypatch.setattr("engine.executor.CHECK_KEPT_WORKFLOWS", False)  # the check would read the state
     instance_id = start_case(engine)
-    with state_reads(engine) as reads:
+    with statements_sent(engine, reads_state) as reads:
         engine.tasks.complete(only_task(engine, instance_id=instance_id)["id"], "secretary", CHECK)
         engine.tasks.complete(only_task(engine, instance_id=instance_id)["id"], "curator", {})
     assert reads == []
     assert engine.executor.instances.hits == 2 and engine.executor.instances.misses == 0
     engine.executor.instances.clear()  # a new process: the state is read and restored
-    with state_reads(engine) as reads:
+    with statements_sent(engine, reads_state) as reads:
         engine.tasks.complete(only_task(engine, instance_id=instance_id)["id"], "chair", {})
     assert len(reads) == 1
     assert engine.runtime.instance(instance_id)["status"] == "completed"
@@ -123,14 +109,8 @@ def test_queued_writes_go_out_together_and_their_checks_refuse_the_transaction(e
     db = engine.db
     with db.session() as session:
         session.add(Municipality(name="Волжск"))
-    counted: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        counted.append(statement)
-
     table = Municipality.__table__
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(engine) as counted:
         with pytest.raises(Conflict, match="nobody"), db.session() as session, db.write_queue(session):
             db.queue(session, update(table).where(table.c.name == "Волжск").values(name="Волжск-2"))
 
@@ -141,8 +121,6 @@ def test_queued_writes_go_out_together_and_their_checks_refuse_the_transaction(e
             db.queue(session, update(table).where(table.c.name == "Козьмодемьянск").values(name="x"),
                      check=exactly_one)
             assert counted == []  # nothing sent yet
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     assert len(counted) == (1 if db.is_postgresql else 2)  # one round trip on PostgreSQL
     with db.session() as session:  # the whole transaction was refused: the first write is undone as well
         assert session.scalars(select(Municipality.name)).all() == ["Волжск"]
@@ -177,16 +155,8 @@ def test_a_completion_sends_its_writes_in_one_round_trip_on_postgresql(deployed,
     monkeypatch.setattr("engine.executor.CHECK_KEPT_WORKFLOWS", False)
     instance_id = start_case(engine)
     check = only_task(engine, instance_id=instance_id)
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine.db.engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(engine) as statements:
         engine.tasks.complete(check["id"], "secretary", CHECK)
-    finally:
-        event.remove(engine.db.engine, "before_cursor_execute", count)
     statements = [s for s in statements if "form_version" not in s and "form_definition" not in s]  # read once
     writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
     if engine.db.is_postgresql:

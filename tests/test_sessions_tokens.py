@@ -7,19 +7,19 @@ configured number of proxies."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import engine.identity as identity_module
 import sop
 from engine.models import ApiToken, AuditEvent, User, UserSession
 from webapp import auth, create_app
 from webapp.access import CurrentUser
+
+from .support import statements_sent
 
 PASSWORD = "demo-password"
 HASH = PasswordHasher().hash(PASSWORD)
@@ -453,20 +453,6 @@ def test_the_proxy_count_comes_from_the_environment(monkeypatch, tmp_path):
 
 # -- the request's user in one statement -------------------------------------------------------------------------
 
-@contextmanager
-def statements(engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine.db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.db.engine, "before_cursor_execute", record)
-
-
 def test_a_requests_user_is_read_with_its_session_or_token_in_one_statement(app, users):
     """Every page and API call starts by finding its user: the credential, the user, the agency, its municipality
     and the roles are one SELECT (no per-request lazy loads), and the user is the same as read through the ORM."""
@@ -476,13 +462,13 @@ def test_a_requests_user_is_read_with_its_session_or_token_in_one_statement(app,
     with app.test_request_context("/inbox"):
         with kurator.db.session() as db:
             expected = CurrentUser.from_row(db.scalar(select(User).where(User.username == "school")))
-        with statements(users) as seen:
+        with statements_sent(users) as seen:
             by_session = auth.user_from_session(secret)
         assert by_session == expected
         assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1, seen
     with app.test_request_context("/api/v1/tasks", environ_base={"REMOTE_ADDR": "127.0.0.1"}):
         auth.user_from_token(token["token"])  # the first use is recorded (an UPDATE of the token row)
-        with statements(users) as seen:
+        with statements_sent(users) as seen:
             by_token = auth.user_from_token(token["token"])
         assert by_token == expected
         assert len(seen) == 1 and seen[0].lstrip().upper().startswith("SELECT"), seen
