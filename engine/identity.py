@@ -317,17 +317,9 @@ class IdentityService:
 
     def session_user_id(self, secret: str | None, idle: timedelta, session: Session | None = None,
                         now: datetime | None = None) -> int | None:
-        """The user of a live session (none when it was ended or idle for longer than `idle`); marks it used."""
-        if not secret or not isinstance(secret, str):
-            return None
-        now = now or _utcnow()
-        with self._engine.db.session(join=session) as db:
-            row = db.scalar(select(UserSession).where(UserSession.secret_hash == secret_hash(secret)))
-            if row is None or row.last_seen_at < now - idle:
-                return None
-            if now - row.last_seen_at >= TOUCH_EVERY:
-                row.last_seen_at = now
-            return row.user_id
+        """The id of the active user of a live session (see `session_user`); marks the session used."""
+        info = self.session_user(secret, idle, session=session, now=now)
+        return info.id if info is not None else None
 
     def session_user(self, secret: str | None, idle: timedelta, session: Session | None = None,
                      now: datetime | None = None) -> UserInfo | None:
@@ -348,7 +340,8 @@ class IdentityService:
     def token_holder(self, secret: str | None, ip: str | None = None, session: Session | None = None,
                      now: datetime | None = None) -> tuple[UserInfo, int] | None:
         """(the active user, the token id) of a valid token, read in one statement; none when the token is
-        unknown, revoked or expired or its user inactive. Records its use as `token_user` does."""
+        unknown, revoked or expired or its user inactive. Records its use (time and address) when the address
+        changed or at most every TOUCH_EVERY."""
         if not secret or not isinstance(secret, str):
             return None
         now = now or _utcnow()
@@ -406,17 +399,9 @@ class IdentityService:
 
     def token_user(self, secret: str | None, ip: str | None = None, session: Session | None = None,
                    now: datetime | None = None) -> tuple[int, int] | None:
-        """(user id, token id) of a valid token, none when it is unknown, revoked or expired; records its use."""
-        if not secret or not isinstance(secret, str):
-            return None
-        now = now or _utcnow()
-        with self._engine.db.session(join=session) as db:
-            row = db.scalar(select(ApiToken).where(ApiToken.secret_hash == secret_hash(secret)))
-            if row is None or row.expires_at <= now:
-                return None
-            if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY or row.last_ip != ip:
-                row.last_used_at, row.last_ip = now, ip
-            return row.user_id, row.id
+        """(user id, token id) of a valid token of an active user (see `token_holder`); records its use."""
+        holder = self.token_holder(secret, ip, session=session, now=now)
+        return (holder[0].id, holder[1]) if holder is not None else None
 
     def tokens(self, user_id: int, now: datetime | None = None) -> list[dict]:
         """The user's tokens that have not expired, newest first, with their last use (to the minute)."""

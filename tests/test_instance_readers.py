@@ -9,11 +9,9 @@ same by both, and the table must hold what a fill from scratch (`backfill_instan
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import delete, inspect, or_, select, text, update
 
 import sop
@@ -307,10 +305,7 @@ def test_every_reader_trigger_is_there_after_all_migrations(blank):  # noqa: F81
     """The table is only right while its triggers exist. A later migration that rebuilds a table they hang on (on
     SQLite an Alembic batch operation copies `human_task` or `sop_case` into a new table) would drop them without a
     word; after every migration of the engine and the domain they must all be there."""
-    path = Path(sop.migrations.__file__).parent / "versions" / "sop_0007_instance_readers.py"
-    spec = importlib.util.spec_from_file_location("sop_0007_instance_readers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = ScriptDirectory.from_config(migration_config([BRANCH])).get_revision("sop_0007").module
     db = blank()
     sop.build_engine(db, FrozenClock(AT), jobs=False).init_db()
     with db.engine.connect() as connection:
