@@ -30,9 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from .errors import Conflict
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -56,6 +58,23 @@ ROWS_IN_ONE_SELECT = 20  # `insert_rows`: more rows go to the driver's executema
 _QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
+
+
+# PostgreSQL's refusals of a transaction that met another one (deadlock_detected, serialization_failure): the
+# other transaction goes on, this one is rolled back and can simply be tried again
+_CONCURRENT_SQLSTATES = frozenset({"40P01", "40001"})
+CONCURRENT_CHANGE = ("Одновременно сохранялось другое изменение тех же данных, и это изменение не сохранено; "
+                     "обновите страницу и повторите.")
+
+
+def is_concurrent_change(exc: BaseException) -> bool:
+    """Whether a database error means only that another transaction got in the way (PostgreSQL's deadlock or
+    serialization failure, SQLite's lock held past the busy timeout): nothing is wrong with the change itself."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _CONCURRENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
 
 
 class Base(DeclarativeBase):
@@ -203,6 +222,11 @@ class Database:
         try:
             yield session
             session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if is_concurrent_change(exc):  # e.g. two changes of one case that waited for each other crosswise
+                raise Conflict(CONCURRENT_CHANGE) from exc
+            raise
         except BaseException:
             session.rollback()
             raise

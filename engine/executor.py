@@ -35,7 +35,7 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
-from .db import CURRENT_SESSION
+from .db import CONCURRENT_CHANGE, CURRENT_SESSION, is_concurrent_change
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .instance_cache import InstanceCache, stamp_of
 from .models import Agency, HumanTask, ProcessInstance
@@ -656,6 +656,8 @@ def translate_errors() -> Iterator[None]:
     except IntegrityError as exc:  # a unique key another transaction took first: a concurrent change, not bad data
         raise Conflict("The same record was saved by someone else at the same time; reload and try again") from exc
     except SQLAlchemyError as exc:  # e.g. a value too long for its column: no database text for the user
+        if is_concurrent_change(exc):  # another transaction got in the way: nothing wrong with the step
+            raise Conflict(CONCURRENT_CHANGE) from exc
         log.exception("database refused a step")
         raise ExecutionError("The data could not be saved: a value is too long or out of range; check the form "
                              "and try again") from exc

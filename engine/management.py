@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import lazyload, undefer
 
 from . import history
+from .db import is_concurrent_change
 from .errors import Conflict, ExecutionError
 from .models import HumanTask, ProcessInstance
 
@@ -83,31 +84,39 @@ class ManagementService:
         batch is moved again one instance at a time, each in a savepoint of its own, as before."""
         engine = self._engine
         now = engine.clock.now()
-        with engine.executor.clock_in_force(), engine.db.session() as session:
-            query = (select(ProcessInstance)
-                     .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now,
-                            ProcessInstance.id > after_id)
-                     .order_by(ProcessInstance.id).limit(batch_size)
-                     .options(lazyload(ProcessInstance.definition), undefer(ProcessInstance.state)))
-            if engine.db.is_postgresql:
-                query = query.with_for_update(skip_locked=True, of=ProcessInstance)
-            rows = session.scalars(query).all()
-            if not rows:
-                return None
-            last_id = rows[-1].id
-            batch = SweepResult()
-            savepoint = session.begin_nested()
-            try:
-                self._fire_together(session, rows, batch, now)
-                savepoint.commit()
-            except (Conflict, ExecutionError, SQLAlchemyError):  # e.g. a history listener refusing one of them
-                savepoint.rollback()
-                batch = SweepResult()
-                self._fire_one_by_one(session, rows, batch, now)
-            result.instances += batch.instances
-            result.timers_fired += batch.timers_fired
-            result.incidents.extend(batch.incidents)
-            return last_id
+        batch, taken = SweepResult(), []  # `taken`: the last id locked, known even when the commit fails
+        try:
+            with engine.executor.clock_in_force(), engine.db.session() as session:
+                query = (select(ProcessInstance)
+                         .where(ProcessInstance.status == "running", ProcessInstance.next_wakeup <= now,
+                                ProcessInstance.id > after_id)
+                         .order_by(ProcessInstance.id).limit(batch_size)
+                         .options(lazyload(ProcessInstance.definition), undefer(ProcessInstance.state)))
+                if engine.db.is_postgresql:
+                    query = query.with_for_update(skip_locked=True, of=ProcessInstance)
+                rows = session.scalars(query).all()
+                if not rows:
+                    return None
+                taken.append(rows[-1].id)
+                savepoint = session.begin_nested()
+                try:
+                    self._fire_together(session, rows, batch, now)
+                    savepoint.commit()
+                except (Conflict, ExecutionError, SQLAlchemyError):  # e.g. a history listener refusing one of them
+                    savepoint.rollback()
+                    batch = SweepResult()
+                    self._fire_one_by_one(session, rows, batch, now)
+        except Conflict as exc:
+            if not taken:
+                raise
+            # the commit met another change (a deadlock the database stopped): nothing of the batch is saved and
+            # its instances are still due, for the next sweep; this one goes on with the next batch
+            log.warning("due instances up to id %s left for the next sweep: %s", taken[0], exc.message)
+            return taken[0]
+        result.instances += batch.instances
+        result.timers_fired += batch.timers_fired
+        result.incidents.extend(batch.incidents)
+        return taken[0]
 
     def _fire_together(self, session, rows: list[ProcessInstance], result: SweepResult, now: datetime) -> None:
         """Move every instance of a locked batch in memory, then write them all at once; an instance whose
@@ -157,7 +166,12 @@ class ManagementService:
                 result.timers_fired += len(fired)
             except Conflict:
                 # someone changed the instance meanwhile (a person, or another scheduler on SQLite, which
-                # has no SKIP LOCKED): not an incident; the next sweep looks at it again
+                # has no SKIP LOCKED), or the database stopped a deadlock with another change: not an incident;
+                # the next sweep looks at it again
+                savepoint.rollback()
+            except OperationalError as exc:  # the same, met when the savepoint's writes went out
+                if not is_concurrent_change(exc):
+                    raise
                 savepoint.rollback()
             except ExecutionError as exc:
                 savepoint.rollback()

@@ -22,7 +22,7 @@ Cost: the open emergencies are kept per case in `sop_case_emergency` (case, muni
 may open or close one — an emergency instance started or ended, an emergency step of a case process opened, completed
 or cancelled, an instance linked to a case, an instance migrated — notes the instance (`touch`), and before it
 commits the rows of the cases of the noted instances are recomputed from their instances and open tasks (`refresh`),
-in the same transaction. On PostgreSQL the recomputation of a case holds a transaction-level advisory lock on it, so
+in the same transaction. On PostgreSQL the recomputation of a case holds the case's lock (`sop.case_lock`), so
 that two changes of one case committing at once cannot both keep a stale row: the later one waits for the earlier's
 commit and then reads what it wrote. A page asks for the few oldest rows of its municipality and their count (one
 statement through the index on municipality and start), whatever the number of open emergencies; the case number
@@ -44,6 +44,7 @@ from engine import task_query
 from engine.db import Database
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 
+from .case_lock import lock_cases
 from .models import Case, CaseEmergency, EmergencyRun, Family, InstanceScope
 
 EMERGENCY_PROCESS = "emergency_child_safety"
@@ -53,7 +54,6 @@ SAME_RUN = timedelta(minutes=1)
 
 _ELEMENTS: dict[str, frozenset[str]] = {}  # content hash of a deployed emergency diagram -> its element ids
 _TOUCHED = "sop_emergency_touched"  # Session.info: the instances whose cases' open emergencies to recompute
-_LOCK_SPACE = 0x534F5045  # the first key of the advisory locks on cases taken by `refresh` (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,7 @@ def refresh(session: Session, case_ids: list[int] | None = None) -> None:
     if case_ids is not None:
         if not case_ids:
             return
-        if session.get_bind().dialect.name == "postgresql":
-            for case_id in sorted(case_ids):  # in one order: two changes never wait for each other crosswise
-                session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, case_id)))
+        lock_cases(session, case_ids)  # in one order: two changes never wait for each other crosswise
     since = _computed_since(session, case_ids)
     rows = (select(since.c.case_id, Case.municipality_id, since.c.since)
             .join(Case, Case.id == since.c.case_id))

@@ -9,20 +9,24 @@ same by both, and the table must hold what a fill from scratch (`backfill_instan
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import delete, inspect, or_, select, text, update
 
 import sop
 from engine import FrozenClock, task_query
 from engine.db import migration_config
 from engine.models import Agency, HumanTask, ProcessInstance, User
+from sop.case_lock import CASE_LOCK_SPACE
 from sop.migrations import BRANCH, backfill_instance_readers
+from sop.migrations.reader_triggers import TRIGGERS
 from sop.models import Case, CaseAgency, InstanceReader, InstanceScope
 from webapp.access import CurrentUser, task_scope, visible_cases
 
-from .support import DIAGRAMS
+from .support import DIAGRAMS, clear
 from .test_schema_migrations import AT, blank  # noqa: F401 - the fixture
 from .test_sop_service import SIGNAL
 from .test_web_tasks import app, signed_in  # noqa: F401 - the fixture
@@ -251,6 +255,35 @@ def test_a_task_row_written_in_bulk_is_counted_too(app, column):  # noqa: F811
     assert case_id in view["school"][0]
 
 
+# a municipality, three agencies, a running and a completed instance of one case (working group: the commission
+# and the school) and a completed task of the second addressed to guardianship: the rows the reader triggers read
+CASE_ROWS = (
+    "INSERT INTO municipality (id, name, timezone) VALUES (1, 'Йошкар-Ола', 'Europe/Moscow')",
+    "INSERT INTO agency (id, name, kind, municipality_id, timezone) VALUES (1, 'КДН', 'commission', 1, "
+    "'Europe/Moscow'), (2, 'Школа', 'education', 1, 'Europe/Moscow'), (3, 'Опека', 'guardianship', 1, "
+    "'Europe/Moscow')",
+    "INSERT INTO resource (id, name, kind, content_hash, content, created_at) "
+    "VALUES (1, 'p.bpmn', 'bpmn', 'h', '<x/>', '2026-01-01 00:00:00')",
+    "INSERT INTO process_definition (id, key, version, content_hash, resource_id, spec_json, warnings, "
+    "deployed_at) VALUES (1, 'p', 1, 'h', 1, '{}', '[]', '2026-01-01 00:00:00')",
+    "INSERT INTO process_instance (id, definition_id, process_key, status, state, revision, timezone, "
+    "started_at, municipality_id) VALUES (1, 1, 'p', 'running', '{}', 1, 'Europe/Moscow', "
+    "'2026-01-01 00:00:00', 1), (2, 1, 'p', 'completed', '{}', 1, 'Europe/Moscow', "
+    "'2026-01-01 00:00:00', 1)",
+    "INSERT INTO sop_family (id, municipality_id, name, address_key, created_at) "
+    "VALUES (1, 1, 'Ивановы', 'k', '2026-01-01 00:00:00')",
+    "INSERT INTO sop_case (id, number, municipality_id, family_id, status, curator, received_on, "
+    "created_at) VALUES (1, '1/2026', 1, 1, 'recognized', 'curator1', '2026-01-01', "
+    "'2026-01-01 00:00:00')",
+    "INSERT INTO sop_case_agency (case_id, agency_id, role) VALUES (1, 1, 'commission'), "
+    "(1, 2, 'member')",
+    "INSERT INTO sop_instance_scope (instance_id, case_id, municipality_id) VALUES (1, 1, 1), (2, 1, 1)",
+    "INSERT INTO human_task (id, instance_id, process_key, element_id, name, candidate_roles, "
+    "candidate_users, candidates, agency_id, assignee, completed_by, overdue, status, created_at, "
+    "municipality_id) VALUES ('t1', 2, 'p', 'e', 'Шаг', '[]', '[]', '', 3, 'guardian', 'guardian', "
+    "false, 'completed', '2026-01-01 00:00:00', 1)")
+
+
 def test_the_migration_fills_the_table_from_the_rows_already_there(blank):  # noqa: F811 - the fixture
     """sop_0007 on a database with cases: the readers of the existing cases are filled in, and the triggers work
     from then on."""
@@ -263,31 +296,7 @@ def test_the_migration_fills_the_table_from_the_rows_already_there(blank):  # no
         command.downgrade(config, "sop_0006")
     with db.engine.begin() as connection:
         assert "sop_instance_reader" not in inspect(connection).get_table_names()
-        for statement in (
-                "INSERT INTO municipality (id, name, timezone) VALUES (1, 'Йошкар-Ола', 'Europe/Moscow')",
-                "INSERT INTO agency (id, name, kind, municipality_id, timezone) VALUES (1, 'КДН', 'commission', 1, "
-                "'Europe/Moscow'), (2, 'Школа', 'education', 1, 'Europe/Moscow'), (3, 'Опека', 'guardianship', 1, "
-                "'Europe/Moscow')",
-                "INSERT INTO resource (id, name, kind, content_hash, content, created_at) "
-                "VALUES (1, 'p.bpmn', 'bpmn', 'h', '<x/>', '2026-01-01 00:00:00')",
-                "INSERT INTO process_definition (id, key, version, content_hash, resource_id, spec_json, warnings, "
-                "deployed_at) VALUES (1, 'p', 1, 'h', 1, '{}', '[]', '2026-01-01 00:00:00')",
-                "INSERT INTO process_instance (id, definition_id, process_key, status, state, revision, timezone, "
-                "started_at, municipality_id) VALUES (1, 1, 'p', 'running', '{}', 1, 'Europe/Moscow', "
-                "'2026-01-01 00:00:00', 1), (2, 1, 'p', 'completed', '{}', 1, 'Europe/Moscow', "
-                "'2026-01-01 00:00:00', 1)",
-                "INSERT INTO sop_family (id, municipality_id, name, address_key, created_at) "
-                "VALUES (1, 1, 'Ивановы', 'k', '2026-01-01 00:00:00')",
-                "INSERT INTO sop_case (id, number, municipality_id, family_id, status, curator, received_on, "
-                "created_at) VALUES (1, '1/2026', 1, 1, 'recognized', 'curator1', '2026-01-01', "
-                "'2026-01-01 00:00:00')",
-                "INSERT INTO sop_case_agency (case_id, agency_id, role) VALUES (1, 1, 'commission'), "
-                "(1, 2, 'member')",
-                "INSERT INTO sop_instance_scope (instance_id, case_id, municipality_id) VALUES (1, 1, 1), (2, 1, 1)",
-                "INSERT INTO human_task (id, instance_id, process_key, element_id, name, candidate_roles, "
-                "candidate_users, candidates, agency_id, assignee, completed_by, overdue, status, created_at, "
-                "municipality_id) VALUES ('t1', 2, 'p', 'e', 'Шаг', '[]', '[]', '', 3, 'guardian', 'guardian', "
-                "false, 'completed', '2026-01-01 00:00:00', 1)"):
+        for statement in CASE_ROWS:
             connection.execute(text(statement))
     engine.init_db()
     with db.engine.connect() as connection:
@@ -304,8 +313,8 @@ def test_the_migration_fills_the_table_from_the_rows_already_there(blank):  # no
 def test_every_reader_trigger_is_there_after_all_migrations(blank):  # noqa: F811 - the fixture
     """The table is only right while its triggers exist. A later migration that rebuilds a table they hang on (on
     SQLite an Alembic batch operation copies `human_task` or `sop_case` into a new table) would drop them without a
-    word; after every migration of the engine and the domain they must all be there."""
-    module = ScriptDirectory.from_config(migration_config([BRANCH])).get_revision("sop_0007").module
+    word; after every migration of the engine and the domain they must all be there, and on PostgreSQL each of
+    their functions takes the case's lock first (sop_0010)."""
     db = blank()
     sop.build_engine(db, FrozenClock(AT), jobs=False).init_db()
     with db.engine.connect() as connection:
@@ -314,7 +323,72 @@ def test_every_reader_trigger_is_there_after_all_migrations(blank):  # noqa: F81
                 "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND NOT t.tgisinternal")).all()
+            sources = dict(connection.execute(text(
+                "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = current_schema() AND p.proname LIKE 'sop_reader_%'")).all())
+            assert sorted(sources) == sorted(TRIGGERS)
+            first = f"BEGIN\n  PERFORM pg_advisory_xact_lock({CASE_LOCK_SPACE}, "
+            assert [name for name, source in sources.items() if not source.lstrip().startswith(first)] == []
         else:
             found = connection.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all()
-    assert len(module.TRIGGERS) >= 10
-    assert sorted(set(module.TRIGGERS) - set(found)) == []
+    assert len(TRIGGERS) >= 10
+    assert sorted(set(TRIGGERS) - set(found)) == []
+
+
+def _open_task(task_id: str, agency: str) -> str:
+    return ("INSERT INTO human_task (id, instance_id, process_key, element_id, name, candidate_roles, candidate_users, "
+            "candidates, agency_id, overdue, status, created_at, municipality_id) "
+            f"VALUES ('{task_id}', 1, 'p', 'e', 'Шаг', '[]', '[]', '', {agency}, false, 'open', "
+            "'2026-01-01 00:00:00', 1)")
+
+
+def test_two_changes_of_one_case_at_once_keep_every_reader(database):
+    """PostgreSQL, two transactions on one case. B opens a task for guardianship while guardianship already reads
+    the case (through its other task, t1, so B's trigger adds nothing); A meanwhile takes guardianship off t1, and
+    A's trigger does not see B's uncommitted task. Without the case's lock A deleted `agency:3` and both committed:
+    guardianship lost B's task from its inbox. With it A waits for B's commit and then sees the task."""
+    if not database.is_postgresql:
+        pytest.skip("SQLite has one writer at a time")
+    clear(database)
+    with database.engine.begin() as connection:
+        for statement in CASE_ROWS[:-1] + (_open_task("t1", "3"),):
+            connection.execute(text(statement))
+
+    def guardianship_reads() -> bool:
+        with database.engine.connect() as connection:
+            return bool(connection.scalar(text(
+                "SELECT count(*) FROM sop_instance_reader WHERE reader = 'agency:3' AND instance_id = 1")))
+
+    assert guardianship_reads()
+    backend, done, failed = [], threading.Event(), []
+
+    def take_agency_off_t1() -> None:
+        try:
+            with database.engine.begin() as connection:
+                backend.append(connection.scalar(text("SELECT pg_backend_pid()")))
+                connection.execute(text("UPDATE human_task SET agency_id = NULL WHERE id = 't1'"))
+        except Exception as exc:  # reported below, in the test's thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    with database.engine.connect() as b:
+        b.begin()
+        b.execute(text(_open_task("t2", "3")))
+        a = threading.Thread(target=take_agency_off_t1)
+        a.start()
+        deadline = time.monotonic() + 20
+        while not done.is_set() and time.monotonic() < deadline:  # until A is through, or waits for B
+            if backend:
+                with database.engine.connect() as watcher:
+                    if watcher.scalar(text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+                                      {"pid": backend[0]}):
+                        break
+            time.sleep(0.02)
+        b.commit()
+    a.join(30)
+    assert not failed and done.is_set()
+    assert guardianship_reads()
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT id, agency_id FROM human_task ORDER BY id")).all() == \
+            [("t1", None), ("t2", 3)]

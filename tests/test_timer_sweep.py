@@ -10,6 +10,8 @@ from engine.errors import ExecutionError
 from engine.history import TIMER_FIRED
 from engine.models import HistoryEvent, HumanTask, ProcessInstance
 
+from .test_concurrent_changes import concurrent_refusal
+
 START = "2025-10-30T09:00:00+03:00"
 LATER = "2025-10-30T11:00:00+03:00"
 
@@ -154,3 +156,56 @@ def test_a_batch_refused_as_a_whole_is_moved_one_instance_at_a_time(waiting):
     assert any(s.startswith("ROLLBACK TO SAVEPOINT") for s in statements)
     assert all(fired_events(engine, i) == 1 for i in ids if i != refused)
     assert fired_events(engine, refused) == 0
+
+
+def test_an_instance_whose_writes_meet_a_deadlock_is_left_for_the_next_sweep(waiting):
+    """The database stops a deadlock between this sweep and another change by refusing the sweep's writes of one
+    instance: not an incident (nothing is wrong with it); the rest of its batch moves, and the next sweep moves it."""
+    engine = waiting
+    ids = start_many(engine, 4)
+    unlucky = ids[1]
+    refusing = [True]
+
+    def deadlock(_session, event):
+        if refusing[0] and event.instance_id == unlucky:
+            raise concurrent_refusal()
+
+    engine.history.subscribe(TIMER_FIRED, deadlock)
+    result, _statements = sweep_counting(engine)
+    assert result.instances == 3 and result.incidents == []
+    assert sorted(follow_ups(engine)) == sorted(set(ids) - {unlucky})
+    with engine.db.session() as session:
+        row = session.get(ProcessInstance, unlucky)
+        assert row.revision == 1 and row.error is None and row.next_wakeup.isoformat() == "2025-10-30T07:00:00+00:00"
+    refusing[0] = False
+    result, _statements = sweep_counting(engine)
+    assert result.instances == 1 and sorted(follow_ups(engine)) == sorted(ids)
+    assert all(fired_events(engine, i) == 1 for i in ids)
+
+
+def test_a_batch_whose_commit_meets_a_deadlock_is_left_for_the_next_sweep_and_the_next_batch_moves(waiting):
+    """The refusal can come at the batch's commit (the case rows the domain recomputes then): the whole batch is
+    left for the next sweep, and this sweep goes on with the next batch. (PostgreSQL: on SQLite the driver's own
+    transaction handling commits a batch already when its savepoint is released.)"""
+    engine = waiting
+    if not engine.db.is_postgresql:
+        pytest.skip("the batch is committed with its savepoint on SQLite")
+    ids = start_many(engine, 4)
+    refusals = [1]
+
+    def at_commit(session, recorded):
+        if refusals[0] and recorded.instance_id == ids[0]:
+            refusals[0] -= 1
+
+            def refuse(committing):  # the batch's commit, not its savepoint's
+                if not committing.in_nested_transaction():
+                    raise concurrent_refusal()
+            event.listen(session, "before_commit", refuse)
+
+    engine.history.subscribe(TIMER_FIRED, at_commit)
+    result, _statements = sweep_counting(engine, batch_size=2)
+    assert result.instances == 2 and result.incidents == []
+    assert sorted(follow_ups(engine)) == sorted(ids[2:])
+    result, _statements = sweep_counting(engine, batch_size=2)
+    assert result.instances == 2 and sorted(follow_ups(engine)) == sorted(ids)
+    assert all(fired_events(engine, i) == 1 for i in ids)

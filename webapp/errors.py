@@ -6,10 +6,11 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from engine import KuratorError
+from engine.db import CONCURRENT_CHANGE, is_concurrent_change
 
 from .json_body import check_request_json
 
@@ -73,6 +74,15 @@ def register(app: Flask) -> None:
     def _data_error(error: DataError):  # a value the database cannot store: the request's fault, not ours
         log.warning("database refused a value on %s: %s", request.path, error.orig)
         return respond(400, "Значение не может быть сохранено: проверьте длину и формат введенных данных.")
+
+    @app.errorhandler(OperationalError)
+    def _database_error(error: OperationalError):
+        # the engine reports a change that met another one as a Conflict; one raised outside it is the same
+        if is_concurrent_change(error):
+            log.warning("a change on %s met another one: %s", request.path, error.orig)
+            return respond(409, CONCURRENT_CHANGE)
+        log.exception("database error on %s", request.path)
+        return respond(500, HTML_MESSAGES[500])
 
     @app.errorhandler(KuratorError)
     def _engine_error(error: KuratorError):
