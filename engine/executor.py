@@ -183,14 +183,16 @@ class Executor:
     @staticmethod
     def instance_row(session: Session, columns: Any) -> ProcessInstance:
         """The instance's row in the session, from its columns read with other rows (`instance_id`, `revision`,
-        `definition_id`, `timezone`, `instance_status`, `process_key`, `instance_municipality_id`) instead of a
-        SELECT of its own; the one the session holds already, if any. Its other columns load when first read."""
+        `definition_id`, `timezone`, `instance_status`, `process_key`, `instance_municipality_id`,
+        `instance_business_key`) instead of a SELECT of its own; the one the session holds already, if any. Its
+        other columns load when first read."""
         held = session.identity_map.get(identity_key(ProcessInstance, columns.instance_id))
         if held is not None:
             return held
         row = ProcessInstance(id=columns.instance_id, revision=columns.revision, definition_id=columns.definition_id,
                               timezone=columns.timezone, status=columns.instance_status,
-                              process_key=columns.process_key, municipality_id=columns.instance_municipality_id)
+                              process_key=columns.process_key, municipality_id=columns.instance_municipality_id,
+                              business_key=columns.instance_business_key)
         make_transient_to_detached(row)
         session.add(row)
         return row

@@ -54,6 +54,10 @@ class HistoryService:
     def subscribe(self, event_type: str, listener: Listener) -> None:
         self._listeners.setdefault(event_type, []).append(listener)
 
+    def has_listeners(self, event_type: str) -> bool:
+        """Whether anything listens to events of this type (work done only for listeners can be skipped)."""
+        return bool(self._listeners.get(event_type))
+
     def record(self, session: Session, event_type: str, instance_id: int | None = None, *,
                task_id: str | None = None, actor: str | None = None, data: dict[str, Any] | None = None) -> None:
         values = {"instance_id": instance_id, "task_id": task_id, "event_type": event_type, "actor": actor,

@@ -9,7 +9,9 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, bindparam, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from . import history, task_query
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -243,16 +245,22 @@ class TaskService:
                     engine.db.queue(work, _completed_update(held),
                                     {"k_id": row.id, "k_user": user.username, "k_held": assignee, "k_at": now,
                                      "k_data": data}, check=taken, touches=task_keys([row.id]))
-                    expire_task_rows(work, [row.id])
+                    done = {name: getattr(row, name) for name in _TASK_COLUMNS}
+                    done.update(status="completed", completed_at=now, completed_by=user.username, data=data,
+                                assignee=user.username)
+                    if engine.history.has_listeners(history.TASK_COMPLETED):
+                        # the row as the UPDATE leaves it, in the session: a listener of the completion reads it
+                        # without a SELECT (nor the queued writes sent early); referenced while the change lasts
+                        completed_row = _hold_row(work, done)
+                    else:
+                        expire_task_rows(work, [row.id])
+                        completed_row = SimpleNamespace(**done)
                     task.set_data(**data)
                     task.run()
                     executor.advance(loaded)
                     engine.history.record(work, history.TASK_COMPLETED, instance_id, task_id=task_id,
                                           actor=user.username, data=data)
-                    done = {name: getattr(row, name) for name in _TASK_COLUMNS}
-                    done.update(status="completed", completed_at=now, completed_by=user.username, data=data,
-                                assignee=user.username)
-                    return task_to_dict(SimpleNamespace(**done), row.agency_name)
+                    return task_to_dict(completed_row, row.agency_name)
         except Conflict as exc:
             if changing is not None:  # recorded once the transaction is rolled back, as `operation` does
                 executor.record_conflict(*changing, "complete task", exc)
@@ -345,12 +353,27 @@ def _completion_read() -> Select:
     query = (select(*HumanTask.__table__.c, task_agency.name.label("agency_name"),
                     ProcessInstance.status.label("instance_status"), ProcessInstance.revision,
                     ProcessInstance.definition_id, ProcessInstance.timezone,
-                    ProcessInstance.municipality_id.label("instance_municipality_id"))
+                    ProcessInstance.municipality_id.label("instance_municipality_id"),
+                    ProcessInstance.business_key.label("instance_business_key"))
              .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
              .outerjoin(task_agency, task_agency.id == HumanTask.agency_id)
              .where(HumanTask.instance_id == instance_of_task,
                     or_(HumanTask.status == "open", HumanTask.id == bindparam("task_id"))))
     return user_select(query, aliased(User), bindparam("username"), joined_to=HumanTask)
+
+
+def _hold_row(session: Session, values: dict[str, Any]) -> HumanTask:
+    """The session's object of a task row written by a statement of its own, as that statement leaves it: made
+    from `values` (every column), or the object the session holds already brought up to date."""
+    held = session.identity_map.get(identity_key(HumanTask, values["id"]))
+    if held is None:
+        held = HumanTask(**values)
+        make_transient_to_detached(held)
+        session.add(held)
+    else:
+        for name, value in values.items():
+            set_committed_value(held, name, value)
+    return held
 
 
 def _check_open(row: Any, instance_status: str | None = "running") -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import HistoryEvent
+from engine.history import TASK_COMPLETED
+from engine.models import HistoryEvent, HumanTask
+
+from .support import statements_sent
 
 
 def count(session, instance_id: int) -> int:
@@ -44,3 +47,24 @@ def test_events_of_a_failed_block_are_not_written(engine):
                 raise RuntimeError("the change failed")
         history.record(session, "after", 8)  # outside the block: as before, an ORM object of the session
     assert [e["type"] for e in history.for_instance(8)] == ["after"]
+
+
+def test_a_completion_listener_reads_the_completed_task_from_the_session_without_a_select(deployed):
+    """The task's row as the completion leaves it is in the session: the listener reads it with `session.get`,
+    and no SELECT of it is sent (nor the change's queued writes before their time)."""
+    engine = deployed
+    instance = engine.runtime.start("lifecycle", {"received": "2025-10-30", "curator": "curator",
+                                                  "plan_items": [1]}, started_by="secretary")
+    task = engine.tasks.query(instance_id=instance)[0]
+    seen = []
+
+    def listener(session, event):
+        row = session.get(HumanTask, event.task_id)
+        seen.append((row.status, row.completed_by, row.assignee, row.data, row.element_id))
+
+    engine.history.subscribe(TASK_COMPLETED, listener)
+    with statements_sent(engine) as sent:
+        engine.tasks.complete(task["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    assert seen == [("completed", "secretary", "secretary", {"sop_confirmed": True, "danger_level": "high"},
+                     task["element_id"])]
+    assert [s for s in sent[1:] if s.lstrip().startswith("SELECT") and "FROM human_task" in s] == []

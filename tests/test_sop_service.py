@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 import sop
 from engine import InvalidInput
@@ -19,6 +19,7 @@ from sop.documents.render import render_pdf
 from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Resolution
 from sop.service import DuplicateFound
 
+from .support import statements_sent
 from .test_sop_diagrams import (
     APPROVE,
     CARD,
@@ -490,3 +491,29 @@ def test_the_commission_requests_materials_and_each_agency_answers_into_the_case
     reader = PdfReader(io.BytesIO(content))
     words = " ".join(page.extract_text() for page in reader.pages)
     assert "На учете в ПДН не состоит" in words and "Сведения о поведении подростка" in words
+
+
+def test_a_case_step_is_completed_in_one_transaction_without_reading_again_what_the_completion_read(world):
+    """The check's completion with the domain attached (its handler writes the conclusion and the act; the next
+    step's deadline is `next_meeting()`): one transaction, and neither the domain's listener nor the diagram's
+    function reads the task, the instance or the municipality again."""
+    engine, service = world
+    instance = service.register_intake("school", SIGNAL).instance_ids[0]
+    task = open_task(engine, instance, "sop_check")
+    commits = []
+    committed = commits.append  # one bound method: the listener removed is the one added
+    event.listen(engine.db.engine, "commit", committed)
+    try:
+        with statements_sent(engine) as sent:
+            engine.tasks.complete(task["id"], "secretary", CHECK)
+    finally:
+        event.remove(engine.db.engine, "commit", committed)
+    assert len(commits) == 1
+    reads = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert reads[0] == sent[0] and "FROM human_task" in reads[0]  # the completion's one read
+    # (the stored state is read when this process does not keep the live workflow, and by the test suite's check
+    # of a kept one)
+    again = [s for s in reads[1:] if "FROM human_task" in s or "FROM municipality" in s
+             or ("FROM process_instance" in s and not s.startswith("SELECT process_instance.state \nFROM"))]
+    assert again == []
+    assert open_task(engine, instance, "sop_recognition")["due"]

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.db import CURRENT_SESSION
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, Municipality, User
 
@@ -192,9 +193,12 @@ class MeetingService:
     def _next_for_name(self, municipality: Any, after: date) -> date | None:
         if not municipality:
             return None
-        with self.engine.db.session() as session:
-            municipality_id = session.scalar(select(Municipality.id).where(Municipality.name == str(municipality)))
-            commission = _commission(session, municipality_id, required=False) if municipality_id else None
+        # in the transaction of the change whose diagram asks, if any (no transaction of its own, and it reads
+        # what that change wrote)
+        with self.engine.db.session(join=CURRENT_SESSION.get()) as session, session.no_autoflush:
+            commission = session.scalar(select(Commission)
+                                        .join(Municipality, Municipality.id == Commission.municipality_id)
+                                        .where(Municipality.name == str(municipality)))
             return self._next_date(session, commission, after) if commission is not None else None
 
     # -- meetings --------------------------------------------------------------------------------------------
