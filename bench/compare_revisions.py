@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compare_revisions.py --before 6ef3b4b              # the working tree against 6ef3b4b
     .venv/bin/python bench/compare_revisions.py --before HEAD~3 --after HEAD --rounds 5
+    .venv/bin/python bench/compare_revisions.py --bench product --before HEAD~1   # with the domain attached
 
 Each revision other than the working tree is checked out into a temporary git worktree (removed at the end). The
 rounds alternate between the two, so that both see the same load: each round starts `--cases` `sop_case` cases on
@@ -41,6 +42,18 @@ print(json.dumps({"completion_ms": median, "bare_step_ms": bare["median_ms"], "i
                   "age_ratio": aged / kurator["fresh_loop_completion"]["median_ms"]}))
 """
 KEYS = ("completion_ms", "bare_step_ms", "insert_commit_ms", "completion_ratio", "age_ratio")
+# `--bench product`: a case's steps with the domain attached (`bench/product_completion.py` of the working tree,
+# run on the engine and domain of the tree measured)
+PRODUCT_ROUND = """
+import json, sys
+root, bench, url, cases = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path[:0] = [root, bench]
+import product_completion as pc
+every = pc.measure("postgres", url, cases)["all"]
+print(json.dumps({"completion_ms": every["median_ms"], "p95_ms": every["p95_ms"],
+                  "statements": every["statements"], "transactions": every["transactions"]}))
+"""
+PRODUCT_KEYS = ("completion_ms", "p95_ms", "statements", "transactions")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--after", default=None, help="git revision (default: the working tree)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", type=int, default=10, help="sop_case cases per round")
+    parser.add_argument("--bench", choices=("engine", "product"), default="engine",
+                        help="the engine's sop_case completions (default) or a case's steps with the domain attached")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     return parser.parse_args(argv)
 
@@ -59,8 +74,12 @@ def checkout(revision: str, into: Path) -> Path:
 
 
 def measure(tree: Path, args: argparse.Namespace) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", ROUND, str(tree), args.postgres_url, str(args.cases)],
-                          check=True, capture_output=True, text=True)
+    if args.bench == "product":
+        command = [sys.executable, "-c", PRODUCT_ROUND, str(tree), str(ROOT / "bench"), args.postgres_url,
+                   str(args.cases)]
+    else:
+        command = [sys.executable, "-c", ROUND, str(tree), args.postgres_url, str(args.cases)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -84,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.before} → {args.after or 'working tree'}, {args.rounds} rounds, {args.cases} cases each, "
           f"load average at the end {load}")
     print(f"{'':20} {'before (rounds)':>34} {'after (rounds)':>34}")
-    for key in KEYS:
+    for key in PRODUCT_KEYS if args.bench == "product" else KEYS:
         cells = [" / ".join(f"{r[key]:.2f}" for r in results[label]) for label in ("before", "after")]
         medians = [statistics.median(r[key] for r in results[label]) for label in ("before", "after")]
         print(f"{key:20} {cells[0]:>34} {cells[1]:>34}   medians {medians[0]:.2f} → {medians[1]:.2f}")

@@ -38,12 +38,14 @@ import math
 import operator
 import os
 import pickle
+import queue
 import re
 import select
 import signal
 import string
 import struct
 import sys
+import threading
 import time
 import types
 from collections.abc import (
@@ -1316,7 +1318,10 @@ class _Worker:
         finally:
             os.close(to_parent[0])
             os.close(to_child[1])
-            self._reap(pid, kill=not self._answered)
+            if self._answered:  # it exits by itself: its exit is collected off this path
+                _REAPER.collect(pid)
+            else:
+                self._reap(pid, kill=True)
 
     # the worker's side
 
@@ -1461,6 +1466,41 @@ class _Worker:
                 return None
             self._status = status
         return self._status
+
+
+class _Reaper:
+    """Collects the exit of workers that have answered, in a thread of its own, so that the change that ran them
+    does not wait for it: a worker forked from a large process (a web worker) takes milliseconds to give its copy
+    of the address space back after it has answered. One thread per process (a forked process starts its own)."""
+
+    def __init__(self) -> None:
+        self._forked()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._pids: queue.SimpleQueue[int] | None = None
+
+    def collect(self, pid: int) -> None:
+        with self._lock:
+            if self._pids is None:
+                self._pids = queue.SimpleQueue()
+                threading.Thread(target=self._wait, args=(self._pids,), name="kurator-sandbox-reaper",
+                                 daemon=True).start()
+            self._pids.put(pid)
+
+    @staticmethod
+    def _wait(pids: queue.SimpleQueue[int]) -> None:
+        while True:
+            pid = pids.get()
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # pragma: no cover - already collected elsewhere
+                pass
+
+
+_REAPER = _Reaper()
 
 
 class Sandbox:

@@ -13,6 +13,7 @@ import glob
 import io
 import os
 import pickle
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from xml.etree import ElementTree
@@ -270,3 +271,35 @@ def test_worker_answer_cannot_name_code():
 def test_without_fork_the_code_runs_in_process(monkeypatch):
     monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", False)
     assert Sandbox().evaluate("[i for i in range(3)]", {}) == [0, 1, 2]
+
+
+def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_exit(monkeypatch):
+    """The caller has its answer as soon as the worker sends it; the worker's exit is collected by the reaper's
+    thread (no zombie is left), never by the caller."""
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    def waited(*_args, **_kwargs):
+        raise AssertionError("the caller waited for a worker that had answered")
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(sandbox_module._Worker, "_reap", waited)
+    script = DOUBLING.replace("range(60)", "range(3)") + "r = len(a)"
+    variables: dict = {}
+    Sandbox().execute(script, variables)
+    assert variables["r"] == 2 and len(forked) == 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the reaper has collected it
+        try:
+            os.kill(forked[0], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    with pytest.raises(ProcessLookupError):  # neither running nor a zombie: collected
+        os.kill(forked[0], 0)
