@@ -107,7 +107,7 @@ class ManagementService:
                     batch = SweepResult()
                     self._fire_one_by_one(session, rows, batch, now)
         except Conflict as exc:
-            if not taken:
+            if not taken or not is_concurrent_change(exc.__cause__):  # e.g. a listener's refusal: not ours to hide
                 raise
             # the commit met another change (a deadlock the database stopped): nothing of the batch is saved and
             # its instances are still due, for the next sweep; this one goes on with the next batch

@@ -6,8 +6,10 @@ its instances (the triggers of `sop.migrations.reader_triggers` take it) and its
 (`sop.emergencies.refresh`). A transaction that holds it asks again without waiting, so a change that touched the
 readers of a case then recomputes its emergencies at once. Several cases are locked in ascending order, so two
 changes never wait for each other crosswise; where the order cannot be kept (a statement writing rows of several
-cases, as the timer sweep does), PostgreSQL detects the deadlock and refuses one of the two, which the engine reports
-as a `Conflict` (the change is tried again, by the user or the next sweep).
+cases, as the timer sweep does; or a user's completion, whose task write takes the case's lock before its instance
+UPDATE, meeting the sweep, which holds that instance's row and then asks for the case's lock), PostgreSQL detects
+the deadlock within a second and refuses one of the two, which the engine reports as a `Conflict` (the change is
+tried again, by the user or the next sweep).
 
 The key is in the database's trigger functions: it never changes.
 """
