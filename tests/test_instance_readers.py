@@ -377,17 +377,19 @@ def test_two_changes_of_one_case_at_once_keep_every_reader(database):
         b.execute(text(_open_task("t2", "3")))
         a = threading.Thread(target=take_agency_off_t1)
         a.start()
-        deadline = time.monotonic() + 20
+        deadline, waited = time.monotonic() + 20, False
         while not done.is_set() and time.monotonic() < deadline:  # until A is through, or waits for B
             if backend:
                 with database.engine.connect() as watcher:
-                    if watcher.scalar(text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
-                                      {"pid": backend[0]}):
+                    waited = bool(watcher.scalar(text(
+                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"), {"pid": backend[0]}))
+                    if waited:
                         break
             time.sleep(0.02)
         b.commit()
     a.join(30)
     assert not failed and done.is_set()
+    assert waited  # A's trigger waited for B's case lock: the race was run, not missed
     assert guardianship_reads()
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT id, agency_id FROM human_task ORDER BY id")).all() == \
