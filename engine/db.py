@@ -56,6 +56,7 @@ _COMBINED_SIZE = 512
 _COMBINED_LOCK = threading.Lock()
 ROWS_IN_ONE_SELECT = 20  # `insert_rows`: more rows go to the driver's executemany (planning a long UNION ALL costs)
 _QUEUE = "kurator_write_queue"  # Session.info key of the writes `Database.queue` holds
+_LOCKED = "kurator_locked_rows"  # Session.info key of the rows the transaction has locked (`note_row_locked`)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_VERSIONS = MIGRATIONS_DIR / "versions"  # the engine's own chain of revisions (no domain table in it)
 
@@ -470,6 +471,7 @@ def _python_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_after_commit(session: Session) -> None:
+    session.info.pop(_LOCKED, None)
     callbacks = session.info.pop(_AFTER_COMMIT, None)
     for callback in callbacks or ():
         try:
@@ -481,6 +483,21 @@ def _run_after_commit(session: Session) -> None:
 def _forget_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(_BEFORE_COMMIT, None)
+    session.info.pop(_LOCKED, None)
+
+
+def note_row_locked(session: Session, model: type, key: Any) -> None:
+    """Note that the session's transaction holds the lock of a row (PostgreSQL `SELECT ... FOR [NO KEY] UPDATE`),
+    so that code further on does not lock it again; forgotten when the transaction ends."""
+    session.info.setdefault(_LOCKED, set()).add((model, key))
+
+
+def row_locked(session: Session, model: type, key: Any) -> bool:
+    """Whether `note_row_locked` said so in the session's current transaction. A savepoint rolled back releases
+    the locks taken in it while the note stays: whoever relies on the lock still checks what it writes (as the
+    instance's revision check does)."""
+    locked = session.info.get(_LOCKED)
+    return locked is not None and (model, key) in locked
 
 
 def utcnow() -> datetime:

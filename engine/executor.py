@@ -35,7 +35,7 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
-from .db import CONCURRENT_CHANGE, CURRENT_SESSION, is_concurrent_change
+from .db import CONCURRENT_CHANGE, CURRENT_SESSION, is_concurrent_change, note_row_locked, row_locked
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .instance_cache import InstanceCache, stamp_of
 from .models import Agency, HumanTask, ProcessInstance
@@ -159,8 +159,16 @@ class Executor:
         to the caller (who records it with `record_conflict` once its transaction is rolled back). An instance
         row already in the session (read with the caller's other rows) is not read again, nor are its open inbox
         rows when the caller gives them (`open_rows`, read in this transaction)."""
-        row = session.identity_map.get(identity_key(ProcessInstance, instance_id)) or \
-            session.get(ProcessInstance, instance_id)
+        row = session.identity_map.get(identity_key(ProcessInstance, instance_id))
+        if self._engine.db.is_postgresql and not row_locked(session, ProcessInstance, instance_id):
+            # the row locked for the change (read again if the session had it): another change of the instance
+            # (the scheduler's sweep, a person's completion) is waited for, and this one starts from what it left
+            row = session.get(ProcessInstance, instance_id, with_for_update={"key_share": True, "of": ProcessInstance},
+                              populate_existing=True)
+            if row is not None:
+                note_row_locked(session, ProcessInstance, instance_id)
+        elif row is None:
+            row = session.get(ProcessInstance, instance_id)
         if row is None:
             raise NotFound(f"No process instance {instance_id}")
         loaded = self.load(session, row, actor, for_change=True)
@@ -185,9 +193,12 @@ class Executor:
         """The instance's row in the session, from its columns read with other rows (`instance_id`, `revision`,
         `definition_id`, `timezone`, `instance_status`, `process_key`, `instance_municipality_id`,
         `instance_business_key`) instead of a SELECT of its own; the one the session holds already, if any. Its
-        other columns load when first read."""
+        other columns load when first read. A row the session read earlier in the transaction, before a change
+        that has committed since, is expired, so that what the caller reads of it is the change's result."""
         held = session.identity_map.get(identity_key(ProcessInstance, columns.instance_id))
         if held is not None:
+            if held.revision != columns.revision:
+                session.expire(held)
             return held
         row = ProcessInstance(id=columns.instance_id, revision=columns.revision, definition_id=columns.definition_id,
                               timezone=columns.timezone, status=columns.instance_status,

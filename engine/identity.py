@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.orm import Session, aliased
 
 from .db import CURRENT_SESSION
@@ -462,7 +462,9 @@ def _with_user_columns(query: Select, user: Any) -> Select:
     """`query`, which reads `user` (the User entity or an alias), with the user's columns that `user_info` reads:
     the agency and its municipality joined, the roles aggregated."""
     agency, municipality = aliased(Agency), aliased(Municipality)
-    roles = (select(func.aggregate_strings(UserRole.role_code, ","))
+    # the separator as SQL text: a plain "," is a literal-execute parameter, and a statement with one has its SQL
+    # rendered again on every execution
+    roles = (select(func.aggregate_strings(UserRole.role_code, literal_column("','")))
              .where(UserRole.user_id == user.id).scalar_subquery())
     return (query.outerjoin(agency, agency.id == user.agency_id)
             .outerjoin(municipality, municipality.id == agency.municipality_id)

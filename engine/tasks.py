@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from . import history, task_query
+from .db import note_row_locked
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from .executor import expire_task_rows, task_keys
 from .forms import validate_submission
@@ -23,6 +24,7 @@ from .runtime import check_variables
 
 if TYPE_CHECKING:
     from . import ProcessEngine
+    from .db import Database
 
 TASK_ASSIGNED = "task_assigned"  # history event: a task given to a user by someone else (`TaskService.assign`)
 TASK_FIELDS = ("id", "name", "process_key", "instance_id", "candidate_roles", "assignee", "due", "follow_up",
@@ -215,7 +217,7 @@ class TaskService:
         try:
             # one transaction; one read for the user, the task, its instance and the instance's other open tasks
             with executor.clock_in_force(), engine.db.session(join=session) as work:
-                rows = work.execute(_completion_read(), {"task_id": str(task_id), "username": username}).all()
+                rows = _read_for_completion(engine.db, work, str(task_id), username)
                 row = next((r for r in rows if r.id == str(task_id)), None)
                 if row is None:
                     raise NotFound(f"No task {task_id}")
@@ -344,10 +346,46 @@ def _completed_update(held: str):
                     completed_by=user, data=bindparam("k_data", type_=table.c.data.type), assignee=user))
 
 
+def _read_for_completion(db: Database, session: Session, task_id: str, username: str) -> list[Any]:
+    """The rows of `_completion_read`; on PostgreSQL with the instance's row locked for the change.
+
+    The read skips an instance that another change holds (`SKIP LOCKED`: the scheduler firing a timer of the case,
+    another person's completion) and finds nothing; the completion then waits for that change to end and reads
+    again, in a new statement that sees what it committed. (Waiting inside the read itself would return the
+    instance as the other change left it but its task rows as they were before.) Either way the completion works
+    on the instance as it is, and nothing else changes it until the completion commits: no refusal for a change
+    that was merely simultaneous, and no deadlock with the sweep, which locks instances before anything else."""
+    params, lock = {"task_id": task_id, "username": username}, db.is_postgresql
+    # what the session holds unwritten goes first, as the ORM's autoflush would send it; the statements themselves
+    # go through Core, which reads plain rows for less than the ORM's execution does
+    db.send_queued(session)
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    connection = session.connection()
+    rows = connection.execute(_completion_read(lock), params).all()
+    if not lock:
+        return rows
+    if not rows:
+        if connection.execute(_LOCK_INSTANCE_OF_TASK, params).scalar() is None:
+            return []  # no such task
+        rows = connection.execute(_completion_read(lock), params).all()
+    if rows:
+        note_row_locked(session, ProcessInstance, rows[0].instance_id)
+    return rows
+
+
+_LOCK_INSTANCE_OF_TASK = (select(ProcessInstance.id)
+                          .where(ProcessInstance.id == select(HumanTask.instance_id)
+                                 .where(HumanTask.id == bindparam("task_id")).scalar_subquery())
+                          .with_for_update(key_share=True))
+
+
 @functools.cache
-def _completion_read() -> Select:
+def _completion_read(lock: bool = False) -> Select:
     """The task (`task_id`), the other open tasks of its instance, each with the instance's columns, and the user
-    (`username`, see `identity.user_select`): everything a completion reads, in one statement."""
+    (`username`, see `identity.user_select`): everything a completion reads, in one statement (built once). With
+    `lock`, the instance's row is locked `FOR NO KEY UPDATE`, and the rows of an instance held by another
+    transaction are skipped (see `_read_for_completion`)."""
     instance_of_task = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
     task_agency = aliased(Agency)
     query = (select(*HumanTask.__table__.c, task_agency.name.label("agency_name"),
@@ -359,6 +397,8 @@ def _completion_read() -> Select:
              .outerjoin(task_agency, task_agency.id == HumanTask.agency_id)
              .where(HumanTask.instance_id == instance_of_task,
                     or_(HumanTask.status == "open", HumanTask.id == bindparam("task_id"))))
+    if lock:
+        query = query.with_for_update(key_share=True, skip_locked=True, of=ProcessInstance)
     return user_select(query, aliased(User), bindparam("username"), joined_to=HumanTask)
 
 

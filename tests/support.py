@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,3 +84,30 @@ def statements_sent(engine: ProcessEngine, keep: Callable[[str], bool] = lambda 
         yield seen
     finally:
         event.remove(engine.db.engine, "before_cursor_execute", record)
+
+
+def in_another_thread(target) -> tuple[threading.Thread, dict]:
+    """Run `target` in a thread of its own (another web worker, the scheduler); its result or error in `outcome`."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = target()
+        except Exception as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def another_transaction_waits_for_a_lock(engine) -> bool:
+    """Whether, within 20 s, another connection of this database is waiting for a lock (PostgreSQL)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.db.engine.connect() as watcher:
+            if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND datname = current_database() AND pid <> pg_backend_pid()")):
+                return True
+        time.sleep(0.02)
+    return False

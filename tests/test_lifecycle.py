@@ -9,10 +9,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from engine import Conflict, InvalidInput, PermissionDenied
 from engine.models import ProcessInstance
+
+from .support import another_transaction_waits_for_a_lock, in_another_thread
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -150,7 +152,12 @@ def test_claim_unclaim_and_permissions(deployed):
 
 
 def test_stale_revision_is_a_conflict_and_saves_nothing(deployed):
+    """On SQLite another change of the instance can commit while a change is under way (nothing is locked before
+    the write): the later save is refused as a conflict and saves nothing. PostgreSQL locks the instance for the
+    change instead (see the next test)."""
     engine = deployed
+    if engine.db.is_postgresql:
+        pytest.skip("PostgreSQL locks the instance for a change: test_a_change_waits_for_another_change_...")
     instance_id = start_case(engine)
     check = only_task(engine, instance_id=instance_id)
     executor = engine.executor
@@ -166,10 +173,36 @@ def test_stale_revision_is_a_conflict_and_saves_nothing(deployed):
     assert "conflict_rejected" in [e["type"] for e in engine.history.for_instance(instance_id)]
 
 
-def test_a_completion_racing_another_change_is_a_recorded_conflict_and_saves_nothing(deployed, monkeypatch):
-    """The completion reads the task, its instance and the form in its one transaction; when another change of the
-    instance commits before it saves, it is refused as a conflict, recorded, and the task stays open."""
+def test_a_change_waits_for_another_change_of_the_instance_and_goes_on_from_it(deployed):
+    """PostgreSQL: a change locks its instance, so a second change of it (a signal, the scheduler, a person's
+    completion) waits until the first commits and then goes on from what it left: neither is refused."""
     engine = deployed
+    if not engine.db.is_postgresql:
+        pytest.skip("SQLite has no row locks: test_stale_revision_is_a_conflict_and_saves_nothing")
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    with engine.executor.operation(instance_id, "secretary", what="test") as loaded:
+        task = [t for t in loaded.workflow.get_tasks() if str(t.id) == check["id"]][0]
+        task.set_data(sop_confirmed=True, danger_level="high")
+        task.run()
+        engine.executor.advance(loaded)
+        signal, outcome = in_another_thread(
+            lambda: engine.runtime.send_signal("threat_to_life", {}, instance_id=instance_id))
+        assert another_transaction_waits_for_a_lock(engine)
+    signal.join(30)
+    assert not signal.is_alive() and outcome == {"result": [instance_id]}
+    assert engine.runtime.instance(instance_id)["revision"] == 3  # the signal came after the step, not instead
+    types = [e["type"] for e in engine.history.for_instance(instance_id)]
+    assert "signal_received" in types and "conflict_rejected" not in types
+    assert [t["name"] for t in engine.tasks.query(instance_id=instance_id)] == ["Visit the child immediately"]
+
+
+def test_a_completion_racing_another_change_is_a_recorded_conflict_and_saves_nothing(deployed, monkeypatch):
+    """SQLite: the completion reads the task, its instance and the form in its one transaction; when another change
+    of the instance commits before it saves, it is refused as a conflict, recorded, and the task stays open."""
+    engine = deployed
+    if engine.db.is_postgresql:
+        pytest.skip("PostgreSQL locks the instance for a completion: test_a_completion_waits_for_...")
     instance_id = start_case(engine)
     check = only_task(engine, instance_id=instance_id)
     executor = engine.executor
@@ -189,6 +222,51 @@ def test_a_completion_racing_another_change_is_a_recorded_conflict_and_saves_not
     types = [e["type"] for e in engine.history.for_instance(instance_id)]
     assert "conflict_rejected" in types and "task_completed" not in types
     engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    assert only_task(engine, instance_id=instance_id)["name"] == "Draft the programme"
+
+
+def test_a_completion_waits_for_another_change_of_the_instance_and_reads_what_it_left(deployed):
+    """PostgreSQL: a completion that starts while another change holds the instance (here the scheduler's sweep,
+    which a completion used to deadlock with) waits for it, then reads the instance and its tasks as that change
+    left them."""
+    engine = deployed
+    if not engine.db.is_postgresql:
+        pytest.skip("SQLite has no row locks: test_a_completion_racing_another_change_...")
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    with engine.db.session() as holder:  # another change holds the instance, then cancels the check
+        holder.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+        completion, outcome = in_another_thread(
+            lambda: engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"}))
+        assert another_transaction_waits_for_a_lock(engine)
+        assert "result" not in outcome and "error" not in outcome
+        holder.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                       .values(revision=ProcessInstance.revision + 1))
+    completion.join(30)
+    assert not completion.is_alive()
+    # it saw the new revision (no "changed by someone else"); its kept workflow was stale, so it was restored
+    assert outcome.get("result", {}).get("status") == "completed", outcome
+    assert only_task(engine, instance_id=instance_id)["name"] == "Draft the programme"
+    assert "conflict_rejected" not in [e["type"] for e in engine.history.for_instance(instance_id)]
+
+
+def test_a_completion_in_a_transaction_that_read_the_instance_before_another_change_goes_on_from_it(deployed):
+    """A caller's transaction read the instance (a page checking the user's scope), then another change of it
+    committed, then the caller completes a task in that transaction: the completion reads the instance again
+    rather than saving over the other change or refusing itself as a conflict."""
+    engine = deployed
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    with engine.db.session() as caller:
+        seen = caller.get(ProcessInstance, instance_id)  # kept: the session holds it as long as the caller does
+        assert seen.revision == 1
+        with engine.db.engine.begin() as other:  # another connection: another web worker, the scheduler
+            other.execute(update(ProcessInstance.__table__).where(ProcessInstance.id == instance_id)
+                          .values(revision=ProcessInstance.revision + 1))
+        result = engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"},
+                                       session=caller)
+        assert result["status"] == "completed" and seen.revision == 3
+    assert engine.runtime.instance(instance_id)["revision"] == 3
     assert only_task(engine, instance_id=instance_id)["name"] == "Draft the programme"
 
 

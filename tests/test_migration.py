@@ -15,7 +15,7 @@ from engine import Conflict, InvalidInput, NotFound
 from engine.cli import Context, main
 from engine.models import HumanTask, InstanceMigration, ProcessInstance
 
-from .support import DIAGRAMS, new_engine, postgres_url
+from .support import DIAGRAMS, another_transaction_waits_for_a_lock, in_another_thread, new_engine, postgres_url
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 KEY = "migration_demo"
@@ -227,8 +227,10 @@ def test_nothing_movable_is_refused(mig):
 
 
 def test_concurrent_change_during_a_move_is_retried_then_judged(mig, monkeypatch):
-    """A change that lands between the load and the save of a move: the revision check refuses the save, the
-    instance is planned again on its new state."""
+    """SQLite: a change that lands between the load and the save of a move: the revision check refuses the save,
+    the instance is planned again on its new state. (PostgreSQL locks the instance for the move: the next test.)"""
+    if mig.db.is_postgresql:
+        pytest.skip("PostgreSQL locks the instance for a move: test_a_change_during_a_move_waits_for_it")
     instance_id = mig.runtime.start(KEY, {})
     deploy_v2(mig)
     batch_id = mig.migration.start_batch(KEY, actor="method")
@@ -251,6 +253,34 @@ def test_concurrent_change_during_a_move_is_retried_then_judged(mig, monkeypatch
     assert version_of(mig, instance_id) == 1
     assert [t["name"] for t in open_tasks(mig, instance_id)] == ["Проверка"]
     assert "conflict_rejected" in [e["type"] for e in mig.history.for_instance(instance_id)]
+
+
+def test_a_change_during_a_move_waits_for_it_and_goes_on_in_the_new_version(mig, monkeypatch):
+    """PostgreSQL: a person's completion that comes while a move holds the instance waits for the move to commit,
+    then completes the task in the version the instance was moved to; neither is refused."""
+    if not mig.db.is_postgresql:
+        pytest.skip("SQLite has no row locks: test_concurrent_change_during_a_move_is_retried_then_judged")
+    instance_id = mig.runtime.start(KEY, {})
+    deploy_v2(mig)
+    batch_id = mig.migration.start_batch(KEY, actor="method")
+    service = mig.migration
+    original = service._assess
+    meddling = {}
+
+    def meddle(workflow, target):
+        if not meddling:  # someone completes "intake" while the move has the instance loaded
+            meddling["thread"], meddling["outcome"] = in_another_thread(lambda: work(mig, instance_id, 1))
+            assert another_transaction_waits_for_a_lock(mig)
+        return original(workflow, target)
+
+    monkeypatch.setattr(service, "_assess", meddle)
+    progress = service.run_batch(batch_id)
+    meddling["thread"].join(30)
+    assert not meddling["thread"].is_alive() and meddling["outcome"] == {"result": None}
+    assert (progress["moved"], progress["failed"]) == (1, 0)
+    assert version_of(mig, instance_id) == 2
+    assert [t["name"] for t in open_tasks(mig, instance_id)] == ["Решение"]  # "check" is gone in version 2
+    assert "conflict_rejected" not in [e["type"] for e in mig.history.for_instance(instance_id)]
 
 
 def test_sop_case_v2_with_a_changed_deadline(engine):
