@@ -11,6 +11,10 @@ up on a fresh schema, `--cases` signals each open a case, and every case goes th
 (check, recognition at a meeting, registration card, the agencies' proposals, draft, approval, dispatch) through
 `TaskService.complete`. Printed per step: median and p95 ms, SQL statements and transactions per completion; and
 all steps together. The data come from the test suite's fixtures.
+
+As in the web app (`webapp/rendering.py`), the PDF a step writes is laid out after the person has the answer: the
+completion figures are the answer's; the lay-out that follows is printed apart ("then PDF"). A revision without
+that deferral (`compare_revisions.py --before` an older one) lays the PDF out inside the completion.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy import event  # noqa: E402
 
 import sop  # noqa: E402
 from engine import FrozenClock, ProcessEngine  # noqa: E402
+from sop import casefile  # noqa: E402
 from tests.support import (  # noqa: E402
     SOP_ROLES,
     create_postgres_schema,
@@ -122,26 +127,34 @@ def measure(kind: str, url: str, cases: int) -> dict[str, Any]:
         event.listen(db.engine, "before_cursor_execute", sent)
         event.listen(db.engine, "commit", committed)
         steps: dict[str, dict[str, list[float]]] = {}
+        defer = getattr(casefile, "defer_rendering", None)  # absent from the revisions before it
         try:
             for element, user, data, clock in PATH:
                 if clock:
                     engine.clock.set(clock)
-                figures = steps.setdefault(element, {"ms": [], "statements": [], "transactions": []})
+                figures = steps.setdefault(element, {"ms": [], "statements": [], "transactions": [],
+                                                     "pdf_ms": []})
                 for instance in instances:
                     for task in [t for t in engine.tasks.query(instance_id=instance) if t["element_id"] == element]:
                         who = user or agency_user(engine, task)
                         statements.clear()
                         commits.clear()
+                        deferral = defer() if defer is not None else None
                         began = time.perf_counter()
                         engine.tasks.complete(task["id"], who, data)
                         figures["ms"].append((time.perf_counter() - began) * 1000)
                         figures["statements"].append(len(statements))
                         figures["transactions"].append(len(commits))
+                        if deferral is not None:  # what the web worker does once the answer is sent
+                            written = casefile.deferred_documents(deferral)
+                            began = time.perf_counter()
+                            casefile.render_pending(engine, written)
+                            figures["pdf_ms"].append((time.perf_counter() - began) * 1000 if written else 0.0)
         finally:
             event.remove(db.engine, "before_cursor_execute", sent)
             event.remove(db.engine, "commit", committed)
     result: dict[str, Any] = {"steps": {}}
-    every: dict[str, list[float]] = {"ms": [], "statements": [], "transactions": []}
+    every: dict[str, list[float]] = {"ms": [], "statements": [], "transactions": [], "pdf_ms": []}
     for element, figures in steps.items():
         result["steps"][element] = summary(figures)
         for key, values in figures.items():
@@ -152,10 +165,12 @@ def measure(kind: str, url: str, cases: int) -> dict[str, Any]:
 
 def summary(figures: dict[str, list[float]]) -> dict[str, float]:
     ms = sorted(figures["ms"])
+    pdf = figures["pdf_ms"]
     return {"completions": len(ms), "median_ms": statistics.median(ms),
             "p95_ms": ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))],
             "statements": statistics.mean(figures["statements"]),
-            "transactions": statistics.mean(figures["transactions"])}
+            "transactions": statistics.mean(figures["transactions"]),
+            "then_pdf_median_ms": statistics.median(pdf) if pdf else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{args.database}, {args.cases} cases; per completion: median / p95 ms, SQL statements, transactions")
     for element, figures in [*result["steps"].items(), ("all steps", result["all"])]:
+        then = figures["then_pdf_median_ms"]
         print(f"{element:26} {figures['completions']:5} × {figures['median_ms']:7.2f} / {figures['p95_ms']:7.2f} ms"
-              f"   {figures['statements']:5.1f} statements   {figures['transactions']:4.2f} transactions")
+              f"   {figures['statements']:5.1f} statements   {figures['transactions']:4.2f} transactions"
+              + (f"   then PDF {then:6.1f} ms" if then is not None else ""))
     return 0
 
 

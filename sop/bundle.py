@@ -15,8 +15,9 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
 from sqlalchemy import select
 
-from engine.errors import NotFound
+from engine.errors import InvalidInput, NotFound
 
+from . import casefile
 from .access import CaseAccess, visible_documents
 from .documents.render import render_contents_pdf
 from .models import Case, Document
@@ -46,7 +47,7 @@ def case_bundle(engine: ProcessEngine, case_id: int, user: AccessUser) -> Bundle
         documents = _latest_documents(session, CaseAccess.of(user, case), case_id)
         entries, readers = [], []
         for document in documents:
-            reader = _reader(document.content)
+            reader = _reader(_pdf(session, document))
             entries.append({"id": document.id, "title": document.title, "created_at": document.created_at,
                             "pages": len(reader.pages) if reader else 0, "included": reader is not None})
             if reader is not None:
@@ -76,6 +77,14 @@ def _latest_documents(session: Session, access: CaseAccess, case_id: int) -> lis
         return []
     return list(session.scalars(select(Document).where(Document.id.in_(ids)).order_by(Document.created_at,
                                                                                        Document.id)))
+
+
+def _pdf(session: Session, document: Document) -> bytes | None:
+    """The document's PDF (laid out now if it is still waiting); None when it cannot be: listed, not included."""
+    try:
+        return casefile.pdf_of(session, document)
+    except InvalidInput:
+        return None
 
 
 def _reader(content: bytes | None) -> PdfReader | None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from datetime import date, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -19,13 +22,17 @@ from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
 from . import document_facts as facts
 from .documents import labels
-from .documents.render import DOCUMENT_KINDS, render_pdf
+from .documents.render import DOCUMENT_KINDS, pdf_from_html, render_html
 from .models import Activity, Case, Document, IntakeEntry, Proposal, Resolution
 
 if TYPE_CHECKING:
     from engine import ProcessEngine
 
 log = logging.getLogger(__name__)
+
+# the documents written by committed changes that the caller renders later (`defer_rendering`), else None
+_DEFERRED: ContextVar[list[int] | None] = ContextVar("sop_documents_to_render", default=None)
+RENDER_LEFT_AFTER = timedelta(minutes=1)  # `render_waiting` takes a document still waiting after this long
 
 CASE_DOCUMENTS = ("conclusion", "registration_card", "programme", "proposals", "resolution_recognition",
                   "resolution_approval", "resolution_closure", "removal_act", "materials")
@@ -43,13 +50,15 @@ _PLACEMENTS = {"family": "foster"}
 
 def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, actor: str | None,
              source_ref: str | None = None, agency_id: int | None = None) -> Document | None:
-    """Render a case document and store it as the newest version of that kind (for that source).
+    """Write a case document from the records and store it as the newest version of that kind (for that source).
 
-    A rendering failure is logged and leaves the case as it is: the document can be regenerated later, and
-    the work of the person who completed the task is not lost because of a template problem.
+    The document is rendered to HTML here, from the records as the caller's transaction has them; its PDF is laid
+    out once that transaction commits (see `defer_rendering`), so that a person's step does not wait for
+    WeasyPrint while it holds the case. A template failure is logged and leaves the case as it is: the document
+    can be regenerated later, and the work of the person who completed the task is not lost because of it.
     """
     try:
-        pdf = render_pdf(kind, case_context(engine, session, case, kind, source_ref))
+        html = render_html(kind, case_context(engine, session, case, kind, source_ref))
     except ValueError:
         log.exception("case %s: document %s could not be rendered", case.id, kind)
         return None
@@ -58,11 +67,77 @@ def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, act
     if agency is not None:  # documents of one kind from several agencies are told apart by their agency
         title, suffix = f"{title} — {agency.name}", f"-{_file_part(agency.name)}"
     document = Document(case_id=case.id, kind=kind, title=title[:500],
-                        filename=f"{kind}-{case.number.replace('/', '-')}{suffix}.pdf", content=pdf, size=len(pdf),
-                        source_ref=source_ref, agency_id=agency_id, created_by=actor, created_at=engine.clock.now())
+                        filename=f"{kind}-{case.number.replace('/', '-')}{suffix}.pdf", content=b"", size=0,
+                        pending_html=html, source_ref=source_ref, agency_id=agency_id, created_by=actor,
+                        created_at=engine.clock.now())
     session.add(document)
     session.flush()
+    engine.db.after_commit(session, partial(_written, engine, document.id))
     return document
+
+
+def _written(engine: ProcessEngine, document_id: int) -> None:
+    """A document's change has committed: its PDF is laid out now, or later by whoever deferred it."""
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred.append(document_id)
+    else:
+        render_pending(engine, [document_id])
+
+
+def defer_rendering() -> Token:
+    """From now on in this context, the documents written by committed changes are listed instead of laid out at
+    once: the web app answers the person first and renders them after (`deferred_documents`)."""
+    return _DEFERRED.set([])
+
+
+def deferred_documents(token: Token) -> list[int]:
+    """The documents listed since `defer_rendering` gave `token`, which ends the deferral."""
+    listed = _DEFERRED.get() or []
+    _DEFERRED.reset(token)
+    return listed
+
+
+def pdf_of(session: Session, document: Document) -> bytes:
+    """The document's PDF; laid out now, and stored with the caller's transaction, if it is still waiting.
+    `InvalidInput` when it cannot be (the document is then left waiting, and can be regenerated)."""
+    if document.pending_html is None:
+        return document.content
+    try:
+        pdf = pdf_from_html(document.pending_html)
+    except Exception as exc:  # WeasyPrint on HTML it rendered before: a fault to log, not the reader's
+        log.exception("document %s could not be laid out", document.id)
+        raise InvalidInput(f"Документ «{document.title}» не удалось сформировать в PDF; сформируйте его заново "
+                           f"(«Сформировать заново» в деле)") from exc
+    document.content, document.size, document.pending_html = pdf, len(pdf), None
+    return pdf
+
+
+def render_pending(engine: ProcessEngine, document_ids: Iterable[int]) -> int:
+    """Lay out the PDFs of those of the documents still waiting, each in a transaction of its own; returns how many.
+    A failure is logged and leaves that document waiting (its first reader tries again)."""
+    rendered = 0
+    for document_id in document_ids:
+        try:
+            with engine.db.session() as session:
+                document = session.get(Document, document_id)
+                if document is not None and document.pending_html is not None:
+                    pdf_of(session, document)
+                    rendered += 1
+        except Exception:  # noqa: BLE001 - after the change committed: nothing to give it back to
+            log.exception("document %s: PDF not laid out; it is laid out when first read", document_id)
+    return rendered
+
+
+def render_waiting(engine: ProcessEngine, limit: int = 20) -> int:
+    """The scheduler's job: lay out the documents still waiting `RENDER_LEFT_AFTER` after they were written (their
+    process stopped before it rendered them), oldest first, at most `limit` per run."""
+    written_before = engine.clock.now() - RENDER_LEFT_AFTER
+    with engine.db.session() as session:
+        waiting = session.scalars(select(Document.id)
+                                  .where(Document.pending_html.is_not(None), Document.created_at < written_before)
+                                  .order_by(Document.id).limit(limit)).all()
+    return render_pending(engine, waiting)
 
 
 def _file_part(name: str) -> str:

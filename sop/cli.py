@@ -83,7 +83,8 @@ def documents() -> None:
 def documents_list(ctx: Context, case_id, as_json) -> None:
     """List the documents of a case."""
     rows = ctx.engine().sop.documents(case_id)
-    emit(rows, as_json, "\n".join(f"{d['id']}: {d['title']} ({d['created_at'][:10]}, {d['size']} bytes)"
+    emit(rows, as_json, "\n".join(f"{d['id']}: {d['title']} ({d['created_at'][:10]}, "
+                                   f"{str(d['size']) + ' bytes' if d['size'] else 'PDF not laid out yet'})"
                                    for d in rows) or "No documents.")
 
 

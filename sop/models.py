@@ -211,7 +211,9 @@ class Resolution(Base):
 
 
 class Document(Base):
-    """A generated document of a case file (PDF), stored with the case; regenerated on demand."""
+    """A generated document of a case file (PDF), stored with the case; regenerated on demand. A document a step
+    wrote is first stored as HTML (`pending_html`, with an empty `content` and `size` 0) and its PDF laid out once
+    the step has committed (`sop.casefile.render_pending`)."""
 
     __tablename__ = "sop_document"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -222,6 +224,7 @@ class Document(Base):
     filename: Mapped[str] = mapped_column(String(200))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
+    pending_html: Mapped[str | None] = mapped_column(Text)
     source_ref: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

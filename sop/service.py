@@ -15,7 +15,7 @@ from engine import history
 from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
-from . import emergencies, handlers, podrostok
+from . import casefile, emergencies, handlers, podrostok
 from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
@@ -95,6 +95,7 @@ class SopService:
             engine.management.register_job("minor_turned_18", lambda: periodic.propose_closure_at_18(self))
             engine.management.register_job("podrostok_campaign", lambda: len(podrostok.start_campaigns(self)))
             engine.management.register_job("kpi_campaign", lambda: kpi_campaign.start_due(self))
+            engine.management.register_job("render_documents", lambda: casefile.render_waiting(engine))
 
     # -- intake -----------------------------------------------------------------------------------------------
 
@@ -301,17 +302,19 @@ class SopService:
         """The case file's documents, newest first (without their content)."""
         with self.engine.db.session() as session:
             rows = session.execute(select(Document.id, Document.kind, Document.title, Document.filename,
-                                          Document.size, Document.created_at, Document.created_by)
+                                          Document.size, Document.pending_html.is_not(None).label("pending"),
+                                          Document.created_at, Document.created_by)
                                    .where(Document.case_id == case_id).order_by(Document.id.desc())).all()
             return [{"id": r.id, "kind": r.kind, "title": r.title, "filename": r.filename, "size": r.size,
-                     "created_at": r.created_at.isoformat(), "created_by": r.created_by} for r in rows]
+                     "pending": bool(r.pending), "created_at": r.created_at.isoformat(),
+                     "created_by": r.created_by} for r in rows]
 
     def document(self, document_id: int) -> tuple[str, bytes]:
         with self.engine.db.session() as session:
             row = session.get(Document, document_id)
             if row is None:
                 raise NotFound(f"No document {document_id}")
-            return row.filename, row.content
+            return row.filename, casefile.pdf_of(session, row)
 
     def task_context(self, task_id: str, user: Any) -> TaskContext:
         """What a task's page shows above its form and starts it with (`sop.task_context`), as `user` (an

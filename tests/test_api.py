@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 import sop
 from engine.models import HumanTask
+from sop.models import Document
 from webapp import create_app
 
 from .test_sop_diagrams import CHECK, FORMS, WORKFLOWS
@@ -407,14 +408,18 @@ def test_documents_list_and_download(app, client, auth, case):
     documents = f"/api/v1/cases/{case['case_id']}/documents"
     assert client.get(documents, headers=auth("secretary")).get_json() == []
     task = check_task(client, auth)
-    client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": CHECK}, headers=auth("secretary"))
+    answer = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": CHECK}, headers=auth("secretary"))
     listed = client.get(documents, headers=auth("secretary")).get_json()
-    assert [d["kind"] for d in listed] == ["conclusion"]
+    # the act's PDF is laid out once the completion's answer has gone out, which the test client has not closed
+    assert [(d["kind"], d["size"], d["pending"]) for d in listed] == [("conclusion", 0, True)]
     document = listed[0]
-    assert document["url"] == f"/api/v1/documents/{document['id']}" and document["size"] > 0
-    pdf = client.get(document["url"], headers=auth("school"))
+    assert document["url"] == f"/api/v1/documents/{document['id']}"
+    pdf = client.get(document["url"], headers=auth("school"))  # a download does not wait: it lays it out
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
-    assert len(pdf.data) == document["size"]
+    listed = client.get(documents, headers=auth("secretary")).get_json()
+    assert [(d["size"], d["pending"]) for d in listed] == [(len(pdf.data), False)]  # and stored it
+    answer.close()  # the server closes the answer: nothing is left to lay out
+    assert client.get(document["url"], headers=auth("school")).data == pdf.data
     assert "attachment" in pdf.headers["Content-Disposition"]
     events = engine_of(app).audit.events("document", document["id"])  # as the web UI records it
     assert events[0]["action"] == "document_downloaded" and events[0]["actor"] == "school"
@@ -423,6 +428,16 @@ def test_documents_list_and_download(app, client, auth, case):
     for user in ("vsecretary", "school7"):
         assert client.get(document["url"], headers=auth(user)).status_code == 404
     assert client.get("/api/v1/documents/999999", headers=auth("secretary")).status_code == 404
+
+
+def test_a_document_a_step_writes_is_laid_out_once_the_answer_is_sent(app, client, auth, case):
+    task = check_task(client, auth)
+    answer = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": CHECK}, headers=auth("secretary"))
+    assert answer.status_code == 200
+    answer.close()  # as the WSGI server does once the answer is sent: the worker lays the PDF out then
+    with engine_of(app).db.session() as session:
+        act = session.scalars(select(Document).where(Document.case_id == case["case_id"])).one()
+        assert act.pending_html is None and act.content.startswith(b"%PDF") and act.size == len(act.content)
 
 
 # -- the OpenAPI document ---------------------------------------------------------------------------------------

@@ -493,6 +493,56 @@ def test_the_commission_requests_materials_and_each_agency_answers_into_the_case
     assert "На учете в ПДН не состоит" in words and "Сведения о поведении подростка" in words
 
 
+def test_a_document_left_waiting_is_laid_out_by_its_reader_or_the_scheduler(world):
+    """A process that stopped between a step's commit and laying out the PDF (a web worker restarted) leaves the
+    document waiting: whoever reads it first lays it out at once, and the scheduler's sweep takes those still
+    waiting a minute later."""
+    engine, service = world
+    acts = []
+    for _ in range(2):
+        instance = service.register_intake("school", SIGNAL, new_family=True).instance_ids[0]
+        deferral = casefile.defer_rendering()
+        engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
+        acts += casefile.deferred_documents(deferral)  # and then never laid out by that process
+    first, second = acts
+    assert [d["pending"] for d in service.documents(_case_of_document(engine, first))] == [True]
+    filename, pdf = service.document(first)  # a reader does not wait for the scheduler
+    assert filename.startswith("conclusion-") and pdf.startswith(b"%PDF")
+    assert engine.management.sweep().jobs["render_documents"] == 0  # the other was written just now
+    engine.clock.advance(minutes=2)
+    assert engine.management.sweep().jobs["render_documents"] == 1
+    with engine.db.session() as session:
+        for document_id in acts:
+            act = session.get(Document, document_id)
+            assert act.pending_html is None and act.content.startswith(b"%PDF") and act.size == len(act.content)
+        assert session.get(Document, first).content == pdf  # stored by the reader, not laid out again
+
+
+def test_a_document_whose_pdf_cannot_be_laid_out_is_a_clear_error_and_stays_waiting(world, monkeypatch):
+    engine, service = world
+    instance = service.register_intake("school", SIGNAL).instance_ids[0]
+    deferral = casefile.defer_rendering()
+    engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
+    [act] = casefile.deferred_documents(deferral)
+
+    def broken(html):
+        raise RuntimeError("layout failed")
+
+    monkeypatch.setattr(casefile, "pdf_from_html", broken)
+    with pytest.raises(InvalidInput, match="не удалось сформировать в PDF; сформируйте его заново"):
+        service.document(act)
+    assert casefile.render_pending(engine, [act]) == 0  # logged, not raised: the change it followed stands
+    with engine.db.session() as session:
+        assert session.get(Document, act).pending_html is not None
+    monkeypatch.undo()
+    assert service.document(act)[1].startswith(b"%PDF")
+
+
+def _case_of_document(engine, document_id: int) -> int:
+    with engine.db.session() as session:
+        return session.get(Document, document_id).case_id
+
+
 def test_a_case_step_is_completed_in_one_transaction_without_reading_again_what_the_completion_read(world):
     """The check's completion with the domain attached (its handler writes the conclusion and the act; the next
     step's deadline is `next_meeting()`): one transaction, and neither the domain's listener nor the diagram's
@@ -503,12 +553,21 @@ def test_a_case_step_is_completed_in_one_transaction_without_reading_again_what_
     commits = []
     committed = commits.append  # one bound method: the listener removed is the one added
     event.listen(engine.db.engine, "commit", committed)
+    deferral = casefile.defer_rendering()  # as the web app does: the act's PDF is laid out after the answer
     try:
         with statements_sent(engine) as sent:
             engine.tasks.complete(task["id"], "secretary", CHECK)
     finally:
         event.remove(engine.db.engine, "commit", committed)
+        written = casefile.deferred_documents(deferral)
     assert len(commits) == 1
+    with engine.db.session() as session:
+        act = session.get(Document, written[0])
+        assert (len(written), act.kind, act.size, act.pending_html is not None) == (1, "conclusion", 0, True)
+    assert casefile.render_pending(engine, written) == 1
+    with engine.db.session() as session:
+        act = session.get(Document, written[0])
+        assert act.content.startswith(b"%PDF") and act.size == len(act.content) and act.pending_html is None
     reads = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
     assert reads[0] == sent[0] and "FROM human_task" in reads[0]  # the completion's one read
     # (the stored state is read when this process does not keep the live workflow, and by the test suite's check

@@ -15,7 +15,7 @@ from engine import Database, ProcessEngine
 from sop import build_engine  # the one engine builder (the web app's, the CLI's and the scheduler's)
 
 from . import config as config_module
-from . import errors, filters, security
+from . import errors, filters, rendering, security
 from .params import BoundedIntConverter
 
 csrf = CSRFProtect()
@@ -69,5 +69,6 @@ def create_app(overrides: dict | None = None, engine: ProcessEngine | None = Non
 
     filters.register(app)
     emergency.register(app)
+    rendering.register(app)
 
     return app

@@ -131,8 +131,8 @@ from markupsafe import Markup
 from . import labels
 from .names import inflect_name
 
-__all__ = ["BLANK", "DOCUMENT_KINDS", "REQUIRED_KEYS", "format_date", "render_contents_pdf", "render_html",
-           "render_pdf"]
+__all__ = ["BLANK", "DOCUMENT_KINDS", "REQUIRED_KEYS", "format_date", "pdf_from_html", "render_contents_pdf",
+           "render_html", "render_pdf"]
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
@@ -512,17 +512,18 @@ def render_html(kind: str, context: Mapping[str, Any]) -> str:
 
 def render_pdf(kind: str, context: Mapping[str, Any]) -> bytes:
     """The document as PDF bytes (A4; landscape for intake_journal and databank)."""
+    return pdf_from_html(render_html(kind, context))
+
+
+def pdf_from_html(html: str) -> bytes:
+    """A page `render_html` gave, laid out as PDF bytes."""
     from weasyprint import HTML  # imported here: loading WeasyPrint takes a while and needs Pango
 
-    html = render_html(kind, context)
     return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
 
 
 def render_contents_pdf(context: Mapping[str, Any]) -> bytes:
     """The contents page of a case file bundle («Личное дело»): ``case`` {number, family}, ``municipality``,
     ``generated_at`` and ``entries`` [{title, created_at, first_page, pages, included}]."""
-    from weasyprint import HTML
-
     namespace = {**context, "kind": "bundle_contents", "title": "Личное дело"}
-    html = _environment().get_template("bundle_contents.html").render(namespace)
-    return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+    return pdf_from_html(_environment().get_template("bundle_contents.html").render(namespace))

@@ -27,6 +27,7 @@ from engine.db import CURRENT_SESSION
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, Municipality, User
 
+from .. import casefile
 from ..models import Case, CaseAgency, Document, InstanceScope, Resolution
 from .models import POSITIONS, Commission, CommissionMember, Meeting, MeetingItem, Notice
 from .schedule import check_schedule, meeting_days
@@ -574,7 +575,7 @@ class MeetingService:
                 raise NotFound("The minutes are written when the meeting is closed")
             document = session.get(Document, meeting.minutes_document_id)
             self._audit(user, "meeting_minutes_read", "meeting", meeting_id, session=session)
-            return document.filename, document.content
+            return document.filename, casefile.pdf_of(session, document)
 
     def meeting_of_resolution(self, session: Session, resolution: Resolution) -> dict[str, Any] | None:
         """The meeting that adopted a resolution, with its minutes, for the case file."""

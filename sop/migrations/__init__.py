@@ -4,7 +4,7 @@ The engine's chain (`engine/migrations/versions`, revisions 0001…) holds only 
 tables are this branch: `sop_0001` depends on the engine's 0001 (municipality, agency, process_instance, which its
 tables reference), `sop_0003` on the engine's 0008 (the municipality columns it fills). The domain declares the
 branch as `SopService.migrations`; `ProcessEngine.init_db` (`kurator init-db`) applies it beside the engine's
-chain, both to their heads, so `alembic_version` ends with one row per head ("0015" and "sop_0010" today).
+chain, both to their heads, so `alembic_version` ends with one row per head ("0015" and "sop_0011" today).
 
 Databases created before the split. Until then these tables were created by the engine's own revisions (0002,
 0003, 0008, 0009, 0011, 0012), which are now empty; such a database has the domain's tables and an engine revision

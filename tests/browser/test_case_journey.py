@@ -73,6 +73,14 @@ def test_signal_check_recognition_case_file_and_overdue(live, login):
     secretary.wait_for_selector(".djs-container svg", timeout=20_000)
     secretary.wait_for_selector(".kurator-active", timeout=20_000)
     assert "Григорьев Степан" in secretary.content()
+    # the act the check wrote is laid out as PDF once the secretary has the answer (in the moment before, the list
+    # says so); a download does not wait for it, and the list then gives the act's size
+    act = secretary.locator("#documents tbody tr", has_text="Заключение").first
+    assert re.search(r"PDF, (\d+ КБ|формируется)", act.inner_text()), act.inner_text()
+    pdf = secretary.request.get(base + act.locator("a").first.get_attribute("href"))
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and pdf.body()[:4] == b"%PDF"
+    secretary.reload()
+    assert re.search(r"PDF, \d+ КБ", act.inner_text()), act.inner_text()
     screenshot(secretary, "case-file")
 
     done = subprocess.run([sys.executable, "-m", "webapp.cli", "--database-url", live["url"], "tick", "--at",

@@ -115,7 +115,10 @@ class DocumentSchema(Schema):
     kind = fields.String(required=True)
     title = fields.String(required=True)
     filename = fields.String(required=True)
-    size = fields.Integer(required=True)
+    size = fields.Integer(required=True, metadata={"description": "Bytes of the PDF; 0 while it is pending"})
+    pending = fields.Boolean(required=True, metadata={
+        "description": "The PDF is still being laid out after the step that wrote the document (a moment); "
+                       "downloading it lays it out at once"})
     created_at = IsoDateTime(required=True)
     created_by = fields.String(allow_none=True)
     url = fields.String(required=True, metadata={"description": "Where to download the PDF"})

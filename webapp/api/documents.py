@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from engine.errors import NotFound
+from sop import casefile
 from sop.access import CaseAccess, may_open_document
 from sop.models import Case, Document
 
@@ -32,13 +33,14 @@ class DocumentFile(MethodView):
         """Download a document of a case file; the download is recorded in the audit log."""
         with kurator().db.session() as db:
             row = db.execute(select(Document.case_id, Document.kind, Document.agency_id, Document.source_ref,
-                                    Document.filename, Document.content).where(Document.id == document_id)).first()
+                                    Document.filename).where(Document.id == document_id)).first()
             visible = (row is not None and row.case_id is not None and can_view_case(db, g.user, row.case_id)
                        and may_open_document(db, CaseAccess.of(g.user, db.get(Case, row.case_id)), row))
+            content = casefile.pdf_of(db, db.get(Document, document_id)) if visible else b""
         if not visible:
             raise NotFound("Документ не найден")
         audit("document_downloaded", "document", document_id, case_id=row.case_id, filename=row.filename)
-        response = make_response(bytes(row.content))
+        response = make_response(bytes(content))
         response.headers["Content-Type"] = "application/pdf"
         response.headers["Content-Disposition"] = attachment(row.filename)
         response.headers["Cache-Control"] = "private, no-store"

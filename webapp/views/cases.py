@@ -489,7 +489,7 @@ def document(case_id: int, document_id: int):
     with engine.db.session() as db:
         case = _case_or_404(db, case_id)
         row = _document_or_404(db, case, document_id)
-        filename, content = row.filename, row.content
+        filename, content = row.filename, casefile.pdf_of(db, row)
     engine.audit.record(g.user.username, "document_downloaded", "document", document_id, ip=client_ip(),
                         details={"case_id": case_id, "filename": filename})
     ascii_name = filename.encode("ascii", "ignore").decode() or "document.pdf"
