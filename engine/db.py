@@ -50,6 +50,7 @@ CURRENT_SESSION: ContextVar[Session | None] = ContextVar("kurator_current_sessio
 PING_AFTER_IDLE_SECONDS = 10.0
 _AFTER_COMMIT = "kurator_after_commit"
 _BEFORE_COMMIT = "kurator_before_commit"
+_SAVEPOINTS = "kurator_savepoints"  # Session.info key: per open savepoint, how many after-commit callbacks preceded it
 _TEMPLATES: dict[tuple, Insert] = {}  # `Database.insert_rows`'s statements by shape
 _COMBINED: dict[tuple, Executable] = {}  # `send_queued`'s statements by the writes they hold (bounded)
 _COMBINED_SIZE = 512
@@ -198,6 +199,7 @@ class Database:
         self.url = database_url(url)
         self.engine = engine or make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_transaction_create", _note_savepoint)
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", _forget_after_commit)
         # queued writes go out before anything else the session executes, and before it commits (after the
@@ -436,9 +438,10 @@ class Database:
 
     @staticmethod
     def after_commit(session: Session, callback: Callable[[], None]) -> None:
-        """Run `callback` once the session's transaction has committed (never if it rolls back); in order of
-        registration. For keeping in memory what the transaction wrote (e.g. a live workflow): a failing callback
-        is logged, the commit stands."""
+        """Run `callback` once the session's transaction has committed (never if it rolls back, nor if the savepoint
+        it was asked for in does; a savepoint released is not the commit); in order of registration. For keeping
+        in memory what the transaction wrote (e.g. a live workflow): a failing callback is logged, the commit
+        stands."""
         session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
@@ -470,7 +473,20 @@ def _python_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     return defaults
 
 
+def _note_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINTS, []).append(len(session.info.get(_AFTER_COMMIT) or ()))
+
+
 def _run_after_commit(session: Session) -> None:
+    # SQLAlchemy says "after commit" when a savepoint is released too: what was asked for then waits for the
+    # transaction itself
+    if session.in_nested_transaction():
+        marks = session.info.get(_SAVEPOINTS)
+        if marks:
+            marks.pop()
+        return
+    session.info.pop(_SAVEPOINTS, None)
     session.info.pop(_LOCKED, None)
     callbacks = session.info.pop(_AFTER_COMMIT, None)
     for callback in callbacks or ():
@@ -481,6 +497,12 @@ def _run_after_commit(session: Session) -> None:
 
 
 def _forget_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back: only what was asked for inside it is forgotten
+        marks = session.info.get(_SAVEPOINTS)
+        kept = marks.pop() if marks else 0
+        del (session.info.get(_AFTER_COMMIT) or [])[kept:]
+        return
+    session.info.pop(_SAVEPOINTS, None)
     session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(_BEFORE_COMMIT, None)
     session.info.pop(_LOCKED, None)

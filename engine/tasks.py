@@ -352,9 +352,13 @@ def _read_for_completion(db: Database, session: Session, task_id: str, username:
     The read skips an instance that another change holds (`SKIP LOCKED`: the scheduler firing a timer of the case,
     another person's completion) and finds nothing; the completion then waits for that change to end and reads
     again, in a new statement that sees what it committed. (Waiting inside the read itself would return the
-    instance as the other change left it but its task rows as they were before.) Either way the completion works
-    on the instance as it is, and nothing else changes it until the completion commits: no refusal for a change
-    that was merely simultaneous, and no deadlock with the sweep, which locks instances before anything else."""
+    instance as the other change left it but its task rows as they were before.) A change that committed after the
+    read began but before it reached the instance's row has the same effect: PostgreSQL locks the row as that
+    change left it and keeps the task rows of the read's snapshot. The read also gives the instance's revision as
+    of its snapshot (`snapshot_revision`); when the two differ, the rows are read again, under the lock now held.
+    Either way the completion works on the instance as it is, and nothing else changes it until the completion
+    commits: no refusal for a change that was merely simultaneous, and no deadlock with the sweep, which locks
+    instances before anything else."""
     params, lock = {"task_id": task_id, "username": username}, db.is_postgresql
     # what the session holds unwritten goes first, as the ORM's autoflush would send it; the statements themselves
     # go through Core, which reads plain rows for less than the ORM's execution does
@@ -362,16 +366,22 @@ def _read_for_completion(db: Database, session: Session, task_id: str, username:
     if session.new or session.dirty or session.deleted:
         session.flush()
     connection = session.connection()
-    rows = connection.execute(_completion_read(lock), params).all()
+    rows = _rows(connection, _completion_read(lock), params)
     if not lock:
         return rows
     if not rows:
         if connection.execute(_LOCK_INSTANCE_OF_TASK, params).scalar() is None:
             return []  # no such task
-        rows = connection.execute(_completion_read(lock), params).all()
+        rows = _rows(connection, _completion_read(), params)  # the lock is held: a plain read sees it all
+    elif rows[0].revision != rows[0].snapshot_revision:
+        rows = _rows(connection, _completion_read(), params)
     if rows:
         note_row_locked(session, ProcessInstance, rows[0].instance_id)
     return rows
+
+
+def _rows(connection: Any, statement: Select, params: dict[str, Any]) -> list[Any]:
+    return connection.execute(statement, params).all()
 
 
 _LOCK_INSTANCE_OF_TASK = (select(ProcessInstance.id)
@@ -384,8 +394,8 @@ _LOCK_INSTANCE_OF_TASK = (select(ProcessInstance.id)
 def _completion_read(lock: bool = False) -> Select:
     """The task (`task_id`), the other open tasks of its instance, each with the instance's columns, and the user
     (`username`, see `identity.user_select`): everything a completion reads, in one statement (built once). With
-    `lock`, the instance's row is locked `FOR NO KEY UPDATE`, and the rows of an instance held by another
-    transaction are skipped (see `_read_for_completion`)."""
+    `lock`, the instance's row is locked `FOR NO KEY UPDATE`, the rows of an instance held by another transaction
+    are skipped, and the instance's revision in the statement's snapshot comes too (see `_read_for_completion`)."""
     instance_of_task = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
     task_agency = aliased(Agency)
     query = (select(*HumanTask.__table__.c, task_agency.name.label("agency_name"),
@@ -398,7 +408,10 @@ def _completion_read(lock: bool = False) -> Select:
              .where(HumanTask.instance_id == instance_of_task,
                     or_(HumanTask.status == "open", HumanTask.id == bindparam("task_id"))))
     if lock:
-        query = query.with_for_update(key_share=True, skip_locked=True, of=ProcessInstance)
+        as_read = aliased(ProcessInstance)  # not locked: the revision in the statement's snapshot
+        query = (query.add_columns(select(as_read.revision).where(as_read.id == instance_of_task)
+                                   .scalar_subquery().label("snapshot_revision"))
+                 .with_for_update(key_share=True, skip_locked=True, of=ProcessInstance))
     return user_select(query, aliased(User), bindparam("username"), joined_to=HumanTask)
 
 

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput, NotFound
@@ -109,7 +109,7 @@ def pdf_of(session: Session, document: Document) -> bytes:
         log.exception("document %s could not be laid out", document.id)
         raise InvalidInput(f"Документ «{document.title}» не удалось сформировать в PDF; сформируйте его заново "
                            f"(«Сформировать заново» в деле)") from exc
-    document.content, document.size, document.pending_html = pdf, len(pdf), None
+    document.content, document.size, document.pending_html, document.render_failed_at = pdf, len(pdf), None, None
     return pdf
 
 
@@ -124,6 +124,10 @@ def render_pending(engine: ProcessEngine, document_ids: Iterable[int]) -> int:
                 if document is not None and document.pending_html is not None:
                     pdf_of(session, document)
                     rendered += 1
+        except InvalidInput:  # the layout failed (logged): the scheduler does not try it again and again
+            with engine.db.session() as session:
+                session.execute(update(Document).where(Document.id == document_id, Document.pending_html.is_not(None))
+                                .values(render_failed_at=engine.clock.now()))
         except Exception:  # noqa: BLE001 - after the change committed: nothing to give it back to
             log.exception("document %s: PDF not laid out; it is laid out when first read", document_id)
     return rendered
@@ -131,11 +135,13 @@ def render_pending(engine: ProcessEngine, document_ids: Iterable[int]) -> int:
 
 def render_waiting(engine: ProcessEngine, limit: int = 20) -> int:
     """The scheduler's job: lay out the documents still waiting `RENDER_LEFT_AFTER` after they were written (their
-    process stopped before it rendered them), oldest first, at most `limit` per run."""
+    process stopped before it rendered them), oldest first, at most `limit` per run; not those whose layout failed
+    (their reader tries again, or a regeneration replaces them)."""
     written_before = engine.clock.now() - RENDER_LEFT_AFTER
     with engine.db.session() as session:
         waiting = session.scalars(select(Document.id)
-                                  .where(Document.pending_html.is_not(None), Document.created_at < written_before)
+                                  .where(Document.pending_html.is_not(None), Document.render_failed_at.is_(None),
+                                         Document.created_at < written_before)
                                   .order_by(Document.id).limit(limit)).all()
     return render_pending(engine, waiting)
 
@@ -157,6 +163,7 @@ def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> in
                        old.agency_id)
         if new is None:
             raise InvalidInput(f"The document '{old.title}' cannot be rendered from the current records")
+        pdf_of(session, new)  # asked for by a person, who waits for it: a version that cannot be laid out is not kept
         return new.id
 
 

@@ -216,6 +216,9 @@ class Document(Base):
     the step has committed (`sop.casefile.render_pending`)."""
 
     __tablename__ = "sop_document"
+    # the documents waiting for their PDF (`sop.casefile.render_waiting`, each sweep): few, however many are stored
+    __table_args__ = (Index("ix_sop_document_pending", "id", postgresql_where=text("pending_html IS NOT NULL"),
+                            sqlite_where=text("pending_html IS NOT NULL")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("sop_case.id", ondelete="CASCADE"), index=True)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))
@@ -225,6 +228,7 @@ class Document(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     pending_html: Mapped[str | None] = mapped_column(Text)
+    render_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # laying out the pending PDF failed
     source_ref: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -6,12 +6,14 @@ Between every step the instance is saved and restored from the database (each en
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 
 from engine import Conflict, InvalidInput, PermissionDenied
+from engine import tasks as tasks_module
 from engine.models import ProcessInstance
 
 from .support import another_transaction_waits_for_a_lock, in_another_thread
@@ -248,6 +250,42 @@ def test_a_completion_waits_for_another_change_of_the_instance_and_reads_what_it
     assert outcome.get("result", {}).get("status") == "completed", outcome
     assert only_task(engine, instance_id=instance_id)["name"] == "Draft the programme"
     assert "conflict_rejected" not in [e["type"] for e in engine.history.for_instance(instance_id)]
+
+
+def test_a_change_that_commits_while_a_completion_reads_is_not_mixed_into_its_rows(deployed, monkeypatch):
+    """PostgreSQL: a change that commits after a completion's read began but before the read locked the instance
+    (here the sweep opening the check's escalation) gives that read the instance as the change left it and the task
+    rows as they were before. The completion sees it by the revision and reads again: the escalation, open already,
+    is not taken for a new task."""
+    engine = deployed
+    if not engine.db.is_postgresql:
+        pytest.skip("SQLite reads without locking: test_a_completion_racing_another_change_...")
+    instance_id = start_case(engine)
+    check = only_task(engine, instance_id=instance_id)
+    params = {"task_id": check["id"], "username": "secretary"}
+    with engine.db.session() as early:  # the read's snapshot, taken before the sweep
+        as_read = [SimpleNamespace(**row._mapping)
+                   for row in early.connection().execute(tasks_module._completion_read(True), params)]
+    engine.clock.set("2025-11-07T21:00:01+00:00")
+    assert engine.management.sweep().timers_fired == 1
+    escalation = [t for t in engine.tasks.query(instance_id=instance_id) if t["id"] != check["id"]][0]
+    for row in as_read:  # PostgreSQL locks the instance's row as the sweep left it
+        row.revision = engine.runtime.instance(instance_id)["revision"]
+    assert as_read[0].snapshot_revision == as_read[0].revision - 1
+    reads, read = [], tasks_module._rows
+
+    def racing(connection, statement, values):
+        reads.append(statement)
+        return as_read if len(reads) == 1 else read(connection, statement, values)
+
+    monkeypatch.setattr(tasks_module, "_rows", racing)
+    engine.tasks.complete(check["id"], "secretary", {"sop_confirmed": True, "danger_level": "high"})
+    assert len(reads) == 2
+    created = [e for e in engine.history.for_instance(instance_id)
+               if e["type"] == "task_created" and e["task_id"] == escalation["id"]]
+    assert len(created) == 1
+    assert {t["name"] for t in engine.tasks.query(instance_id=instance_id)} == {
+        "Check is overdue: take measures", "Draft the programme"}
 
 
 def test_a_completion_in_a_transaction_that_read_the_instance_before_another_change_goes_on_from_it(deployed):

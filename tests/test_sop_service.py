@@ -533,9 +533,18 @@ def test_a_document_whose_pdf_cannot_be_laid_out_is_a_clear_error_and_stays_wait
         service.document(act)
     assert casefile.render_pending(engine, [act]) == 0  # logged, not raised: the change it followed stands
     with engine.db.session() as session:
-        assert session.get(Document, act).pending_html is not None
+        failed = session.get(Document, act)
+        assert failed.pending_html is not None and failed.render_failed_at == engine.clock.now()
+    engine.clock.advance(minutes=2)
+    assert engine.management.sweep().jobs["render_documents"] == 0  # the scheduler does not try it again
+    with pytest.raises(InvalidInput, match="не удалось сформировать в PDF"):  # a regeneration keeps nothing
+        casefile.regenerate(engine, act, "secretary")
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Document)) == 1
     monkeypatch.undo()
-    assert service.document(act)[1].startswith(b"%PDF")
+    assert service.document(act)[1].startswith(b"%PDF")  # a reader tries again
+    with engine.db.session() as session:
+        assert session.get(Document, act).render_failed_at is None
 
 
 def _case_of_document(engine, document_id: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import sop
 from engine.models import AuditEvent
@@ -284,6 +284,24 @@ def test_regenerating_a_document(web):
     assert curator.post(url, data={"csrf_token": csrf(curator, "/cases")}).status_code == 302
     other = client_of(web, "vsecretary")
     assert other.post(url, data={"csrf_token": csrf(other, "/cases")}).status_code == 404
+
+
+def test_the_case_file_says_which_documents_wait_for_their_pdf_and_which_could_not_be_laid_out(web):
+    engine = web.extensions["kurator"]
+    case_id, _iid = case_in_programme(engine)
+    ids = document_ids(engine, case_id)
+    with engine.db.session() as db:  # as a worker that stopped, and a layout that failed, would leave them
+        db.execute(update(Document).where(Document.id == ids["conclusion"])
+                   .values(pending_html="<p>Заключение</p>", content=b"", size=0))
+        db.execute(update(Document).where(Document.id == ids["registration_card"])
+                   .values(pending_html="<p>Карта</p>", content=b"", size=0, render_failed_at=engine.clock.now()))
+    secretary = client_of(web, "secretary")
+    page = secretary.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "PDF, формируется" in page
+    assert "PDF, не удалось сформировать — сформируйте заново" in page
+    pdf = secretary.get(f"/cases/{case_id}/documents/{ids['conclusion']}")  # laid out for the one who asks
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert "PDF, формируется" not in secretary.get(f"/cases/{case_id}").get_data(as_text=True)
 
 
 def test_the_secretary_sends_the_check_to_an_agency_from_the_case_file(web):

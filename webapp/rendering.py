@@ -20,7 +20,8 @@ _TOKEN = "documents_deferred"  # g: the deferral's token while the request lasts
 def register(app: Flask) -> None:
     @app.before_request
     def _defer_documents():
-        g.setdefault(_TOKEN, casefile.defer_rendering())
+        if _TOKEN not in g:  # once per request, however often the hooks run in one application context
+            g.setdefault(_TOKEN, casefile.defer_rendering())
 
     @app.after_request
     def _render_documents_once_answered(response):

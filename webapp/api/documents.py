@@ -28,9 +28,10 @@ PDF = {"type": "string", "format": "binary"}
 @blp.route(f"/<int(min=1, max={MAX_ID}):document_id>")
 class DocumentFile(MethodView):
     @blp.response(200, PDF, content_type="application/pdf", description="The PDF (as an attachment)")
-    @documented_errors(blp, 401, 404)
+    @documented_errors(blp, 401, 404, 422)
     def get(self, document_id: int):
-        """Download a document of a case file; the download is recorded in the audit log."""
+        """Download a document of a case file; the download is recorded in the audit log. 422: the PDF of a
+        document written a moment ago could not be laid out (regenerate it)."""
         with kurator().db.session() as db:
             row = db.execute(select(Document.case_id, Document.kind, Document.agency_id, Document.source_ref,
                                     Document.filename).where(Document.id == document_id)).first()
