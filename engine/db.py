@@ -500,7 +500,9 @@ def _forget_after_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint rolled back: only what was asked for inside it is forgotten
         marks = session.info.get(_SAVEPOINTS)
         kept = marks.pop() if marks else 0
-        del (session.info.get(_AFTER_COMMIT) or [])[kept:]
+        callbacks = session.info.get(_AFTER_COMMIT)
+        if callbacks:
+            del callbacks[kept:]
         return
     session.info.pop(_SAVEPOINTS, None)
     session.info.pop(_AFTER_COMMIT, None)

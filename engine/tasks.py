@@ -381,6 +381,7 @@ def _read_for_completion(db: Database, session: Session, task_id: str, username:
 
 
 def _rows(connection: Any, statement: Select, params: dict[str, Any]) -> list[Any]:
+    """Where the completion's reads execute (the test of the snapshot race stands in for the first one here)."""
     return connection.execute(statement, params).all()
 
 

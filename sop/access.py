@@ -182,7 +182,7 @@ def history_owners(session: Session, events: Iterable[HistoryEvent]) -> dict[int
 
 _DOCUMENT_COLUMNS = (Document.id, Document.case_id, Document.kind, Document.title, Document.filename,
                      Document.size, Document.source_ref, Document.agency_id, Document.created_at,
-                     Document.created_by, Document.render_failed_at)
+                     Document.created_by, Document.pdf_state)
 
 
 def proposal_owners(session: Session, case_id: int) -> dict[int, int | None]:
@@ -200,7 +200,7 @@ def document_owner(agency_id: int | None, source_ref: str | None,
 
 def visible_documents(session: Session, access: CaseAccess, case_id: int) -> list[Row]:
     """Every version of the case's documents the user may see, newest first, without their content (rows of
-    id, case_id, kind, title, filename, size, source_ref, agency_id, created_at, created_by, render_failed_at)."""
+    id, case_id, kind, title, filename, size, source_ref, agency_id, created_at, created_by, pdf_state)."""
     owners = proposal_owners(session, case_id)
     rows = session.execute(select(*_DOCUMENT_COLUMNS).where(Document.case_id == case_id)
                            .order_by(Document.id.desc())).all()

@@ -107,8 +107,9 @@ def pdf_of(session: Session, document: Document) -> bytes:
         pdf = pdf_from_html(document.pending_html)
     except Exception as exc:  # WeasyPrint on HTML it rendered before: a fault to log, not the reader's
         log.exception("document %s could not be laid out", document.id)
-        raise InvalidInput(f"Документ «{document.title}» не удалось сформировать в PDF; сформируйте его заново "
-                           f"(«Сформировать заново» в деле)") from exc
+        raise InvalidInput(f"Документ «{document.title}» не удалось сформировать в PDF; его можно сформировать "
+                           f"заново по записям дела («Сформировать заново» в деле: секретарь комиссии или куратор)"
+                           ) from exc
     document.content, document.size, document.pending_html, document.render_failed_at = pdf, len(pdf), None, None
     return pdf
 

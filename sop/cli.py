@@ -83,8 +83,10 @@ def documents() -> None:
 def documents_list(ctx: Context, case_id, as_json) -> None:
     """List the documents of a case."""
     rows = ctx.engine().sop.documents(case_id)
-    emit(rows, as_json, "\n".join(f"{d['id']}: {d['title']} ({d['created_at'][:10]}, "
-                                   f"{str(d['size']) + ' bytes' if d['size'] else 'PDF not laid out yet'})"
+    def state(d: dict) -> str:
+        return f"{d['size']} bytes" if d["pdf_state"] == "ready" else f"PDF {d['pdf_state']}"
+
+    emit(rows, as_json, "\n".join(f"{d['id']}: {d['title']} ({d['created_at'][:10]}, {state(d)})"
                                    for d in rows) or "No documents.")
 
 

@@ -16,11 +16,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     event,
     text,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from engine.db import Base, UTCDateTime
 from engine.models import Agency, HumanTask, JSONType, Municipality, ProcessInstance
@@ -232,6 +233,10 @@ class Document(Base):
     source_ref: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the PDF's state as read, the one rule every list (case file, API, CLI) shows: "ready", "pending" (laid out in
+    # a moment, or by its first reader) or "failed" (laying it out failed: regenerate it)
+    pdf_state: Mapped[str] = column_property(case((pending_html.is_(None), "ready"),
+                                                  (render_failed_at.is_not(None), "failed"), else_="pending"))
 
 
 class Escalation(Base):

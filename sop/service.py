@@ -302,11 +302,12 @@ class SopService:
         """The case file's documents, newest first (without their content)."""
         with self.engine.db.session() as session:
             rows = session.execute(select(Document.id, Document.kind, Document.title, Document.filename,
-                                          Document.size, Document.pending_html.is_not(None).label("pending"),
-                                          Document.created_at, Document.created_by)
+                                          Document.size, Document.pdf_state, Document.created_at,
+                                          Document.created_by)
                                    .where(Document.case_id == case_id).order_by(Document.id.desc())).all()
             return [{"id": r.id, "kind": r.kind, "title": r.title, "filename": r.filename, "size": r.size,
-                     "pending": bool(r.pending), "created_at": r.created_at.isoformat(),
+                     "pdf_state": r.pdf_state, "pending": r.pdf_state != "ready",
+                     "created_at": r.created_at.isoformat(),
                      "created_by": r.created_by} for r in rows]
 
     def document(self, document_id: int) -> tuple[str, bytes]:

@@ -418,6 +418,7 @@ def test_documents_list_and_download(app, client, auth, case):
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     listed = client.get(documents, headers=auth("secretary")).get_json()
     assert [(d["size"], d["pending"]) for d in listed] == [(len(pdf.data), False)]  # and stored it
+    assert [d["pdf_state"] for d in listed] == ["ready"]
     answer.close()  # the server closes the answer: nothing is left to lay out
     assert client.get(document["url"], headers=auth("school")).data == pdf.data
     assert "attachment" in pdf.headers["Content-Disposition"]

@@ -529,12 +529,13 @@ def test_a_document_whose_pdf_cannot_be_laid_out_is_a_clear_error_and_stays_wait
         raise RuntimeError("layout failed")
 
     monkeypatch.setattr(casefile, "pdf_from_html", broken)
-    with pytest.raises(InvalidInput, match="не удалось сформировать в PDF; сформируйте его заново"):
+    with pytest.raises(InvalidInput, match="не удалось сформировать в PDF; его можно сформировать заново"):
         service.document(act)
     assert casefile.render_pending(engine, [act]) == 0  # logged, not raised: the change it followed stands
     with engine.db.session() as session:
         failed = session.get(Document, act)
         assert failed.pending_html is not None and failed.render_failed_at == engine.clock.now()
+    assert [d["pdf_state"] for d in service.documents(failed.case_id)] == ["failed"]
     engine.clock.advance(minutes=2)
     assert engine.management.sweep().jobs["render_documents"] == 0  # the scheduler does not try it again
     with pytest.raises(InvalidInput, match="не удалось сформировать в PDF"):  # a regeneration keeps nothing

@@ -299,6 +299,8 @@ def test_the_case_file_says_which_documents_wait_for_their_pdf_and_which_could_n
     page = secretary.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "PDF, формируется" in page
     assert "PDF, не удалось сформировать — сформируйте заново" in page
+    chair = client_of(web, "chair").get(f"/cases/{case_id}").get_data(as_text=True)  # sees it, may not regenerate
+    assert "PDF, не удалось сформировать — его сформирует заново секретарь комиссии или куратор" in chair
     pdf = secretary.get(f"/cases/{case_id}/documents/{ids['conclusion']}")  # laid out for the one who asks
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     assert "PDF, формируется" not in secretary.get(f"/cases/{case_id}").get_data(as_text=True)

@@ -21,7 +21,7 @@ def register(app: Flask) -> None:
     @app.before_request
     def _defer_documents():
         if _TOKEN not in g:  # once per request, however often the hooks run in one application context
-            g.setdefault(_TOKEN, casefile.defer_rendering())
+            setattr(g, _TOKEN, casefile.defer_rendering())
 
     @app.after_request
     def _render_documents_once_answered(response):

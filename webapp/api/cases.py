@@ -119,6 +119,9 @@ class DocumentSchema(Schema):
     pending = fields.Boolean(required=True, metadata={
         "description": "The PDF is still being laid out after the step that wrote the document (a moment); "
                        "downloading it lays it out at once"})
+    pdf_state = fields.String(required=True, validate=validate.OneOf(("ready", "pending", "failed")), metadata={
+        "description": "ready; pending (laid out in a moment, or by the download); failed (laying it out failed: "
+                       "the download answers 422, regenerate the document)"})
     created_at = IsoDateTime(required=True)
     created_by = fields.String(allow_none=True)
     url = fields.String(required=True, metadata={"description": "Where to download the PDF"})

@@ -8,7 +8,6 @@ from urllib.parse import quote
 from flask import g, make_response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from engine.errors import NotFound
 from sop import casefile
@@ -33,11 +32,10 @@ class DocumentFile(MethodView):
         """Download a document of a case file; the download is recorded in the audit log. 422: the PDF of a
         document written a moment ago could not be laid out (regenerate it)."""
         with kurator().db.session() as db:
-            row = db.execute(select(Document.case_id, Document.kind, Document.agency_id, Document.source_ref,
-                                    Document.filename).where(Document.id == document_id)).first()
+            row = db.get(Document, document_id)
             visible = (row is not None and row.case_id is not None and can_view_case(db, g.user, row.case_id)
                        and may_open_document(db, CaseAccess.of(g.user, db.get(Case, row.case_id)), row))
-            content = casefile.pdf_of(db, db.get(Document, document_id)) if visible else b""
+            content = casefile.pdf_of(db, row) if visible else b""
         if not visible:
             raise NotFound("Документ не найден")
         audit("document_downloaded", "document", document_id, case_id=row.case_id, filename=row.filename)

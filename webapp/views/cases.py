@@ -328,7 +328,7 @@ def _documents(db, case: Case, access: CaseAccess) -> list[dict]:
             latest[key]["versions"] += 1
             continue
         latest[key] = {"id": row.id, "kind": row.kind, "title": row.title, "size": row.size,
-                       "failed": row.render_failed_at is not None,
+                       "pdf": row.pdf_state,
                        "created_at": row.created_at, "created_by": row.created_by, "versions": 1,
                        "rendered": row.kind in casefile.CASE_DOCUMENTS}
     return sorted(latest.values(), key=lambda d: d["created_at"])
