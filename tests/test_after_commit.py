@@ -4,18 +4,24 @@ was asked for inside it."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
 from engine.models import Municipality
+
+
+@pytest.fixture
+def db(engine):
+    engine.identity.add_agency("КДН", "Йошкар-Ола", kind="commission")  # a municipality row to write
+    return engine.db
 
 
 def _write(session, name: str) -> None:
     session.execute(update(Municipality).where(Municipality.name == "Йошкар-Ола").values(timezone=name))
 
 
-def test_callbacks_run_once_after_the_commit_and_never_after_a_rollback(engine):
-    engine.identity.add_agency("КДН", "Йошкар-Ола", kind="commission")
-    db, ran = engine.db, []
+def test_callbacks_run_once_after_the_commit_and_never_after_a_rollback(db):
+    ran = []
     with db.session() as session:
         _write(session, "Europe/Moscow")
         db.after_commit(session, lambda: ran.append("committed"))
@@ -31,9 +37,8 @@ def test_callbacks_run_once_after_the_commit_and_never_after_a_rollback(engine):
     assert ran == ["committed"]
 
 
-def test_a_savepoint_released_waits_for_the_commit_and_one_rolled_back_takes_back_only_its_own(engine):
-    engine.identity.add_agency("КДН", "Йошкар-Ола", kind="commission")
-    db, ran = engine.db, []
+def test_a_savepoint_released_waits_for_the_commit_and_one_rolled_back_takes_back_only_its_own(db):
+    ran = []
     with db.session() as session:
         _write(session, "Europe/Moscow")
         db.after_commit(session, lambda: ran.append("before the savepoints"))

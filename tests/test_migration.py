@@ -226,14 +226,19 @@ def test_nothing_movable_is_refused(mig):
         mig.migration.start_batch(KEY, actor="method")
 
 
+def _a_batch_of_one(engine) -> tuple[int, int]:
+    """An instance of version 1 at "intake", version 2 deployed and a batch started to move it: their ids."""
+    instance_id = engine.runtime.start(KEY, {})
+    deploy_v2(engine)
+    return instance_id, engine.migration.start_batch(KEY, actor="method")
+
+
 def test_concurrent_change_during_a_move_is_retried_then_judged(mig, monkeypatch):
     """SQLite: a change that lands between the load and the save of a move: the revision check refuses the save,
     the instance is planned again on its new state. (PostgreSQL locks the instance for the move: the next test.)"""
     if mig.db.is_postgresql:
         pytest.skip("PostgreSQL locks the instance for a move: test_a_change_during_a_move_waits_for_it")
-    instance_id = mig.runtime.start(KEY, {})
-    deploy_v2(mig)
-    batch_id = mig.migration.start_batch(KEY, actor="method")
+    instance_id, batch_id = _a_batch_of_one(mig)
     service = mig.migration
     original = service._assess
     calls = []
@@ -260,9 +265,7 @@ def test_a_change_during_a_move_waits_for_it_and_goes_on_in_the_new_version(mig,
     then completes the task in the version the instance was moved to; neither is refused."""
     if not mig.db.is_postgresql:
         pytest.skip("SQLite has no row locks: test_concurrent_change_during_a_move_is_retried_then_judged")
-    instance_id = mig.runtime.start(KEY, {})
-    deploy_v2(mig)
-    batch_id = mig.migration.start_batch(KEY, actor="method")
+    instance_id, batch_id = _a_batch_of_one(mig)
     service = mig.migration
     original = service._assess
     meddling = {}
