@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .errors import Conflict
@@ -204,7 +204,7 @@ class Database:
         event.listen(self._sessions, "after_rollback", _forget_after_commit)
         # queued writes go out before anything else the session executes, and before it commits (after the
         # callbacks of `before_commit`, whose own statements send them first)
-        event.listen(self._sessions, "do_orm_execute", lambda state: self.send_queued(state.session))
+        event.listen(self._sessions, "do_orm_execute", self._before_orm_execute)
         event.listen(self._sessions, "before_commit", self._before_commit)
 
     @property
@@ -388,6 +388,14 @@ class Database:
                 check(result.rowcount)
             return
         held.append((statement, params or {}, check, tuple(touches)))
+
+    # execution option of a query that reads none of the tables queued writes change (reference data such as agencies
+    # and municipalities): it runs without sending the queue first, so the writes still go out in one statement
+    READS_NO_QUEUED_TABLE = "kurator_reads_no_queued_table"
+
+    def _before_orm_execute(self, state: ORMExecuteState) -> None:
+        if not state.execution_options.get(self.READS_NO_QUEUED_TABLE):
+            self.send_queued(state.session)
 
     def send_queued(self, session: Session) -> None:
         """Send the queued writes: on PostgreSQL in one statement (each write a data-modifying `WITH` part, one

@@ -35,7 +35,14 @@ from .bpmn.specs import KuratorEventSubprocess
 from .bpmn.validation import resolve_role
 from .calendar import CalendarCoverageError
 from .clock import parse_instant
-from .db import CONCURRENT_CHANGE, CURRENT_SESSION, is_concurrent_change, note_row_locked, row_locked
+from .db import (
+    CONCURRENT_CHANGE,
+    CURRENT_SESSION,
+    Database,
+    is_concurrent_change,
+    note_row_locked,
+    row_locked,
+)
 from .errors import Conflict, ExecutionError, KuratorError, NotFound
 from .instance_cache import InstanceCache, stamp_of
 from .models import Agency, HumanTask, ProcessInstance
@@ -515,7 +522,9 @@ def _agency(session: Session, value: Any, element: str) -> Agency | None:
         agency_id = int(value)
     except (TypeError, ValueError) as exc:
         raise ExecutionError(f"The agency property gave '{value}', which is not an agency id", element) from exc
-    agency = session.get(Agency, agency_id) if 0 < agency_id < 2**31 else None
+    # agencies are not among the tables the change's queued writes touch: they stay queued, to go out together
+    agency = session.get(Agency, agency_id, execution_options={Database.READS_NO_QUEUED_TABLE: True}) \
+        if 0 < agency_id < 2**31 else None
     if agency is None:
         raise ExecutionError(f"The agency property names agency {agency_id}, which does not exist", element)
     return agency

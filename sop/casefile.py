@@ -78,16 +78,14 @@ def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, act
 
 def _written(engine: ProcessEngine, document_id: int) -> None:
     """A document's change has committed: its PDF is laid out now, or later by whoever deferred it."""
-    deferred = _DEFERRED.get()
-    if deferred is not None:
-        deferred.append(document_id)
-    else:
-        render_pending(engine, [document_id])
+    render_pending(engine, [document_id])
 
 
 def defer_rendering() -> Token:
-    """From now on in this context, the documents written by committed changes are listed instead of laid out at
-    once: the web app answers the person first and renders them after (`deferred_documents`)."""
+    """From now on in this context, the documents written by committed changes (and those `render_pending` is
+    asked for, the scheduler's job included) are listed instead of laid out at once: the web app answers the person
+    first and renders them after (`deferred_documents`); the demo leaves them to the scheduler and their first
+    reader. A reader (`pdf_of`) still lays out the document it reads."""
     return _DEFERRED.set([])
 
 
@@ -116,7 +114,12 @@ def pdf_of(session: Session, document: Document) -> bytes:
 
 def render_pending(engine: ProcessEngine, document_ids: Iterable[int]) -> int:
     """Lay out the PDFs of those of the documents still waiting, each in a transaction of its own; returns how many.
-    A failure is logged and leaves that document waiting (its first reader tries again)."""
+    A failure is logged and leaves that document waiting (its first reader tries again). Inside `defer_rendering`
+    they are only listed."""
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred.extend(document_ids)
+        return 0
     rendered = 0
     for document_id in document_ids:
         try:

@@ -16,7 +16,7 @@ from engine.errors import NotFound
 from engine.identity import hash_password
 from engine.models import Municipality, User
 
-from . import PLUGIN, build_engine, install
+from . import PLUGIN, build_engine, casefile, install
 from . import jobs as periodic
 from . import podrostok as podrostok_campaign
 from .kpi import demo as kpi_demo
@@ -127,6 +127,16 @@ def seed(engine: ProcessEngine, reset: bool = False, workflows: Path | None = No
     with engine.db.session() as session:
         if session.scalar(select(func.count()).select_from(User)):
             return "The database already has users: demo data not added (use 'kurator demo --reset' to start over)"
+    # the PDFs of the demo's documents are laid out afterwards, by the scheduler's `render_documents` job, or at
+    # once when someone opens one: laying out some fifty of them here took most of the seeding time
+    token = casefile.defer_rendering()
+    try:
+        return _seed(engine, workflows)
+    finally:
+        casefile.deferred_documents(token)
+
+
+def _seed(engine: ProcessEngine, workflows: Path | None) -> str:
     now = engine.clock.now()
     # periodic jobs run once, at the real now, at the end
     driver = build_engine(engine.db, FrozenClock(now - timedelta(days=400)), jobs=False)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 import sop
 from engine.models import HumanTask, User
-from sop import podrostok
+from sop import casefile, podrostok
 from sop.demo import USERS, seed
 from sop.kpi.models import KpiActual, KpiPlan
 from sop.meetings.models import Meeting, Notice
@@ -41,7 +41,23 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
     assert_podrostok_campaign(engine)
     assert_kpi_plan_and_values(engine)
     assert_reconciliation(engine)
+    assert_documents_left_to_the_scheduler(engine)
     assert "already has users" in seed(engine)
+
+
+def assert_documents_left_to_the_scheduler(engine):
+    """The demo writes its documents' HTML and leaves their PDFs to the scheduler's job (laying out some fifty of
+    them made up most of the seeding time) and to their first reader."""
+    with engine.db.session() as session:
+        waiting = session.scalars(select(Document.id).where(Document.pending_html.is_not(None))).all()
+    assert len(waiting) > 20
+    laid_out = 0
+    while batch := casefile.render_waiting(engine):
+        laid_out += batch
+    assert laid_out == len(waiting)
+    with engine.db.session() as session:
+        assert not session.scalars(select(Document.id).where(Document.pending_html.is_not(None))).all()
+        assert all(pdf.startswith(b"%PDF") for pdf in session.scalars(select(Document.content)))
 
 
 def assert_reconciliation(engine):

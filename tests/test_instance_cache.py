@@ -12,6 +12,7 @@ from engine.models import HistoryEvent, HumanTask, Municipality, ProcessInstance
 
 from .support import new_engine, statements_sent
 from .test_lifecycle import only_task, start_case
+from .test_repository import diagram
 
 CHECK = {"sop_confirmed": True, "danger_level": "high"}
 
@@ -167,6 +168,39 @@ def test_a_completion_sends_its_writes_in_one_round_trip_on_postgresql(deployed,
         events = session.scalars(select(HistoryEvent.event_type).where(HistoryEvent.instance_id == instance_id)
                                  .order_by(HistoryEvent.id)).all()
     assert events[-2:] == ["task_completed", "task_created"]
+
+
+ADDRESSED = diagram(
+    '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="check"/>'
+    '<bpmn:userTask id="check" name="Проверка" camunda:candidateGroups="commission_secretary"/>'
+    '<bpmn:sequenceFlow id="f2" sourceRef="check" targetRef="visit"/>'
+    '<bpmn:userTask id="visit" name="Обследование" camunda:candidateGroups="guardianship">'
+    '<bpmn:extensionElements><camunda:properties>'
+    '<camunda:property name="agency" value="${agency_of_kind(\'guardianship\', municipality)}"/>'
+    '</camunda:properties></bpmn:extensionElements></bpmn:userTask>'
+    '<bpmn:sequenceFlow id="f3" sourceRef="visit" targetRef="e"/><bpmn:endEvent id="e"/>', key="addressed")
+
+
+def test_finding_the_next_tasks_agency_does_not_send_the_writes_ahead(deployed, monkeypatch):
+    """The agency a diagram function looks up and the `agency` property's row are read while the change's writes
+    wait in the queue: agencies are not among the tables those writes touch, so the writes still go out as one
+    statement on PostgreSQL (before, the completed task's UPDATE went out alone ahead of the look-up)."""
+    engine = deployed
+    monkeypatch.setattr("engine.executor.CHECK_KEPT_WORKFLOWS", False)
+    engine.identity.add_agency("Опека г. Йошкар-Олы", "Йошкар-Ола", kind="guardianship")
+    engine.repository.deploy([ADDRESSED])
+    instance_id = engine.runtime.start("addressed", {"municipality": "Йошкар-Ола"})
+    check = only_task(engine, instance_id=instance_id)
+    with statements_sent(engine) as statements:
+        engine.tasks.complete(check["id"], "secretary", {})
+    visit = only_task(engine, instance_id=instance_id)
+    assert visit["element_id"] == "visit" and visit["agency_name"] == "Опека г. Йошкар-Олы"
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    if engine.db.is_postgresql:
+        assert len(writes) == 1 and writes[0].lstrip().startswith("WITH"), [s[:80] for s in statements]
+        assert statements[-1] == writes[0]  # after every read
+    else:
+        assert len(writes) == 4  # the task, the instance, the new task row, the events
 
 
 def test_an_idle_pooled_connection_that_died_is_replaced_before_use(database, monkeypatch):

@@ -449,3 +449,20 @@ def test_previous_trace_function_is_restored(sandbox, small):
     finally:
         sys.settrace(original)
     assert "call" in seen  # the trusted function's call was passed on to the previous tracer
+
+
+def test_engine_functions_run_untraced_only_with_plain_arguments(sandbox):
+    """An engine function (a database look-up) called from an expression runs without the sandbox's trace function,
+    which would otherwise be called at each of its Python calls; with anything but plain values as arguments the
+    trace stays on, and it is back on for the diagram's code after the call."""
+    traces = []
+
+    def probe(*args):
+        traces.append(sys.gettrace())
+        return len(args)
+
+    assert sandbox.evaluate("[probe('Волжск', 1, day), probe(items), probe('x')]",
+                            {"day": date(2025, 10, 30), "items": [1, 2]}, {"probe": probe}) == [3, 1, 1]
+    assert traces[0] is None and traces[2] is None
+    assert traces[1] is not None  # a list: it could hold the diagram's code
+    assert sys.gettrace() is not traces[1]  # the trace ends with the evaluation
