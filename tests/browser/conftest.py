@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from engine import Database, FrozenClock
 from engine.models import HumanTask
+from sop import casefile
 from sop.demo import seed
 from webapp import build_engine, create_app
 
@@ -44,6 +45,8 @@ def live(tmp_path_factory):
     url = f"sqlite:///{path}"
     engine = build_engine(Database(url), FrozenClock(DEMO_NOW))
     seed(engine)
+    while casefile.render_waiting(engine):  # what the scheduler does in the first minute of `make run`
+        pass
     app = create_app({"SECRET_KEY": "browser-tests", "DATABASE_URL": url}, engine=engine)
     port = _free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
