@@ -9,6 +9,8 @@ same by both, and the table must hold what a fill from scratch (`backfill_instan
 
 from __future__ import annotations
 
+import hashlib
+import inspect as inspect_module
 import threading
 import time
 
@@ -21,7 +23,7 @@ from engine import FrozenClock, task_query
 from engine.db import migration_config
 from engine.models import Agency, HumanTask, ProcessInstance, User
 from sop.case_lock import CASE_LOCK_SPACE
-from sop.migrations import BRANCH, backfill_instance_readers
+from sop.migrations import BRANCH, backfill_instance_readers, reader_triggers
 from sop.migrations.reader_triggers import TRIGGERS
 from sop.models import Case, CaseAgency, InstanceReader, InstanceScope
 from webapp.access import CurrentUser, task_scope, visible_cases
@@ -394,3 +396,21 @@ def test_two_changes_of_one_case_at_once_keep_every_reader(database):
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT id, agency_id FROM human_task ORDER BY id")).all() == \
             [("t1", None), ("t2", 3)]
+
+
+def test_the_sql_the_reader_migrations_run_never_changes():
+    """sop_0007 and sop_0010 build their triggers from `sop.migrations.reader_triggers` and fill the table with
+    `backfill_instance_readers`: a database upgraded later must get exactly what the databases upgraded before got.
+    When this fails, keep those as they were and write a new migration that replaces the functions (as sop_0010 did),
+    with definitions of its own."""
+    parts = [reader_triggers.TABLE, str(CASE_LOCK_SPACE), inspect_module.getsource(backfill_instance_readers)]
+    for dialect in ("postgresql", "sqlite"):
+        for name, table, event, condition, statements, cases in reader_triggers.triggers(dialect):
+            parts.append(repr((name, table, event, condition, statements, cases)))
+            if dialect == "postgresql":
+                parts += [reader_triggers.postgresql_function(name, statements, cases, locked=locked)
+                          for locked in (False, True)]
+    assert hashlib.sha256("\n".join(parts).encode()).hexdigest() == MIGRATED_READER_SQL, "a migration would change"
+
+
+MIGRATED_READER_SQL = "dc9412641daa544fb07cbb868058ac05fe0ce0c784a2d592348efa5d91debff7"
