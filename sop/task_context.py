@@ -385,12 +385,23 @@ def _term(activity: Activity) -> str:
 
 # -- execution: the agency's report, the curator's summary -------------------------------------------------------
 
+def _agency_name(scope: _Scope, agency: Agency | None) -> str | None:
+    """The name of the agency a task is addressed to, else of the user's agency: who fills the form in."""
+    if agency is None and scope.user.agency_id is not None:
+        return scope.agency(scope.user.agency_id).name
+    return agency.name if agency is not None else None
+
+
+def _proposals(scope: _Scope, context: TaskContext) -> None:
+    """An agency's proposals to the programme: the form names the agency, which the task already knows."""
+    name = _agency_name(scope, scope.agency(scope.task.agency_id))
+    if name:
+        context.defaults["agency_name"] = name
+
+
 def _execution_report(scope: _Scope, context: TaskContext) -> None:
     agency = scope.agency(scope.task.agency_id)
-    if agency is None and scope.user.agency_id is not None:
-        name = scope.agency(scope.user.agency_id).name
-    else:
-        name = agency.name if agency is not None else None
+    name = _agency_name(scope, agency)
     if name:
         context.defaults["report_agency"] = name
     if scope.case is None:
@@ -554,6 +565,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_check": _check,
     "sop_check_assign": _check_assign,
     "sop_recognition": _recognition,
+    "sop_proposals": _proposals,
     "sop_programme_draft": _programme_draft,
     "sop_programme_approval": _programme_approval,
     "sop_execution_report": _execution_report,

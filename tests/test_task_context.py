@@ -278,6 +278,23 @@ def test_the_execution_report_starts_with_a_row_per_activity_of_the_agency(world
     assert school.defaults["activity_reports"] == [] and school.defaults["report_agency"] == SCHOOL
 
 
+def test_each_agencys_proposals_form_names_its_agency(world):
+    """The proposals go to every agency of the working group, one task each: the form's «Орган (учреждение)» is
+    the agency the task is addressed to (the user's own when it is addressed to none), not typed in again."""
+    engine, service = world
+    _case_id, iid = to_recognition(engine, service)
+    at(engine, "2025-12-23 10:00")
+    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    do(engine, iid, "sop_registration_card", "curator1", CARD)
+    proposals = open_tasks(engine, iid, "sop_proposals")
+    assert len(proposals) > 1
+    for proposal in proposals:
+        agency = proposal["agency_name"] or POLICE
+        assert context_of(engine, proposal["id"], AGENCY_USERS[agency]).defaults["agency_name"] == agency
+    unaddressed = context_of(engine, proposals[0]["id"], "school", agency_id=None)
+    assert unaddressed.defaults["agency_name"] == SCHOOL
+
+
 def add_report(engine, case_id, agency: str, author: str, on: str, text: str, data=None) -> None:
     with engine.db.session() as session:
         session.add(ExecutionReport(case_id=case_id, agency_id=agency_id(engine, agency), text=text, data=data,

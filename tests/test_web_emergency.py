@@ -316,3 +316,16 @@ def test_a_new_emergency_in_the_same_case_process_starts_a_new_run(app):
     assert _stored_start(engine, case_instance) == again
     with engine.db.session() as db:
         assert [e.since for e in open_emergencies(db, _municipality(engine))] == [again]
+
+
+def test_an_agency_that_sees_the_case_through_its_task_is_told_why(app):
+    """Guardianship inspects the family in the emergency without being in the working group: its case file says it
+    sees the case because of a task, not as a member of the group, as the school that sent the signal is."""
+    case_id = threat_signal(app)
+    guardian = signed_in(app, "guardian").get(f"/cases/{case_id}")
+    assert guardian.status_code == 200
+    page = re.sub(r"\s+", " ", guardian.get_data(as_text=True))
+    assert "Вы видите дело, потому что вашему органу (" in page and "поручалась задача по нему" in page
+    assert "участник рабочей группы" not in page
+    school = re.sub(r"\s+", " ", signed_in(app, "school").get(f"/cases/{case_id}").get_data(as_text=True))
+    assert "Вы видите дело как участник рабочей группы" in school
