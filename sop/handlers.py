@@ -271,9 +271,11 @@ def on_reconciliation(ctx: Context) -> None:
         return
     row = ctx.session.scalar(select(Reconciliation).where(Reconciliation.process_instance_id == ctx.instance.id))
     if row is not None:
+        # a new dict with a new list: the JSON column is saved only when its value compares unequal to the old one,
+        # so appending to the stored list in place kept only the first agency's answer
         results = dict(row.results or {})
-        results.setdefault(ctx.task.form_key, []).append({"by": ctx.actor, "agency_id": ctx.task.agency_id,
-                                                          **ctx.data})
+        results[ctx.task.form_key] = [*results.get(ctx.task.form_key, []),
+                                      {"by": ctx.actor, "agency_id": ctx.task.agency_id, **ctx.data}]
         row.results = results
 
 

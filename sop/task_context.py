@@ -22,21 +22,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import task_query
 from engine.forms import input_fields
-from engine.models import Agency, HumanTask, ProcessInstance, User, UserRole
+from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User, UserRole
 
 from . import handlers
 from .access import AccessUser, CaseAccess
 from .documents import labels
-from .models import Activity, Case, CaseAgency, ExecutionReport, InstanceScope, IntakeEntry, Proposal, Resolution
+from .models import (
+    Activity,
+    Case,
+    CaseAgency,
+    ExecutionReport,
+    InstanceReader,
+    InstanceScope,
+    IntakeEntry,
+    Proposal,
+    Reconciliation,
+    Resolution,
+    agency_reader,
+    user_reader,
+)
 
 if TYPE_CHECKING:
     from engine import ProcessEngine
@@ -561,6 +574,90 @@ def _escalation(scope: _Scope, context: TaskContext) -> None:
                                            for user in staff if task_query.is_candidate(inspection, user)]
 
 
+# -- rec_agency: an agency's quarterly reconciliation of lists (004 §5.6) ---------------------------------------------
+
+def _reconciliation(scope: _Scope, context: TaskContext) -> None:
+    """The commission's list to compare with the agency's own: the families in СОП today and those removed since the
+    previous quarter began. Agency staff see the cases their agency or they take part in (the case file's data
+    scope); the commission's staff, every case of the municipality."""
+    if scope.municipality_id is None:
+        return
+    today = scope.engine.clock.now().astimezone(_zone(scope)).date()
+    since = _previous_quarter_start(today)
+    listed = select(Case.id).where(Case.municipality_id == scope.municipality_id, Case.recognized_on.is_not(None),
+                                   Case.recognized_on <= today, or_(Case.closed_on.is_(None), Case.closed_on >= since))
+    shown = listed
+    if not scope.user.municipality_wide:
+        agency_id = scope.task.agency_id or scope.user.agency_id
+        readers = [user_reader(scope.user.username)] + ([agency_reader(agency_id)] if agency_id else [])
+        shown = listed.where(Case.id.in_(select(InstanceReader.case_id).where(InstanceReader.reader.in_(readers))))
+    panel = Panel("databank", "Банк данных КДНиЗП: семьи в СОП", columns=[
+        "Дело", "Несовершеннолетние", "Родители", "Основания постановки", "Поставлены на учет", "Сняты с учета"])
+    for case in scope.session.scalars(select(Case).where(Case.id.in_(shown))
+                                      .order_by(Case.recognized_on, Case.id)).unique():
+        family = case.family
+        panel.table.append([
+            case.number, "\n".join(_person(child) for child in family.children),
+            "\n".join(parent.full_name for parent in family.parents if parent.full_name),
+            "; ".join(labels.FAMILY_CRITERIA_SHORT.get(c, c) for c in case.criteria or []),
+            _date(case.recognized_on),
+            ", ".join(filter(None, (_date(case.closed_on),
+                                    labels.CLOSURE_GROUNDS_SHORT.get(case.closure_grounds or "", ""))))])
+    period = f"состоят на учете сегодня или сняты с учета с {_date(since)}"
+    if scope.user.municipality_wide:
+        panel.note = f"Все семьи муниципального банка данных, которые {period}."
+    else:
+        others = scope.session.scalar(select(func.count()).select_from(listed.subquery())) - len(panel.table)
+        panel.note = (f"Семьи из дел, в которых участвует ваш орган, и которые {period}. " if panel.table else
+                      f"Дел, в которых участвует ваш орган и семьи которых {period}, нет. ")
+        panel.note += (f"Других дел в банке данных: {others}. Если семьи из вашего списка здесь нет, впишите ее в "
+                       "«Есть в списке органа, нет в банке данных КДНиЗП»: ответственный секретарь сверит ее с "
+                       "полным банком данных." if others else "Других дел в банке данных нет.")
+    context.panels.append(panel)
+
+
+def _reconciliation_resolve(scope: _Scope, context: TaskContext) -> None:
+    """The secretary resolves the differences the agencies reported and updates the databank: their answers side by
+    side, and the counts at the end of the quarter reconciled (the day before this quarter began) from the records."""
+    row = scope.session.scalar(select(Reconciliation)
+                               .where(Reconciliation.process_instance_id == scope.task.instance_id))
+    if row is None:
+        return
+    panel = Panel("agency_answers", "Ответы органов", columns=[
+        "Орган", "Расхождения", "Есть у органа, нет в банке данных", "Есть в банке данных, нет у органа",
+        "Подтверждено"])
+    for answer in (row.results or {}).get("rec_agency", []):
+        agency = scope.agency(answer.get("agency_id"))
+        panel.table.append([agency.name if agency is not None else _text(answer.get("by")),
+                            _text(answer.get("differences")), _text(answer.get("missing_in_commission")),
+                            _text(answer.get("missing_in_agency")), "да" if answer.get("confirmed") else "нет"])
+    if not panel.table:
+        panel.note = "Ни один орган еще не ответил."
+    context.panels.append(panel)
+    end = _quarter_start(row.quarter) - timedelta(days=1)
+    in_sop = (select(Case).where(Case.municipality_id == row.municipality_id, Case.recognized_on.is_not(None),
+                                 Case.recognized_on <= end, or_(Case.closed_on.is_(None), Case.closed_on > end)))
+    cases = scope.session.scalars(in_sop).unique().all()
+    context.defaults["families_count"] = len(cases)
+    context.defaults["minors_count"] = sum(len(case.family.children) for case in cases)
+
+
+def _quarter_start(quarter: str) -> date:
+    """The first day of a quarter named as the reconciliation names it ("2026-Q1")."""
+    year, number = quarter.split("-Q")
+    return date(int(year), 3 * (int(number) - 1) + 1, 1)
+
+
+def _zone(scope: _Scope) -> ZoneInfo:
+    municipality = scope.session.get(Municipality, scope.municipality_id)
+    return ZoneInfo(municipality.timezone if municipality is not None else "Europe/Moscow")
+
+
+def _previous_quarter_start(day: date) -> date:
+    month = 3 * ((day.month - 1) // 3) + 1 - 3
+    return date(day.year - 1, month + 12, 1) if month < 1 else date(day.year, month, 1)
+
+
 BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_check": _check,
     "sop_check_assign": _check_assign,
@@ -571,6 +668,8 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_execution_report": _execution_report,
     "sop_curator_summary": _curator_summary,
     "em_escalation": _escalation,
+    "rec_agency": _reconciliation,
+    "rec_resolve": _reconciliation_resolve,
 }
 
 

@@ -16,8 +16,8 @@ from engine import InvalidInput
 from engine.errors import Conflict, PermissionDenied
 from engine.forms import validate_submission
 from engine.models import Agency, HumanTask, User
-from sop import casefile
-from sop.models import Activity, Case, ExecutionReport
+from sop import casefile, jobs
+from sop.models import Activity, Case, ExecutionReport, Reconciliation
 from sop.task_context import task_context
 
 from .test_sop_diagrams import APPROVE, CARD, DISPATCH, DRAFT, FORMS, RECOGNITION, WORKFLOWS, at
@@ -293,6 +293,43 @@ def test_each_agencys_proposals_form_names_its_agency(world):
         assert context_of(engine, proposal["id"], AGENCY_USERS[agency]).defaults["agency_name"] == agency
     unaddressed = context_of(engine, proposals[0]["id"], "school", agency_id=None)
     assert unaddressed.defaults["agency_name"] == SCHOOL
+
+
+def test_an_agencys_reconciliation_shows_the_commissions_list_of_the_cases_it_takes_part_in(world):
+    """The quarterly reconciliation (004 §5.6): each agency compares the commission's databank with its own list. Its
+    task shows the families of the cases it takes part in, and how many other cases the databank holds, without
+    naming them (the case file's data scope); the commission's staff see the whole list."""
+    engine, service = world
+    case_id, _iid = to_draft(engine, service)  # recognised 23.12.2025: police and school in the working group
+    at(engine, "2026-01-12 10:00")
+    assert jobs.start_quarterly(service) == 2  # Йошкар-Ола and Волжск
+    with engine.db.session() as session:
+        case = session.get(Case, case_id)
+        number = case.number
+        reconciliation = session.scalar(select(Reconciliation.process_instance_id)
+                                        .where(Reconciliation.municipality_id == case.municipality_id))
+    rounds = {t["agency_name"]: t for t in open_tasks(engine, reconciliation, "rec_agency")}
+
+    police = context_of(engine, rounds[POLICE]["id"], "police").panel("databank")
+    assert [row[0] for row in police.table] == [number]
+    assert police.table[0][1].startswith("Иванов Петр") and police.table[0][4] == "23.12.2025"
+    assert "сняты с учета с 01.10.2025" in police.note and "Других дел в банке данных нет" in police.note
+    guardianship = context_of(engine, rounds[GUARDIANSHIP]["id"], "guardian").panel("databank")
+    assert guardianship.table == [] and "Других дел в банке данных: 1." in guardianship.note
+    secretary = context_of(engine, rounds[GUARDIANSHIP]["id"], "secretary").panel("databank")
+    assert [row[0] for row in secretary.table] == [number] and secretary.note.startswith("Все семьи")
+    # the secretary then has the agencies' answers side by side and the counts of the quarter reconciled
+    engine.tasks.complete(rounds[POLICE]["id"], "police", {"differences": "Дата постановки: 24.12.2025",
+                                                           "missing_in_commission": "", "missing_in_agency": "",
+                                                           "confirmed": False})
+    for name, user in ((SCHOOL, "school"), (GUARDIANSHIP, "guardian"), (SOCIAL, "specialist")):
+        engine.tasks.complete(rounds[name]["id"], user, {"confirmed": True})
+    resolve = one(engine, reconciliation, "rec_resolve")
+    context = context_of(engine, resolve["id"], "secretary")
+    answers = {row[0]: row for row in context.panel("agency_answers").table}
+    assert answers[POLICE][1:] == ["Дата постановки: 24.12.2025", "", "", "нет"] and answers[SCHOOL][4] == "да"
+    assert len(answers) == 4
+    assert context.defaults["families_count"] == 1 and context.defaults["minors_count"] >= 1
 
 
 def add_report(engine, case_id, agency: str, author: str, on: str, text: str, data=None) -> None:
