@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -280,6 +281,16 @@ class IdentityService:
         with self._engine.db.session(join=session) as session:
             row = session.execute(user_select(select(), User, username)).first()
         return user_info(row, username)
+
+    def full_names(self, usernames: Iterable[str | None], session: Session | None = None) -> dict[str, str]:
+        """Each user's full name (their username when it has none), by username; unknown names are left out. For
+        pages that show people, not logins."""
+        wanted = {name for name in usernames if name}
+        if not wanted:
+            return {}
+        with self._engine.db.session(join=session) as work:
+            rows = work.execute(select(User.username, User.full_name).where(User.username.in_(wanted))).all()
+        return {username: full_name or username for username, full_name in rows}
 
     def users(self) -> list[UserInfo]:
         with self._engine.db.session() as session:

@@ -291,6 +291,16 @@ def test_a_task_claimed_meanwhile_by_a_colleague_gives_a_clear_message(app):
     assert engine.tasks.get(task_id)["status"] == "open"
 
 
+def test_the_inbox_names_who_holds_a_task_by_full_name(app):
+    """A task taken in «Мои задачи» names the person who holds it, not their login."""
+    engine = app.extensions["kurator"]
+    _, task_id = check_task(app)
+    engine.tasks.claim(task_id, "secretary2")
+    page = signed_in(app, "secretary2").get("/inbox").get_data(as_text=True)
+    row = re.search(rf'href="/tasks/{task_id}".*?</tr>', page, re.S).group(0)
+    assert "Петрова Мария Ивановна" in row and ">secretary2<" not in row.replace(" ", "").replace("\n", "")
+
+
 def test_posting_needs_the_csrf_token_and_the_role(app):
     engine = app.extensions["kurator"]
     _, task_id = check_task(app)

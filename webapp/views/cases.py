@@ -169,10 +169,7 @@ def _list_row(case: Case, curators: dict[str, str]) -> dict:
 
 
 def _full_names(db, usernames: set[str]) -> dict[str, str]:
-    if not usernames:
-        return {}
-    rows = db.execute(select(User.username, User.full_name).where(User.username.in_(usernames))).all()
-    names = {username: full_name or username for username, full_name in rows}
+    names = kurator().identity.full_names(usernames, session=db)
     names.setdefault("scheduler", "Система")
     return names
 
@@ -228,7 +225,10 @@ def show(case_id: int):
             "unaddressed": _unaddressed(events, tasks) if access.full else [],
         }
     if user.has(checks.SENDER_ROLE):  # the secretary names the agency that checks, and asks agencies for materials
-        context["check"] = checks.open_check(engine, case_id)
+        context["check"] = check = checks.open_check(engine, case_id)
+        if check and check.get("assignee"):  # a person, not a login
+            check["assignee"] = engine.identity.full_names([check["assignee"]]).get(check["assignee"],
+                                                                                   check["assignee"])
         context["check_agencies"] = checks.check_agencies(engine, case_id)
     engine.audit.record(user.username, "case_viewed", "case", case_id, ip=client_ip())
     return render_template("cases/show.html", **context)

@@ -61,7 +61,9 @@ def index():
                 query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery()))
             rows = db.execute(page_query(query, offset)).all()
         stages, processes = filter_lists(db, user)
+        names = kurator().identity.full_names({row[0].assignee for row in rows}, session=db)
     items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
+              "assignee": names.get(task.assignee, task.assignee),
               # past its due date is late at once, not only after the scheduler's next sweep marks it
               "late": task.overdue or (task.due is not None and task.due < now),
               "soon": task.due is not None and not task.overdue and now <= task.due <= now + DUE_SOON}

@@ -61,12 +61,7 @@ def _may_work(row: dict[str, Any]) -> bool:
 
 
 def _full_names(usernames) -> dict[str, str]:
-    names = [u for u in usernames if u]
-    if not names:
-        return {}
-    with kurator().db.session() as db:
-        rows = db.execute(select(User.username, User.full_name).where(User.username.in_(names))).all()
-    return {username: full_name or username for username, full_name in rows}
+    return kurator().identity.full_names(usernames)
 
 
 def _conflict_message(row: dict[str, Any]) -> str:
