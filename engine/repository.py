@@ -364,6 +364,13 @@ class RepositoryService:
             session.expunge(row)
             return row
 
+    def process_names(self) -> dict[str, str]:
+        """Process key -> the name of its latest version (the diagram's process name; the key when it has none)."""
+        with self._engine.db.session() as session:
+            rows = session.execute(select(ProcessDefinition.key, ProcessDefinition.name)
+                                   .order_by(ProcessDefinition.version))
+            return {key: name or key for key, name in rows}
+
     def definitions(self) -> list[dict]:
         with self._engine.db.session() as session:
             rows = session.execute(select(ProcessDefinition.id, ProcessDefinition.key, ProcessDefinition.version,

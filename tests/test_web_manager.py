@@ -83,6 +83,8 @@ def test_a_task_made_overdue_by_the_clock_is_shown_grouped_and_aged(app):
     assert "Иванов" not in page  # no child or family data on this page
     # in working days of the production calendar (7-13.11.2025: 5), each task linked to its page, read-only
     assert "5&nbsp;раб.&nbsp;дн." in page
+    # each task says which procedure it belongs to by the diagram's name, not the process key
+    assert "Случай СОП: от проверки сигнала до снятия с учета" in page and ">sop_case<" not in page
     link = re.search(r'href="(/tasks/[0-9a-f-]{36})">' + re.escape(CHECK_STEP), page).group(1)
     task_page = client_for(app, "manager").get(link)
     assert task_page.status_code == 200
@@ -155,6 +157,8 @@ def test_xlsx_export_has_the_tables_no_child_data_and_is_audited(app):
     tasks = list(book["Просроченные задачи"].iter_rows(values_only=True))
     assert tasks[0][:5] == ("Задача", "№ дела", "Орган", "Роль", "Ответственный")
     assert tasks[0][8] == "Рабочих дней просрочки"
+    assert {r[7] for r in tasks[1:]} == {"Ежеквартальная сверка списков и банк данных",
+                                         "Случай СОП: от проверки сигнала до снятия с учета"}
     # 29 calendar days late (due 15.10.2025, now 13.11.2025): 20 working days (4.11 is a holiday)
     assert [r[8] for r in tasks[1:3]] == [20, 20]
     # each agency's reconciliation is addressed to it, so the delay is that agency's

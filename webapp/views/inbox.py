@@ -10,7 +10,7 @@ from sqlalchemy.sql import CompoundSelect
 
 from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance
+from engine.models import Agency, HumanTask, ProcessInstance
 from sop.models import Case, Family, InstanceScope
 
 from ..access import inbox_query, task_scope
@@ -168,9 +168,7 @@ def _take_or_return(task_id: str, action: str, done: str):
 
 def process_names() -> dict[str, str]:
     """Process key -> the name of its latest version (the diagram's process name)."""
-    with kurator().db.session() as db:
-        rows = db.execute(select(ProcessDefinition.key, ProcessDefinition.name).order_by(ProcessDefinition.version))
-        return {key: name or key for key, name in rows}
+    return kurator().repository.process_names()
 
 
 def _visible_or_404(task_id: str) -> None:

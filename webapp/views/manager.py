@@ -282,8 +282,8 @@ def working_days_late(due: datetime, now: datetime, tz: ZoneInfo) -> int | None:
     return max(1, count)
 
 
-def task_line(row, roles: dict[str, str], now: datetime, tz: ZoneInfo) -> dict:
-    return {"id": row.id, "name": row.name, "process": row.process_key, "due": row.due,
+def task_line(row, roles: dict[str, str], processes: dict[str, str], now: datetime, tz: ZoneInfo) -> dict:
+    return {"id": row.id, "name": row.name, "process": processes.get(row.process_key, row.process_key), "due": row.due,
             "days": days_late(row.due, now), "working_days": working_days_late(row.due, now, tz),
             "case_id": row.case_id, "case": row.case_number or "",
             "agency": row.agency_name or NO_AGENCY,
@@ -339,7 +339,9 @@ def overdue():
         report = build_report(db, user, now, period)
         roles = kurator().role_titles()
         tz = ZoneInfo(user.timezone)
-        listed = [task_line(row, roles, now, tz) for row in db.execute(overdue_tasks(user, now, LIST_LIMIT))]
+        processes = kurator().repository.process_names()
+        listed = [task_line(row, roles, processes, now, tz)
+                  for row in db.execute(overdue_tasks(user, now, LIST_LIMIT))]
     charts = {"agency": bars(report.by_agency), "role": bars(report.by_role), "person": bars(report.by_person),
               "ageing": ageing_chart(report.ageing), "steps": steps_chart(report.steps)}
     scope = (f"муниципальное образование {user.municipality}" if user.municipality_wide and user.municipality
@@ -400,7 +402,7 @@ def export():
               [24, 12])
         sheet("Соблюдение сроков", ["Этап", "В срок", "Всего", "Доля в срок, %"],
               ([r["label"], r["met"], r["total"], r["percent"]] for r in report.steps), [64, 10, 10, 16])
-        roles = kurator().role_titles()
+        roles, processes = kurator().role_titles(), kurator().repository.process_names()
         ws = book.create_sheet("Просроченные задачи")
         for letter, width in zip("ABCDEFGHI", (56, 14, 50, 40, 36, 18, 16, 24, 22), strict=True):
             ws.column_dimensions[letter].width = width
@@ -409,7 +411,7 @@ def export():
                     "Рабочих дней просрочки")])
         listed = 0
         for row in db.execute(overdue_tasks(user, now, EXPORT_LIMIT).execution_options(yield_per=1000)):
-            line = task_line(row, roles, now, tz)
+            line = task_line(row, roles, processes, now, tz)
             ws.append(text_row(ws, [line["name"], line["case"], line["agency"], line["roles"], line["person"]])
                       + [_cell(ws, line["due"].astimezone(tz).replace(tzinfo=None), number_format="DD.MM.YYYY HH:MM"),
                          line["days"], *text_row(ws, [line["process"]]), line["working_days"]])
