@@ -111,6 +111,8 @@ def test_the_secretary_prepares_holds_and_closes_a_meeting_through_the_pages(app
     post(client, f"/meetings/{meeting_id}/notify", {}, f"/meetings/{meeting_id}")
     inbox = page(signed_in(app, "school").get("/inbox"))
     assert "Ваши вопросы на заседаниях комиссии" in inbox and "Ваш вопрос на заседании комиссии 05.11.2025" in inbox
+    # not the commission's own staff, who prepare the meeting: its agency is no working-group member to be told
+    assert "Ваши вопросы на заседаниях комиссии" not in page(signed_in(app, "secretary").get("/inbox"))
 
     # attendance before the day is refused with the reason, not a 500
     members = engine.sop.meetings.commission(municipality_id(engine))["members"]

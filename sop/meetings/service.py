@@ -406,7 +406,11 @@ class MeetingService:
             for item in meeting.items:
                 if item.case_id is None or item.status != "planned":
                     continue
-                agencies = session.scalars(select(CaseAgency.agency_id).where(CaseAgency.case_id == item.case_id))
+                # the working group: not the commission itself, whose staff prepare and hold the meeting
+                agencies = session.scalars(select(CaseAgency.agency_id)
+                                           .join(Agency, Agency.id == CaseAgency.agency_id)
+                                           .where(CaseAgency.case_id == item.case_id,
+                                                  CaseAgency.role != "commission", Agency.kind != "commission"))
                 for agency_id in agencies:
                     exists = session.scalar(select(Notice.id).where(
                         Notice.meeting_id == meeting.id, Notice.case_id == item.case_id, Notice.agency_id == agency_id))
