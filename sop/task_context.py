@@ -406,10 +406,25 @@ def _agency_name(scope: _Scope, agency: Agency | None) -> str | None:
 
 
 def _proposals(scope: _Scope, context: TaskContext) -> None:
-    """An agency's proposals to the programme: the form names the agency, which the task already knows."""
+    """An agency's proposals to the programme: the form names the agency, which the task already knows; above it,
+    what the commission recognised (the resolution is a document every agency of the case may read)."""
     name = _agency_name(scope, scope.agency(scope.task.agency_id))
     if name:
         context.defaults["agency_name"] = name
+    case = scope.case
+    if case is None or case.recognized_on is None:
+        return
+    resolution = scope.session.scalar(select(Resolution).where(Resolution.case_id == case.id,
+                                                               Resolution.kind == "recognition")
+                                      .order_by(Resolution.id.desc()).limit(1))
+    panel = Panel("recognition", "Семья признана находящейся в СОП")
+    panel.row("Постановление", ", ".join(filter(None, (
+        f"№ {resolution.number}" if resolution is not None and resolution.number else "",
+        f"от {_date(resolution.adopted_on if resolution is not None else case.recognized_on)}"))))
+    panel.row("Критерии", [labels.FAMILY_CRITERIA.get(c, c) for c in case.criteria or []])
+    panel.row("Уровень опасности", labels.DANGER_LEVELS.get(case.danger_level or "", ""))
+    panel.row("Рабочая группа", [p.agency.name for p in working_group(case)])
+    context.panels.append(panel)
 
 
 def _execution_report(scope: _Scope, context: TaskContext) -> None:

@@ -293,6 +293,11 @@ def test_each_agencys_proposals_form_names_its_agency(world):
         assert context_of(engine, proposal["id"], AGENCY_USERS[agency]).defaults["agency_name"] == agency
     unaddressed = context_of(engine, proposals[0]["id"], "school", agency_id=None)
     assert unaddressed.defaults["agency_name"] == SCHOOL
+    # above the form, what the commission recognised
+    recognition = dict(context_of(engine, proposals[0]["id"], "police").panel("recognition").rows)
+    assert recognition["Постановление"] == "№ 45/3, от 23.12.2025"
+    assert recognition["Уровень опасности"] == "высокий" and recognition["Критерии"].startswith("• Семья, в которой")
+    assert recognition["Рабочая группа"] == f"• {SCHOOL}\n• {POLICE}\n• {SOCIAL}"
 
 
 def test_an_agencys_reconciliation_shows_the_commissions_list_of_the_cases_it_takes_part_in(world):
