@@ -589,7 +589,7 @@ def _form_panel(form: rules.Form, title: str) -> Any:
         cells = [code, rules.ROW_LABELS[code]]
         for column, _label in rules.COLUMNS:
             percent = form.percent(code, column)
-            cells += [str(form.value(code, column)), "" if percent is None else f"{percent:.1f}"]
+            cells += [str(form.value(code, column)), "" if percent is None else f"{percent:.1f}".replace(".", ",")]
         panel.table.append(cells)
     return panel
 
@@ -626,7 +626,7 @@ def _final_context(scope: Any, context: Any) -> None:
 
 
 def _regional_context(scope: Any, context: Any) -> None:
-    from .task_context import Panel
+    from .task_context import Panel, russian_date
 
     campaign, _month = _context_campaign(scope)
     if campaign is None:
@@ -636,8 +636,8 @@ def _regional_context(scope: Any, context: Any) -> None:
         context.panels.append(_form_panel(summer, f"Приложение 4: {campaign.municipality.name}"))
     final = (campaign.reports or {}).get("final") or {}
     panel = Panel("podrostok_final", f"Отчет об итогах операции: {campaign.municipality.name}")
-    panel.row("Рассмотрен на заседании", final.get("meeting_date"))
-    panel.row("Направлен", final.get("sent_on"))
+    panel.row("Рассмотрен на заседании", russian_date(final.get("meeting_date")))
+    panel.row("Направлен", russian_date(final.get("sent_on")))
     panel.row("Краткая информация", final.get("summary"))
     context.panels.append(panel)
 

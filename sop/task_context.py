@@ -690,6 +690,11 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
 
 # -- text -----------------------------------------------------------------------------------------------------
 
+def russian_date(value: Any) -> str:
+    """A date (or an ISO date string) as «дд.мм.гггг»; anything else as text."""
+    return _date(value)
+
+
 def _date(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%d.%m.%Y")

@@ -182,7 +182,7 @@ def test_the_campaign_through_the_summer(world):
     monthly = one(engine, iid, "pod_monthly_report")
     panel = engine.sop.task_context(monthly["id"], "secretary").panel("podrostok_form")
     rows = {r[0]: r for r in panel.table}
-    assert rows["1"][2:] == ["1", "", "2", ""] and rows["3"][2:] == ["1", "100.0", "2", "100.0"]
+    assert rows["1"][2:] == ["1", "", "2", ""] and rows["3"][2:] == ["1", "100,0", "2", "100,0"]
     engine.tasks.complete(monthly["id"], "secretary", {"report_sent_date": "2026-07-06"})
     june = campaign(engine, yo).reports["months"]["2026-06"]["rows"]
     # СОП column: Петров and Сидоров (row 1 = 2); both covered once (row 3 = 2); Сидоров in 3.3 and 3.8
@@ -247,6 +247,8 @@ def test_the_campaign_through_the_summer(world):
     regional = one(engine, iid, "pod_regional")
     assert regional["candidate_roles"] == ["regional_secretary"]
     assert datetime.fromisoformat(regional["due"]) == end_of_day("2026-10-01")
+    final_panel = dict(engine.sop.task_context(regional["id"], "regional").panel("podrostok_final").rows)
+    assert (final_panel["Рассмотрен на заседании"], final_panel["Направлен"]) == ("23.09.2026", "24.09.2026")
     with engine.db.session() as session:
         form, included, missing = podrostok.regional_form(session, [yo, vo], 2026, "summer")
         # Йошкар-Ола 2 + Волжск 1 (Кузнецов, on playgrounds in July and August)
