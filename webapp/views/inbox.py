@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import Select, func, select, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import CompoundSelect
 
 from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.models import Agency, HumanTask, ProcessInstance
+from engine.models import Agency, HumanTask, ProcessInstance, User
 from sop.models import Case, Family, InstanceScope
 
 from ..access import inbox_query, task_scope
@@ -61,13 +62,12 @@ def index():
                 query.with_only_columns(HumanTask.id).limit(COUNT_CAP + 1).subquery()))
             rows = db.execute(page_query(query, offset)).all()
         stages, processes = filter_lists(db, user)
-        names = kurator().identity.full_names({row[0].assignee for row in rows}, session=db)
     items = [{"task": task, "case_id": case_id, "case_number": number, "family": family, "agency": agency,
-              "assignee": names.get(task.assignee, task.assignee),
+              "assignee": holder_name or task.assignee,
               # past its due date is late at once, not only after the scheduler's next sweep marks it
               "late": task.overdue or (task.due is not None and task.due < now),
               "soon": task.due is not None and not task.overdue and now <= task.due <= now + DUE_SOON}
-             for task, case_id, number, family, _key, agency in rows]
+             for task, case_id, number, family, _key, agency, holder_name in rows]
     pages = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
     if total > COUNT_CAP and len(rows) == PAGE_SIZE:
         pages = max(pages, page + 1)  # past the counted pages, one more link while pages are full
@@ -97,10 +97,18 @@ def rows_query(task_ids: list[str]) -> Select:
     return _with_case(select(HumanTask).where(HumanTask.id.in_(task_ids)))
 
 
+_HOLDER = aliased(User, name="holder")
+
+
 def _with_case(query: Select) -> Select:
-    return (query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name)
+    """With the task's case, family, business key, agency and the full name of whoever holds it (in the same
+    statement: a page shows people, not logins)."""
+    holder = _HOLDER
+    return (query.add_columns(Case.id, Case.number, Family.name, ProcessInstance.business_key, Agency.name,
+                              holder.full_name)
             .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
             .outerjoin(Agency, Agency.id == HumanTask.agency_id)
+            .outerjoin(holder, holder.username == HumanTask.assignee)
             .outerjoin(InstanceScope, InstanceScope.instance_id == HumanTask.instance_id)
             .outerjoin(Case, Case.id == InstanceScope.case_id)
             .outerjoin(Family, Family.id == Case.family_id)
