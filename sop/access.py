@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from engine import history
 from engine.models import HistoryEvent, HumanTask, User
 
-from .models import Case, Document, Proposal
+from .models import Case, CaseAgency, Document, InstanceReader, Proposal, agency_reader, user_reader
 
 # Documents every agency of the working group receives: the conclusion, the programme and the resolutions.
 SHARED_DOCUMENTS = frozenset({"conclusion", "programme", "resolution_recognition", "resolution_approval",
@@ -70,17 +70,34 @@ class AccessUser(Protocol):
     def municipality_wide(self) -> bool: ...
 
 
+def readers_of(username: str, agency_id: int | None) -> list[str]:
+    """The readers of `sop_instance_reader` that stand for a user: their agency's staff, and themselves."""
+    return ([agency_reader(agency_id)] if agency_id is not None else []) + [user_reader(username)]
+
+
+def cases_taken_part_in(query: Select, username: str, agency_id: int | None) -> Select:
+    """`query` (of `Case` rows or ids) narrowed to the cases an agency's staff member may open: those of an instance
+    their agency or they read (`InstanceReader`: the working group, the curator, and the scope that follows the
+    work: a task the agency or the user holds or held, or the user completed), and a case without instances whose
+    working group or curator names them."""
+    read = select(InstanceReader.case_id).where(InstanceReader.reader.in_(readers_of(username, agency_id)))
+    participating = select(CaseAgency.case_id).where(CaseAgency.agency_id == agency_id)
+    return query.where(or_(Case.id.in_(read), Case.id.in_(participating), Case.curator == username))
+
+
 @dataclass(frozen=True)
 class CaseAccess:
     """What one user may see of one case (that they may open)."""
 
     user: AccessUser
     curator: bool
+    in_working_group: bool = False  # the user's agency takes part in the case (not only through a task)
 
     @classmethod
     def of(cls, user: AccessUser, case: Case) -> CaseAccess:
         """The access of `user` to `case`."""
-        return cls(user, case.curator is not None and case.curator == user.username)
+        return cls(user, case.curator is not None and case.curator == user.username,
+                   user.agency_id is not None and any(p.agency_id == user.agency_id for p in case.participants))
 
     @property
     def full(self) -> bool:

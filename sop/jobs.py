@@ -30,6 +30,12 @@ def quarter_of(day: date) -> tuple[str, date]:
     return f"{day.year}-Q{quarter}", date(day.year, 3 * (quarter - 1) + 1, 1)
 
 
+def quarter_start(name: str) -> date:
+    """The first day of the quarter `quarter_of` names `name` ("2026-Q1")."""
+    year, quarter = name.split("-Q")
+    return date(int(year), 3 * (int(quarter) - 1) + 1, 1)
+
+
 def start_quarterly(service: SopService) -> int:
     """Start the quarter's reconciliation for every municipality that has not got one yet (P7)."""
     engine = service.engine

@@ -34,21 +34,19 @@ from engine.forms import input_fields
 from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User, UserRole
 
 from . import handlers
-from .access import AccessUser, CaseAccess
+from .access import AccessUser, CaseAccess, cases_taken_part_in
 from .documents import labels
+from .jobs import quarter_of, quarter_start
 from .models import (
     Activity,
     Case,
     CaseAgency,
     ExecutionReport,
-    InstanceReader,
     InstanceScope,
     IntakeEntry,
     Proposal,
     Reconciliation,
     Resolution,
-    agency_reader,
-    user_reader,
 )
 
 if TYPE_CHECKING:
@@ -598,14 +596,12 @@ def _reconciliation(scope: _Scope, context: TaskContext) -> None:
     if scope.municipality_id is None:
         return
     today = scope.engine.clock.now().astimezone(_zone(scope)).date()
-    since = _previous_quarter_start(today)
+    since = quarter_of(quarter_of(today)[1] - timedelta(days=1))[1]  # the previous quarter's first day
     listed = select(Case.id).where(Case.municipality_id == scope.municipality_id, Case.recognized_on.is_not(None),
                                    Case.recognized_on <= today, or_(Case.closed_on.is_(None), Case.closed_on >= since))
     shown = listed
     if not scope.user.municipality_wide:
-        agency_id = scope.task.agency_id or scope.user.agency_id
-        readers = [user_reader(scope.user.username)] + ([agency_reader(agency_id)] if agency_id else [])
-        shown = listed.where(Case.id.in_(select(InstanceReader.case_id).where(InstanceReader.reader.in_(readers))))
+        shown = cases_taken_part_in(listed, scope.user.username, scope.task.agency_id or scope.user.agency_id)
     panel = Panel("databank", "Банк данных КДНиЗП: семьи в СОП", columns=[
         "Дело", "Несовершеннолетние", "Родители", "Основания постановки", "Поставлены на учет", "Сняты с учета"])
     for case in scope.session.scalars(select(Case).where(Case.id.in_(shown))
@@ -649,7 +645,7 @@ def _reconciliation_resolve(scope: _Scope, context: TaskContext) -> None:
     if not panel.table:
         panel.note = "Ни один орган еще не ответил."
     context.panels.append(panel)
-    end = _quarter_start(row.quarter) - timedelta(days=1)
+    end = quarter_start(row.quarter) - timedelta(days=1)
     in_sop = (select(Case).where(Case.municipality_id == row.municipality_id, Case.recognized_on.is_not(None),
                                  Case.recognized_on <= end, or_(Case.closed_on.is_(None), Case.closed_on > end)))
     cases = scope.session.scalars(in_sop).unique().all()
@@ -657,20 +653,9 @@ def _reconciliation_resolve(scope: _Scope, context: TaskContext) -> None:
     context.defaults["minors_count"] = sum(len(case.family.children) for case in cases)
 
 
-def _quarter_start(quarter: str) -> date:
-    """The first day of a quarter named as the reconciliation names it ("2026-Q1")."""
-    year, number = quarter.split("-Q")
-    return date(int(year), 3 * (int(number) - 1) + 1, 1)
-
-
 def _zone(scope: _Scope) -> ZoneInfo:
     municipality = scope.session.get(Municipality, scope.municipality_id)
     return ZoneInfo(municipality.timezone if municipality is not None else "Europe/Moscow")
-
-
-def _previous_quarter_start(day: date) -> date:
-    month = 3 * ((day.month - 1) // 3) + 1 - 3
-    return date(day.year - 1, month + 12, 1) if month < 1 else date(day.year, month, 1)
 
 
 BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {

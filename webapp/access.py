@@ -22,7 +22,8 @@ from sqlalchemy.sql import CompoundSelect, Select
 from engine import task_query
 from engine.identity import UserInfo
 from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
-from sop.models import Case, CaseAgency, InstanceReader, InstanceScope, agency_reader, user_reader
+from sop import access as sop_access
+from sop.models import Case, InstanceReader, InstanceScope
 
 from .params import db_int
 
@@ -78,10 +79,7 @@ class CurrentUser:
 
 def readers_of(user: CurrentUser) -> list[str]:
     """The readers of `sop_instance_reader` that stand for the user: their agency's staff, and themselves."""
-    readers = [user_reader(user.username)]
-    if user.agency_id is not None:
-        readers.insert(0, agency_reader(user.agency_id))
-    return readers
+    return sop_access.readers_of(user.username, user.agency_id)
 
 
 def visible_cases(user: CurrentUser) -> Select:
@@ -92,12 +90,7 @@ def visible_cases(user: CurrentUser) -> Select:
     query = query.where(Case.municipality_id == user.municipality_id)
     if user.municipality_wide:
         return query
-    # the cases of an instance the user's agency or the user reads (`InstanceReader`: the working group, the
-    # curator, and the scope that follows the work: a task the agency or the user holds or held, or the user
-    # completed), and a case without instances whose working group or curator names them
-    read = select(InstanceReader.case_id).where(InstanceReader.reader.in_(readers_of(user)))
-    participating = select(CaseAgency.case_id).where(CaseAgency.agency_id == user.agency_id)
-    return query.where(or_(Case.id.in_(read), Case.id.in_(participating), Case.curator == user.username))
+    return sop_access.cases_taken_part_in(query, user.username, user.agency_id)
 
 
 def visible_instances(user: CurrentUser, running: bool = False) -> CompoundSelect:

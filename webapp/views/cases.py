@@ -203,7 +203,6 @@ def show(case_id: int):
             Agency.id.in_({r.agency_id for r in reports if r.agency_id}))).all())
         context = {
             "case": case, "family": _family(case.family, today), "access": access, "today": today,
-            "in_group": any(p.agency_id == user.agency_id for p in case.participants if user.agency_id),
             "status": STATUSES.get(case.status, case.status),
             "danger": labels.DANGER_LEVELS.get(case.danger_level or ""),
             "criteria": [labels.FAMILY_CRITERIA.get(c, c) for c in case.criteria or []],
