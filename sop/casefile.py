@@ -18,9 +18,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput, NotFound
-from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
+from engine.models import Agency, HumanTask, Municipality, ProcessInstance
 
 from . import document_facts as facts
+from . import lookups
 from .documents import labels
 from .documents.render import DOCUMENT_KINDS, pdf_from_html, render_html
 from .models import Activity, Case, Document, IntakeEntry, Proposal, Resolution
@@ -173,13 +174,14 @@ def regenerate(engine: ProcessEngine, document_id: int, actor: str | None) -> in
 
 def common_context(engine: ProcessEngine, session: Session, municipality_id: int) -> dict[str, Any]:
     """The commission's full name (its record, else its agency's name), the municipality, today."""
-    commission = session.scalar(select(Agency).where(Agency.municipality_id == municipality_id,
-                                                     Agency.kind == "commission").limit(1))
     municipality = session.get(Municipality, municipality_id)
     name = municipality.name if municipality else ""
-    return {"commission": facts.officials(session, municipality_id).get("commission_name")
-            or (commission.name if commission else ""),
-            "municipality": name, "generated_at": engine.clock.now().date(), "place": name}
+    commission = facts.officials(session, municipality_id).get("commission_name")
+    if not commission:  # a commission record without its full name: its agency's
+        commission = session.scalar(select(Agency.name).where(Agency.municipality_id == municipality_id,
+                                                              Agency.kind == "commission").limit(1)) or ""
+    return {"commission": commission, "municipality": name, "generated_at": engine.clock.now().date(),
+            "place": name}
 
 
 def case_context(engine: ProcessEngine, session: Session, case: Case, kind: str,
@@ -279,7 +281,7 @@ def _latest_form(session: Session, case: Case, form_key: str) -> dict[str, Any]:
 
 def case_data(session: Session, case: Case) -> dict[str, Any]:
     family = case.family
-    curator = session.scalar(select(User).where(User.username == case.curator)) if case.curator else None
+    curator = lookups.user_named(session, case.curator)
     return {
         "number": case.number,
         "family_name": family.name.removeprefix("Семья ").strip(),

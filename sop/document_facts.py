@@ -8,6 +8,7 @@ officials, the deployed diagrams) and returns plain values for the document cont
 from __future__ import annotations
 
 import re
+import threading
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,9 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.models import Agency, HumanTask, ProcessDefinition, ProcessInstance, User
+from engine.models import Agency, HumanTask, ProcessInstance, Resource, User
 
+from . import lookups
 from .documents import labels
 from .models import Case, Proposal, Resolution
 
@@ -52,10 +54,9 @@ _PROTOCOL = re.compile(r"(?:протокол\w*\s*)?№\s*([\w/.-]+)", re.IGNORE
 # -- who signs, how they voted ------------------------------------------------------------------------------------
 
 def officials(session: Session, municipality_id: int) -> dict[str, Any]:
-    """The commission's full name, chair, secretary and meeting place (`sop.meetings.officials`)."""
-    from .meetings.officials import officials as commission_officials
-
-    return commission_officials(session, municipality_id)
+    """The commission's full name, chair, secretary and meeting place (`sop.meetings.officials`, read once per
+    transaction)."""
+    return lookups.officials(session, municipality_id)
 
 
 def _count(value: Any) -> int | None:
@@ -107,15 +108,32 @@ def meeting_details(session: Session, case: Case, resolution: Resolution) -> dic
 
 # -- what the deployed workflows say ------------------------------------------------------------------------------
 
+# Parsed diagrams by their file's content hash: a deployed file never changes (`Resource` is stored once per content
+# hash), so a diagram is parsed once per process, not at every document that prints one of its terms. Read only.
+_ROOTS: dict[str, Any] = {}
+_ROOTS_SIZE = 32
+_ROOTS_LOCK = threading.Lock()
+_UNREADABLE = object()
+
+
 def _definition_root(session: Session, process_key: str) -> Any:
-    row = session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == process_key)
-                         .order_by(ProcessDefinition.version.desc()).limit(1))
-    if row is None:
+    """The latest deployed diagram of `process_key`, parsed (None when there is none or it cannot be read)."""
+    found = lookups.latest_diagram(session, process_key)
+    if found is None:
         return None
-    try:
-        return etree.fromstring(row.resource.content.encode("utf-8"), _SAFE_XML)
-    except etree.XMLSyntaxError:
-        return None
+    resource_id, content_hash = found
+    root = _ROOTS.get(content_hash)
+    if root is None:
+        content = session.scalar(select(Resource.content).where(Resource.id == resource_id)) or ""
+        try:
+            root = etree.fromstring(content.encode("utf-8"), _SAFE_XML)
+        except etree.XMLSyntaxError:
+            root = _UNREADABLE
+        with _ROOTS_LOCK:  # the oldest go first
+            root = _ROOTS.setdefault(content_hash, root)
+            while len(_ROOTS) > _ROOTS_SIZE:
+                _ROOTS.pop(next(iter(_ROOTS)))
+    return None if root is _UNREADABLE else root
 
 
 def _user_task(root: Any, element_id: str) -> Any:
@@ -178,7 +196,7 @@ def working_group(session: Session, case: Case, resolution: Resolution) -> list[
     kinds = [k for k in (resolution.data or {}).get("working_group") or [] if isinstance(k, str)]
     agencies = list(session.scalars(select(Agency).where(Agency.municipality_id == case.municipality_id,
                                                          Agency.kind.in_(kinds)).order_by(Agency.id)).unique())
-    curator = session.scalar(select(User).where(User.username == case.curator)) if case.curator else None
+    curator = lookups.user_named(session, case.curator)
     if curator is not None and curator.agency_id is not None and curator.agency_id not in {a.id for a in agencies}:
         agencies.append(session.get(Agency, curator.agency_id))
     responsible = {p.agency_id: p.responsible for p in case.participants if p.responsible}

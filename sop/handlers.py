@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
 
-from . import casefile, materials
+from . import casefile, lookups, materials
 from .models import Activity, Case, CaseAgency, ExecutionReport, Proposal, Reconciliation, Resolution
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def on_recognition(ctx: Context) -> None:
     case, data = ctx.case, ctx.data
     if data.get("decision") == "recognize":
         curator = str(data.get("curator") or "").strip()
-        user = ctx.session.scalar(select(User).where(User.username == curator))
+        user = lookups.user_named(ctx.session, curator)
         if user is None or "curator" not in user.roles:
             raise InvalidInput(f"curator: '{curator}' is not a user with the curator role",
                                {"curator": "укажите пользователя с ролью куратора"})
@@ -296,7 +296,7 @@ def _int(data: dict[str, Any], name: str) -> int:
 
 
 def _actor_agency(ctx: Context) -> int | None:
-    user = ctx.session.scalar(select(User).where(User.username == ctx.actor)) if ctx.actor else None
+    user = lookups.user_named(ctx.session, ctx.actor)
     return user.agency_id if user else None
 
 

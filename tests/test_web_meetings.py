@@ -5,6 +5,7 @@ file; access, CSRF, and bad input shown under its field with nothing saved."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -359,3 +360,25 @@ def test_the_commission_page(app):
     with engine.db.session() as session:
         assert session.get(CommissionMember, member_id).active is False
         assert session.scalar(select(func.count()).select_from(MeetingItem)) == 0
+
+
+def test_an_item_whose_step_is_past_its_term_says_so_on_the_page_and_in_the_api(app):
+    engine = app.extensions["kurator"]
+    meeting_id, cases, client = open_meeting(app)
+    agenda = items(engine, meeting_id)
+    assert all(i["due"] is not None and i["late"] is False for i in agenda)
+    html = page(client.get(f"/meetings/{meeting_id}"))
+    assert "просрочено" not in item_block(html, agenda[0]["id"])
+    # the first case's step is past its term (the clock one day after it); the sweep has not marked it yet
+    late_day = agenda[0]["due"].astimezone(engine.clock.now().tzinfo) + timedelta(days=1)
+    engine.clock.set(late_day)
+    with engine.db.session() as session:
+        assert session.get(HumanTask, agenda[0]["task_id"]).overdue is False
+    html = page(client.get(f"/meetings/{meeting_id}"))
+    assert '<span class="badge red">просрочено</span>' in item_block(html, agenda[0]["id"])
+    assert [i["late"] for i in items(engine, meeting_id)] == [i["due"] < late_day for i in agenda]
+    api = app.test_client()
+    issued = api.post("/api/v1/auth/token", json={"username": "secretary", "password": "demo-password"})
+    found = api.get(f"/api/v1/meetings/{meeting_id}",
+                    headers={"Authorization": f"Bearer {issued.get_json()['token']}"})
+    assert found.status_code == 200 and found.get_json()["items"][0]["late"] is True

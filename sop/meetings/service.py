@@ -684,6 +684,7 @@ class MeetingService:
                 postponed_from[task_id] = {"held_on": held_on, "reason": reason}
         tasks = {t.id: t for t in session.scalars(select(HumanTask).where(HumanTask.id.in_(task_ids)))} \
             if task_ids else {}
+        now = self.engine.clock.now()
         items = []
         for item in meeting.items:
             task = tasks.get(item.task_id)
@@ -693,6 +694,9 @@ class MeetingService:
                 "case_id": item.case_id, "case_number": session.scalar(select(Case.number).where(
                     Case.id == item.case_id)) if item.case_id else None,
                 "task_status": task.status if task else None, "due": task.due if task else None,
+                # the step the item decides is past its term (at once, not only after the sweep marks it)
+                "late": bool(task is not None and task.status == "open"
+                             and (task.overdue or (task.due is not None and task.due < now))),
                 "postponed_reason": item.postponed_reason, "postponed_from": postponed_from.get(item.task_id),
                 "decision_text": item.decision_text, "data": item.data, "votes_for": item.votes_for,
                 "votes_against": item.votes_against, "votes_abstained": item.votes_abstained,

@@ -104,6 +104,7 @@ class ItemSchema(Schema):
     case_id = fields.Integer(allow_none=True)
     case_number = fields.String(allow_none=True)
     due = IsoDateTime(allow_none=True)
+    late = fields.Boolean(metadata={"description": "The case's task is open and past its due date"})
     postponed_reason = fields.String(allow_none=True)
     postponed_from = fields.Nested(PostponedFromSchema, allow_none=True,
                                    metadata={"description": "The earlier meeting that postponed the question"})

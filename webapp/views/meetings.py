@@ -276,7 +276,8 @@ def _case_context(item: dict[str, Any]) -> dict[str, Any] | None:
     if panel is None:
         return None
     return {"family": panel["family"]["name"], "children": panel["children"], "danger": panel.get("danger_label"),
-            "danger_level": panel.get("danger_level"), "curator": panel.get("curator_name"), "due": item["due"]}
+            "danger_level": panel.get("danger_level"), "curator": panel.get("curator_name"), "due": item["due"],
+            "late": item["late"]}
 
 
 def _render(meeting_id: int, errors: dict[int | str, dict[str, str]] | None = None,
