@@ -221,7 +221,8 @@ class _Stories:
         self.count += 1
         child = data["children"][0]
         self.names[result.instance_ids[0]] = {
-            "minor_name": f"{child['last_name']} {child['first_name']} {child['patronymic']}, {child['birth_date']}",
+            "minor_name": f"{child['last_name']} {child['first_name']} {child['patronymic']}, "
+                          f"{date.fromisoformat(child['birth_date']).strftime('%d.%m.%Y')}",  # as the check offers it
             "parents_names": f"{feminine} {mother}"}
         return result.case_id, result.instance_ids[0]
 
@@ -229,7 +230,10 @@ class _Stories:
         self.at(days_ago)
         task = next(t for t in self.engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
         user = user or self.worker(task)
-        if element in ("sop_check", "sop_registration_card"):
+        if element == "sop_check":  # what the check's page offers from the signal (addresses, the family), as kept
+            data = {**self.engine.sop.task_context(task["id"], user).defaults, **self.names.get(instance_id, {}),
+                    **data}
+        elif element == "sop_registration_card":
             data = {**self.names.get(instance_id, {}), **data}
         self.engine.tasks.complete(task["id"], user, data)
 

@@ -212,6 +212,24 @@ def _check(scope: _Scope, context: TaskContext) -> None:
     context.defaults.update({key: value for key, value in values.items() if key in fields and value})
 
 
+def _registration_card(scope: _Scope, context: TaskContext) -> None:
+    """The card starts from the signal: detected when the first agency received it, and by that agency (the one
+    that passed it to the commission; else the source the journal names)."""
+    case = scope.case
+    if case is None:
+        return
+    first = scope.session.scalars(select(IntakeEntry).where(IntakeEntry.case_id == case.id)
+                                  .order_by(IntakeEntry.received_on, IntakeEntry.id).limit(1)).first()
+    if first is None:
+        return
+    origin = scope.session.get(IntakeEntry, first.forwarded_from_id) if first.forwarded_from_id else None
+    found = origin or first
+    context.defaults["detection_date"] = found.received_on.isoformat()
+    detected_by = found.agency.name if found.agency.kind != "commission" else found.source
+    if detected_by:
+        context.defaults["detected_by"] = detected_by
+
+
 def _check_assign(scope: _Scope, context: TaskContext) -> None:
     if scope.municipality_id is None:
         return
@@ -313,6 +331,7 @@ def _programme_draft(scope: _Scope, context: TaskContext) -> None:
     if programme.get("programme_activities"):  # a correction or a reworked draft: start from the draft as it is
         context.defaults["programme_activities"] = programme["programme_activities"]
         return
+    context.defaults.update(_family_information(case))
     if not proposals:
         return
     lines = []
@@ -328,6 +347,30 @@ def _programme_draft(scope: _Scope, context: TaskContext) -> None:
                          if str(data.get(source) or "").strip())
         if text:
             context.defaults[key] = text
+
+
+# Russian patronymics tell a parent's sex (-вна, -чна / -вич, -ич; the Turkic кызы / оглы, улы, уулу)
+_FEMALE_PATRONYMIC = ("вна", "чна", "шна", "кызы", "гызы")
+_MALE_PATRONYMIC = ("ич", "оглы", "улы", "уулу")
+
+
+def _family_information(case: Case) -> dict[str, str]:
+    """The draft's «Сведения о семье» from the case's record: each person as «Ф.И.О., дата рождения, занятость».
+    A parent is the mother or the father by the patronymic; a parent without one is left for the curator."""
+    def line(person: Any) -> str:
+        return ", ".join(part for part in (person.full_name, _date(person.birth_date) if person.birth_date else "",
+                                           (person.occupation or "").strip()) if part)
+
+    mothers, fathers = [], []
+    for parent in case.family.parents:
+        patronymic = (parent.patronymic or "").strip().lower()
+        if patronymic.endswith(_FEMALE_PATRONYMIC):
+            mothers.append(line(parent))
+        elif patronymic.endswith(_MALE_PATRONYMIC):
+            fathers.append(line(parent))
+    values = {"mother_info": "; ".join(mothers), "father_info": "; ".join(fathers),
+              "child_info": "; ".join(line(child) for child in case.family.children)}
+    return {key: value for key, value in values.items() if value}
 
 
 def _visible_proposals(scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
@@ -662,6 +705,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_check": _check,
     "sop_check_assign": _check_assign,
     "sop_recognition": _recognition,
+    "sop_registration_card": _registration_card,
     "sop_proposals": _proposals,
     "sop_programme_draft": _programme_draft,
     "sop_programme_approval": _programme_approval,

@@ -199,6 +199,25 @@ def test_a_valueskey_field_takes_any_plain_value_and_leaves_the_check_to_the_han
     assert set(err.value.errors) == {"curator", "many", "fixed"}
 
 
+def test_the_card_starts_from_who_detected_the_situation_and_when(world):
+    engine, service = world
+    _case_id, iid = to_recognition(engine, service)
+    at(engine, "2025-12-23 10:00")
+    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    card = one(engine, iid, "sop_registration_card")
+    defaults = engine.sop.task_context(card["id"], "curator1").defaults
+    # the school received the signal on 29.10.2025 and passed it to the commission
+    assert defaults["detection_date"] == "2025-10-29" and defaults["detected_by"] == SCHOOL
+    # a signal the commission registered itself names its source
+    other = service.register_intake("secretary", dict(SIGNAL, source="Заявление соседей", received_on="2025-11-03"),
+                                    new_family=True)
+    do(engine, other.instance_ids[0], "sop_check", "secretary", CHECK)
+    do(engine, other.instance_ids[0], "sop_recognition", "chair", RECOGNITION)
+    card = one(engine, other.instance_ids[0], "sop_registration_card")
+    defaults = engine.sop.task_context(card["id"], "curator1").defaults
+    assert defaults["detection_date"] == "2025-11-03" and defaults["detected_by"] == "Заявление соседей"
+
+
 # -- the programme: proposals, draft, approval ------------------------------------------------------------------
 
 def test_the_draft_shows_each_agency_proposal_and_starts_from_their_activities(world):
@@ -232,6 +251,33 @@ def test_the_draft_shows_each_agency_proposal_and_starts_from_their_activities(w
                                                     context.defaults["programme_activities"]})
     with engine.db.session() as session:
         assert len(session.scalars(select(Activity).where(Activity.case_id == case_id)).all()) == 3
+
+
+def test_the_draft_starts_its_family_information_from_the_case(world):
+    engine, service = world
+    _case_id, iid = to_draft(engine, service)
+    defaults = engine.sop.task_context(one(engine, iid, "sop_programme_draft")["id"], "curator1").defaults
+    assert defaults["mother_info"] == "Иванова Анна Сергеевна, 02.05.1988, не работает"
+    assert defaults["child_info"] == "Иванов Петр Андреевич, 12.03.2012, СОШ № 5, 7 «Б»"
+    assert "father_info" not in defaults  # the signal named no father
+
+
+def test_mother_and_father_are_told_apart_by_the_patronymic_and_never_guessed():
+    from sop.task_context import _family_information
+
+    def person(last, first, patronymic, born=None, occupation=None):
+        return SimpleNamespace(full_name=" ".join(p for p in (last, first, patronymic) if p),
+                               patronymic=patronymic, birth_date=born, occupation=occupation)
+
+    family = SimpleNamespace(
+        parents=[person("Алиева", "Лейла", "Рашид кызы", date(1990, 1, 2), "продавец"),
+                 person("Петров", "Иван", "Ильич", None, " "), person("Смит", "Джон", None, date(1980, 3, 4))],
+        children=[person("Петров", "Олег", "Иванович", date(2014, 5, 6), "школа № 3"),
+                  person("Петрова", "Ольга", "Ивановна", date(2016, 7, 8))])
+    assert _family_information(SimpleNamespace(family=family)) == {
+        "mother_info": "Алиева Лейла Рашид кызы, 02.01.1990, продавец",
+        "father_info": "Петров Иван Ильич",  # the one without a patronymic is left for the curator
+        "child_info": "Петров Олег Иванович, 06.05.2014, школа № 3; Петрова Ольга Ивановна, 08.07.2016"}
 
 
 def test_the_approval_shows_the_draft_programme(world):
@@ -501,10 +547,10 @@ def test_assign_checks_the_task_and_the_user(world):
 
 def test_other_forms_have_no_context(world):
     engine, service = world
-    _, iid = to_draft(engine, service)
-    card_done = [t for t in engine.tasks.query(instance_id=iid, status="completed")
-                 if t["element_id"] == "sop_registration_card"][0]
-    context = context_of(engine, card_done["id"], "curator1")
+    _, iid = to_execution(engine, service)
+    dispatched = [t for t in engine.tasks.query(instance_id=iid, status="completed")
+                  if t["element_id"] == "sop_programme_dispatch"][0]
+    context = context_of(engine, dispatched["id"], "secretary")
     assert context.to_dict() == {"panels": [], "defaults": {}, "options": {}}
     with engine.db.session() as session:
         assert session.scalar(select(Case.curator)) == "curator1"
