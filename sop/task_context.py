@@ -35,6 +35,7 @@ from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
 from . import handlers
 from .access import AccessUser, CaseAccess, cases_taken_part_in
+from .document_facts import programme_agencies
 from .documents import labels
 from .jobs import quarter_of, quarter_start
 from .models import (
@@ -373,6 +374,17 @@ def _family_information(case: Case) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
+def _working_group_recipients(key: str) -> Callable[[_Scope, TaskContext], None]:
+    """A dispatch whose form asks to whom the document went (`key`) starts from the working group's agencies."""
+    def build(scope: _Scope, context: TaskContext) -> None:
+        if scope.case is None:
+            return
+        names = programme_agencies(scope.case)
+        if names:
+            context.defaults[key] = "\n".join(names)
+    return build
+
+
 def _visible_proposals(scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
     """(agency name, proposal data) of the latest proposal of each agency the user may read, in order of arrival."""
     rows = scope.session.scalars(select(Proposal).where(Proposal.case_id == scope.case.id)
@@ -709,6 +721,8 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_proposals": _proposals,
     "sop_programme_draft": _programme_draft,
     "sop_programme_approval": _programme_approval,
+    "sop_programme_dispatch": _working_group_recipients("programme_recipients"),
+    "sop_closure_dispatch": _working_group_recipients("copies_recipients"),
     "sop_execution_report": _execution_report,
     "sop_curator_summary": _curator_summary,
     "em_escalation": _escalation,

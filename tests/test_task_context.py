@@ -280,6 +280,18 @@ def test_mother_and_father_are_told_apart_by_the_patronymic_and_never_guessed():
         "child_info": "Петров Олег Иванович, 06.05.2014, школа № 3; Петрова Ольга Ивановна, 08.07.2016"}
 
 
+def test_a_dispatch_starts_from_the_working_groups_agencies(world):
+    engine, service = world
+    _case_id, iid = to_draft(engine, service)
+    do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    do(engine, iid, "sop_programme_approval", "chair", APPROVE)
+    dispatch = one(engine, iid, "sop_programme_dispatch")
+    recipients = engine.sop.task_context(dispatch["id"], "secretary").defaults["programme_recipients"]
+    assert sorted(recipients.splitlines()) == sorted([SCHOOL, POLICE, "КЦСОН г. Йошкар-Олы"])
+    assert COMMISSION not in recipients  # the commission sends it, it does not receive it
+
+
 def test_the_approval_shows_the_draft_programme(world):
     engine, service = world
     case_id, iid = to_draft(engine, service)
@@ -550,7 +562,8 @@ def test_other_forms_have_no_context(world):
     _, iid = to_execution(engine, service)
     dispatched = [t for t in engine.tasks.query(instance_id=iid, status="completed")
                   if t["element_id"] == "sop_programme_dispatch"][0]
-    context = context_of(engine, dispatched["id"], "secretary")
+    # a form another engineer's diagram introduces, which no builder knows
+    context = context_of(engine, dispatched["id"], "secretary", form_key="another_diagrams_form")
     assert context.to_dict() == {"panels": [], "defaults": {}, "options": {}}
     with engine.db.session() as session:
         assert session.scalar(select(Case.curator)) == "curator1"
