@@ -528,6 +528,54 @@ def _curator_summary(scope: _Scope, context: TaskContext) -> None:
         context.defaults["agencies_not_reporting"] = "\n".join(missing)
 
 
+# forms/sop_curator_summary.json's `curator_proposal`
+_CURATOR_PROPOSALS = {"continue": "Продолжить ИПР", "correct": "Скорректировать программу", "close": "Снять с учета"}
+
+
+def _review(scope: _Scope, context: TaskContext) -> None:
+    """The six-month control (п. 5.6) decides on the curator's information and on how far the programme has got:
+    both beside the form. The curator's information is the curator's report to the commission: the commission's
+    staff see it (full view), an agency does not."""
+    case = scope.case
+    if case is None:
+        return
+    if scope.access.full:
+        summary = Panel("curator_summary", "Информация куратора об исполнении программы")
+        found = _latest_completed(scope, case, "sop_curator_summary")
+        if found is None:
+            summary.note = "Куратор еще не представил информацию об исполнении программы."
+        else:
+            data, completed_at = found
+            summary.row("Представлена", _date(completed_at.astimezone(_zone(scope))))
+            summary.row("Анализ исполнения программы и динамика", data.get("execution_summary"))
+            summary.row("Итоги социального патронажа", data.get("patronage_results"))
+            summary.row("Органы, не представившие информацию или нарушившие сроки", data.get("agencies_not_reporting"))
+            summary.row("Предложение куратора", _CURATOR_PROPOSALS.get(data.get("curator_proposal") or "",
+                                                                       data.get("curator_proposal")))
+        context.panels.append(summary)
+    activities = _activities(scope)
+    done = [a for a in activities if a.status == "done"]
+    panel = Panel("activities", f"Мероприятия программы: выполнено {len(done)} из {len(activities)}",
+                  columns=["№", "Мероприятие", "Исполнитель", "Срок", "Выполнено"])
+    for activity in activities:
+        finished = (_date(activity.done_on) if activity.done_on else "да") if activity.status == "done" else "—"
+        panel.table.append([str(activity.number), activity.title, _executor(scope, activity), _term(activity),
+                            finished])
+    if not activities:
+        panel.note = "В программе нет мероприятий."
+    context.panels.append(panel)
+
+
+def _latest_completed(scope: _Scope, case: Case, form_key: str) -> tuple[dict[str, Any], datetime] | None:
+    """The data and completion time of the case's last completed task with this form."""
+    instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    row = scope.session.execute(
+        select(HumanTask.data, HumanTask.completed_at)
+        .where(HumanTask.instance_id.in_(instances), HumanTask.form_key == form_key, HumanTask.status == "completed")
+        .order_by(HumanTask.completed_at.desc(), HumanTask.id.desc()).limit(1)).first()
+    return (row.data or {}, row.completed_at) if row is not None else None
+
+
 def _not_reporting(scope: _Scope, case: Case, since: datetime | None, reported: set) -> list[str]:
     """The agencies asked for a report in this round (each had a report task addressed to it) that did not
     report: their task is still open, or was cancelled when the round's reports became late. For rounds of a
@@ -725,6 +773,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_closure_dispatch": _working_group_recipients("copies_recipients"),
     "sop_execution_report": _execution_report,
     "sop_curator_summary": _curator_summary,
+    "sop_review": _review,
     "em_escalation": _escalation,
     "rec_agency": _reconciliation,
     "rec_resolve": _reconciliation_resolve,

@@ -20,8 +20,8 @@ from sop import casefile, jobs
 from sop.models import Activity, Case, ExecutionReport, Reconciliation
 from sop.task_context import task_context
 
-from .test_sop_diagrams import APPROVE, CARD, DISPATCH, DRAFT, FORMS, RECOGNITION, WORKFLOWS, at
-from .test_sop_service import SIGNAL
+from .test_sop_diagrams import APPROVE, CARD, DISPATCH, DRAFT, FORMS, RECOGNITION, SUMMARY, WORKFLOWS, at
+from .test_sop_service import SIGNAL, report_all
 
 PASSWORD = "demo-password"
 HASH = PasswordHasher().hash(PASSWORD)
@@ -290,6 +290,31 @@ def test_a_dispatch_starts_from_the_working_groups_agencies(world):
     recipients = engine.sop.task_context(dispatch["id"], "secretary").defaults["programme_recipients"]
     assert sorted(recipients.splitlines()) == sorted([SCHOOL, POLICE, "КЦСОН г. Йошкар-Олы"])
     assert COMMISSION not in recipients  # the commission sends it, it does not receive it
+
+
+def test_the_six_month_control_shows_the_curators_information_and_how_far_the_programme_got(world):
+    engine, service = world
+    case_id, iid = to_execution(engine, service)
+    report_all(engine, iid)
+    do(engine, iid, "sop_curator_summary", "curator1", {**SUMMARY, "patronage_results": "Семья посещена 4 раза"})
+    with engine.db.session() as session:  # one activity carried out
+        first = session.scalars(select(Activity).where(Activity.case_id == case_id).order_by(Activity.number)).first()
+        first.status, first.done_on = "done", date(2026, 3, 2)
+        total = len(session.scalars(select(Activity).where(Activity.case_id == case_id)).all())
+    at(engine, "2026-06-24 09:00")
+    assert engine.management.sweep().timers_fired == 1
+    review = one(engine, iid, "sop_review")
+    context = engine.sop.task_context(review["id"], "secretary")
+    summary = rows(context.panel("curator_summary"))
+    assert summary["Анализ исполнения программы и динамика"] == "Положительная динамика"
+    assert summary["Итоги социального патронажа"] == "Семья посещена 4 раза"
+    assert summary["Предложение куратора"] == "Продолжить ИПР"
+    activities = context.panel("activities")
+    assert activities.title == f"Мероприятия программы: выполнено 1 из {total}" and len(activities.table) == total
+    assert activities.table[0][-1] == "02.03.2026" and activities.table[1][-1] == "—"
+    assert "decision" not in context.defaults  # the commission decides; nothing is chosen for it
+    # an agency of the working group does not read the curator's report to the commission
+    assert context_of(engine, review["id"], "police").panel("curator_summary") is None
 
 
 def test_the_approval_shows_the_draft_programme(world):
