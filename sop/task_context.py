@@ -566,6 +566,38 @@ def _review(scope: _Scope, context: TaskContext) -> None:
     context.panels.append(panel)
 
 
+# forms/sop_review.json's `decision`
+_REVIEW_DECISIONS = {"continue": "Продолжить ИПР", "close": "Внести на заседание вопрос о снятии с учета"}
+
+
+def _closure_decision(scope: _Scope, context: TaskContext) -> None:
+    """The commission decides on a closure (п. 6) from what brought it there: the six-month control that proposed
+    it, or the proposal made when the minor comes of age; then what the control saw (`_review`)."""
+    case = scope.case
+    if case is None:
+        return
+    if scope.access.full:
+        grounds = Panel("closure_grounds", "Основание рассмотрения вопроса о снятии с учета")
+        review = _latest_completed(scope, case, "sop_review")
+        if review is not None:
+            data, completed_at = review
+            grounds.row("Контроль исполнения программы", _date(completed_at.astimezone(_zone(scope))))
+            grounds.row("Итоги контроля", data.get("summary"))
+            grounds.row("Решение по итогам контроля", _REVIEW_DECISIONS.get(data.get("decision") or "",
+                                                                             data.get("decision")))
+        proposal = _latest_completed(scope, case, "sop_closure_proposal")
+        if proposal is not None:
+            data, completed_at = proposal
+            grounds.row("Предложение о снятии с учета", data.get("closure_proposal"))
+            grounds.row("Предложено", _date(completed_at.astimezone(_zone(scope))))
+            if data.get("other_minors_remain"):
+                grounds.row("В семье остаются другие несовершеннолетние", "да: семья остается на учете")
+        if not grounds.rows:
+            grounds.note = "Ни контроль исполнения программы, ни предложение о снятии с учета еще не записаны."
+        context.panels.append(grounds)
+    _review(scope, context)
+
+
 def _latest_completed(scope: _Scope, case: Case, form_key: str) -> tuple[dict[str, Any], datetime] | None:
     """The data and completion time of the case's last completed task with this form."""
     instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
@@ -774,6 +806,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_execution_report": _execution_report,
     "sop_curator_summary": _curator_summary,
     "sop_review": _review,
+    "sop_closure_decision": _closure_decision,
     "em_escalation": _escalation,
     "rec_agency": _reconciliation,
     "rec_resolve": _reconciliation_resolve,

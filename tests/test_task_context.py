@@ -20,7 +20,18 @@ from sop import casefile, jobs
 from sop.models import Activity, Case, ExecutionReport, Reconciliation
 from sop.task_context import task_context
 
-from .test_sop_diagrams import APPROVE, CARD, DISPATCH, DRAFT, FORMS, RECOGNITION, SUMMARY, WORKFLOWS, at
+from .test_sop_diagrams import (
+    APPROVE,
+    CARD,
+    DISPATCH,
+    DRAFT,
+    FORMS,
+    RECOGNITION,
+    REVIEW_CLOSE,
+    SUMMARY,
+    WORKFLOWS,
+    at,
+)
 from .test_sop_service import SIGNAL, report_all
 
 PASSWORD = "demo-password"
@@ -315,6 +326,17 @@ def test_the_six_month_control_shows_the_curators_information_and_how_far_the_pr
     assert "decision" not in context.defaults  # the commission decides; nothing is chosen for it
     # an agency of the working group does not read the curator's report to the commission
     assert context_of(engine, review["id"], "police").panel("curator_summary") is None
+
+    # the control proposes the closure: the commission decides with what brought the question and what it saw
+    do(engine, iid, "sop_review", "secretary", REVIEW_CLOSE)
+    decision = one(engine, iid, "sop_closure_decision")
+    context = engine.sop.task_context(decision["id"], "chair")
+    grounds = rows(context.panel("closure_grounds"))
+    assert grounds["Итоги контроля"] == "Обстановка в семье улучшилась"
+    assert grounds["Решение по итогам контроля"] == "Внести на заседание вопрос о снятии с учета"
+    assert grounds["Контроль исполнения программы"] == "24.06.2026"
+    assert [p.key for p in context.panels] == ["closure_grounds", "curator_summary", "activities"]
+    assert [p.key for p in context_of(engine, decision["id"], "police").panels] == ["activities"]
 
 
 def test_the_approval_shows_the_draft_programme(world):
