@@ -35,7 +35,7 @@ from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
 from . import handlers
 from .access import AccessUser, CaseAccess, cases_taken_part_in
-from .document_facts import programme_agencies
+from .document_facts import add_months, programme_agencies
 from .documents import labels
 from .jobs import quarter_of, quarter_start
 from .models import (
@@ -566,6 +566,33 @@ def _review(scope: _Scope, context: TaskContext) -> None:
     context.panels.append(panel)
 
 
+def _coming_of_age(scope: _Scope, context: TaskContext) -> None:
+    """A minor turned 18 (п. 6.3 а, 6.4 а): the family's minors with the day each comes of age, the proposal worded
+    from the record, and whether other minors keep the family registered."""
+    case = scope.case
+    if case is None:
+        return
+    today = scope.engine.clock.now().astimezone(_zone(scope)).date()
+    panel = Panel("minors", "Несовершеннолетние семьи", columns=["Ф.И.О.", "Дата рождения", "Совершеннолетие"])
+    adults, minors = [], []
+    for child in case.family.children:
+        if child.birth_date is None:
+            panel.table.append([child.full_name, "—", "—"])
+            minors.append(child)
+            continue
+        of_age = add_months(child.birth_date, 18 * 12)
+        panel.table.append([child.full_name, _date(child.birth_date), _date(of_age)])
+        if of_age <= today:
+            adults.append(f"{child.full_name}, {_date(child.birth_date)} г. р. (18 лет исполнилось {_date(of_age)})")
+        else:
+            minors.append(child)
+    context.panels.append(panel)
+    if adults:
+        context.defaults["closure_proposal"] = ("Внести на заседание комиссии вопрос о снятии с учета в связи с "
+                                                "достижением совершеннолетия: " + "; ".join(adults))
+    context.defaults["other_minors_remain"] = bool(minors)
+
+
 # forms/sop_review.json's `decision`
 _REVIEW_DECISIONS = {"continue": "Продолжить ИПР", "close": "Внести на заседание вопрос о снятии с учета"}
 
@@ -807,6 +834,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_curator_summary": _curator_summary,
     "sop_review": _review,
     "sop_closure_decision": _closure_decision,
+    "sop_closure_proposal": _coming_of_age,
     "em_escalation": _escalation,
     "rec_agency": _reconciliation,
     "rec_resolve": _reconciliation_resolve,

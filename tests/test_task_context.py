@@ -339,6 +339,25 @@ def test_the_six_month_control_shows_the_curators_information_and_how_far_the_pr
     assert [p.key for p in context_of(engine, decision["id"], "police").panels] == ["activities"]
 
 
+def test_the_coming_of_age_proposal_is_worded_from_the_record(world):
+    engine, service = world
+    older = dict(SIGNAL["children"][0], birth_date="2007-12-23")
+    younger = dict(SIGNAL["children"][0], first_name="Илья", birth_date="2015-02-01")
+    result = service.register_intake("school", dict(SIGNAL, children=[older, younger]))
+    iid = result.instance_ids[0]
+    do(engine, iid, "sop_check", "secretary", CHECK)
+    at(engine, "2025-12-22 10:00")
+    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    at(engine, "2025-12-23 00:05")
+    assert engine.management.sweep().jobs["minor_turned_18"] == 1
+    context = engine.sop.task_context(one(engine, iid, "sop_closure_proposal")["id"], "secretary")
+    assert context.panel("minors").table == [["Иванов Петр Андреевич", "23.12.2007", "23.12.2025"],
+                                              ["Иванов Илья Андреевич", "01.02.2015", "01.02.2033"]]
+    assert context.defaults["closure_proposal"].endswith(
+        "совершеннолетия: Иванов Петр Андреевич, 23.12.2007 г. р. (18 лет исполнилось 23.12.2025)")
+    assert context.defaults["other_minors_remain"] is True  # Илья keeps the family registered
+
+
 def test_the_approval_shows_the_draft_programme(world):
     engine, service = world
     case_id, iid = to_draft(engine, service)
