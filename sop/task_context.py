@@ -145,6 +145,13 @@ class _Scope:
     def agency(self, agency_id: int | None) -> Agency | None:
         return self.session.get(Agency, agency_id) if agency_id is not None else None
 
+    def option_label(self, form_key: str, field: str, code: Any, fallback: dict[str, str] | None = None) -> str:
+        """The label a form of this process version gives an option's value (the form owns its labels)."""
+        for option in input_fields(self.form(form_key)).get(field, {}).get("values") or []:
+            if isinstance(option, dict) and option.get("value") == code:
+                return str(option.get("label") or code)
+        return (fallback or {}).get(str(code), str(code))
+
 
 def task_context(service_or_engine: SopService | ProcessEngine, session: Session, task_row: Any,
                  user: AccessUser | str) -> TaskContext:
@@ -256,13 +263,8 @@ def conclusion_panel(scope: _Scope) -> Panel:
     if not data and case.danger_level is None:
         panel.note = "Проверка еще не завершена: заключения нет."
         return panel
-    fields = input_fields(scope.form("sop_check"))
-
     def label_of(key: str, code: Any, fallback: dict[str, str] | None = None) -> str:
-        for option in fields.get(key, {}).get("values") or []:
-            if isinstance(option, dict) and option.get("value") == code:
-                return str(option.get("label") or code)
-        return (fallback or {}).get(str(code), str(code))
+        return scope.option_label("sop_check", key, code, fallback)
 
     level = case.danger_level or data.get("danger_level")
     panel.row("Уровень опасности", labels.DANGER_LEVELS.get(level or "", level))
@@ -528,10 +530,6 @@ def _curator_summary(scope: _Scope, context: TaskContext) -> None:
         context.defaults["agencies_not_reporting"] = "\n".join(missing)
 
 
-# forms/sop_curator_summary.json's `curator_proposal`
-_CURATOR_PROPOSALS = {"continue": "Продолжить ИПР", "correct": "Скорректировать программу", "close": "Снять с учета"}
-
-
 def _review(scope: _Scope, context: TaskContext) -> None:
     """The six-month control (п. 5.6) decides on the curator's information and on how far the programme has got:
     both beside the form. The curator's information is the curator's report to the commission: the commission's
@@ -550,8 +548,9 @@ def _review(scope: _Scope, context: TaskContext) -> None:
             summary.row("Анализ исполнения программы и динамика", data.get("execution_summary"))
             summary.row("Итоги социального патронажа", data.get("patronage_results"))
             summary.row("Органы, не представившие информацию или нарушившие сроки", data.get("agencies_not_reporting"))
-            summary.row("Предложение куратора", _CURATOR_PROPOSALS.get(data.get("curator_proposal") or "",
-                                                                       data.get("curator_proposal")))
+            if data.get("curator_proposal"):
+                summary.row("Предложение куратора", scope.option_label("sop_curator_summary", "curator_proposal",
+                                                                       data["curator_proposal"]))
         context.panels.append(summary)
     activities = _activities(scope)
     done = [a for a in activities if a.status == "done"]
@@ -593,10 +592,6 @@ def _coming_of_age(scope: _Scope, context: TaskContext) -> None:
     context.defaults["other_minors_remain"] = bool(minors)
 
 
-# forms/sop_review.json's `decision`
-_REVIEW_DECISIONS = {"continue": "Продолжить ИПР", "close": "Внести на заседание вопрос о снятии с учета"}
-
-
 def _closure_decision(scope: _Scope, context: TaskContext) -> None:
     """The commission decides on a closure (п. 6) from what brought it there: the six-month control that proposed
     it, or the proposal made when the minor comes of age; then what the control saw (`_review`)."""
@@ -610,8 +605,9 @@ def _closure_decision(scope: _Scope, context: TaskContext) -> None:
             data, completed_at = review
             grounds.row("Контроль исполнения программы", _date(completed_at.astimezone(_zone(scope))))
             grounds.row("Итоги контроля", data.get("summary"))
-            grounds.row("Решение по итогам контроля", _REVIEW_DECISIONS.get(data.get("decision") or "",
-                                                                             data.get("decision")))
+            if data.get("decision"):
+                grounds.row("Решение по итогам контроля",
+                            scope.option_label("sop_review", "decision", data["decision"]))
         proposal = _latest_completed(scope, case, "sop_closure_proposal")
         if proposal is not None:
             data, completed_at = proposal
