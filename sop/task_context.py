@@ -33,7 +33,7 @@ from engine import task_query
 from engine.forms import input_fields
 from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User, UserRole
 
-from . import handlers
+from . import handlers, lookups
 from .access import AccessUser, CaseAccess, cases_taken_part_in
 from .document_facts import add_months, programme_agencies
 from .documents import labels
@@ -181,6 +181,26 @@ def task_context(service_or_engine: SopService | ProcessEngine, session: Session
 
 # -- sop_check: the signal ----------------------------------------------------------------------------------------
 
+def signal_panel(scope: _Scope, entry: IntakeEntry, entries: list[IntakeEntry], title: str) -> Panel:
+    """A journal entry as the agency that acts on it reads it: when it came, from whom, what it says. `entries` are
+    the case's entries, to name the agency that passed it on."""
+    panel = Panel("signal", title)
+    panel.row("Поступила", _date(entry.received_on))
+    registered = entry.registered_at.astimezone(_zone(scope)).strftime("%d.%m.%Y %H:%M")
+    panel.row("Зарегистрирована", f"{registered}, {entry.agency.name}, № {entry.number}/{entry.year}")
+    panel.row("Источник информации", entry.source)
+    origin = next((e for e in entries if e.id == entry.forwarded_from_id), None)
+    if origin is not None:
+        panel.row("Передана органом", origin.agency.name)
+    panel.row("Суть проблемы", entry.problem)
+    panel.row("Адрес", entry.address)
+    panel.row("Дети", entry.children_text)
+    panel.row("Родители (законные представители)", entry.parents_text)
+    if entry.threat_to_life:
+        panel.row("Угроза жизни или здоровью", "да")
+    return panel
+
+
 def _check(scope: _Scope, context: TaskContext) -> None:
     case = scope.case
     if case is None:
@@ -190,19 +210,8 @@ def _check(scope: _Scope, context: TaskContext) -> None:
     entry = next((e for e in entries if e.agency.kind == "commission"), entries[0] if entries else None)
     family = case.family
     if entry is not None:
-        signal = Panel("signal", "Поступившая информация (журнал первичного учета)")
-        signal.row("Поступила", _date(entry.received_on))
-        signal.row("Источник информации", entry.source)
-        origin = next((e for e in entries if e.id == entry.forwarded_from_id), None)
-        if origin is not None:
-            signal.row("Передана органом", origin.agency.name)
-        signal.row("Суть проблемы", entry.problem)
-        signal.row("Адрес", entry.address)
-        signal.row("Дети", entry.children_text)
-        signal.row("Родители (законные представители)", entry.parents_text)
-        if entry.threat_to_life:
-            signal.row("Угроза жизни или здоровью", "да")
-        context.panels.append(signal)
+        context.panels.append(signal_panel(scope, entry, entries,
+                                           "Поступившая информация (журнал первичного учета)"))
     children, parents = family.children, family.parents
     values = {
         "minor_name": "; ".join(_person(p) for p in children) or (entry.children_text if entry else None),
@@ -715,6 +724,7 @@ def _report_text(report: ExecutionReport) -> str:
 # -- em_escalation: the guardianship agency whose visit is overdue ---------------------------------------------
 
 def _escalation(scope: _Scope, context: TaskContext) -> None:
+    _threat(scope, context)
     inspection = handlers.open_inspection(scope.session, scope.task)
     panel = Panel("guardianship", "Орган опеки и попечительства")
     context.panels.append(panel)
@@ -743,6 +753,88 @@ def _escalation(scope: _Scope, context: TaskContext) -> None:
     panel.row("Сотрудники органа", [user.full_name or user.username for user in staff])
     context.options["guardian_options"] = [{"value": user.username, "label": user.full_name or user.username}
                                            for user in staff if task_query.is_candidate(inspection, user)]
+
+
+# -- em_*: the emergency's steps (004 п. 7): what the threat is, and what the visit found ---------------------------
+
+def _emergency(scope: _Scope, context: TaskContext) -> None:
+    """An emergency step shows what it acts on: the threat to the child as the journal has it (for the visit and the
+    police's and social protection's steps, which start at once) and, for the steps the visit leads to, the visit's
+    act and, after it, the removal act. The removal act starts from what the visit's act recorded."""
+    _threat(scope, context)
+    key = scope.task.form_key
+    if key not in _AFTER_VISIT:
+        return
+    visit = _step_answers(scope, context, "em_inspection", "visit", "Акт обследования условий жизни ребенка")
+    if key == "em_removal_act":
+        if visit is not None and visit.get("removal_date"):
+            context.defaults["removal_act_date"] = visit["removal_date"]
+        if visit is not None and visit.get("placement") not in (None, "", "none"):
+            context.defaults["placement_details"] = scope.option_label("em_inspection", "placement",
+                                                                       visit["placement"])
+    else:
+        _step_answers(scope, context, "em_removal_act", "removal", "Акт об отобрании ребенка")
+
+
+_AFTER_VISIT = frozenset({"em_removal_act", "em_prosecutor_notice", "em_orphan_journal", "em_court_claim",
+                          "em_inform_commission"})
+
+
+def _threat(scope: _Scope, context: TaskContext) -> None:
+    """The journal's latest entry on a threat to the child's life or health registered for the case before the task
+    opened; when the emergency came from the check instead (a critical danger level), the check's conclusion."""
+    case = scope.case
+    if case is None:
+        return
+    entries = scope.session.scalars(select(IntakeEntry).where(IntakeEntry.case_id == case.id)
+                                    .order_by(IntakeEntry.id)).all()
+    opened = scope.task.created_at
+    threats = [e for e in entries if e.threat_to_life and (opened is None or e.registered_at <= opened)]
+    if threats:
+        context.panels.append(signal_panel(scope, threats[-1], entries,
+                                           "Информация об угрозе жизни или здоровью ребенка"))
+    elif case.conclusion or case.danger_level:
+        context.panels.append(conclusion_panel(scope))
+
+
+def _step_answers(scope: _Scope, context: TaskContext, form_key: str, panel_key: str,
+                  title: str) -> dict[str, Any] | None:
+    """The answers of the instance's last completed step with `form_key` before this task opened, as a panel of
+    the form's own labels, shown to those who may read that agency's entries; the answers themselves, else None."""
+    query = (select(HumanTask.data, HumanTask.agency_id, HumanTask.completed_by, HumanTask.completed_at)
+             .where(HumanTask.instance_id == scope.task.instance_id, HumanTask.form_key == form_key,
+                    HumanTask.status == "completed"))
+    if scope.task.created_at is not None:
+        query = query.where(HumanTask.completed_at <= scope.task.created_at)
+    row = scope.session.execute(query.order_by(HumanTask.completed_at.desc(), HumanTask.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    data = row.data or {}
+    access = scope.access
+    if access is not None and not access.sees_history_data(row.agency_id):
+        return data
+    panel = Panel(panel_key, title)
+    for key, component in input_fields(scope.form(form_key)).items():
+        value = data.get(key)
+        if value in (None, "", [], "none") and component.get("type") != "checkbox":
+            continue
+        label = str(component.get("label") or key)
+        if component.get("type") == "checkbox":
+            panel.row(label, "да" if value else "нет")
+        elif component.get("values"):
+            panel.row(label, scope.option_label(form_key, key, value))
+        elif component.get("type") == "datetime":
+            panel.row(label, _date(value))
+        else:
+            panel.row(label, value)
+    author = lookups.user_named(scope.session, row.completed_by)
+    agency = scope.agency(row.agency_id)
+    panel.row("Составил(а)", ", ".join(part for part in (
+        (author.full_name if author is not None else None) or row.completed_by,
+        agency.name if agency is not None else None,
+        row.completed_at.astimezone(_zone(scope)).strftime("%d.%m.%Y %H:%M")) if part))
+    context.panels.append(panel)
+    return data
 
 
 # -- rec_agency: an agency's quarterly reconciliation of lists (004 §5.6) ---------------------------------------------
@@ -832,6 +924,9 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_closure_decision": _closure_decision,
     "sop_closure_proposal": _coming_of_age,
     "em_escalation": _escalation,
+    **{key: _emergency for key in ("em_inspection", "em_police_report", "em_social_inspection", "em_removal_act",
+                                   "em_prosecutor_notice", "em_orphan_journal", "em_court_claim",
+                                   "em_inform_commission")},
     "rec_agency": _reconciliation,
     "rec_resolve": _reconciliation_resolve,
 }

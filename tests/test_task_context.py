@@ -623,6 +623,84 @@ def test_assign_checks_the_task_and_the_user(world):
     assert set(err.value.errors) == {"reassign_to"}
 
 
+# -- the emergency's steps: the threat, the visit's act, the removal act ------------------------------------------
+
+VISIT = {"visit_date": "2025-10-30", "inspection_act_number": "17",
+         "inspection_findings": "Дети одни дома, продуктов нет", "threat_confirmed": True, "removed": True,
+         "removed_from_all_parents": True, "removal_date": "2025-10-30", "placement": "relatives",
+         "police_called": True}
+REMOVAL = {"removal_act_number": "5", "removal_act_date": "2025-10-30", "removal_act_signed": True,
+           "removal_act_signed_by": "Глава г. Йошкар-Олы", "placement_details": "Бабушке, Ивановой Г. П."}
+
+
+def test_every_emergency_step_shows_the_threat_as_the_journal_has_it(world):
+    engine, service = world
+    at(engine, "2025-10-30 09:00")
+    result = service.register_intake("police", dict(SIGNAL, threat_to_life=True,
+                                                    problem="Дети одни дома третьи сутки"))
+    emergency = result.instance_ids[1]
+    for element, user in (("em_inspection", "guardian"), ("em_police_report", "police"),
+                          ("em_social_inspection", "specialist")):
+        panel = rows(engine.sop.task_context(one(engine, emergency, element)["id"], user).panel("signal"))
+        assert panel["Суть проблемы"] == "Дети одни дома третьи сутки", element
+        assert panel["Угроза жизни или здоровью"] == "да"
+        assert panel["Передана органом"] == POLICE  # the police passed it to the commission the same minute
+        assert panel["Зарегистрирована"] == f"30.10.2025 09:00, {COMMISSION}, № 1/2025"
+        assert panel["Адрес"] == SIGNAL["address"] and panel["Дети"].startswith("Иванов Петр Андреевич")
+    # the secretary's escalation of the overdue visit shows it too
+    at(engine, "2025-10-30 13:00:01")
+    engine.management.sweep()
+    escalation = engine.sop.task_context(one(engine, emergency, "em_escalation")["id"], "secretary")
+    assert [p.key for p in escalation.panels] == ["signal", "guardianship"]
+
+
+def test_the_steps_after_the_visit_show_its_act_and_the_removal_act_starts_from_it(world):
+    engine, service = world
+    at(engine, "2025-10-30 09:00")
+    result = service.register_intake("police", dict(SIGNAL, threat_to_life=True))
+    emergency = result.instance_ids[1]
+    at(engine, "2025-10-30 11:30")
+    do(engine, emergency, "em_inspection", "guardian", VISIT)
+    removal = one(engine, emergency, "em_removal_act")
+    context = engine.sop.task_context(removal["id"], "guardian")
+    visit = rows(context.panel("visit"))
+    # the form's own labels and option labels, the unticked boxes said as «нет», who made the act and when
+    assert visit["Номер акта обследования"] == "17" and visit["Дата выезда и обследования"] == "30.10.2025"
+    assert visit["Куда передан ребенок"] == "Родственникам"
+    assert visit["Угроза жизни или здоровью ребенка подтверждена"] == "да"
+    assert visit["Вызывались медицинские работники"] == "нет"
+    assert visit["Составил(а)"] == f"Попова Наталья Ивановна, {GUARDIANSHIP}, 30.10.2025 11:30"
+    assert context.defaults == {"removal_act_date": "2025-10-30", "placement_details": "Родственникам"}
+    assert validate_submission(engine.repository.form("em_removal_act"),
+                               {**context.defaults, "removal_act_number": "5"})
+    # the prosecutor's notice, opened with the removal act, has no removal act to show yet
+    notice = engine.sop.task_context(one(engine, emergency, "em_prosecutor_notice")["id"], "guardian")
+    assert [p.key for p in notice.panels] == ["signal", "visit"] and notice.defaults == {}
+    engine.tasks.complete(removal["id"], "guardian", REMOVAL)
+    do(engine, emergency, "em_prosecutor_notice", "guardian", {"prosecutor_office": "Прокуратура г. Йошкар-Олы",
+                                                                 "prosecutor_notice_date": "2025-10-30"})
+    inform = engine.sop.task_context(one(engine, emergency, "em_inform_commission")["id"], "guardian")
+    assert [p.key for p in inform.panels] == ["signal", "visit", "removal"]
+    assert rows(inform.panel("removal"))["Куда и кому передан ребенок"] == "Бабушке, Ивановой Г. П."
+    assert rows(inform.panel("removal"))["Акт подписан главой городского округа (муниципального района)"] == "да"
+    # the commission sees the guardianship's acts; the police, in the participant view, does not
+    assert inform.panel("visit") is not None
+    assert [p.key for p in context_of(engine, one(engine, emergency, "em_inform_commission")["id"],
+                                      "secretary").panels] == ["signal", "visit", "removal"]
+    assert [p.key for p in context_of(engine, one(engine, emergency, "em_inform_commission")["id"],
+                                      "police").panels] == ["signal"]
+
+
+def test_an_emergency_from_a_critical_check_shows_the_checks_conclusion(world):
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)  # no threat in the journal
+    iid = result.instance_ids[0]
+    do(engine, iid, "sop_check", "secretary", {**CHECK, "danger_level": "critical"})
+    visit = engine.sop.task_context(one(engine, iid, "em_inspection")["id"], "guardian")
+    assert [p.key for p in visit.panels] == ["conclusion"]
+    assert rows(visit.panel("conclusion"))["Уровень опасности"] == "критический"
+
+
 def test_other_forms_have_no_context(world):
     engine, service = world
     _, iid = to_execution(engine, service)

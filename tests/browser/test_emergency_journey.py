@@ -95,6 +95,9 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
     guardian.wait_for_load_state()
     assert guardian.url == task_url
 
+    # what she goes to: the threat as the journal has it, above the act
+    threat = guardian.locator("[data-panel=signal]").inner_text()
+    assert "отчим выгнал ее из дома ночью" in threat and "г. Йошкар-Ола, ул. Петрова, д. 23, кв. 14" in threat
     guardian.fill("#f-visit_date", today)
     guardian.fill("#f-inspection_act_number", "АО-118")
     guardian.fill("#f-inspection_findings", "Следы побоев, ребенок ночевал у соседей; мать и отчим в состоянии "
@@ -115,6 +118,12 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
     assert inbox_rows(guardian, base, number, INFORM).count() == 0  # only after the act and the notice
 
     open_task(guardian, base, number, REMOVAL_ACT)
+    # the removal act shows the visit's act and starts from what it recorded
+    visit = guardian.locator("[data-panel=visit]").inner_text()
+    assert "АО-118" in visit and "Временно в организацию для детей-сирот" in visit
+    assert guardian.input_value("#f-removal_act_date") == today
+    assert guardian.input_value("#f-placement_details") == "Временно в организацию для детей-сирот"
+    screenshot(guardian, "emergency-removal-act")
     guardian.fill("#f-removal_act_number", "15-о")
     guardian.fill("#f-removal_act_date", today)
     guardian.check("#f-removal_act_signed")
@@ -142,6 +151,7 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
     finish(guardian)
 
     open_task(guardian, base, number, INFORM)
+    assert "ГБУ РМЭ «Социальный приют для детей», временно" in guardian.locator("[data-panel=removal]").inner_text()
     guardian.fill("#f-inform_date", today)
     guardian.fill("#f-measures_taken", "Ребенок отобран и помещен в социальный приют; иск о лишении "
                                        "родительских прав подан")
