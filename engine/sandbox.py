@@ -15,8 +15,11 @@ Diagrams are uploaded by methodologists through the web, so their code is untrus
   ``a = [a, a]`` repeated, a list that contains itself), or many copies made between two steps. Code that
   passes a cheap static budget (`_Budget`: straight-line code whose values and work stay within a few
   times `max_size`) runs in this process; any other code runs in a forked worker process whose processor
-  time and address space are capped with ``resource.setrlimit`` (`_Worker`). The engine's functions stay
-  in this process and are called through a pipe; the worker's answer is unpickled with data types only.
+  time and address space are capped with ``resource.setrlimit`` (`_Worker`). The worker is forked by a small
+  host process of its own (`_Host`: a new interpreter that imports this module only), so it holds nothing of
+  the caller - no database connection, no open file, none of a web worker's memory - but the code, the
+  variables and the limits of its run. The engine's functions stay in the calling process and are called
+  through a socket; the worker's answer is unpickled with data types only.
 
 Why a worker and not more guards: every guard refuses one payload class, while the classes are open-ended
 (any builtin that walks its argument, any operator that compares or hashes, and memory spent by many
@@ -33,6 +36,7 @@ import builtins
 import copy
 import copyreg
 import functools
+import gc
 import io
 import math
 import operator
@@ -42,8 +46,10 @@ import queue
 import re
 import select
 import signal
+import socket
 import string
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -1246,19 +1252,26 @@ class _DataUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _dumps(message: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, ZoneInfo: _reduce_zone}  # by name, not by getattr
+    pickler.dump(message)
+    return buffer.getvalue()
+
+
 class _Channel:
-    """Length-prefixed pickled messages over a pair of pipes."""
+    """Length-prefixed pickled messages over a pair of pipes, or both ways over one socket."""
 
     def __init__(self, read_fd: int, write_fd: int):
         self.read_fd = read_fd
         self.write_fd = write_fd
 
     def send(self, message: Any) -> None:
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = {**copyreg.dispatch_table, ZoneInfo: _reduce_zone}  # by name, not by getattr
-        pickler.dump(message)
-        data = buffer.getvalue()
+        self.send_bytes(_dumps(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        """A message already pickled (`_dumps`)."""
         view = memoryview(_LENGTH.pack(len(data)) + data)
         while view:
             view = view[os.write(self.write_fd, view):]
@@ -1312,8 +1325,10 @@ def _rebuilt_cause(cause: Any) -> BaseException | None:
 class _Worker:
     """Runs one evaluation in a forked process with hard processor-time and memory limits.
 
-    The engine's functions stay in this process (they may use its database connection): the worker calls
-    them through the pipe, with data arguments, and gets their results or errors back.
+    The worker is forked by the host (`_Host`), which holds nothing of this process; when the host cannot take the
+    run, this process forks it itself. The engine's functions stay in this process (they may use its database
+    connection): the worker calls them through the channel, with data arguments, and gets their results or errors
+    back.
     """
 
     def __init__(self, sandbox: Sandbox, source: str, what: str, functions: Mapping[str, Callable[..., Any]]):
@@ -1324,9 +1339,14 @@ class _Worker:
         self.cpu = sandbox.worker_cpu_seconds
         self.memory = sandbox.worker_memory_mb
         self._answered = False
-        self._status: int | None = None
 
-    def run(self, work: Callable[[Mapping[str, Any]], Any]) -> Any:
+    def run(self, work: Callable[[Mapping[str, Any]], Any], request: tuple) -> Any:
+        """`work`'s result, computed in a worker: one the host forks, given `request` (what `_hosted_worker`
+        rebuilds `work` from), else one forked from this process."""
+        if _USE_HOST:
+            hosted = _HOST.run(self, request)
+            if hosted is not _UNHOSTED:
+                return hosted
         to_parent = os.pipe()
         to_child = os.pipe()
         pid = os.fork()
@@ -1336,16 +1356,21 @@ class _Worker:
             self._child(_Channel(to_child[0], to_parent[1]), work)
         os.close(to_parent[1])
         os.close(to_child[0])
-        channel = _Channel(to_parent[0], to_child[1])
         try:
-            return self._serve(channel, pid)
+            return self.serve(_Channel(to_parent[0], to_child[1]), _Forked(pid))
         finally:
             os.close(to_parent[0])
             os.close(to_child[1])
-            if self._answered:  # it exits by itself: its exit is collected off this path
-                _REAPER.collect(pid)
+
+    def serve(self, channel: _Channel, process: _Forked | _Hosted) -> Any:
+        """Serve the worker until it answers; then leave its exit to be collected, or stop it."""
+        try:
+            return self._serve(channel, process)
+        finally:
+            if self._answered:  # it exits by itself
+                process.collect()
             else:
-                self._reap(pid, kill=True)
+                process.status(kill=True)
 
     # the worker's side
 
@@ -1380,8 +1405,11 @@ class _Worker:
     def _limit(self) -> None:  # pragma: no cover - runs in the child process
         assert resource is not None
         resource.setrlimit(resource.RLIMIT_CPU, (self.cpu, self.cpu + 1))
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        statm = os.open("/proc/self/statm", os.O_RDONLY)  # not open(): a text file costs a millisecond here
+        try:
+            used = int(os.read(statm, 256).split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        finally:
+            os.close(statm)
         limit = used + self.memory * 2**20
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
@@ -1417,7 +1445,7 @@ class _Worker:
 
     # this process's side
 
-    def _serve(self, channel: _Channel, pid: int) -> Any:
+    def _serve(self, channel: _Channel, process: _Forked | _Hosted) -> Any:
         # The processor-time limit bounds the work; the wall clock only guards against a stuck worker.
         deadline = time.monotonic() + 3 * self.cpu + 5
         while True:
@@ -1427,7 +1455,7 @@ class _Worker:
                 raise SandboxRuntimeError(f"The result of the {self.what.lower()} cannot be read back: {exc}",
                                           self.source) from None
             if message is None:
-                raise self._stopped(pid, time.monotonic() >= deadline)
+                raise self._stopped(process, time.monotonic() >= deadline)
             if not isinstance(message, tuple) or not message:
                 raise SandboxRuntimeError(f"The worker of the {self.what.lower()} gave no readable answer",
                                           self.source)
@@ -1440,7 +1468,7 @@ class _Worker:
                         channel.send(("raise", "TypeError", f"'{message[1]}' gave a value that cannot be passed "
                                                             "to this script"))
                 except OSError:  # the worker is gone
-                    raise self._stopped(pid, time.monotonic() >= deadline) from None
+                    raise self._stopped(process, time.monotonic() >= deadline) from None
                 continue
             self._answered = True
             if message[0] == "ok" and len(message) == 2:
@@ -1464,8 +1492,8 @@ class _Worker:
             return ("raise", None, _describe(exc))
         return ("value", value)
 
-    def _stopped(self, pid: int, timed_out: bool) -> SandboxLimitError:
-        status = self._reap(pid, kill=True)
+    def _stopped(self, process: _Forked | _Hosted, timed_out: bool) -> SandboxLimitError:
+        status = process.status(kill=True)
         if timed_out:
             message = f"{self.what} ran too long (more than {3 * self.cpu + 5} seconds in its worker process)"
         elif status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU,
@@ -1477,19 +1505,32 @@ class _Worker:
                        f"{self.cpu} seconds of processor time; work with smaller data")
         return SandboxLimitError(message, self.source)
 
-    def _reap(self, pid: int, kill: bool) -> int | None:
-        """Wait for the worker (killing it first unless it answered); its wait status, once known."""
+
+
+class _Forked:
+    """A worker this process forked."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._status: int | None = None
+
+    def status(self, kill: bool) -> int | None:
+        """Wait for the worker (killing it first if `kill`); its wait status, once known."""
         if self._status is None:
             try:
-                done, status = os.waitpid(pid, os.WNOHANG) if kill else (0, 0)
+                done, status = os.waitpid(self.pid, os.WNOHANG) if kill else (0, 0)
                 if not done:
                     if kill:
-                        os.kill(pid, signal.SIGKILL)
-                    done, status = os.waitpid(pid, 0)
+                        os.kill(self.pid, signal.SIGKILL)
+                    done, status = os.waitpid(self.pid, 0)
             except ChildProcessError:  # pragma: no cover - already reaped elsewhere
                 return None
             self._status = status
         return self._status
+
+    def collect(self) -> None:
+        """The worker answered and exits by itself: its exit is collected off the caller's path."""
+        _REAPER.collect(self.pid)
 
 
 class _Reaper:
@@ -1527,6 +1568,266 @@ class _Reaper:
 _REAPER = _Reaper()
 
 
+# ------------------------------------------------------------------------------------- the worker host
+
+# Whether workers are forked by the host (`KURATOR_SANDBOX_HOST=0` turns it off: every worker is forked from the
+# caller, as on a system that cannot start the host; tests that replace the worker's side here turn it off too).
+_USE_HOST = os.environ.get("KURATOR_SANDBOX_HOST", "1") != "0"
+_UNHOSTED = object()  # the host could not take a run: the caller forks the worker itself
+_HOST_START_SECONDS = 10.0  # for the host's first answer: it starts an interpreter and imports this module
+_HOST_RETRY_SECONDS = 60.0  # after the host failed to start, runs fork the caller for this long before a retry
+_EARLY_BYTES = 32_768  # a request this small is written before the worker has its socket (a socket buffers more)
+_ENGINE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+# The host's program: this module imported as `engine.sandbox` without the `engine` package's own imports (the
+# database, the workflow library, the services), then the host's loop on the control socket given by number.
+_BOOT = ("import os, signal, sys, types\n"
+         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+         "package = types.ModuleType('engine')\n"
+         "package.__path__ = [sys.argv[1]]\n"
+         "sys.modules['engine'] = package\n"
+         "from engine import sandbox\n"
+         "sandbox._host_main(int(sys.argv[2]))\n")
+
+
+class _Hosted:
+    """A worker the host forked: this process may kill it (same user), and the host reports its exit."""
+
+    def __init__(self, host: _Host, control: socket.socket, pid: int):
+        self.host = host
+        self.control = control
+        self.pid = pid
+        self._status: int | None = None
+        self._known = False
+
+    def status(self, kill: bool) -> int | None:
+        """Its wait status as the host reports it (killing it first if `kill`); None if the host did not say."""
+        if not self._known:
+            if kill:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:  # it has exited; the host reports how
+                    pass
+            self._known = True
+            message = self.host.receive(self.control, time.monotonic() + _HOST_START_SECONDS)
+            if (isinstance(message, tuple) and len(message) == 3 and message[0] == "exited"
+                    and message[1] == self.pid and isinstance(message[2], int)):
+                self._status = message[2]
+            else:
+                self.host.discard(self.control)
+        return self._status
+
+    def collect(self) -> None:
+        """The worker answered and exits by itself: the host's report of its exit is read by the next run, off
+        this one's path."""
+        self.host.pending = self
+
+
+class _Host:
+    """Forks the workers from a small process of its own instead of from the caller.
+
+    A worker forked from the caller holds a copy of all of it: a web worker's heap (its sessions, its keys, the data
+    of the requests in progress) and its open files and database connections, which the worker's code never needs;
+    and forking a large process costs milliseconds. The host is a new interpreter, started once per process
+    (`_BOOT`: it imports this module, not the engine), that forks one worker per run. The worker holds nothing of
+    the caller but what its run needs, which it receives as data over a socket pair of its own: the code, the
+    variables, the limits and the names of the engine's functions (called back in the caller, as before).
+
+    One run at a time per host. A run that finds the host busy, a run whose variables cannot be passed as data, and
+    every run while the host cannot be started fork the caller as before. A host that misbehaves is discarded and
+    a new one started for a later run; a process forked from its owner starts its own."""
+
+    def __init__(self) -> None:
+        self._forked()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        control = getattr(self, "_control", None)
+        if control is not None:  # the parent's host: this process keeps no way to it
+            os.close(control.detach())
+        self._lock = threading.Lock()
+        self._owner = os.getpid()
+        self._process: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
+        self._failed_at: float | None = None
+        self.pending: _Hosted | None = None  # a worker that answered, whose exit the host has still to report
+
+    def run(self, worker: _Worker, request: tuple) -> Any:
+        """The run's result from a hosted worker, or `_UNHOSTED` (nothing ran) when the caller must fork it."""
+        if not self._lock.acquire(blocking=False):
+            return _UNHOSTED
+        try:
+            pending, self.pending = self.pending, None
+            if pending is not None:
+                pending.status(kill=False)
+            try:
+                payload = _dumps(request)
+            except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError):
+                return _UNHOSTED  # a variable that is not data: the caller's own fork shares it as it is
+            control = self._started()
+            if control is None:
+                return _UNHOSTED
+            ours, theirs = socket.socketpair()
+            with ours:
+                channel = _Channel(ours.fileno(), ours.fileno())
+                early = len(payload) <= _EARLY_BYTES  # waits in the socket for the worker, which starts on it
+                try:
+                    with theirs:
+                        if early:
+                            channel.send_bytes(payload)
+                        socket.send_fds(control, [b"w"], [theirs.fileno()])
+                    forked = self.receive(control, time.monotonic() + _HOST_START_SECONDS)
+                except OSError:
+                    forked = None
+                if not (isinstance(forked, tuple) and len(forked) == 2 and forked[0] == "forked"
+                        and isinstance(forked[1], int)):
+                    self.discard(control)
+                    self._failed_at = time.monotonic()
+                    return _UNHOSTED
+                process = _Hosted(self, control, forked[1])
+                if not early:
+                    try:
+                        channel.send_bytes(payload)
+                    except OSError:  # the worker is gone already: its exit says why
+                        pass
+                return worker.serve(channel, process)
+        finally:
+            self._lock.release()
+
+    def _started(self) -> socket.socket | None:
+        """The control socket of a running host, started if need be; None while starting it fails."""
+        if self._control is not None and self._process is not None and self._process.poll() is None:
+            return self._control
+        if self._control is not None:
+            self.discard(self._control)
+        if self._failed_at is not None and time.monotonic() - self._failed_at < _HOST_RETRY_SECONDS:
+            return None
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, _ENGINE_DIRECTORY, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        except OSError:
+            ours.close()
+            self._failed_at = time.monotonic()
+            return None
+        finally:
+            theirs.close()
+        self._control = ours
+        return ours
+
+    @staticmethod
+    def receive(control: socket.socket, deadline: float) -> Any:
+        """The host's next report (it is trusted: it runs no diagram code), or None."""
+        try:
+            return _Channel(control.fileno(), control.fileno()).receive(deadline, trusted=True)
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+            return None
+
+    def discard(self, control: socket.socket) -> None:
+        """Stop the host of `control` (if it is still this process's host); a later run starts a new one."""
+        if control is not self._control:
+            return
+        process, self._process, self._control = self._process, None, None
+        control.close()
+        if process is not None:
+            process.kill()
+            process.wait()
+
+
+def _host_main(control_fd: int) -> None:  # pragma: no cover - runs in the host process
+    """The host's loop: for each worker socket the caller sends, hand it to the spare worker, report the worker's
+    pid, fork the next spare, wait for the worker's exit and report that. Ends when the caller closes its end.
+
+    The spare is forked and warmed up before it is needed, so that neither the fork nor the first touches of the
+    memory it shares with the host (each copies a page) are on the caller's path."""
+    control = socket.socket(fileno=control_fd)
+    reports = _Channel(control_fd, control_fd)
+    gc.freeze()  # what the host has built stays shared: a worker's collections do not touch (and copy) it
+    spare = _Spare(control)
+    while True:
+        try:
+            _message, fds, _flags, _address = socket.recv_fds(control, 16, 4)
+        except OSError:
+            os._exit(0)
+        if not fds:
+            os._exit(0)
+        for extra in fds[1:]:
+            os.close(extra)
+        if not spare.take(fds[0]):  # it died before its run: a new one, at once
+            spare = _Spare(control)
+            spare.take(fds[0])
+        os.close(fds[0])
+        reports.send(("forked", spare.pid))
+        worker, spare = spare, _Spare(control)
+        _done, status = os.waitpid(worker.pid, 0)
+        reports.send(("exited", worker.pid, status))
+
+
+class _Spare:  # pragma: no cover - runs in the host process and its workers
+    """A worker forked by the host ahead of its run, waiting for its socket on a link of its own."""
+
+    def __init__(self, control: socket.socket):
+        link, end = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:
+            link.close()
+            control.close()  # nothing of the host's own socket
+            self._wait(end)
+        end.close()
+        self.link = link
+
+    def take(self, fd: int) -> bool:
+        """Hand the worker its socket; False (and the spare collected) if it is gone."""
+        try:
+            socket.send_fds(self.link, [b"w"], [fd])
+            return True
+        except OSError:
+            os.waitpid(self.pid, 0)
+            return False
+        finally:
+            self.link.close()
+
+    @staticmethod
+    def _wait(end: socket.socket) -> None:
+        _warm_up()
+        try:
+            _message, fds, _flags, _address = socket.recv_fds(end, 16, 4)
+        except OSError:
+            os._exit(0)
+        if not fds:  # the host is gone
+            os._exit(0)
+        end.close()
+        for extra in fds[1:]:
+            os.close(extra)
+        _hosted_worker(fds[0])
+
+
+def _warm_up() -> None:  # pragma: no cover - runs in a spare worker
+    """Go once through what a run does (unpickle a request, build the sandbox, run a loop, pickle the answer), so
+    that the pages it touches are this process's own before the caller waits for it."""
+    request = pickle.loads(_dumps(("exec", "t = 0\nfor i in range(3):\n    t += i\n", {"d": date(2000, 1, 1)},
+                                   (), (100, 1.0, 100, 1, 16), "Script")))
+    _dumps(("ok", Sandbox(*request[4])._work(request[0], request[1], request[2], worker=True)({})))
+
+
+def _hosted_worker(fd: int) -> None:  # pragma: no cover - runs in a worker the host forked
+    """Rebuild the run from the caller's request and run it as a worker forked from the caller would."""
+    channel = _Channel(fd, fd)
+    try:
+        request = channel.receive(None, trusted=True)  # from the caller, which runs no diagram code
+        mode, source, data, names, limits, what = request
+        sandbox = Sandbox(*limits)
+        work = sandbox._work(mode, source, data, worker=True)
+        worker = _Worker(sandbox, source, what, dict.fromkeys(names))
+    except Exception:  # noqa: BLE001 - a request it cannot read: the caller reports the worker as stopped
+        os._exit(1)
+    worker._child(channel, work)
+
+
+_HOST = _Host()
+
+
 class Sandbox:
     """Runs diagram expressions and scripts with restricted builtins and bounded steps, time and size.
 
@@ -1556,15 +1857,11 @@ class Sandbox:
         injected = _check_functions(functions)
         used = {name: variables[name] for name in compiled.names
                 if name not in injected and not name.startswith("_") and name in variables}
-
-        def run(callables: Mapping[str, Any]) -> Any:
-            namespace = _copy_variables(used)
-            namespace.update(callables)
-            return self._run(compiled, namespace, expression, "Expression")
-
         if compiled.isolate and _CAN_ISOLATE:
-            return _Worker(self, expression, "Expression", injected).run(self._returnable(run))
-        return run(injected)
+            return _Worker(self, expression, "Expression", injected).run(
+                self._work("eval", expression, used, True, compiled),
+                self._request("eval", expression, used, injected))
+        return self._work("eval", expression, used, False, compiled)(injected)
 
     def execute(self, script: str, variables: MutableMapping[str, Any],
                 functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
@@ -1576,17 +1873,35 @@ class Sandbox:
         injected = _check_functions(functions)
         visible = {name: value for name, value in variables.items()
                    if isinstance(name, str) and not name.startswith("_") and name not in injected}
-
-        def run(callables: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-            return self._execute(compiled, script, visible, callables)
-
         if compiled.isolate and _CAN_ISOLATE:
-            updates, deleted = _Worker(self, script, "Script", injected).run(run)
+            updates, deleted = _Worker(self, script, "Script", injected).run(
+                self._work("exec", script, visible, True, compiled),
+                self._request("exec", script, visible, injected))
         else:
-            updates, deleted = run(injected)
+            updates, deleted = self._work("exec", script, visible, False, compiled)(injected)
         for name in deleted:
             del variables[name]
         variables.update(updates)
+
+    def _work(self, mode: str, source: str, data: dict[str, Any], worker: bool = False,
+              compiled: _Compiled | None = None) -> Callable[[Mapping[str, Any]], Any]:
+        """What a run does once given its functions: an expression's value over copies of the variables it uses
+        (`data`; in a `worker`, checked to be data that may leave it), or a script's changes to the visible
+        variables (`data`). Built the same way in this process and in a hosted worker (`_hosted_worker`)."""
+        compiled = compiled or _compiled(source, mode)
+        if mode == "exec":
+            return functools.partial(self._execute, compiled, source, data)
+
+        def run(callables: Mapping[str, Any]) -> Any:
+            namespace = _copy_variables(data)
+            namespace.update(callables)
+            return self._run(compiled, namespace, source, "Expression")
+        return self._returnable(run) if worker else run
+
+    def _request(self, mode: str, source: str, data: dict[str, Any], functions: Mapping[str, Any]) -> tuple:
+        """What a hosted worker needs to rebuild this sandbox and the run's work: data and names only."""
+        limits = (self.max_steps, self.max_seconds, self.max_size, self.worker_cpu_seconds, self.worker_memory_mb)
+        return (mode, source, data, tuple(functions), limits, "Expression" if mode == "eval" else "Script")
 
     def _execute(self, compiled: _Compiled, script: str, visible: dict[str, Any],
                  injected: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -78,6 +78,7 @@ def test_c_level_payloads_are_stopped_by_the_worker_limits(limited, mode, source
 
 def test_a_forged_or_broken_answer_is_an_error(limited, monkeypatch):
     """Whatever the worker sends back, the caller gets a SandboxError, never another exception."""
+    monkeypatch.setattr(sandbox_module, "_USE_HOST", False)  # the worker's side replaced in this process
     for answer in [("ok",), ("error", "SandboxRuntimeError"), "ok", ("call", 1), ("unknown", 1)]:
         monkeypatch.setattr(sandbox_module._Worker, "_child", lambda self, channel, work, answer=answer: (
             channel.send(answer), os._exit(0)))
@@ -288,8 +289,9 @@ def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_
     def waited(*_args, **_kwargs):
         raise AssertionError("the caller waited for a worker that had answered")
 
+    monkeypatch.setattr(sandbox_module, "_USE_HOST", False)  # a worker forked from this process
     monkeypatch.setattr(os, "fork", fork)
-    monkeypatch.setattr(sandbox_module._Worker, "_reap", waited)
+    monkeypatch.setattr(sandbox_module._Forked, "status", waited)
     script = DOUBLING.replace("range(60)", "range(3)") + "r = len(a)"
     variables: dict = {}
     Sandbox().execute(script, variables)
@@ -303,3 +305,144 @@ def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_
         time.sleep(0.01)
     with pytest.raises(ProcessLookupError):  # neither running nor a zombie: collected
         os.kill(forked[0], 0)
+
+
+# ------------------------------------------------------------------------------------- the host
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """The process's host, stopped before and after the test (a test may break it on purpose)."""
+    def stop():
+        current = sandbox_module._HOST
+        if current._control is not None:
+            current.discard(current._control)
+        current._failed_at = None
+        current.pending = None
+    stop()
+    yield sandbox_module._HOST
+    stop()
+
+
+def no_fork(*_args, **_kwargs):
+    raise AssertionError("the caller forked a worker itself")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def open_paths(pid: int) -> set[str]:
+    paths = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return paths
+
+
+def test_a_hosted_worker_holds_nothing_of_the_caller(host, monkeypatch, tmp_path):
+    """The worker is forked by the host, a process started from a new interpreter, not by the caller: it is not
+    the caller's child, and neither it nor the host has any of the caller's open files (a web worker's database
+    connections, say). Limits and answers are as before; the caller never forks."""
+    secret = tmp_path / "connection-of-the-caller"
+    secret.write_text("password=caller-only")
+    seen = {}
+
+    def probe(n):  # runs in the caller while the worker waits for its answer
+        host_pid = sandbox_module._HOST._process.pid
+        workers = children_of(host_pid)
+        seen.update(host=host_pid, workers=workers, mine=children_of(os.getpid()),
+                    paths=set().union(*(open_paths(pid) for pid in [host_pid, *workers])))
+        return n * 2
+
+    with open(secret, encoding="utf-8"):
+        monkeypatch.setattr(os, "fork", no_fork)
+        variables = {"items": [1, 2, 3]}
+        Sandbox().execute("total = 0\nfor i in items:\n    total += probe(i)\n", variables, {"probe": probe})
+    assert variables["total"] == 12
+    assert seen["workers"] and str(secret) not in seen["paths"]
+    assert seen["mine"] == [seen["host"]]  # the caller's only child is the host
+    # a hosted worker's limits hold as a forked one's
+    with pytest.raises(SandboxLimitError, match="more than 1 seconds of processor time"):
+        Sandbox(worker_cpu_seconds=1, worker_memory_mb=256).execute(DOUBLING + "r = a == b", {})
+
+
+def test_a_host_that_died_is_replaced_and_one_that_cannot_start_leaves_the_caller_to_fork(host, monkeypatch):
+    sandbox = Sandbox()
+    assert sandbox.evaluate("[i * 2 for i in range(3)]", {}) == [0, 2, 4]
+    first = host._process.pid
+    host._process.kill()
+    host._process.wait()
+    assert sandbox.evaluate("[i * 2 for i in range(3)]", {}) == [0, 2, 4]
+    assert host._process.pid != first
+    # a host whose program fails: this run and the next minute's fork the caller, and give the same answers
+    host.discard(host._control)
+    monkeypatch.setattr(sandbox_module, "_BOOT", "import sys\nsys.exit(3)\n")
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    assert sandbox.evaluate("[i * 2 for i in range(3)]", {}) == [0, 2, 4]
+    assert sandbox.evaluate("[i * 3 for i in range(2)]", {}) == [0, 3]
+    assert len(forked) == 2 and host._control is None
+
+
+def test_a_busy_host_or_variables_that_are_not_data_leave_the_caller_to_fork(host, monkeypatch):
+    import threading
+
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    sandbox = Sandbox()
+    with host._lock:  # another thread's run holds the host
+        assert sandbox.evaluate("[i for i in range(2)]", {}) == [0, 1]
+    assert len(forked) == 1
+    # a lock cannot be passed to the host as data; the caller's own fork shares it as it is
+    assert sandbox.evaluate("[i for i in range(2)] if held else []", {"held": threading.Lock()}) == [0, 1]
+    assert len(forked) == 2
+    assert sandbox.evaluate("[i for i in range(2)]", {}) == [0, 1]  # and the host takes the next run
+    assert len(forked) == 2
+
+
+def test_a_forked_process_starts_its_own_host(host):
+    sandbox = Sandbox()
+    assert sandbox.evaluate("[i for i in range(2)]", {}) == [0, 1]
+    parent_host = host._process.pid
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        try:
+            value = sandbox.evaluate("[i * 5 for i in range(2)]", {})
+            os.write(write, pickle.dumps((value, sandbox_module._HOST._process.pid)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        value, child_host = pickle.loads(answer.read())
+    os.waitpid(pid, 0)
+    assert value == [0, 5] and child_host != parent_host
+    assert sandbox.evaluate("[i for i in range(3)]", {}) == [0, 1, 2] and host._process.pid == parent_host
