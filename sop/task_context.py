@@ -20,7 +20,7 @@ No Flask here: the web pages and the REST API call it through `SopService.task_c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from . import handlers, lookups
 from .access import AccessUser, CaseAccess, cases_taken_part_in
 from .document_facts import add_months, programme_agencies
 from .documents import labels
+from .emergencies import EMERGENCY_PROCESS, emergency_elements
 from .jobs import quarter_of, quarter_start
 from .models import (
     Activity,
@@ -769,7 +770,7 @@ def _emergency(scope: _Scope, context: TaskContext) -> None:
     if key == "em_removal_act":
         if visit is not None and visit.get("removal_date"):
             context.defaults["removal_act_date"] = visit["removal_date"]
-        if visit is not None and visit.get("placement") not in (None, "", "none"):
+        if visit is not None and visit.get("placement") not in (None, "", "not_removed"):
             context.defaults["placement_details"] = scope.option_label("em_inspection", "placement",
                                                                        visit["placement"])
     else:
@@ -813,20 +814,7 @@ def _step_answers(scope: _Scope, context: TaskContext, form_key: str, panel_key:
     access = scope.access
     if access is not None and not access.sees_history_data(row.agency_id):
         return data
-    panel = Panel(panel_key, title)
-    for key, component in input_fields(scope.form(form_key)).items():
-        value = data.get(key)
-        if value in (None, "", [], "none") and component.get("type") != "checkbox":
-            continue
-        label = str(component.get("label") or key)
-        if component.get("type") == "checkbox":
-            panel.row(label, "да" if value else "нет")
-        elif component.get("values"):
-            panel.row(label, scope.option_label(form_key, key, value))
-        elif component.get("type") == "datetime":
-            panel.row(label, _date(value))
-        else:
-            panel.row(label, value)
+    panel = Panel(panel_key, title, rows=form_answers(scope.form(form_key), data))
     author = lookups.user_named(scope.session, row.completed_by)
     agency = scope.agency(row.agency_id)
     panel.row("Составил(а)", ", ".join(part for part in (
@@ -835,6 +823,56 @@ def _step_answers(scope: _Scope, context: TaskContext, form_key: str, panel_key:
         row.completed_at.astimezone(_zone(scope)).strftime("%d.%m.%Y %H:%M")) if part))
     context.panels.append(panel)
     return data
+
+
+def form_answers(form: Mapping[str, Any], data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a completed step recorded, as its form labels it: (label, text) per input field, in the form's order.
+    A checkbox reads «да» or «нет», a choice its option's label, a date дд.мм.гггг; empty fields and lists of rows
+    are left out."""
+    rows = []
+    for key, component in input_fields(dict(form)).items():
+        kind, value = component.get("type"), data.get(key)
+        if kind == "checkbox":
+            text = "да" if value else "нет"
+        elif kind == "dynamiclist" or value in (None, "", []):
+            continue
+        elif component.get("values"):
+            labels = {str(o.get("value")): str(o.get("label") or o.get("value"))
+                      for o in component["values"] if isinstance(o, dict)}
+            values = value if isinstance(value, list) else [value]
+            text = ", ".join(labels.get(str(v), str(v)) for v in values)
+        elif kind == "datetime":
+            text = _date(value)
+        else:
+            text = _text(value)
+        if text:
+            rows.append((str(component.get("label") or key), text))
+    return rows
+
+
+def emergency_steps(engine: ProcessEngine, session: Session, case: Case, access: CaseAccess) -> list[dict[str, Any]]:
+    """The case's completed emergency steps (п. 7), oldest first, for the case file: the step, who did it for which
+    agency and when, and what it recorded (`form_answers`), the last for those who may read that agency's entries
+    (`CaseAccess.sees_history_data`); the others see that the step was done (`rows` None)."""
+    elements = emergency_elements(session)
+    instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    found = session.execute(
+        select(HumanTask, ProcessInstance.definition_id)
+        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .where(HumanTask.instance_id.in_(instances), HumanTask.status == "completed",
+               or_(HumanTask.process_key == EMERGENCY_PROCESS, HumanTask.element_id.in_(elements)))
+        .order_by(HumanTask.completed_at, HumanTask.id)).all()
+    steps = []
+    for task, definition_id in found:
+        author = lookups.user_named(session, task.completed_by)
+        agency = session.get(Agency, task.agency_id) if task.agency_id is not None else None
+        shown = access.sees_history_data(task.agency_id)
+        form = engine.repository.form(task.form_key, definition_id, session=session) if task.form_key else None
+        steps.append({"name": task.name, "completed_at": task.completed_at,
+                      "author": (author.full_name if author is not None else None) or task.completed_by,
+                      "agency": agency.name if agency is not None else None,
+                      "rows": form_answers(form or {}, task.data or {}) if shown else None})
+    return steps
 
 
 # -- rec_agency: an agency's quarterly reconciliation of lists (004 §5.6) ---------------------------------------------

@@ -16,6 +16,7 @@ from sop.emergencies import EMERGENCY_PROCESS, EmergencyFlag, emergency_flag, op
 from sop.models import Case, EmergencyRun
 
 from .support import new_engine
+from .test_sop_diagrams import CHECK
 from .test_sop_service import SIGNAL
 from .test_web_intake import FORM, submit
 from .test_web_tasks import HASH, build_app, signed_in
@@ -329,3 +330,49 @@ def test_an_agency_that_sees_the_case_through_its_task_is_told_why(app):
     assert "участник рабочей группы" not in page
     school = re.sub(r"\s+", " ", signed_in(app, "school").get(f"/cases/{case_id}").get_data(as_text=True))
     assert "Вы видите дело как участник рабочей группы" in school
+
+
+def emergency_section(page: str) -> str | None:
+    found = re.search(r'<section id="emergency".*?</section>', page, re.S)
+    return re.sub(r"\s+", " ", found.group(0)) if found else None
+
+
+def test_the_case_file_shows_what_each_emergency_step_recorded_to_those_who_may_read_it(app):
+    """The emergency's completed steps, in order, with what each recorded under its form's labels: the commission
+    reads them all; an agency reads its own step's record and sees that the others' steps were done."""
+    engine = app.extensions["kurator"]
+    case_id = threat_signal(app)
+    assert emergency_section(signed_in(app, "secretary").get(f"/cases/{case_id}").get_data(as_text=True)) is None
+    instance_id = emergency_instance(engine)
+    for element in ("em_police_report", "em_inspection", "em_social_inspection", "em_inform_commission"):
+        engine.clock.advance(hours=1)
+        task = next(t for t in engine.tasks.query(instance_id=instance_id) if t["element_id"] == element)
+        engine.tasks.complete(task["id"], DOER[task["candidate_roles"][0]], EMERGENCY_DATA[element])
+    section = emergency_section(signed_in(app, "secretary").get(f"/cases/{case_id}").get_data(as_text=True))
+    assert section is not None
+    for text in ("Выезд и акт обследования условий жизни ребенка", "Результаты обследования условий жизни ребенка и "
+                 "семьи", "Дети дома, мать трезвая", "Угроза жизни или здоровью ребенка подтверждена</dt><dd "
+                 'class="pre">нет', "Проведена беседа с матерью", "Семья обследована", "Угроза не подтвердилась"):
+        assert text in section, text
+    assert (section.index("Меры ОВД") < section.index("Выезд и акт обследования") < section.index("Обследование семьи")
+            < section.index("Информировать КДНиЗП"))  # in the order done
+    police = emergency_section(signed_in(app, "police").get(f"/cases/{case_id}").get_data(as_text=True))
+    assert "Проведена беседа с матерью" in police and "Выезд и акт обследования условий жизни ребенка" in police
+    assert "Дети дома, мать трезвая" not in police and "Семья обследована" not in police
+    assert "Что записано, видят комиссия и орган, выполнивший шаг" in police
+
+
+def test_the_case_file_shows_an_emergency_called_inside_the_case_process(app):
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    check = next(t for t in engine.tasks.query(instance_id=first.instance_ids[0]) if t["element_id"] == "sop_check")
+    engine.tasks.complete(check["id"], "secretary", CHECK)  # a step of the case's own, not the emergency's
+    engine.clock.advance(days=2)
+    engine.sop.register_intake("police", {**SIGNAL, "source": "Участковый", "received_on": "2025-11-01",
+                                          "threat_to_life": True}, attach_to_case=first.case_id)
+    inspection = next(t for t in engine.tasks.query(instance_id=first.instance_ids[0])
+                      if t["element_id"] == "em_inspection")
+    engine.tasks.complete(inspection["id"], "guardian", EMERGENCY_DATA["em_inspection"])
+    section = emergency_section(signed_in(app, "chair").get(f"/cases/{first.case_id}").get_data(as_text=True))
+    assert "Дети дома, мать трезвая" in section
+    assert "Проверка информации" not in section and CHECK["conclusion"] not in section

@@ -55,6 +55,7 @@ from sop.models import (
     Resolution,
     fold,
 )
+from sop.task_context import emergency_steps
 
 from ..access import CASE_ROLES, can_view_case, visible_cases
 from ..auth import client_ip, kurator, roles_required
@@ -220,6 +221,7 @@ def show(case_id: int):
             "deadlines": _deadlines(tasks, engine.clock.now(), names),
             "documents": [dict(d, author=names.get(d["created_by"] or "", d["created_by"])) for d in documents],
             "timeline": _timeline(db, events, tasks, instances, names),
+            "emergency": emergency_steps(engine, db, case, access),
             "instances": instances,
             "unaddressed": _unaddressed(events, tasks) if access.full else [],
         }
