@@ -775,6 +775,62 @@ def _emergency(scope: _Scope, context: TaskContext) -> None:
                                                                        visit["placement"])
     else:
         _step_answers(scope, context, "em_removal_act", "removal", "Акт об отобрании ребенка")
+    if key == "em_inform_commission":
+        summary = _measures_taken(scope)
+        if summary:
+            context.defaults["measures_taken"] = summary
+
+
+def _measures_taken(scope: _Scope) -> str:
+    """The information to the commission starts from the measures the emergency's steps recorded so far: the visit
+    and its finding, the removal and where the child went, the prosecutor, the journal of children left without
+    parental care, the claim to the court."""
+    answers = {key: data for key, data in scope.session.execute(
+        select(HumanTask.form_key, HumanTask.data)
+        .where(HumanTask.instance_id == scope.task.instance_id, HumanTask.status == "completed",
+               HumanTask.form_key.in_(("em_inspection", "em_removal_act", "em_prosecutor_notice",
+                                       "em_orphan_journal", "em_court_claim")))
+        .order_by(HumanTask.completed_at, HumanTask.id)).all()}  # the latest of each form
+
+    def of(key: str, field: str) -> str:
+        return _date(answers.get(key, {}).get(field)) or ""
+
+    lines = []
+    visit = answers.get("em_inspection")
+    if visit:
+        act = f", акт обследования № {visit['inspection_act_number']}" if visit.get("inspection_act_number") else ""
+        found = "подтверждена" if visit.get("threat_confirmed") else "не подтверждена"
+        lines.append(f"Выезд и обследование условий жизни ребенка {of('em_inspection', 'visit_date')}{act}; угроза "
+                     f"жизни или здоровью ребенка {found}.")
+        called = [who for field, who in (("police_called", "сотрудники органов внутренних дел"),
+                                         ("health_called", "медицинские работники")) if visit.get(field)]
+        if called:
+            lines.append(f"Вызывались {' и '.join(called)}.")
+    removal = answers.get("em_removal_act")
+    if removal or (visit and visit.get("removed")):
+        removal = removal or {}
+        act = (f", акт об отобрании № {removal['removal_act_number']} от {of('em_removal_act', 'removal_act_date')}"
+               if removal.get("removal_act_number") else "")
+        placed = removal.get("placement_details") or (
+            scope.option_label("em_inspection", "placement", visit["placement"])
+            if visit and visit.get("placement") not in (None, "", "not_removed") else "")
+        lines.append(f"Ребенок отобран (ст. 77 СК РФ){act}" + (f"; передан: {placed.rstrip('.')}." if placed else "."))
+    notice = answers.get("em_prosecutor_notice")
+    if notice:
+        office = f" ({notice['prosecutor_office']})" if notice.get("prosecutor_office") else ""
+        lines.append(f"Прокурор уведомлен{office} {of('em_prosecutor_notice', 'prosecutor_notice_date')}".rstrip()
+                     + ".")
+    journal = answers.get("em_orphan_journal")
+    if journal:
+        entry = f", запись № {journal['orphan_journal_number']}" if journal.get("orphan_journal_number") else ""
+        lines.append(f"Ребенок учтен в журнале детей, оставшихся без попечения родителей{entry}.")
+    claim = answers.get("em_court_claim")
+    if claim:
+        kind = scope.option_label("em_court_claim", "claim_kind", claim["claim_kind"]).lower() \
+            if claim.get("claim_kind") else "лишение (ограничение) родительских прав"
+        court = f" в {claim['court_name']}" if claim.get("court_name") else " в суд"
+        lines.append(f"Подан иск{court} ({kind}) {of('em_court_claim', 'claim_date')}".rstrip() + ".")
+    return "\n".join(lines)
 
 
 _AFTER_VISIT = frozenset({"em_removal_act", "em_prosecutor_notice", "em_orphan_journal", "em_court_claim",

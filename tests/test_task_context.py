@@ -681,6 +681,20 @@ def test_the_steps_after_the_visit_show_its_act_and_the_removal_act_starts_from_
                                                                  "prosecutor_notice_date": "2025-10-30"})
     inform = engine.sop.task_context(one(engine, emergency, "em_inform_commission")["id"], "guardian")
     assert [p.key for p in inform.panels] == ["signal", "visit", "removal"]
+    # the information to the commission starts from the measures recorded so far
+    assert inform.defaults["measures_taken"].splitlines() == [
+        "Выезд и обследование условий жизни ребенка 30.10.2025, акт обследования № 17; угроза жизни или здоровью "
+        "ребенка подтверждена.",
+        "Вызывались сотрудники органов внутренних дел.",
+        "Ребенок отобран (ст. 77 СК РФ), акт об отобрании № 5 от 30.10.2025; передан: Бабушке, Ивановой Г. П.",
+        "Прокурор уведомлен (Прокуратура г. Йошкар-Олы) 30.10.2025."]
+    do(engine, emergency, "em_court_claim", "guardian", {"claim_kind": "deprive", "court_name":
+                                                         "Йошкар-Олинский городской суд", "claim_date": "2025-11-05"})
+    inform = engine.sop.task_context(one(engine, emergency, "em_inform_commission")["id"], "guardian")
+    assert inform.defaults["measures_taken"].splitlines()[-1] == (
+        "Подан иск в Йошкар-Олинский городской суд (лишение родительских прав) 05.11.2025.")
+    assert validate_submission(engine.repository.form("em_inform_commission"),
+                               {**inform.defaults, "inform_date": "2025-11-05"})
     assert rows(inform.panel("removal"))["Куда и кому передан ребенок"] == "Бабушке, Ивановой Г. П."
     assert rows(inform.panel("removal"))["Акт подписан главой городского округа (муниципального района)"] == "да"
     # the commission sees the guardianship's acts; the police, in the participant view, does not

@@ -152,6 +152,8 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
 
     open_task(guardian, base, number, INFORM)
     assert "ГБУ РМЭ «Социальный приют для детей», временно" in guardian.locator("[data-panel=removal]").inner_text()
+    started = guardian.input_value("#f-measures_taken")  # from the measures recorded
+    assert started.startswith("Выезд и обследование условий жизни ребенка") and "№ 15-о" in started, started
     guardian.fill("#f-inform_date", today)
     guardian.fill("#f-measures_taken", "Ребенок отобран и помещен в социальный приют; иск о лишении "
                                        "родительских прав подан")
@@ -216,6 +218,12 @@ def test_threat_to_life_reaches_guardianship_police_and_social_and_the_flag_foll
         has_text="Экстренные меры по обеспечению безопасности ребенка")
     assert completed.count() >= 1, "the emergency's end is not in the timeline"
     secretary.locator("#timeline").screenshot(path=str(screenshot_path("emergency-journey-timeline")))
+    # what each step recorded is in the case file, for the commission
+    measures = secretary.locator("#emergency").inner_text()
+    for text in ("АО-118", "15-о", "Прокуратура г. Йошкар-Олы", "в отношении отчима составлен протокол",
+                 "Мать состоит на учете у нарколога", "иск о лишении родительских прав подан"):
+        assert text in measures, f"{text!r} is not in the case file's emergency measures"
+    secretary.locator("#emergency").screenshot(path=str(screenshot_path("emergency-case-file")))
 
 
 def screenshot_path(name: str):
