@@ -75,6 +75,7 @@ FAMILIES = [
      "ул. Дружбы, д. 69, кв. 101"),
     ("Воронцов", "Елена Викторовна", [("Даниил", "Сергеевич", "2013-09-19")], "ул. Петрова, д. 5, кв. 17"),
     ("Гусев", "Татьяна Олеговна", [("Вероника", "Павловна", "2011-06-02")], "ул. Красноармейская, д. 44, кв. 9"),
+    ("Никитин", "Марина Алексеевна", [("Степан", "Олегович", "2012-02-14")], "ул. Луначарского, д. 20, кв. 7"),
 ]
 
 COMMISSION = ("Комиссия по делам несовершеннолетних и защите их прав городского округа «Город Йошкар-Ола»",
@@ -194,7 +195,7 @@ def _municipality_id(engine: ProcessEngine) -> int:
 
 
 class _Stories:
-    """Twelve cases, each stopped at its own stage, with dates counted back from now."""
+    """Thirteen cases, each stopped at its own stage, with dates counted back from now."""
 
     def __init__(self, engine: ProcessEngine, now: datetime):
         self.engine = engine
@@ -303,6 +304,11 @@ class _Stories:
                                                     "resolution_number": "120/11",
                                                     "closure_date": self.day(self.ago())}, self.ago())
         self.register(11, 0.1, by="police", threat=True)       # 12. threat to life: guardianship goes now
+        iid = self.recognized(14, 215)                         # 13. the control proposes closing: the commission
+        self.programme(iid, 215)                               #     decides on it at its next meeting
+        self.report(iid, self.ago() - 20)
+        self.complete(iid, "sop_curator_summary", dict(SUMMARY, curator_proposal="close"), self.ago() - 1)
+        self.review(iid, "close")
 
     def meetings(self) -> None:
         """The last two regular meetings held, each recognising one new family, with their minutes; the next

@@ -22,7 +22,7 @@ from .support import ROOT
 def test_demo_seeds_users_and_cases_at_every_stage(engine):
     engine.clock.set("2026-11-26T09:00:00+03:00")
     summary = seed(engine)
-    assert "14 cases" in summary
+    assert "15 cases" in summary
     with engine.db.session() as session:
         users = {u.username: u for u in session.scalars(select(User)).unique()}
         statuses = [c.status for c in session.scalars(select(Case))]
@@ -31,11 +31,12 @@ def test_demo_seeds_users_and_cases_at_every_stage(engine):
                                         "doctor", "methodologist", "manager", "admin", "regional"}
     assert PasswordHasher().verify(users["school"].password_hash, "demo")
     assert users["secretary"].roles == ["commission_secretary"]
-    assert sorted(set(statuses)) == ["check", "closed", "recognized", "rejected"] and len(statuses) == 14
+    assert sorted(set(statuses)) == ["check", "closed", "recognized", "rejected"] and len(statuses) == 15
     assert documents > 20
     open_steps = {t["element_id"] for t in engine.tasks.query()}
     assert {"sop_check", "sop_recognition", "sop_registration_card", "sop_proposals", "sop_programme_draft",
-            "sop_programme_approval", "sop_review", "em_inspection", "rec_agency"} <= open_steps
+            "sop_programme_approval", "sop_review", "sop_closure_decision", "em_inspection",
+            "rec_agency"} <= open_steps
     assert engine.tasks.query(overdue=True), "some deadlines of the demo are already missed"
     assert sop.install(engine).escalations()
     assert_podrostok_campaign(engine)
@@ -105,15 +106,20 @@ def assert_podrostok_campaign(engine):
     assert {"summer", "final"} <= set(reports)
     assert [r["comment"] for r in reports["returns"]] == [
         "Укажите реквизиты срочного трудового договора и приложите его копию"]
-    # the school's activities for Лазарев Тимофей (12), the social centre's job for Ефимова Алина (17)
+    # the school's activities for Лазарев Тимофей (12), the social centre's jobs for Ефимова Алина (17) and Никитин
+    # Степан (14)
     assert sorted(entries) == sorted([("2026-06", "employment", "3.8"), ("2026-06", "employment", "3.2"),
-                                      ("2026-07", "employment", "3.2"), ("2026-07", "employment", "3.4"),
-                                      ("2026-08", "employment", "3.12"), ("2026-08", "excuse", "away")])
+                                      ("2026-06", "employment", "3.2"),
+                                      ("2026-07", "employment", "3.2"), ("2026-07", "employment", "3.2"),
+                                      ("2026-07", "employment", "3.4"),
+                                      ("2026-08", "employment", "3.12"), ("2026-08", "excuse", "away"),
+                                      ("2026-08", "excuse", "away")])
     assert {s["state"] for s in june} == {"submitted"}
     assert [s["agency"] for s in august if s["state"] != "submitted"] == ["ГБУ РМЭ «Детская городская больница»"]
     # Ефимова Алина's card names her own drinking: she is in both columns of App. 3
     june_form = reports["months"]["2026-06"]["rows"]
-    assert june_form["ipr"]["1"] == 1 and june_form["sop"]["1"] == 2 and june_form["sop"]["3"] == 2
+    assert june_form["ipr"]["1"] == 1 and june_form["sop"]["1"] == 3 and june_form["sop"]["3"] == 3
+    assert [june_form["sop"][row] for row in ("1.4", "1.5", "1.6")] == [1, 1, 1]  # 12, 14 and 17 years old
 
 
 def assert_kpi_plan_and_values(engine):
