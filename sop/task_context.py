@@ -29,11 +29,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from engine import task_query
+from engine import history, task_query
 from engine.forms import input_fields
-from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User, UserRole
+from engine.models import Agency, HistoryEvent, HumanTask, Municipality, ProcessInstance, User, UserRole
 
-from . import handlers, lookups
+from . import PLUGIN, handlers, lookups
 from .access import AccessUser, CaseAccess, cases_taken_part_in
 from .document_facts import add_months, programme_agencies
 from .documents import labels
@@ -600,6 +600,10 @@ def _coming_of_age(scope: _Scope, context: TaskContext) -> None:
         context.defaults["closure_proposal"] = ("Внести на заседание комиссии вопрос о снятии с учета в связи с "
                                                 "достижением совершеннолетия: " + "; ".join(adults))
     context.defaults["other_minors_remain"] = bool(minors)
+    service = scope.engine.plugin(PLUGIN)
+    meeting = service.meetings.next_meeting_date(scope.municipality_id, today, scope.session) if service else None
+    if meeting is not None:  # the commission's next meeting on record or by its schedule
+        context.defaults["proposal_meeting_date"] = meeting.isoformat()
 
 
 def _closure_decision(scope: _Scope, context: TaskContext) -> None:
@@ -912,12 +916,15 @@ def emergency_steps(engine: ProcessEngine, session: Session, case: Case, access:
     (`CaseAccess.sees_history_data`); the others see that the step was done (`rows` None)."""
     elements = emergency_elements(session)
     instances = select(InstanceScope.instance_id).where(InstanceScope.case_id == case.id)
+    completion = (select(func.min(HistoryEvent.id))  # the order of completions made at the same instant
+                  .where(HistoryEvent.instance_id == HumanTask.instance_id, HistoryEvent.task_id == HumanTask.id,
+                         HistoryEvent.event_type == history.TASK_COMPLETED).scalar_subquery())
     found = session.execute(
         select(HumanTask, ProcessInstance.definition_id)
         .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
         .where(HumanTask.instance_id.in_(instances), HumanTask.status == "completed",
                or_(HumanTask.process_key == EMERGENCY_PROCESS, HumanTask.element_id.in_(elements)))
-        .order_by(HumanTask.completed_at, HumanTask.id)).all()
+        .order_by(HumanTask.completed_at, completion, HumanTask.id)).all()
     steps = []
     for task, definition_id in found:
         author = lookups.user_named(session, task.completed_by)

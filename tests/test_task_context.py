@@ -356,6 +356,12 @@ def test_the_coming_of_age_proposal_is_worded_from_the_record(world):
     assert context.defaults["closure_proposal"].endswith(
         "совершеннолетия: Иванов Петр Андреевич, 23.12.2007 г. р. (18 лет исполнилось 23.12.2025)")
     assert context.defaults["other_minors_remain"] is True  # Илья keeps the family registered
+    assert "proposal_meeting_date" not in context.defaults  # the commission has no schedule: nothing to go by
+    with engine.db.session() as session:
+        municipality = session.scalar(select(Case.municipality_id))
+    engine.sop.meetings.set_up(municipality, COMMISSION, weekday=2, weeks=[2, 4])  # 2nd and 4th Wednesday
+    context = engine.sop.task_context(one(engine, iid, "sop_closure_proposal")["id"], "secretary")
+    assert context.defaults["proposal_meeting_date"] == "2025-12-24"  # the next meeting day after 23.12
 
 
 def test_the_approval_shows_the_draft_programme(world):

@@ -143,12 +143,13 @@ class MeetingService:
 
     # -- dates -----------------------------------------------------------------------------------------------
 
-    def next_meeting_date(self, municipality_id: int | None, after: date) -> date | None:
+    def next_meeting_date(self, municipality_id: int | None, after: date,
+                          session: Session | None = None) -> date | None:
         """The first meeting day after `after`: a planned meeting on record or the next scheduled day (None
-        when the commission has neither)."""
+        when the commission has neither). In the caller's transaction when `session` is given."""
         if municipality_id is None:
             return None
-        with self.engine.db.session() as session:
+        with self.engine.db.session(join=session) as session:
             commission = _commission(session, municipality_id, required=False)
             if commission is None:
                 return None
