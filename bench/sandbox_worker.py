@@ -12,7 +12,7 @@ diagrams does) `--runs` times per variant, 20 ms apart, the variants alternating
 - forked: the worker is forked from the caller (`KURATOR_SANDBOX_HOST=0`, and the path taken when the host is
   busy).
 
-Printed: the median and p95 of each variant in ms, and their ratio.
+Printed: the caller's resident memory, the median and p95 of each variant in ms, and their ratio.
 """
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ VARIABLES = {"rows": [{"n": i, "kind": "education" if i % 2 else "police", "titl
 def heap(megabytes: int) -> list[list[str]]:
     """About `megabytes` of small objects that stay referenced (strings in lists, as parsed data is)."""
     return [[f"{block}-{i}" for i in range(12_000)] for block in range(megabytes)]
+
+
+def resident_mb() -> float:
+    """This process's resident memory (VmRSS), in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def runs(sandbox: Sandbox, count: int, hosted: bool) -> list[float]:
@@ -66,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["hosted"] += runs(sandbox, args.runs // args.rounds, hosted=True)
         figures["forked"] += runs(sandbox, args.runs // args.rounds, hosted=False)
     sandbox_module._USE_HOST = True
-    print(f"caller holding about {args.heap_mb} MB ({len(held)} blocks); {len(figures['hosted'])} runs per variant")
+    print(f"caller: {resident_mb():.0f} MB resident ({len(held)} blocks held); {len(figures['hosted'])} runs per "
+          "variant")
     medians = {}
     for name, seconds in figures.items():
         ordered = sorted(seconds)
