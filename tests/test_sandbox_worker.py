@@ -269,14 +269,8 @@ def test_worker_answer_cannot_name_code():
     assert _DataUnpickler(io.BytesIO(pickle.dumps(value))).load() == value
 
 
-def test_without_fork_the_code_runs_in_process(monkeypatch):
-    monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", False)
-    assert Sandbox().evaluate("[i for i in range(3)]", {}) == [0, 1, 2]
-
-
-def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_exit(monkeypatch):
-    """The caller has its answer as soon as the worker sends it; the worker's exit is collected by the reaper's
-    thread (no zombie is left), never by the caller."""
+def forks_of_the_caller(monkeypatch) -> list[int]:
+    """The pids of the workers this process forks from now on (os.fork wrapped for the test)."""
     forked = []
     real_fork = os.fork
 
@@ -286,11 +280,24 @@ def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_
             forked.append(pid)
         return pid
 
+    monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
+def test_without_fork_the_code_runs_in_process(monkeypatch):
+    monkeypatch.setattr(sandbox_module, "_CAN_ISOLATE", False)
+    assert Sandbox().evaluate("[i for i in range(3)]", {}) == [0, 1, 2]
+
+
+def test_a_worker_that_answered_is_collected_without_the_caller_waiting_for_its_exit(monkeypatch):
+    """The caller has its answer as soon as the worker sends it; the worker's exit is collected by the reaper's
+    thread (no zombie is left), never by the caller."""
+    monkeypatch.setattr(sandbox_module, "_USE_HOST", False)  # a worker forked from this process
+    forked = forks_of_the_caller(monkeypatch)
+
     def waited(*_args, **_kwargs):
         raise AssertionError("the caller waited for a worker that had answered")
 
-    monkeypatch.setattr(sandbox_module, "_USE_HOST", False)  # a worker forked from this process
-    monkeypatch.setattr(os, "fork", fork)
     monkeypatch.setattr(sandbox_module._Forked, "status", waited)
     script = DOUBLING.replace("range(60)", "range(3)") + "r = len(a)"
     variables: dict = {}
@@ -389,16 +396,7 @@ def test_a_host_that_died_is_replaced_and_one_that_cannot_start_leaves_the_calle
     # a host whose program fails: this run and the next minute's fork the caller, and give the same answers
     host.discard(host._control)
     monkeypatch.setattr(sandbox_module, "_BOOT", "import sys\nsys.exit(3)\n")
-    forked = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
+    forked = forks_of_the_caller(monkeypatch)
     assert sandbox.evaluate("[i * 2 for i in range(3)]", {}) == [0, 2, 4]
     assert sandbox.evaluate("[i * 3 for i in range(2)]", {}) == [0, 3]
     assert len(forked) == 2 and host._control is None
@@ -407,16 +405,7 @@ def test_a_host_that_died_is_replaced_and_one_that_cannot_start_leaves_the_calle
 def test_a_busy_host_or_variables_that_are_not_data_leave_the_caller_to_fork(host, monkeypatch):
     import threading
 
-    forked = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
+    forked = forks_of_the_caller(monkeypatch)
     sandbox = Sandbox()
     with host._lock:  # another thread's run holds the host
         assert sandbox.evaluate("[i for i in range(2)]", {}) == [0, 1]
