@@ -1447,7 +1447,7 @@ class _Worker:
 
     def _serve(self, channel: _Channel, process: _Forked | _Hosted) -> Any:
         # The processor-time limit bounds the work; the wall clock only guards against a stuck worker.
-        deadline = time.monotonic() + 3 * self.cpu + 5
+        deadline = time.monotonic() + self.wall_seconds()
         while True:
             try:
                 message = channel.receive(deadline, trusted=False)
@@ -1492,10 +1492,15 @@ class _Worker:
             return ("raise", None, _describe(exc))
         return ("value", value)
 
+    def wall_seconds(self) -> float:
+        """How long the worker may take by the wall clock: its processor time bounds the work, this only guards
+        against a worker that is stuck."""
+        return 3 * self.cpu + 5
+
     def _stopped(self, process: _Forked | _Hosted, timed_out: bool) -> SandboxLimitError:
         status = process.status(kill=True)
         if timed_out:
-            message = f"{self.what} ran too long (more than {3 * self.cpu + 5} seconds in its worker process)"
+            message = f"{self.what} ran too long (more than {self.wall_seconds()} seconds in its worker process)"
         elif status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU,
                                                                                        signal.SIGKILL):
             message = (f"{self.what} ran too long (more than {self.cpu} seconds of processor time); "
@@ -1598,15 +1603,25 @@ class _Hosted:
         self.pid = pid
         self._status: int | None = None
         self._known = False
+        # The host, not this process, collects the worker's exit, so its pid may be given to another process once
+        # it has exited: a kill goes through a descriptor of this very process where the system has them.
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        except OSError:  # already gone (the host reports it), or no pidfd here
+            self._pidfd = None
 
     def status(self, kill: bool) -> int | None:
         """Its wait status as the host reports it (killing it first if `kill`); None if the host did not say."""
         if not self._known:
             if kill:
                 try:
-                    os.kill(self.pid, signal.SIGKILL)
+                    if self._pidfd is not None:
+                        signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                    else:
+                        os.kill(self.pid, signal.SIGKILL)
                 except ProcessLookupError:  # it has exited; the host reports how
                     pass
+            self._close()
             self._known = True
             message = self.host.receive(self.control, time.monotonic() + _HOST_START_SECONDS)
             if (isinstance(message, tuple) and len(message) == 3 and message[0] == "exited"
@@ -1619,7 +1634,13 @@ class _Hosted:
     def collect(self) -> None:
         """The worker answered and exits by itself: the host's report of its exit is read by the next run, off
         this one's path."""
+        self._close()
         self.host.pending = self
+
+    def _close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 class _Host:

@@ -13,6 +13,7 @@ import glob
 import io
 import os
 import pickle
+import signal
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -435,3 +436,28 @@ def test_a_forked_process_starts_its_own_host(host):
     os.waitpid(pid, 0)
     assert value == [0, 5] and child_host != parent_host
     assert sandbox.evaluate("[i for i in range(3)]", {}) == [0, 1, 2] and host._process.pid == parent_host
+
+
+def test_a_hosted_worker_past_its_wall_clock_is_killed_and_the_host_goes_on(host, monkeypatch):
+    """A worker that is still busy when its time by the wall clock is up (here: the engine's function it called took
+    that long) is killed through its process descriptor, and the host reports its end; the next run is hosted."""
+    monkeypatch.setattr(sandbox_module._Worker, "wall_seconds", lambda self: 0.3)
+    monkeypatch.setattr(os, "fork", no_fork)
+    statuses = []
+    real_status = sandbox_module._Hosted.status
+
+    def status(self, kill):
+        statuses.append(real_status(self, kill))
+        return statuses[-1]
+
+    monkeypatch.setattr(sandbox_module._Hosted, "status", status)
+
+    def slow(n):
+        time.sleep(0.6)
+        return n
+
+    with pytest.raises(SandboxLimitError, match=r"ran too long \(more than 0.3 seconds in its worker process\)"):
+        Sandbox().evaluate("[slow(i) for i in range(2)]", {}, {"slow": slow})
+    assert os.WIFSIGNALED(statuses[0]) and os.WTERMSIG(statuses[0]) == signal.SIGKILL  # as the host saw it end
+    first = host._process.pid
+    assert Sandbox().evaluate("[i for i in range(2)]", {}) == [0, 1] and host._process.pid == first
