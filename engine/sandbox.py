@@ -1583,6 +1583,8 @@ _HOST_START_SECONDS = 10.0  # for the host's first answer: it starts an interpre
 _HOST_RETRY_SECONDS = 60.0  # after the host failed to start, runs fork the caller for this long before a retry
 _EARLY_BYTES = 32_768  # a request this small is written before the worker has its socket (a socket buffers more)
 _ENGINE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+# The host's whole environment: not the caller's, which holds the database's address and the keys.
+_HOST_ENVIRONMENT = {"PATH": os.defpath, "LC_ALL": "C.UTF-8"}
 # The host's program: this module imported as `engine.sandbox` without the `engine` package's own imports (the
 # database, the workflow library, the services), then the host's loop on the control socket given by number.
 _BOOT = ("import os, signal, sys, types\n"
@@ -1727,7 +1729,7 @@ class _Host:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-c", _BOOT, _ENGINE_DIRECTORY, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_HOST_ENVIRONMENT)
         except OSError:
             ours.close()
             self._failed_at = time.monotonic()

@@ -359,10 +359,16 @@ def open_paths(pid: int) -> set[str]:
     return paths
 
 
+def environment(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as variables:
+        return variables.read()
+
+
 def test_a_hosted_worker_holds_nothing_of_the_caller(host, monkeypatch, tmp_path):
     """The worker is forked by the host, a process started from a new interpreter, not by the caller: it is not
     the caller's child, and neither it nor the host has any of the caller's open files (a web worker's database
-    connections, say). Limits and answers are as before; the caller never forks."""
+    connections, say) or its environment (the database's address, the keys). Limits and answers are as before; the
+    caller never forks."""
     secret = tmp_path / "connection-of-the-caller"
     secret.write_text("password=caller-only")
     seen = {}
@@ -371,15 +377,18 @@ def test_a_hosted_worker_holds_nothing_of_the_caller(host, monkeypatch, tmp_path
         host_pid = sandbox_module._HOST._process.pid
         workers = children_of(host_pid)
         seen.update(host=host_pid, workers=workers, mine=children_of(os.getpid()),
-                    paths=set().union(*(open_paths(pid) for pid in [host_pid, *workers])))
+                    paths=set().union(*(open_paths(pid) for pid in [host_pid, *workers])),
+                    environments=[environment(pid) for pid in [host_pid, *workers]])
         return n * 2
 
+    monkeypatch.setenv("KURATOR_SECRET_KEY", "key-of-the-caller")
     with open(secret, encoding="utf-8"):
         monkeypatch.setattr(os, "fork", no_fork)
         variables = {"items": [1, 2, 3]}
         Sandbox().execute("total = 0\nfor i in items:\n    total += probe(i)\n", variables, {"probe": probe})
     assert variables["total"] == 12
     assert seen["workers"] and str(secret) not in seen["paths"]
+    assert all(b"key-of-the-caller" not in env and b"KURATOR" not in env for env in seen["environments"])
     assert seen["mine"] == [seen["host"]]  # the caller's only child is the host
     # a hosted worker's limits hold as a forked one's
     with pytest.raises(SandboxLimitError, match="more than 1 seconds of processor time"):
