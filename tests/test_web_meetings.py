@@ -382,3 +382,39 @@ def test_an_item_whose_step_is_past_its_term_says_so_on_the_page_and_in_the_api(
     found = api.get(f"/api/v1/meetings/{meeting_id}",
                     headers={"Authorization": f"Bearer {issued.get_json()['token']}"})
     assert found.status_code == 200 and found.get_json()["items"][0]["late"] is True
+
+
+def test_an_emergency_report_on_the_agenda_shows_what_the_guardianship_reported(app):
+    """The guardianship's information on the measures it took (п. 7) goes on the next meeting's agenda; the commission
+    hears it there: the item shows what was reported, by whom and when, on the page and in the API."""
+    engine = app.extensions["kurator"]
+    set_up(engine)
+    result = engine.sop.register_intake("police", {**SIGNAL, "threat_to_life": True})
+    emergency = result.instance_ids[1]
+
+    def do(element: str, user: str, data: dict) -> None:
+        task = next(t for t in engine.tasks.query(instance_id=emergency) if t["element_id"] == element)
+        engine.tasks.complete(task["id"], user, data)
+
+    do("em_inspection", "guardian", {"visit_date": "2025-10-30", "inspection_act_number": "12",
+                                     "inspection_findings": "Угроза не подтвердилась", "threat_confirmed": False})
+    do("em_inform_commission", "guardian", {"inform_date": "2025-10-30", "measures_taken":
+                                            "Проведена беседа с матерью\nСемья передана под патронаж КЦСОН"})
+    client = signed_in(app, "secretary")
+    response = post(client, "/meetings/next", {}, "/meetings")
+    meeting_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    html = page(client.get(f"/meetings/{meeting_id}"))
+    report = next(i for i in items(engine, meeting_id) if i["kind"] == "report")
+    block = item_block(html, report["id"])
+    assert "Информация органа опеки и попечительства о мерах" in block
+    assert "Представлено: guardian, Отдел опеки и попечительства, 30.10.2025" in block
+    assert "Принятые меры по защите прав и обеспечению безопасности ребенка" in block
+    assert "Проведена беседа с матерью\nСемья передана под патронаж КЦСОН" in block
+    api = app.test_client()
+    issued = api.post("/api/v1/auth/token", json={"username": "chair", "password": "demo-password"})
+    found = api.get(f"/api/v1/meetings/{meeting_id}",
+                    headers={"Authorization": f"Bearer {issued.get_json()['token']}"}).get_json()
+    reported = next(i for i in found["items"] if i["kind"] == "report")["report"]
+    assert reported["agency"] == "Отдел опеки и попечительства" and reported["author"] == "guardian"
+    assert {"label": "Дата направления информации", "value": "30.10.2025"} in reported["rows"]
+    assert all(i["report"] is None for i in found["items"] if i["kind"] != "report")

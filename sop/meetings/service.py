@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 
 from engine.db import CURRENT_SESSION
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from engine.models import Agency, HumanTask, Municipality, User
+from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
 from .. import casefile
 from ..models import Case, CaseAgency, Document, InstanceScope, Resolution
+from ..task_context import form_answers
 from .models import POSITIONS, Commission, CommissionMember, Meeting, MeetingItem, Notice
 from .schedule import check_schedule, meeting_days
 
@@ -702,12 +703,29 @@ class MeetingService:
                 "decision_text": item.decision_text, "data": item.data, "votes_for": item.votes_for,
                 "votes_against": item.votes_against, "votes_abstained": item.votes_abstained,
                 "family_appeared": item.family_appeared, "resolution_number": item.resolution_number,
-                "resolution_id": item.resolution_id})
+                "resolution_id": item.resolution_id,
+                "report": self._report(session, task) if item.kind == "report" and task is not None else None})
         return {**_meeting_summary(meeting), "commission": _commission_dict(commission),
                 "present_member_ids": sorted(present), "invited": meeting.invited or [],
                 "quorum": {"members": quorum.members, "present": quorum.present, "needed": quorum.needed,
                            "reached": quorum.reached},
                 "agenda_notified_at": meeting.agenda_notified_at, "items": items}
+
+    def _report(self, session: Session, task: HumanTask) -> dict[str, Any] | None:
+        """What the agency reported (an emergency's information to the commission), as its form labels it, by whom
+        and when: the commission hears it at the meeting."""
+        if task.status != "completed":
+            return None
+        definition_id = session.scalar(select(ProcessInstance.definition_id)
+                                       .where(ProcessInstance.id == task.instance_id))
+        form = self.engine.repository.form(task.form_key, definition_id, session=session) if task.form_key else None
+        author = session.scalar(select(User.full_name).where(User.username == task.completed_by)) \
+            if task.completed_by else None
+        agency = session.get(Agency, task.agency_id) if task.agency_id is not None else None
+        rows = form_answers(form or {}, task.data or {})
+        return {"rows": [{"label": label, "value": value} for label, value in rows],
+                "author": author or task.completed_by, "agency": agency.name if agency is not None else None,
+                "at": task.completed_at}
 
     def _minutes_context(self, session: Session, meeting: Meeting) -> dict[str, Any]:
         data = self._meeting_dict(session, meeting)

@@ -90,6 +90,18 @@ class PostponedFromSchema(Schema):
     reason = fields.String(allow_none=True)
 
 
+class ReportRowSchema(Schema):
+    label = fields.String(required=True, metadata={"description": "The field's label on the reporting form"})
+    value = fields.String(required=True, metadata={"description": "What was entered, as the page shows it"})
+
+
+class ReportSchema(Schema):
+    rows = fields.List(fields.Nested(ReportRowSchema), required=True)
+    author = fields.String(allow_none=True, metadata={"description": "Who completed the reporting step"})
+    agency = fields.String(allow_none=True)
+    at = IsoDateTime(allow_none=True)
+
+
 class ItemSchema(Schema):
     id = fields.Integer(required=True)
     position = fields.Integer(required=True)
@@ -116,6 +128,8 @@ class ItemSchema(Schema):
     family_appeared = fields.Boolean(allow_none=True)
     resolution_number = fields.String(allow_none=True, metadata={"description": "«meeting/item», e.g. 12/3"})
     resolution_id = fields.Integer(allow_none=True)
+    report = fields.Nested(ReportSchema, allow_none=True, metadata={
+        "description": "A report item's content (an emergency's information to the commission), as its form labels it"})
 
 
 class GuestSchema(Schema):
