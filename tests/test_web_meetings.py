@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from engine.models import AuditEvent, HumanTask, Municipality
 from sop.meetings.models import CommissionMember, Meeting, MeetingItem
-from sop.models import Resolution
+from sop.models import Document, Resolution
 
 from .test_sop_diagrams import CHECK, at
-from .test_sop_service import SIGNAL
+from .test_sop_service import SIGNAL, pdf_text
 from .test_web_tasks import build_app, csrf, post, signed_in
 
 COMMISSION = "Комиссия по делам несовершеннолетних и защите их прав городского округа «Город Йошкар-Ола»"
@@ -418,3 +418,19 @@ def test_an_emergency_report_on_the_agenda_shows_what_the_guardianship_reported(
     assert reported["agency"] == "Отдел опеки и попечительства" and reported["author"] == "guardian"
     assert {"label": "Дата направления информации", "value": "30.10.2025"} in reported["rows"]
     assert all(i["report"] is None for i in found["items"] if i["kind"] != "report")
+    # and the minutes record what was heard
+    at(engine, "2025-11-05 10:00")  # the meeting's day
+    members = [m["id"] for m in engine.sop.meetings.commission(municipality_id(engine))["members"]]
+    engine.sop.meetings.set_attendance(meeting_id, members, [], "secretary")
+    for item in items(engine, meeting_id):
+        if item["kind"] == "report":
+            engine.sop.meetings.decide(item["id"], "secretary", decision_text="Информацию принять к сведению",
+                                       votes_for=4)
+        else:
+            engine.sop.meetings.postpone(item["id"], "Не подготовлено", "secretary")
+    minutes_id = engine.sop.meetings.close(meeting_id, "secretary")
+    with engine.db.session() as session:
+        text = pdf_text(session.get(Document, minutes_id).content)
+    assert ("Представлено: guardian, Отдел опеки и попечительства. Дата направления информации: 30.10.2025; Принятые "
+            "меры по защите прав и обеспечению безопасности ребенка, дальнейшая реабилитация: Проведена беседа с "
+            "матерью Семья передана под патронаж КЦСОН") in text
