@@ -708,6 +708,17 @@ def insert_commit(db: Database, count: int) -> dict[str, Any]:
     return latency_summary(latencies)
 
 
+def completion_floor(engine: ProcessEngine, db: Database, cases: int) -> dict[str, Any]:
+    """The floor's medians of bench/completion_floor.py (the least a durable completion costs) over `cases` cases,
+    on the same database after the engine's cases."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    import completion_floor as floor
+
+    _engine_times, floor_times = floor.run_cases(engine, db, cases, with_engine=False, first=20_000)
+    return floor.floor_medians(floor_times)
+
+
 def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     with fresh_database(kind, args.postgres_url) as db:
         engine = sop_engine(db)
@@ -715,10 +726,14 @@ def run_sop(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         kurator = sop_kurator(engine, instances, age_samples)
         bare = sop_bare(engine, instances)
         probe = insert_commit(db, 50 if args.quick else 200)
+        floor = completion_floor(engine, db, instances) if db.is_postgresql else {}
     sweep = sweep_figures(kind, args)
     median = kurator["completion"]["median_ms"]
     baseline = bare["median_ms"] + probe["median_ms"]
-    return {
+    if floor:  # what no durable completion goes below (bench/completion_floor.py), against the same baseline
+        floor = {"completion_floor_median_ms": floor["floor"], "completion_floor_ratio": floor["floor"] / baseline,
+                 "completion_over_floor": median / floor["floor"]}
+    return floor | {
         "completion_ratio": median / baseline,
         "age_ratio": kurator["aged_completion"]["median_ms"] / kurator["fresh_loop_completion"]["median_ms"],
         "state_bytes": kurator["state_bytes"]["without_business_data"],
