@@ -470,12 +470,26 @@ def _agency_name(scope: _Scope, agency: Agency | None) -> str | None:
     return agency.name if agency is not None else None
 
 
+def _specialist(scope: _Scope, context: TaskContext, key: str) -> None:
+    """An agency's answer names its responsible specialist: by default the person filling the form in (their
+    full name as their account has it; nothing when it has none)."""
+    user = lookups.user_named(scope.session, scope.user.username)
+    if user is not None and user.full_name:
+        context.defaults[key] = user.full_name
+
+
+def _materials(scope: _Scope, context: TaskContext) -> None:
+    _specialist(scope, context, "materials_specialist")
+
+
 def _proposals(scope: _Scope, context: TaskContext) -> None:
-    """An agency's proposals to the programme: the form names the agency, which the task already knows; above it,
-    what the commission recognised (the resolution is a document every agency of the case may read)."""
+    """An agency's proposals to the programme: the form names the agency, which the task already knows, and the
+    specialist filling it in; above it, what the commission recognised (the resolution is a document every agency
+    of the case may read)."""
     name = _agency_name(scope, scope.agency(scope.task.agency_id))
     if name:
         context.defaults["agency_name"] = name
+    _specialist(scope, context, "proposal_specialist")
     case = scope.case
     if case is None or case.recognized_on is None:
         return
@@ -497,6 +511,7 @@ def _execution_report(scope: _Scope, context: TaskContext) -> None:
     name = _agency_name(scope, agency)
     if name:
         context.defaults["report_agency"] = name
+    _specialist(scope, context, "report_specialist")
     if scope.case is None:
         return
     activities = _activities(scope, agency.kind if agency is not None else None, by_kind=agency is not None)
@@ -1020,6 +1035,7 @@ BUILDERS: dict[str, Callable[[_Scope, TaskContext], None]] = {
     "sop_programme_dispatch": _working_group_recipients("programme_recipients"),
     "sop_closure_dispatch": _working_group_recipients("copies_recipients"),
     "sop_execution_report": _execution_report,
+    "sop_materials": _materials,
     "sop_curator_summary": _curator_summary,
     "sop_review": _review,
     "sop_closure_decision": _closure_decision,

@@ -406,6 +406,9 @@ def test_the_execution_report_starts_with_a_row_per_activity_of_the_agency(world
     # an agency with no activity of its kind gets an empty list
     school = context_of(engine, report["id"], "school", agency_id=agency_id(engine, SCHOOL))
     assert school.defaults["activity_reports"] == [] and school.defaults["report_agency"] == SCHOOL
+    # the responsible specialist is, to begin with, the person who fills the report in
+    assert school.defaults["report_specialist"] == "Лебедева Ирина Владимировна"
+    assert context.defaults["report_specialist"] == "Морозова Татьяна Алексеевна"
 
 
 def test_each_agencys_proposals_form_names_its_agency(world):
@@ -423,6 +426,9 @@ def test_each_agencys_proposals_form_names_its_agency(world):
         assert context_of(engine, proposal["id"], AGENCY_USERS[agency]).defaults["agency_name"] == agency
     unaddressed = context_of(engine, proposals[0]["id"], "school", agency_id=None)
     assert unaddressed.defaults["agency_name"] == SCHOOL
+    # the responsible specialist starts as the person filling the form in; an account without a full name gives none
+    assert unaddressed.defaults["proposal_specialist"] == "Лебедева Ирина Владимировна"
+    assert "proposal_specialist" not in context_of(engine, proposals[0]["id"], "vsecretary").defaults
     # above the form, what the commission recognised
     recognition = dict(context_of(engine, proposals[0]["id"], "police").panel("recognition").rows)
     assert recognition["Постановление"] == "№ 45/3, от 23.12.2025"
@@ -719,6 +725,17 @@ def test_an_emergency_from_a_critical_check_shows_the_checks_conclusion(world):
     visit = engine.sop.task_context(one(engine, iid, "em_inspection")["id"], "guardian")
     assert [p.key for p in visit.panels] == ["conclusion"]
     assert rows(visit.panel("conclusion"))["Уровень опасности"] == "критический"
+
+
+def test_an_agencys_answer_to_a_request_for_materials_names_who_fills_it_in(world):
+    from sop.materials import request_materials
+
+    engine, service = world
+    result = service.register_intake("school", SIGNAL)
+    [_instance] = request_materials(engine, result.case_id, [agency_id(engine, POLICE)], "Сведения о семье",
+                                    "secretary")
+    [asked] = [t for t in engine.tasks.query() if t["element_id"] == "sop_materials"]
+    assert context_of(engine, asked["id"], "police").defaults == {"materials_specialist": "Орлов Дмитрий Сергеевич"}
 
 
 def test_other_forms_have_no_context(world):
