@@ -111,7 +111,15 @@ def test_the_secretary_prepares_holds_and_closes_a_meeting_through_the_pages(app
     # the agencies of the cases are told; the school sees it in its inbox
     post(client, f"/meetings/{meeting_id}/notify", {}, f"/meetings/{meeting_id}")
     inbox = page(signed_in(app, "school").get("/inbox"))
-    assert "Ваши вопросы на заседаниях комиссии" in inbox and "Ваш вопрос на заседании комиссии 05.11.2025" in inbox
+    assert "Ваши вопросы на заседаниях комиссии" in inbox
+    # the meeting once, then each of the agency's cases with its question as the agenda has it
+    meeting = engine.sop.meetings.get(meeting_id, "secretary")
+    when = f"Заседание 05.11.2025 в {meeting['starts_at']} · {meeting['place']}"
+    notices = re.search(r'<section class="card meeting-notices".*?</section>', inbox, re.S).group(0)
+    assert notices.count('<p class="meeting-notices-when">') == 1 and when in notices
+    told = [i for i in items(engine, meeting_id) if i["kind"] == "decision"]
+    for item in told:
+        assert f'<li>{item["title"]} · <a href="/cases/{item["case_id"]}">дело</a></li>' in notices
     # not the commission's own staff, who prepare the meeting: its agency is no working-group member to be told
     assert "Ваши вопросы на заседаниях комиссии" not in page(signed_in(app, "secretary").get("/inbox"))
 
@@ -170,6 +178,8 @@ def test_the_secretary_prepares_holds_and_closes_a_meeting_through_the_pages(app
     assert f'id="q{second["id"]}_reason-error">укажите причину переноса</div>' in page(response)
     post(client, f"/meetings/{meeting_id}/items/{second['id']}/postpone", {"reason": "Семья не уведомлена"},
          f"/meetings/{meeting_id}")
+    # the agency's inbox says its question was postponed, while the meeting goes on
+    assert f"{second['title']} (вопрос перенесен)" in page(signed_in(app, "school").get("/inbox"))
     response = post(client, f"/meetings/{meeting_id}/items/{free['id']}/decide", {"votes_for": "3"},
                     f"/meetings/{meeting_id}")
     assert response.status_code == 422

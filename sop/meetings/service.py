@@ -429,15 +429,31 @@ class MeetingService:
             return written
 
     def notices(self, agency_id: int | None, limit: int = 20) -> list[dict[str, Any]]:
-        """The agency's notices of upcoming meetings (newest first)."""
+        """The agency's notices of upcoming meetings, the soonest meeting first. Besides the text it was sent
+        with, each gives its meeting (`held_on`, `starts_at`, `place`) and `subjects`: the titles of the case's
+        questions on the agenda as it stands now (a question postponed says so; none when the case's questions
+        left the agenda, and the text sent stands alone)."""
         if agency_id is None:
             return []
         with self.engine.db.session() as session:
-            rows = session.execute(select(Notice, Meeting.held_on).join(Meeting, Meeting.id == Notice.meeting_id)
+            rows = session.execute(select(Notice, Meeting.held_on, Meeting.starts_at, Meeting.place)
+                                   .join(Meeting, Meeting.id == Notice.meeting_id)
                                    .where(Notice.agency_id == agency_id, Meeting.status.in_(("planned", "open")))
-                                   .order_by(Meeting.held_on, Notice.id).limit(limit)).all()
+                                   .order_by(Meeting.held_on, Meeting.id, Notice.id).limit(limit)).all()
+            subjects: dict[tuple[int, int], list[str]] = {}
+            if rows:
+                questions = session.execute(
+                    select(MeetingItem.meeting_id, MeetingItem.case_id, MeetingItem.title, MeetingItem.status)
+                    .where(MeetingItem.meeting_id.in_({n.meeting_id for n, *_rest in rows}),
+                           MeetingItem.case_id.in_({n.case_id for n, *_rest in rows if n.case_id is not None}))
+                    .order_by(MeetingItem.meeting_id, MeetingItem.position))
+                for meeting_id, case_id, title, status in questions:
+                    subjects.setdefault((meeting_id, case_id), []).append(
+                        f"{title} (вопрос перенесен)" if status == "postponed" else title)
             return [{"id": n.id, "text": n.text, "case_id": n.case_id, "meeting_id": n.meeting_id,
-                     "held_on": held_on} for n, held_on in rows]
+                     "held_on": held_on, "starts_at": starts_at, "place": place,
+                     "subjects": subjects.get((n.meeting_id, n.case_id), [])}
+                    for n, held_on, starts_at, place in rows]
 
     # -- at the meeting ------------------------------------------------------------------------------------
 

@@ -116,11 +116,17 @@ def _with_case(query: Select) -> Select:
 
 
 def meeting_notices(user) -> list[dict]:
-    """«Ваш вопрос на заседании …»: the notices to the user's agency of its cases on a meeting's agenda."""
+    """«Ваш вопрос на заседании …»: the notices to the user's agency of its cases on a meeting's agenda, by
+    meeting (the soonest first): each meeting's day, time and place once, then its notices."""
     service = getattr(kurator(), "sop", None)
     if service is None or user.agency_id is None:
         return []
-    return service.meetings.notices(user.agency_id)
+    meetings: dict[int, dict] = {}
+    for notice in service.meetings.notices(user.agency_id):
+        meetings.setdefault(notice["meeting_id"], {
+            "held_on": notice["held_on"], "starts_at": notice["starts_at"], "place": notice["place"],
+            "notices": []})["notices"].append(notice)
+    return list(meetings.values())
 
 
 def count_label(total: int) -> str:
