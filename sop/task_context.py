@@ -177,7 +177,24 @@ def task_context(service_or_engine: SopService | ProcessEngine, session: Session
     scope = _Scope(engine, session, task_row, user, case, municipality_id, definition_id)
     context = TaskContext()
     builder(scope, context)
+    sent = SENT_ON_COMPLETION.get(task_row.form_key)
+    if sent is not None:  # the step itself sends it: today, in the municipality's time zone
+        context.defaults.setdefault(sent, engine.clock.now().astimezone(_zone(scope)).date().isoformat())
     return context
+
+
+# The date fields that say when the step's information or document went out, which is when the step is completed
+# in the system: they start at today (the person may enter an earlier day). The dates of what happened outside the
+# system (a visit, an act, a meeting) start empty.
+SENT_ON_COMPLETION = {
+    "sop_programme_dispatch": "programme_sent_date",
+    "sop_closure_dispatch": "copies_sent_date",
+    "sop_execution_report": "report_date",
+    "sop_materials": "materials_date",
+    "em_police_report": "police_report_date",
+    "em_social_inspection": "social_report_date",
+    "em_inform_commission": "inform_date",
+}
 
 
 # -- sop_check: the signal ----------------------------------------------------------------------------------------

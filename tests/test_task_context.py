@@ -296,6 +296,9 @@ def test_a_dispatch_starts_from_the_working_groups_agencies(world):
     _case_id, iid = to_draft(engine, service)
     do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
     at(engine, "2026-01-15 10:00")
+    # a decision's own date, the meeting's, is not guessed
+    approval = one(engine, iid, "sop_programme_approval")
+    assert "approval_date" not in context_of(engine, approval["id"], "chair").defaults
     do(engine, iid, "sop_programme_approval", "chair", APPROVE)
     dispatch = one(engine, iid, "sop_programme_dispatch")
     recipients = engine.sop.task_context(dispatch["id"], "secretary").defaults["programme_recipients"]
@@ -735,7 +738,25 @@ def test_an_agencys_answer_to_a_request_for_materials_names_who_fills_it_in(worl
     [_instance] = request_materials(engine, result.case_id, [agency_id(engine, POLICE)], "Сведения о семье",
                                     "secretary")
     [asked] = [t for t in engine.tasks.query() if t["element_id"] == "sop_materials"]
-    assert context_of(engine, asked["id"], "police").defaults == {"materials_specialist": "Орлов Дмитрий Сергеевич"}
+    assert context_of(engine, asked["id"], "police").defaults == {"materials_specialist": "Орлов Дмитрий Сергеевич",
+                                                                  "materials_date": "2025-10-30"}
+
+
+def test_a_step_that_sends_something_starts_its_date_at_today_in_the_municipalitys_time(world):
+    """The date a step's information or document went out is the day it is completed in the system; the dates of
+    what happened outside it (a visit, an act, a meeting) are left to the person."""
+    engine, service = world
+    _case_id, iid = to_draft(engine, service)
+    do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    # a decision's own date, the meeting's, is not guessed
+    approval = one(engine, iid, "sop_programme_approval")
+    assert "approval_date" not in context_of(engine, approval["id"], "chair").defaults
+    do(engine, iid, "sop_programme_approval", "chair", APPROVE)
+    dispatch = one(engine, iid, "sop_programme_dispatch")
+    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-15"
+    at(engine, "2026-01-16 01:00")  # still the 15th in UTC, already the 16th in Йошкар-Ола (Moscow time)
+    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-16"
 
 
 def test_other_forms_have_no_context(world):
