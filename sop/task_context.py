@@ -159,7 +159,8 @@ def task_context(service_or_engine: SopService | ProcessEngine, session: Session
     """The panels, defaults and options of a task's page, chosen by its form key (empty for other forms)."""
     engine = getattr(service_or_engine, "engine", service_or_engine)
     builder = BUILDERS.get(task_row.form_key or "")
-    if builder is None:
+    sent = SENT_ON_COMPLETION.get(task_row.form_key or "")
+    if builder is None and sent is None:
         return TaskContext()
     if isinstance(user, str):
         user = ContextUser.load(session, user)
@@ -176,8 +177,8 @@ def task_context(service_or_engine: SopService | ProcessEngine, session: Session
         municipality_id = case.municipality_id
     scope = _Scope(engine, session, task_row, user, case, municipality_id, definition_id)
     context = TaskContext()
-    builder(scope, context)
-    sent = SENT_ON_COMPLETION.get(task_row.form_key)
+    if builder is not None:
+        builder(scope, context)
     if sent is not None:  # the step itself sends it: today, in the municipality's time zone
         context.defaults.setdefault(sent, engine.clock.now().astimezone(_zone(scope)).date().isoformat())
     return context
@@ -194,6 +195,11 @@ SENT_ON_COMPLETION = {
     "em_police_report": "police_report_date",
     "em_social_inspection": "social_report_date",
     "em_inform_commission": "inform_date",
+    "rec_send_databank": "databank_sent_date",
+    "kpi_send": "sent_on",
+    "pod_monthly_report": "report_sent_date",
+    "pod_summer_summary": "summary_sent_date",
+    "pod_final_report": "final_sent_date",
 }
 
 

@@ -268,6 +268,10 @@ def test_half_year_campaign_with_returns_for_rework(campaign):
     send = open_tasks(engine, iid, "kpi_send")[0]
     # from the administration by the 10th working day: 14 July (Tue); the commission secretary's lane
     assert send["candidate_roles"] == ["commission_secretary"] and due_day(send) == "2026-07-14 23:59"
+    # the date it goes out starts at today (Moscow time)
+    with engine.db.session() as db:
+        today = engine.clock.now().astimezone(MSK).date().isoformat()
+        assert task_context(engine, db, db.get(HumanTask, send["id"]), "secretary").defaults == {"sent_on": today}
     engine.tasks.complete(send["id"], "secretary", {"sent_on": "2026-07-13", "outgoing_number": "01-12/345"})
     assert engine.runtime.instance(iid)["status"] == "completed"
     with engine.db.session() as db:

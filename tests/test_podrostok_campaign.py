@@ -180,7 +180,9 @@ def test_the_campaign_through_the_summer(world):
                                      job(people["Сидоров"], "3.8", "Лагерь при СОШ № 5", "2026-06-01", "2026-06-21")])
     engine.tasks.complete(one(engine, iid, "pod_review")["id"], "secretary", {"review_decision": "accept"})
     monthly = one(engine, iid, "pod_monthly_report")
-    panel = engine.sop.task_context(monthly["id"], "secretary").panel("podrostok_form")
+    context = engine.sop.task_context(monthly["id"], "secretary")
+    assert context.defaults["report_sent_date"] == engine.clock.now().astimezone(MSK).date().isoformat()
+    panel = context.panel("podrostok_form")
     rows = {r[0]: r for r in panel.table}
     assert rows["1"][2:] == ["1", "", "2", ""] and rows["3"][2:] == ["1", "100,0", "2", "100,0"]
     engine.tasks.complete(monthly["id"], "secretary", {"report_sent_date": "2026-07-06"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from types import SimpleNamespace
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -474,6 +475,12 @@ def test_an_agencys_reconciliation_shows_the_commissions_list_of_the_cases_it_ta
     assert answers[POLICE][1:] == ["Дата постановки: 24.12.2025", "", "", "нет"] and answers[SCHOOL][4] == "да"
     assert len(answers) == 4
     assert context.defaults["families_count"] == 1 and context.defaults["minors_count"] >= 1
+    # the databank goes to the regional commission: its date starts at today
+    engine.tasks.complete(resolve["id"], "secretary", {"resolution_summary": "Расхождения устранены",
+                                                       "families_count": 1, "minors_count": 1})
+    send = one(engine, reconciliation, "rec_send_databank")
+    today = engine.clock.now().astimezone(ZoneInfo("Europe/Moscow")).date().isoformat()
+    assert context_of(engine, send["id"], "secretary").defaults == {"databank_sent_date": today}
 
 
 def add_report(engine, case_id, agency: str, author: str, on: str, text: str, data=None) -> None:
