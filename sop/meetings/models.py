@@ -14,6 +14,8 @@ from engine.models import Agency, JSONType, Municipality
 
 POSITIONS = {"chair": "председатель комиссии", "deputy_chair": "заместитель председателя комиссии",
              "secretary": "ответственный секретарь комиссии", "member": "член комиссии"}
+# what became of a question on the agenda (`MeetingItem.status`)
+ITEM_STATUSES = {"planned": "к рассмотрению", "decided": "решение принято", "postponed": "перенесен"}
 
 
 class Commission(Base):

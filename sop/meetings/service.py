@@ -429,31 +429,26 @@ class MeetingService:
             return written
 
     def notices(self, agency_id: int | None, limit: int = 20) -> list[dict[str, Any]]:
-        """The agency's notices of upcoming meetings, the soonest meeting first. Besides the text it was sent
-        with, each gives its meeting (`held_on`, `starts_at`, `place`) and `subjects`: the titles of the case's
-        questions on the agenda as it stands now (a question postponed says so; none when the case's questions
-        left the agenda, and the text sent stands alone)."""
+        """The agency's notices of upcoming meetings (at most `limit`), by meeting, the soonest first: each
+        meeting's `held_on`, `starts_at` and `place`, and its `notices`. Besides the text it was sent with, a notice
+        gives `subjects`: the case's questions on the agenda as it stands now (`title`, `status`), none when they
+        left the agenda."""
         if agency_id is None:
             return []
         with self.engine.db.session() as session:
-            rows = session.execute(select(Notice, Meeting.held_on, Meeting.starts_at, Meeting.place)
-                                   .join(Meeting, Meeting.id == Notice.meeting_id)
+            rows = session.execute(select(Notice, Meeting).join(Meeting, Meeting.id == Notice.meeting_id)
                                    .where(Notice.agency_id == agency_id, Meeting.status.in_(("planned", "open")))
                                    .order_by(Meeting.held_on, Meeting.id, Notice.id).limit(limit)).all()
-            subjects: dict[tuple[int, int], list[str]] = {}
-            if rows:
-                questions = session.execute(
-                    select(MeetingItem.meeting_id, MeetingItem.case_id, MeetingItem.title, MeetingItem.status)
-                    .where(MeetingItem.meeting_id.in_({n.meeting_id for n, *_rest in rows}),
-                           MeetingItem.case_id.in_({n.case_id for n, *_rest in rows if n.case_id is not None}))
-                    .order_by(MeetingItem.meeting_id, MeetingItem.position))
-                for meeting_id, case_id, title, status in questions:
-                    subjects.setdefault((meeting_id, case_id), []).append(
-                        f"{title} (вопрос перенесен)" if status == "postponed" else title)
-            return [{"id": n.id, "text": n.text, "case_id": n.case_id, "meeting_id": n.meeting_id,
-                     "held_on": held_on, "starts_at": starts_at, "place": place,
-                     "subjects": subjects.get((n.meeting_id, n.case_id), [])}
-                    for n, held_on, starts_at, place in rows]
+            meetings: dict[int, dict[str, Any]] = {}
+            for notice, meeting in rows:  # the meetings' items come with them (selectin): no query per notice
+                held = meetings.setdefault(meeting.id, {"meeting_id": meeting.id, "held_on": meeting.held_on,
+                                                        "starts_at": meeting.starts_at, "place": meeting.place,
+                                                        "notices": []})
+                held["notices"].append({
+                    "id": notice.id, "text": notice.text, "case_id": notice.case_id,
+                    "subjects": [{"title": item.title, "status": item.status} for item in meeting.items
+                                 if notice.case_id is not None and item.case_id == notice.case_id]})
+            return list(meetings.values())
 
     # -- at the meeting ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy.sql import CompoundSelect
 from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
+from sop.meetings.models import ITEM_STATUSES
 from sop.models import Case, Family, InstanceScope
 
 from ..access import inbox_query, task_scope
@@ -73,6 +74,7 @@ def index():
         pages = max(pages, page + 1)  # past the counted pages, one more link while pages are full
     return render_template("inbox.html", items=items, total=count_label(total), page=page, pages=pages,
                            stages=stages, processes=processes, args=args, now=now, notices=meeting_notices(user),
+                           item_statuses=ITEM_STATUSES,
                            role_titles=kurator().role_titles(), process_names=process_names())
 
 
@@ -116,17 +118,11 @@ def _with_case(query: Select) -> Select:
 
 
 def meeting_notices(user) -> list[dict]:
-    """«Ваш вопрос на заседании …»: the notices to the user's agency of its cases on a meeting's agenda, by
-    meeting (the soonest first): each meeting's day, time and place once, then its notices."""
+    """«Ваш вопрос на заседании …»: the notices to the user's agency of its cases on a meeting's agenda, by meeting."""
     service = getattr(kurator(), "sop", None)
     if service is None or user.agency_id is None:
         return []
-    meetings: dict[int, dict] = {}
-    for notice in service.meetings.notices(user.agency_id):
-        meetings.setdefault(notice["meeting_id"], {
-            "held_on": notice["held_on"], "starts_at": notice["starts_at"], "place": notice["place"],
-            "notices": []})["notices"].append(notice)
-    return list(meetings.values())
+    return service.meetings.notices(user.agency_id)
 
 
 def count_label(total: int) -> str:

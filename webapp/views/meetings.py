@@ -22,7 +22,7 @@ from sqlalchemy import select
 from engine.calendar import CalendarCoverageError
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Agency, Municipality
-from sop.meetings.models import POSITIONS
+from sop.meetings.models import ITEM_STATUSES, POSITIONS
 from sop.meetings.schedule import WEEKDAYS, meeting_days
 from sop.meetings.service import MEETING_FIELDS
 
@@ -41,7 +41,6 @@ bp = Blueprint("meetings", __name__)
 
 STATUSES = {"planned": "запланировано", "open": "идет", "closed": "закрыто", "cancelled": "отменено"}
 KINDS = {"regular": "очередное", "extraordinary": "внеочередное"}
-ITEM_STATUSES = {"planned": "к рассмотрению", "decided": "решение принято", "postponed": "перенесен"}
 MONTHS = ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь", "ноябрь",
           "декабрь")
 WEEK_CHOICES = ((1, "1-я"), (2, "2-я"), (3, "3-я"), (4, "4-я"), (5, "5-я"), (-1, "последняя"))
