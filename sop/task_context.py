@@ -136,6 +136,11 @@ class _Scope:
     definition_id: int | None
 
     @property
+    def today(self) -> date:
+        """Today by the engine clock, in the municipality's time zone."""
+        return self.engine.clock.now().astimezone(_zone(self)).date()
+
+    @property
     def access(self) -> CaseAccess | None:
         return CaseAccess.of(self.user, self.case) if self.case is not None else None
 
@@ -180,7 +185,7 @@ def task_context(service_or_engine: SopService | ProcessEngine, session: Session
     if builder is not None:
         builder(scope, context)
     if sent is not None:  # the step itself sends it: today, in the municipality's time zone
-        context.defaults.setdefault(sent, engine.clock.now().astimezone(_zone(scope)).date().isoformat())
+        context.defaults.setdefault(sent, scope.today.isoformat())
     return context
 
 
@@ -409,14 +414,46 @@ def _family_information(case: Case) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
+def _latest_resolution(scope: _Scope, kind: str) -> Resolution | None:
+    """The case's latest resolution of this kind (recognition, approval, closure…)."""
+    return scope.session.scalar(select(Resolution).where(Resolution.case_id == scope.case.id, Resolution.kind == kind)
+                                .order_by(Resolution.id.desc()).limit(1))
+
+
+def _resolution_title(resolution: Resolution | None, adopted_on: date | None = None) -> str:
+    """«№ 45/3, от 23.12.2025» (the number when it has one; `adopted_on` without a resolution on record)."""
+    adopted = resolution.adopted_on if resolution is not None else adopted_on
+    return ", ".join(filter(None, (f"№ {resolution.number}" if resolution is not None and resolution.number else "",
+                                   f"от {_date(adopted)}" if adopted is not None else "")))
+
+
+# the resolution a dispatch sends copies of: its kind, the panel's title and the labels of its decisions
+_DISPATCHED = {"programme_recipients": ("approval", "Постановление об утверждении программы",
+                                        labels.APPROVAL_DECISIONS),
+               "copies_recipients": ("closure", "Постановление о снятии с учета", labels.CLOSURE_DECISIONS)}
+
+
 def _working_group_recipients(key: str) -> Callable[[_Scope, TaskContext], None]:
-    """A dispatch whose form asks to whom the document went (`key`) starts from the working group's agencies."""
+    """A dispatch whose form asks to whom the document went (`key`) starts from the working group's agencies;
+    above it, the resolution it sends: its number and date, what it decided and, for a closure, on what grounds."""
+    kind, title, decisions = _DISPATCHED[key]
+
     def build(scope: _Scope, context: TaskContext) -> None:
         if scope.case is None:
             return
         names = programme_agencies(scope.case)
         if names:
             context.defaults[key] = "\n".join(names)
+        resolution = _latest_resolution(scope, kind)
+        if resolution is None:
+            return
+        panel = Panel("resolution", title)
+        panel.row("Постановление", _resolution_title(resolution))
+        panel.row("Решение", decisions.get(resolution.decision, resolution.decision))
+        if resolution.grounds:
+            panel.row("Основание", scope.option_label("sop_closure_decision", "grounds", resolution.grounds,
+                                                      labels.CLOSURE_GROUNDS_SHORT))
+        context.panels.append(panel)
     return build
 
 
@@ -516,13 +553,9 @@ def _proposals(scope: _Scope, context: TaskContext) -> None:
     case = scope.case
     if case is None or case.recognized_on is None:
         return
-    resolution = scope.session.scalar(select(Resolution).where(Resolution.case_id == case.id,
-                                                               Resolution.kind == "recognition")
-                                      .order_by(Resolution.id.desc()).limit(1))
+    resolution = _latest_resolution(scope, "recognition")
     panel = Panel("recognition", "Семья признана находящейся в СОП")
-    panel.row("Постановление", ", ".join(filter(None, (
-        f"№ {resolution.number}" if resolution is not None and resolution.number else "",
-        f"от {_date(resolution.adopted_on if resolution is not None else case.recognized_on)}"))))
+    panel.row("Постановление", _resolution_title(resolution, case.recognized_on))
     panel.row("Критерии", [labels.FAMILY_CRITERIA.get(c, c) for c in case.criteria or []])
     panel.row("Уровень опасности", labels.DANGER_LEVELS.get(case.danger_level or "", ""))
     panel.row("Рабочая группа", [p.agency.name for p in working_group(case)])
@@ -619,7 +652,7 @@ def _coming_of_age(scope: _Scope, context: TaskContext) -> None:
     case = scope.case
     if case is None:
         return
-    today = scope.engine.clock.now().astimezone(_zone(scope)).date()
+    today = scope.today
     panel = Panel("minors", "Несовершеннолетние семьи", columns=["Ф.И.О.", "Дата рождения", "Совершеннолетие"])
     adults, minors = [], []
     for child in case.family.children:
@@ -984,7 +1017,7 @@ def _reconciliation(scope: _Scope, context: TaskContext) -> None:
     scope); the commission's staff, every case of the municipality."""
     if scope.municipality_id is None:
         return
-    today = scope.engine.clock.now().astimezone(_zone(scope)).date()
+    today = scope.today
     since = quarter_of(quarter_of(today)[1] - timedelta(days=1))[1]  # the previous quarter's first day
     listed = select(Case.id).where(Case.municipality_id == scope.municipality_id, Case.recognized_on.is_not(None),
                                    Case.recognized_on <= today, or_(Case.closed_on.is_(None), Case.closed_on >= since))

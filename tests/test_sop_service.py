@@ -376,6 +376,12 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
         complete(engine, iid, "sop_closure_decision", dict(CLOSURE, votes_for=3, votes_against=3, present=7))
     complete(engine, iid, "sop_closure_decision", CLOSURE)
     at(engine, "2027-01-11 10:00")
+    # the secretary sending the copies sees which resolution they are of
+    dispatch = tasks(engine, iid)["sop_closure_dispatch"][0]
+    resolution = dict(engine.sop.task_context(dispatch["id"], "secretary").panel("resolution").rows)
+    assert resolution == {"Постановление": "№ 112/4, от 28.12.2026",
+                          "Решение": "прекратить индивидуальную профилактическую работу и снять с учета",
+                          "Основание": "Устранение обстоятельств, улучшение обстановки в семье (п. 6.3 д, 6.4 е)"}
     complete(engine, iid, "sop_closure_dispatch", CLOSURE_DISPATCH)
 
     assert engine.runtime.instance(iid)["status"] == "completed"

@@ -292,7 +292,10 @@ def test_mother_and_father_are_told_apart_by_the_patronymic_and_never_guessed():
         "child_info": "Петров Олег Иванович, 06.05.2014, школа № 3; Петрова Ольга Ивановна, 08.07.2016"}
 
 
-def test_a_dispatch_starts_from_the_working_groups_agencies(world):
+def test_a_dispatch_starts_from_the_working_groups_agencies_and_today(world):
+    """The dispatch's recipients are the working group's agencies. The date a step's information or document went
+    out is the day it is completed in the system; the dates of what happened outside it (a visit, an act, a
+    meeting) are left to the person."""
     engine, service = world
     _case_id, iid = to_draft(engine, service)
     do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
@@ -305,6 +308,12 @@ def test_a_dispatch_starts_from_the_working_groups_agencies(world):
     recipients = engine.sop.task_context(dispatch["id"], "secretary").defaults["programme_recipients"]
     assert sorted(recipients.splitlines()) == sorted([SCHOOL, POLICE, "КЦСОН г. Йошкар-Олы"])
     assert COMMISSION not in recipients  # the commission sends it, it does not receive it
+    # above the form, the resolution whose copies go out
+    assert rows(context_of(engine, dispatch["id"], "secretary").panel("resolution")) == {
+        "Постановление": "№ 2, от 15.01.2026", "Решение": "утвердить индивидуальную программу"}
+    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-15"
+    at(engine, "2026-01-16 01:00")  # still the 15th in UTC, already the 16th in Йошкар-Ола (Moscow time)
+    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-16"
 
 
 def test_the_six_month_control_shows_the_curators_information_and_how_far_the_programme_got(world):
@@ -747,23 +756,6 @@ def test_an_agencys_answer_to_a_request_for_materials_names_who_fills_it_in(worl
     [asked] = [t for t in engine.tasks.query() if t["element_id"] == "sop_materials"]
     assert context_of(engine, asked["id"], "police").defaults == {"materials_specialist": "Орлов Дмитрий Сергеевич",
                                                                   "materials_date": "2025-10-30"}
-
-
-def test_a_step_that_sends_something_starts_its_date_at_today_in_the_municipalitys_time(world):
-    """The date a step's information or document went out is the day it is completed in the system; the dates of
-    what happened outside it (a visit, an act, a meeting) are left to the person."""
-    engine, service = world
-    _case_id, iid = to_draft(engine, service)
-    do(engine, iid, "sop_programme_draft", "curator1", DRAFT)
-    at(engine, "2026-01-15 10:00")
-    # a decision's own date, the meeting's, is not guessed
-    approval = one(engine, iid, "sop_programme_approval")
-    assert "approval_date" not in context_of(engine, approval["id"], "chair").defaults
-    do(engine, iid, "sop_programme_approval", "chair", APPROVE)
-    dispatch = one(engine, iid, "sop_programme_dispatch")
-    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-15"
-    at(engine, "2026-01-16 01:00")  # still the 15th in UTC, already the 16th in Йошкар-Ола (Moscow time)
-    assert context_of(engine, dispatch["id"], "secretary").defaults["programme_sent_date"] == "2026-01-16"
 
 
 def test_other_forms_have_no_context(world):
