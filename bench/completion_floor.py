@@ -41,12 +41,10 @@ for path in (ROOT, ROOT / "bench"):
 
 import engine_bench as eb  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from engine import ProcessEngine  # noqa: E402
-from engine.bpmn.parser import KuratorParser  # noqa: E402
 from engine.bpmn.pruning import prune  # noqa: E402
 from engine.bpmn.script_engine import CURRENT_CLOCK  # noqa: E402
 
@@ -77,14 +75,7 @@ class FloorCase:
     """One case driven the floor's way (see the module's text), on its own instance row."""
 
     def __init__(self, engine: ProcessEngine, raw: Any, definition_id: int, number: int, at: str):
-        files = [str(path) for path in sorted((ROOT / "workflows").glob("*.bpmn"))]
-        parser = KuratorParser()  # new spec objects per case, as in engine_bench's bare side
-        parser.add_bpmn_files(files)
-        self.workflow = BpmnWorkflow(parser.get_spec("sop_case"), parser.get_subprocess_specs("sop_case"),
-                                     script_engine=engine.executor.script_engine("Europe/Moscow"))
-        for task in self.workflow.get_tasks(state=TaskState.READY):
-            task.data.update(dict(eb.SOP_START, case_id=number))
-        self.workflow.do_engine_steps()
+        self.workflow = eb.bare_sop_case(engine.executor.script_engine("Europe/Moscow"), number)
         self.engine, self.raw, self.revision = engine, raw, 1
         cursor = raw.cursor()
         cursor.execute("INSERT INTO process_instance (definition_id, process_key, business_key, status, state, "
@@ -126,11 +117,8 @@ class FloorCase:
         cursor.execute(_READ, {"instance": self.instance})
         was = cursor.fetchone()[0]
         read = time.perf_counter()
-        task = next(t for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)
-                    if t.task_spec.bpmn_id == element)
-        task.set_data(**data)
-        task.run()
-        self.workflow.do_engine_steps()
+        task = eb.bare_ready(self.workflow, element)
+        eb.bare_step(self.workflow, task, data)
         stepped = time.perf_counter()
         self.open.discard(str(task.id))
         params = {"instance": self.instance, "state": self._state(), "revision": was + 1, "was": was,

@@ -651,10 +651,34 @@ def sop_kurator(engine: ProcessEngine, instances: int, age_samples: int,
             "fresh_loop_completion": latency_summary(fresh)}
 
 
+def bare_sop_case(script_engine: PythonScriptEngine, case_id: int) -> BpmnWorkflow:
+    """A `sop_case` started on bare SpiffWorkflow in memory, on spec objects of its own: SpiffWorkflow's Camunda
+    multi-instance rewrites its spec when it runs, so a second case on the same objects would fail."""
+    parser = KuratorParser()
+    parser.add_bpmn_files([str(path) for path in sorted((ROOT / "workflows").glob("*.bpmn"))])
+    workflow = BpmnWorkflow(parser.get_spec("sop_case"), parser.get_subprocess_specs("sop_case"),
+                            script_engine=script_engine)
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(dict(SOP_START, case_id=case_id))
+    workflow.do_engine_steps()
+    return workflow
+
+
+def bare_ready(workflow: BpmnWorkflow, element: str) -> Any:
+    """The ready user task of `element` in a bare workflow."""
+    return next(t for t in workflow.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.bpmn_id == element)
+
+
+def bare_step(workflow: BpmnWorkflow, task: Any, data: dict[str, Any]) -> None:
+    """The baseline's step: the user task given its data and run, then the engine steps."""
+    task.set_data(**data)
+    task.run()
+    workflow.do_engine_steps()
+
+
 def sop_bare(engine: ProcessEngine, instances: int, warm_up: int = WARM_UP_CASES) -> dict[str, Any]:
     """The same path on bare SpiffWorkflow in memory: set_data + run + do_engine_steps per user task (after
     `warm_up` cases whose times are not counted)."""
-    files = [str(path) for path in sorted((ROOT / "workflows").glob("*.bpmn"))]
     script_engine = engine.executor.script_engine("Europe/Moscow")  # evaluates the Camunda expressions
     clock = FrozenClock(START_AT)
     token = CURRENT_CLOCK.set(clock)
@@ -662,22 +686,11 @@ def sop_bare(engine: ProcessEngine, instances: int, warm_up: int = WARM_UP_CASES
     try:
         for i in range(warm_up + instances):
             clock.set(START_AT)
-            # new spec objects for every case: SpiffWorkflow's Camunda multi-instance rewrites its spec when it
-            # runs, so a second case on the same objects would fail
-            parser = KuratorParser()
-            parser.add_bpmn_files(files)
-            spec, subprocess_specs = parser.get_spec("sop_case"), parser.get_subprocess_specs("sop_case")
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine)
-            for task in workflow.get_tasks(state=TaskState.READY):
-                task.data.update(dict(SOP_START, case_id=i))
-            workflow.do_engine_steps()
+            workflow = bare_sop_case(script_engine, i)
             for element, data in SOP_PATH:
-                task = next(t for t in workflow.get_tasks(state=TaskState.READY, manual=True)
-                            if t.task_spec.bpmn_id == element)
+                task = bare_ready(workflow, element)
                 began = time.perf_counter()
-                task.set_data(**data)
-                task.run()
-                workflow.do_engine_steps()
+                bare_step(workflow, task, data)
                 if i >= warm_up:
                     latencies.append(time.perf_counter() - began)
                 if element == "sop_check":
