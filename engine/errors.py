@@ -10,12 +10,19 @@ class KuratorError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, ru: str | None = None):
         super().__init__(message)
         self.message = message
+        self.message_ru = ru  # the same in Russian, for a page that shows it to a person
+
+    @property
+    def user_message(self) -> str:
+        """The message a page shows: the Russian one where the error has it."""
+        return self.message_ru or self.message
 
     def to_dict(self) -> dict:
-        return {"error": self.code, "message": self.message}
+        return {"error": self.code, "message": self.message,
+                **({"message_ru": self.message_ru} if self.message_ru else {})}
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,14 @@ class Context:
             raise InvalidInput(f"{name}: '{value}' is not a date", {name: "дата ГГГГ-ММ-ДД"}) from exc
 
     def resolution(self, kind: str, decision: str, number_field: str, date_field: str, **extra: Any) -> Resolution:
+        """The resolution the step records. Its number is the meeting's (`resolution_number`, e.g. «3/2») when
+        the decision was taken at a meeting, else the form's `number_field`; the vote, when the data has one."""
+        number = self.data.get("resolution_number") or self.data.get(number_field)
+        for name in ("votes_for", "votes_against", "present"):
+            if name not in extra and self.data.get(name) not in (None, ""):
+                extra[name] = _int(self.data, name)
         resolution = Resolution(case_id=self.case.id, kind=kind, decision=decision,
-                                number=str(self.data.get(number_field) or "") or None,
+                                number=str(number or "") or None,
                                 adopted_on=self.date(date_field, self.today), data=dict(self.data),
                                 meeting_id=_meeting_id(self.data), created_by=self.actor,
                                 created_at=self.service.engine.clock.now(), **extra)

@@ -128,7 +128,7 @@ def test_the_secretary_prepares_holds_and_closes_a_meeting_through_the_pages(app
     ids = [m["id"] for m in members]
     response = post(client, f"/meetings/{meeting_id}/attendance", {"present": [str(i) for i in ids]},
                     f"/meetings/{meeting_id}")
-    assert response.status_code == 409 and "attendance is marked on the day" in page(response)
+    assert response.status_code == 409 and "присутствие отмечается в день заседания" in page(response)
     at(engine, "2025-11-05 10:00:00")
     response = post(client, f"/meetings/{meeting_id}/attendance",
                     {"present": [str(i) for i in ids[:3]], "invited": "Петрова А. С. — мать\nИнспектор ПДН"},
@@ -294,6 +294,21 @@ def test_an_extraordinary_meeting_and_the_list(app):
     # a month outside the query's format is the current month, not an error
     assert signed_in(app, "chair").get("/meetings?month=2025-13").status_code == 200
 
+    # a meeting planned by mistake is cancelled from its page, with a reason; the chair has no such form
+    meeting_id = re.search(r'href="/meetings/(\d+)"[^>]*>10\.11\.2025', upcoming).group(1)
+    assert "Отменить заседание" not in page(signed_in(app, "chair").get(f"/meetings/{meeting_id}"))
+    shown = page(client.get(f"/meetings/{meeting_id}"))
+    assert f'action="/meetings/{meeting_id}/cancel"' in shown and "Причина отмены" in shown
+    response = post(client, f"/meetings/{meeting_id}/cancel", {"reason": " "}, f"/meetings/{meeting_id}")
+    assert response.status_code == 422 and 'id="f-cancel-reason-error">укажите причину отмены' in page(response)
+    response = post(client, f"/meetings/{meeting_id}/cancel", {"reason": "Назначено ошибочно"},
+                    f"/meetings/{meeting_id}")
+    assert response.status_code == 302
+    with engine.db.session() as session:
+        assert session.get(Meeting, int(meeting_id)).status == "cancelled"
+    response = post(client, f"/meetings/{meeting_id}/cancel", {"reason": "еще раз"}, f"/meetings/{meeting_id}")
+    assert response.status_code == 409 and "Отменить можно только запланированное заседание" in page(response)
+
 
 def test_a_month_the_production_calendar_does_not_cover_says_so(app):
     engine = app.extensions["kurator"]
@@ -343,7 +358,7 @@ def test_the_commission_page(app):
     assert response.status_code == 302
     commission = engine.sop.meetings.commission(municipality_id(engine))
     assert commission["schedule_weekday"] == 2 and commission["schedule_weeks"] == [2, 4]
-    assert "2-й и 4-й среда месяца" in page(client.get("/meetings"))
+    assert "2-я и 4-я среда месяца" in page(client.get("/meetings"))
 
     response = post(client, "/commission/members", {"full_name": "", "position": "member"}, "/commission")
     assert response.status_code == 422 and 'id="f-member_name-error">укажите фамилию, имя, отчество' in \

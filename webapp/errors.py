@@ -32,10 +32,14 @@ def wants_json() -> bool:
             or request.accept_mimetypes.best == "application/json")
 
 
-def respond(code: int, message: str, errors: dict | None = None):
+def respond(code: int, message: str, errors: dict | None = None, page_message: str | None = None):
+    """The error as JSON for the API and the pages' JSON calls, else as a page (`page_message`, the Russian text,
+    where there is one)."""
     if wants_json():
-        return jsonify({"message": message, "errors": errors or {}}), code
-    return render_template("error.html", code=code, title=TITLES.get(code, "Ошибка"), message=message), code
+        return jsonify({"message": message, "errors": errors or {},
+                        **({"message_ru": page_message} if page_message else {})}), code
+    return render_template("error.html", code=code, title=TITLES.get(code, "Ошибка"),
+                           message=page_message or message), code
 
 
 NUL_MESSAGE = "Запрос содержит недопустимый символ (NUL). Проверьте введенные данные."
@@ -86,7 +90,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(KuratorError)
     def _engine_error(error: KuratorError):
-        return respond(STATUS.get(type(error).__name__, 422), error.message, getattr(error, "errors", None))
+        return respond(STATUS.get(type(error).__name__, 422), error.message, getattr(error, "errors", None),
+                       error.message_ru)
 
     @app.errorhandler(CSRFError)
     def _csrf(error):

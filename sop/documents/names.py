@@ -88,3 +88,16 @@ def inflect_name(full_name: Any, case: str) -> Any:
     sex = sex_of(full_name)
     kinds = ("Surn", "Name", "Patr")
     return " ".join(_inflect_word(word, kind, sex, case) for word, kind in zip(words, kinds, strict=False))
+
+
+def plural(count: Any, one: str, few: str, many: str) -> str:
+    """The noun's form agreeing with the number: 1 член, 3 члена, 5 членов, 21 член, 12 членов."""
+    try:
+        n = abs(int(count))
+    except (TypeError, ValueError):
+        return many
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many

@@ -129,7 +129,7 @@ from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 from markupsafe import Markup
 
 from . import labels
-from .names import inflect_name
+from .names import inflect_name, plural
 
 __all__ = ["BLANK", "DOCUMENT_KINDS", "REQUIRED_KEYS", "format_date", "pdf_from_html", "render_contents_pdf",
            "render_html", "render_pdf"]
@@ -487,6 +487,7 @@ def _environment() -> Environment:
         as_list=_as_list,
         unique=_unique,
         inflect=_inflect,
+        plural=plural,
     )
     env.globals.update(
         L=labels,

@@ -18,11 +18,18 @@ def long_date(value: date | None) -> str:
     return f"{value.day:02d} {MONTHS[value.month - 1]} {value.year} г." if value else "—"
 
 
+def sentences(parts: Any) -> str:
+    """The non-empty parts as sentences, each ending in one full stop: no «…ребенка.. Постановление»."""
+    texts = [str(part).strip().rstrip(".").rstrip() for part in parts if part and str(part).strip()]
+    return " ".join(f"{text}." for text in texts if text)
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["long_date"] = long_date
     env.filters["short_date"] = lambda d: d.strftime("%d.%m.%Y") if d else "—"
+    env.filters["sentences"] = sentences
     return env
 
 

@@ -15,6 +15,9 @@ from engine.errors import InvalidInput
 
 WEEKDAYS = ("понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье")
 ORDINALS = {1: "1-й", 2: "2-й", 3: "3-й", 4: "4-й", 5: "5-й", -1: "последний"}
+# the ordinals agreeing with the weekday's gender: «2-й вторник», «2-я среда», «2-е воскресенье»
+_ENDINGS = ("й", "й", "я", "й", "я", "я", "е")
+_LAST = {"й": "последний", "я": "последняя", "е": "последнее"}
 
 
 def check_schedule(weekday: object, weeks: object, starts_at: object = None) -> tuple[int, list[int], str | None]:
@@ -36,10 +39,11 @@ def check_schedule(weekday: object, weeks: object, starts_at: object = None) -> 
 
 
 def describe(weekday: int | None, weeks: Sequence[int] | None) -> str:
-    """«2-й и 4-й среда месяца» style description for pages."""
+    """«2-я и 4-я среда месяца» style description for pages."""
     if weekday is None or not weeks:
         return "не установлен"
-    ordinals = [ORDINALS[w] for w in weeks]
+    ending = _ENDINGS[weekday]
+    ordinals = [_LAST[ending] if w == -1 else f"{w}-{ending}" for w in weeks]
     joined = ordinals[0] if len(ordinals) == 1 else ", ".join(ordinals[:-1]) + " и " + ordinals[-1]
     return f"{joined} {WEEKDAYS[weekday]} месяца"
 

@@ -28,6 +28,8 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, Municipality, ProcessInstance, User
 
 from .. import casefile
+from ..documents import labels
+from ..documents.names import inflect_name
 from ..models import Case, CaseAgency, Document, InstanceScope, Resolution
 from ..task_context import form_answers
 from .models import POSITIONS, Commission, CommissionMember, Meeting, MeetingItem, Notice
@@ -264,7 +266,8 @@ class MeetingService:
         with self.engine.db.session() as session:
             meeting = self._meeting(session, meeting_id, by, write=True)
             if meeting.status != "planned":
-                raise Conflict("Only a planned meeting can be cancelled")
+                raise Conflict("Only a planned meeting can be cancelled",
+                               "Отменить можно только запланированное заседание")
             meeting.status = "cancelled"
             for item in meeting.items:
                 if item.status == "planned":
@@ -300,6 +303,7 @@ class MeetingService:
                 status = session.scalar(select(HumanTask.status).where(HumanTask.id == item.task_id))
                 if status != "open":
                     meeting.items.remove(item)
+        _renumber(meeting)  # the page, the printed agenda and the resolutions' numbers count alike: 1, 2, 3…
         taken = set(session.scalars(select(MeetingItem.task_id).join(Meeting).where(
             MeetingItem.task_id.is_not(None), MeetingItem.status.in_(("planned", "decided")),
             Meeting.status.in_(("planned", "open", "closed")))))
@@ -362,7 +366,9 @@ class MeetingService:
         with self.engine.db.session() as session:
             item, meeting = self._item(session, item_id, by)
             if item.kind != "free" or item.status != "planned":
-                raise Conflict("Only a free item that was not decided can be removed; postpone a case's question")
+                raise Conflict("Only a free item that was not decided can be removed; postpone a case's question",
+                               "Удалить можно только добавленный вручную вопрос без решения; вопрос по делу "
+                               "можно перенести")
             meeting.items.remove(item)
             _renumber(meeting)
             self._audit(by, "meeting_item_removed", "meeting", meeting.id, {"item_id": item_id},
@@ -391,7 +397,8 @@ class MeetingService:
             item, meeting = self._item(session, item_id, by)
             _require_status(meeting, "planned", "open")
             if item.status != "planned":
-                raise Conflict("The question was already decided or postponed")
+                raise Conflict("The question was already decided or postponed",
+                               "По вопросу уже принято решение или он перенесен")
             item.status, item.postponed_reason = "postponed", reason.strip()
             item.decided_by, item.decided_at = by, self.engine.clock.now()
             self._audit(by, "meeting_item_postponed", "meeting", meeting.id,
@@ -459,7 +466,9 @@ class MeetingService:
             meeting = self._meeting(session, meeting_id, by, write=True)
             _require_status(meeting, "planned", "open")
             if meeting.held_on > self._today(session, meeting.municipality_id):
-                raise Conflict(f"The meeting is on {meeting.held_on:%d.%m.%Y}: attendance is marked on the day")
+                raise Conflict(f"The meeting is on {meeting.held_on:%d.%m.%Y}: attendance is marked on the day",
+                               f"Заседание назначено на {meeting.held_on:%d.%m.%Y}: присутствие отмечается в день "
+                               "заседания")
             members = {m.id for m in meeting.commission.active_members}
             wrong = [m for m in present_member_ids if m not in members]
             if wrong:
@@ -485,18 +494,28 @@ class MeetingService:
 
     def decide(self, item_id: int, by: str, data: dict[str, Any] | None = None, votes_for: Any = None,
                votes_against: Any = None, votes_abstained: Any = None, family_appeared: Any = None,
-               decision_text: str | None = None) -> dict[str, Any]:
+               decision_text: str | None = None, casting_vote: Any = False, dissent: str | None = None
+               ) -> dict[str, Any]:
         """Record the commission's decision on an item with its votes. For a case's question, the case's task is
         completed with the decision and the meeting's data in the same transaction; nothing is saved if the
-        quorum is missing, the votes do not add up, or the form has errors."""
+        quorum is missing, the votes do not add up, or the form has errors.
+
+        The decision needs a majority of the members present; when the votes «за» and «против» are equal, the
+        presiding member's vote decides (`casting_vote`: they voted «за»). `dissent`: a member's dissenting
+        opinion (особое мнение), attached to the minutes."""
         votes = {"for": _count(votes_for, "votes_for"), "against": _count(votes_against, "votes_against"),
                  "abstained": _count(votes_abstained, "votes_abstained")}
         with self.engine.db.session() as session:
             item, meeting = self._item(session, item_id, by)
-            if meeting.status != "open":
-                raise Conflict("Mark the attendance first: decisions are taken at an open meeting")
+            if meeting.status != "planned":
+                _require_status(meeting, "open")
+            else:
+                raise Conflict("Mark the attendance first: decisions are taken at an open meeting",
+                               "Решения принимаются на открытом заседании: сначала отметьте присутствующих")
             if item.status != "planned":
-                raise Conflict(f"Question {item.position} was already {item.status}")
+                raise Conflict(f"Question {item.position} was already {item.status}",
+                               f"По вопросу {item.position} уже "
+                               f"{'принято решение' if item.status == 'decided' else 'принято решение о переносе'}")
             present = len(meeting.present_member_ids or [])
             quorum = Quorum(len(meeting.commission.active_members), present)
             if not quorum.reached:
@@ -507,7 +526,15 @@ class MeetingService:
             if sum(votes.values()) > present:
                 raise InvalidInput(f"votes: {sum(votes.values())} votes but {present} members present",
                                    {"votes_for": "голосов больше, чем присутствующих членов комиссии"})
-            if votes["for"] * 2 <= present:
+            tie = votes["for"] == votes["against"] > 0
+            casting = bool(casting_vote) and tie
+            if votes["for"] * 2 <= present and not casting:
+                if tie:
+                    raise InvalidInput(f"votes: a tie ({votes['for']} to {votes['against']}); the presiding "
+                                       "member's vote decides",
+                                       {"votes_for": "голоса разделились поровну: решающим является голос "
+                                                     "председательствующего; отметьте, если он голосовал «за», "
+                                                     "иначе решение не принято"})
                 raise InvalidInput(f"votes: the decision needs a majority of the {present} members present "
                                    f"({votes['for']} for)",
                                    {"votes_for": "решение принимается большинством голосов присутствующих; "
@@ -527,7 +554,8 @@ class MeetingService:
                     completion.setdefault("summary", decision_text)
                 self.engine.tasks.complete(item.task_id, by, completion, session=session, authorised=True)
                 item.data = completion
-                item.decision_text = (decision_text or "").strip() or _decision_words(item.form_key, completion)
+                item.decision_text = (decision_text or "").strip() or _decision_words(session, item.form_key,
+                                                                                      completion)
                 item.resolution_id = session.scalar(select(Resolution.id).where(
                     Resolution.meeting_id == meeting.id, Resolution.case_id == item.case_id)
                     .order_by(Resolution.id.desc()).limit(1))
@@ -536,6 +564,10 @@ class MeetingService:
                     raise InvalidInput("decision_text is required", {"decision_text": "запишите решение"})
                 item.decision_text = decision_text.strip()
                 item.data = {"resolution_number": number, **{f"votes_{k}": v for k, v in votes.items()}}
+            dissent = (dissent or "").strip()
+            if casting or dissent:
+                item.data = {**(item.data or {}), **({"casting_vote": True} if casting else {}),
+                             **({"dissent": dissent[:5000]} if dissent else {})}
             item.status = "decided"
             self._audit(by, "meeting_item_decided", "meeting", meeting.id,
                                      {"item_id": item_id, "resolution_number": number, "case_id": item.case_id},
@@ -551,7 +583,8 @@ class MeetingService:
             _require_status(meeting, "open")
             open_items = [i.position for i in meeting.items if i.status == "planned"]
             if open_items:
-                raise Conflict(f"Questions {', '.join(map(str, open_items))} are neither decided nor postponed")
+                raise Conflict(f"Questions {', '.join(map(str, open_items))} are neither decided nor postponed",
+                               f"По вопросам {', '.join(map(str, open_items))} нет ни решения, ни переноса")
             pdf = render_minutes(self._minutes_context(session, meeting))
             document = Document(case_id=None, agency_id=meeting.commission.agency_id, kind="meeting_minutes",
                                 title=f"Протокол заседания комиссии № {meeting.number} от "
@@ -714,6 +747,10 @@ class MeetingService:
                 "decision_text": item.decision_text, "data": item.data, "votes_for": item.votes_for,
                 "votes_against": item.votes_against, "votes_abstained": item.votes_abstained,
                 "family_appeared": item.family_appeared, "resolution_number": item.resolution_number,
+                # members present who took no part in the vote (the votes counted fewer than those present)
+                "not_voting": max(0, len(present) - sum(v or 0 for v in (item.votes_for, item.votes_against,
+                                                                         item.votes_abstained)))
+                if item.status == "decided" else 0,
                 "resolution_id": item.resolution_id,
                 "report": self._report(session, task) if item.kind == "report" and task is not None else None})
         return {**_meeting_summary(meeting), "commission": _commission_dict(commission),
@@ -744,7 +781,9 @@ class MeetingService:
         data["present_members"] = [members[i] for i in data["present_member_ids"] if i in members]
         data["absent_members"] = [m for m in data["commission"]["members"]
                                   if m["active"] and m["id"] not in data["present_member_ids"]]
-        data["officials"] = self._officials(meeting)
+        data["officials"] = officials = self._officials(meeting)
+        for item in data["items"]:
+            item["heard"] = _heard(item["speaker"], officials.get("secretary_name"))
         return data
 
 
@@ -816,8 +855,9 @@ def _require_commission_editor(session: Session, username: str | None, municipal
 
 def _require_status(meeting: Meeting, *statuses: str) -> None:
     if meeting.status not in statuses:
-        words = {"planned": "запланировано", "open": "идет", "closed": "закрыто", "cancelled": "отменено"}
-        raise Conflict(f"The meeting is {meeting.status} ({words.get(meeting.status, '')}): not possible now")
+        words = {"planned": "еще не открыто", "open": "уже идет", "closed": "уже закрыто", "cancelled": "отменено"}
+        raise Conflict(f"The meeting is {meeting.status}: not possible now",
+                       f"Заседание {words.get(meeting.status, meeting.status)}: действие сейчас невозможно")
 
 
 def _renumber(meeting: Meeting) -> None:
@@ -880,8 +920,37 @@ _WORDS = {
 }
 
 
-def _decision_words(form_key: str | None, data: dict[str, Any]) -> str:
-    words = _WORDS.get((form_key or "", str(data.get("decision") or "")))
+# the speakers the agenda names (nominative), as the minutes' «СЛУШАЛИ:» puts them (accusative)
+_HEARD = {"Куратор случая": "куратора случая", "Ответственный секретарь комиссии": "ответственного секретаря комиссии",
+          "Орган опеки и попечительства": "представителя органа опеки и попечительства"}
+
+
+def _heard(speaker: str | None, secretary: str | None) -> str:
+    """«СЛУШАЛИ: куратора случая Петрову Анну Ивановну» from the agenda's «Куратор случая Петрова Анна Ивановна»;
+    a speaker the secretary typed in is kept as typed."""
+    speaker = (speaker or "Ответственный секретарь комиссии").strip()
+    for nominative, accusative in _HEARD.items():
+        if speaker == nominative or speaker.startswith(nominative + " "):
+            name = speaker[len(nominative):].strip() or (secretary if nominative.startswith("Ответственный") else "")
+            return f"{accusative} {inflect_name(name, 'accs')}".strip() if name else accusative
+    return speaker
+
+
+def _decision_words(session: Session, form_key: str | None, data: dict[str, Any]) -> str:
+    """What the commission decided, as the minutes' «РЕШИЛИ:» says it: for a recognition with the curator and
+    the programme's term, for a closure with its grounds."""
+    decision = str(data.get("decision") or "")
+    words = _WORDS.get((form_key or "", decision))
+    if words and (form_key, decision) == ("sop_recognition", "recognize"):
+        curator = str(data.get("curator") or "").strip()
+        name = session.scalar(select(User.full_name).where(User.username == curator)) if curator else None
+        months = data.get("ipr_term_months") or 6
+        parts = [words, f"Куратором случая назначить {inflect_name(name or curator, 'accs')}" if curator else None,
+                 f"Срок реализации индивидуальной программы — {months} мес"]
+        return " ".join(f"{part}." for part in parts if part)[:-1]
+    if words and (form_key, decision) == ("sop_closure_decision", "close") and data.get("grounds"):
+        grounds = labels.CLOSURE_GROUNDS_SHORT.get(str(data["grounds"]), str(data["grounds"]))
+        return f"{words}. Основание: {grounds}"
     if words:
         return words
     if form_key == "sop_closure_proposal":

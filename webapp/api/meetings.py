@@ -219,6 +219,11 @@ class DecisionSchema(CleanInputSchema):
     family_appeared = fields.Boolean(load_default=None, allow_none=True)
     decision_text = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000),
                                   metadata={"description": "«Решили»: required for free items and reports"})
+    casting_vote = fields.Boolean(load_default=False, metadata={
+        "description": "The votes «за» and «против» are equal and the presiding member voted «за»: their vote "
+                       "decides"})
+    dissent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000),
+                            metadata={"description": "A member's dissenting opinion (особое мнение), for the minutes"})
 
     @validates("data")
     def _not_the_meetings_fields(self, value: dict[str, Any], **_kwargs: Any) -> None:
@@ -323,7 +328,8 @@ class Decision(MethodView):
         _item_of_meeting(meeting_id, item_id)
         _service().decide(item_id, g.user.username, data=body["data"], votes_for=body["votes_for"],
                           votes_against=body["votes_against"], votes_abstained=body["votes_abstained"],
-                          family_appeared=body["family_appeared"], decision_text=body["decision_text"])
+                          family_appeared=body["family_appeared"], decision_text=body["decision_text"],
+                          casting_vote=body["casting_vote"], dissent=body["dissent"])
         return _item(meeting_id, item_id)
 
 

@@ -317,9 +317,9 @@ def _back(meeting_id: int, anchor: str | None = None):
     return redirect(url_for("meetings.show", meeting_id=meeting_id) + (f"#{anchor}" if anchor else ""))
 
 
-def _conflict(meeting_id: int, exc: Exception):
-    return _render(meeting_id, {"meeting": {"meeting": getattr(exc, "message", str(exc))}},
-                   message=f"Действие не выполнено: {getattr(exc, 'message', str(exc))}", status=409)
+def _conflict(meeting_id: int, exc: Conflict):
+    return _render(meeting_id, {"meeting": {"meeting": exc.user_message}},
+                   message=f"Действие не выполнено: {exc.user_message}", status=409)
 
 
 @bp.route("/meetings/<int:meeting_id>/refresh", methods=["POST"])
@@ -394,7 +394,8 @@ def decide(meeting_id: int, item_id: int):
     form = request.form
     votes = {key: form.get(key, "").strip() for key in ("votes_for", "votes_against", "votes_abstained")}
     posted: dict[str, Any] = {**votes, "decision_text": form.get("decision_text", ""),
-                              "family_appeared": form.get("family_appeared", "")}
+                              "family_appeared": form.get("family_appeared", ""),
+                              "casting_vote": form.get("casting_vote") == "yes", "dissent": form.get("dissent", "")}
     data = None
     if item["kind"] == "decision" and item["task_id"]:
         schema = _decision_schema(item)
@@ -404,7 +405,8 @@ def decide(meeting_id: int, item_id: int):
     appeared = {"yes": True, "no": False}.get(posted["family_appeared"])
     try:
         result = meetings().decide(item_id, g.user.username, data, votes["votes_for"], votes["votes_against"],
-                                   votes["votes_abstained"], appeared, posted["decision_text"])
+                                   votes["votes_abstained"], appeared, posted["decision_text"],
+                                   casting_vote=posted["casting_vote"], dissent=posted["dissent"])
     except InvalidInput as exc:
         errors = dict(exc.errors) or {"meeting": exc.message}
         return _render(meeting_id, {item_id: errors}, {item_id: posted},
