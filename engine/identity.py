@@ -71,11 +71,92 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def check_password_length(password: str) -> str:
-    """A new password's length rule (the web forms say the same in Russian next to the field)."""
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long",
-                           {"password": "length"})
+# The password policy of every new password (the web forms, the CLI, the API): the length, and nothing a guesser tries
+# first. The Russian messages are shown at the web forms' fields; the CLI and the API say the English ones. The demo's
+# users are the one exception: `sop.demo` stores the hash of its short shared password directly.
+PASSWORD_RULES: dict[str, tuple[str, str]] = {  # code -> (English, Russian)
+    "short": (f"The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long",
+              f"Пароль — не короче {MIN_PASSWORD} символов"),
+    "long": (f"The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long",
+             f"Пароль — не длиннее {MAX_PASSWORD} символов"),
+    "login": ("The password must not contain the user name",
+              "Пароль не должен содержать имя пользователя"),
+    "repeated": ("The password must not be one character or a short group of characters repeated",
+                 "Пароль не должен состоять из одного повторяющегося символа или короткой группы символов "
+                 "(например, 1111111111 или 1212121212)"),
+    "sequence": ("The password must not be a run of keys, letters or digits (qwerty, 12345, йцукен)",
+                 "Пароль не должен быть рядом клавиш или букв и цифр подряд (например, qwertyuiop, 1234567890, "
+                 "йцукенгшщз)"),
+    "common": ("The password is one of the most common passwords",
+               "Это один из самых распространенных паролей, его подбирают первым: придумайте другой"),
+}
+# Runs a guesser tries: rows and columns of the Latin and Russian keyboards, the digits, the alphabets. A password made
+# only of pieces of them (three characters or more each, either way: «qwerty123», «1q2w3e4r5t», «0987654321») is one.
+PASSWORD_RUNS = ("`1234567890-=", "~!@#$%^&*()_+", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./",
+                 "qwertyuiopasdfghjklzxcvbnm", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik,9ol.0p;/", "q1w2e3r4t5y6u7i8o9p0",
+                 "1q2w3e4r5t6y7u8i9o0p",
+                 "abcdefghijklmnopqrstuvwxyz", "ёйцукенгшщзхъ", "фывапролджэ", "ячсмитьбю.",
+                 "йцукенгшщзхъфывапролджэячсмитьбю", "абвгдеёжзийклмнопрстуфхцчшщъыьэюя")
+# The most common passwords (leaked-password lists, Russian ones among them), in lower case; with digits or punctuation
+# added at the end they are as common («password2024», «пароль123»).
+COMMON_PASSWORDS = frozenset({
+    "password", "passw0rd", "p@ssw0rd", "p@ssword", "qwerty", "qwerty123", "qwertyuiop", "123456", "1234567",
+    "12345678", "123456789", "1234567890", "111111", "000000", "123123", "654321", "987654321", "abc123",
+    "1q2w3e4r", "1q2w3e4r5t", "1qaz2wsx", "zaq12wsx", "q1w2e3r4", "qazwsx", "qwe123", "asdfgh", "zxcvbnm",
+    "iloveyou", "letmein", "welcome", "admin", "administrator", "root", "master", "monkey", "dragon", "sunshine",
+    "princess", "football", "superman", "trustno1", "starwars", "secret", "changeme", "default", "guest", "test",
+    "demo", "user", "login", "google", "samsung", "computer", "internet", "parol", "privet", "marina", "natasha",
+    "пароль", "привет", "любовь", "солнышко", "москва", "россия", "йцукен", "наташа", "кдн", "кднизп", "kurator",
+    "куратор",
+})
+_TRAILING = "0123456789!@#$%^&*()-_=+.,;:?/\\|~`'\"[]{}<> "
+
+
+def _runs_only(text: str) -> bool:
+    """Whether `text` is made only of pieces, three characters or longer, of the keyboard's and alphabets' runs."""
+    runs = [*PASSWORD_RUNS, *(run[::-1] for run in PASSWORD_RUNS)]
+    ends = [False] * len(text) + [True]  # ends[i]: text[i:] splits into such pieces
+    for start in range(len(text) - 3, -1, -1):
+        ends[start] = any(ends[stop] and any(text[start:stop] in run for run in runs)
+                          for stop in range(start + 3, len(text) + 1))
+    return bool(text) and ends[0]
+
+
+def password_problem(password: str, username: str | None = None) -> str | None:
+    """The first rule of the password policy that a new password breaks (a key of `PASSWORD_RULES`), or None: the
+    length; not containing the user name (case-insensitive; a name shorter than 3 characters is not looked for); not
+    one character or a group of up to three repeated; not a run of keys, letters or digits; not one of the most
+    common passwords, with or without digits and punctuation added at the end."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        return "short"
+    if len(password) > MAX_PASSWORD:
+        return "long"
+    lower = password.lower()
+    login = (username or "").strip().lower()
+    if len(login) >= 3 and login in lower:
+        return "login"
+    if any(lower == (lower[:size] * len(lower))[:len(lower)] for size in (1, 2, 3)):
+        return "repeated"
+    if _runs_only(lower):
+        return "sequence"
+    if lower in COMMON_PASSWORDS or lower.rstrip(_TRAILING) in COMMON_PASSWORDS:
+        return "common"
+    return None
+
+
+def password_error(password: str, username: str | None = None) -> str | None:
+    """What is wrong with a new password, in Russian for the form's field (`password_problem`), or None."""
+    problem = password_problem(password, username)
+    return PASSWORD_RULES[problem][1] if problem else None
+
+
+def check_new_password(password: str, username: str | None = None) -> str:
+    """The password if the policy accepts it (`password_problem`); InvalidInput {"password": rule} if not."""
+    problem = password_problem(password, username)
+    if problem is not None:
+        # both length rules keep the code "length"
+        raise InvalidInput(PASSWORD_RULES[problem][0],
+                           {"password": "length" if problem in ("short", "long") else problem})
     return password
 
 
@@ -156,14 +237,15 @@ class IdentityService:
     def add_user(self, username: str, roles: list[str], agency: str | int | None = None,
                  full_name: str | None = None, password_hash: str | None = None,
                  password: str | None = None) -> int:
-        """Create a user; `password` (checked for length, then hashed) or an already computed `password_hash`."""
+        """Create a user; `password` (checked against the password policy, `check_new_password`, then hashed) or an
+        already computed `password_hash`."""
         username = username.strip()
         if not username:
             raise InvalidInput("Username must not be empty", {"username": "required"})
         if password is not None:
             if password_hash is not None:
                 raise InvalidInput("Give a password or a password hash, not both", {"password": "ambiguous"})
-            password_hash = hash_password(check_password_length(password))
+            password_hash = hash_password(check_new_password(password, username))
         with self._engine.db.session() as session:
             if session.scalar(select(User.id).where(User.username == username)) is not None:
                 raise InvalidInput(f"User '{username}' already exists", {"username": "exists"})
@@ -251,10 +333,10 @@ class IdentityService:
     def set_password(self, user_id: int, password: str, keep_secret: str | None = None) -> dict[str, int]:
         """Set a user's password (a change by the user or an administrator's reset): every session of the user but
         the one of `keep_secret` ends and every API token is revoked, in the same transaction. Returns the counts
-        {"sessions", "tokens"}."""
-        password_hash = hash_password(check_password_length(password))
+        {"sessions", "tokens"}. The password is checked against the password policy (`check_new_password`)."""
         with self._engine.db.session() as session:
-            _user_row(session, user_id).password_hash = password_hash
+            user = _user_row(session, user_id)
+            user.password_hash = hash_password(check_new_password(password, user.username))
             return self.end_sessions(user_id, keep_secret=keep_secret, session=session)
 
     def set_municipality_timezone(self, municipality_id: int, timezone: str,

@@ -67,7 +67,14 @@ def test_the_regional_secretary_reads_the_region_and_each_municipality(kpi_web):
     assert (volzhsk["1.3"]["plan"], volzhsk["1.3"]["actual"]) == (97.0, 1.0)
 
 
-@pytest.mark.parametrize("username,status", [(None, 401), ("school", 403), ("manager", 403), ("cur1", 403)])
+@pytest.mark.parametrize("username", ["manager", "amanager"])
+def test_a_manager_reads_their_municipality_as_on_the_page(kpi_web, username):  # noqa: F811
+    assert get(kpi_web, username, **H2).get_json()["scope"] == "Йошкар-Ола"
+    other = kpi_web.cohort.municipalities["Волжск"]
+    assert get(kpi_web, username, municipality=other, **H2).status_code == 404
+
+
+@pytest.mark.parametrize("username,status", [(None, 401), ("school", 403), ("cur1", 403)])
 def test_who_may_not_read_it(kpi_web, username, status):  # noqa: F811
     response = get(kpi_web, username, **H2)
     assert response.status_code == status

@@ -84,7 +84,7 @@ def test_password_change(app):
     token = csrf(client, "/password")
     bad = client.post("/password", data={"current": "demo-password", "new": "short", "again": "short",
                                          "csrf_token": token})
-    assert bad.status_code == 422 and "Не короче 10 символов" in bad.get_data(True)
+    assert bad.status_code == 422 and "Пароль — не короче 10 символов" in bad.get_data(True)
     ok = client.post("/password", data={"current": "demo-password", "new": "a-much-longer-one",
                                         "again": "a-much-longer-one", "csrf_token": token})
     assert ok.status_code == 302

@@ -48,7 +48,8 @@ def row_of(page: str, code: str) -> str:
 
 
 @pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("vsecretary", 200),
-                                             ("regional", 200), ("school", 403), ("manager", 403), ("cur1", 403)])
+                                             ("regional", 200), ("school", 403), ("manager", 200),
+                                             ("amanager", 200), ("cur1", 403)])
 def test_who_may_open_the_kpi_page(kpi_web, username, status):
     client = client_of(kpi_web, username)
     assert client.get("/kpi", query_string=H2).status_code == status
@@ -120,7 +121,14 @@ def test_a_bad_value_changes_nothing(kpi_web):
     assert plan_of(kpi_web, "Йошкар-Ола", "1.3") == 97  # nothing of the refused save was stored
 
 
-@pytest.mark.parametrize("username,status", [("chair", 403), ("school", 403), ("manager", 403)])
+@pytest.mark.parametrize("username", ["manager", "amanager"])
+def test_a_manager_reads_the_plan_and_cannot_edit_it(kpi_web, username):
+    page = client_of(kpi_web, username).get("/kpi", query_string=H2).get_data(as_text=True)
+    assert "<td>1.3</td>" in page and "Волжск" not in page
+    assert 'name="plan_1.3"' not in page and "Сохранить план" not in page
+
+
+@pytest.mark.parametrize("username,status", [("chair", 403), ("school", 403), ("manager", 403), ("amanager", 403)])
 def test_only_the_secretaries_change_the_plan(kpi_web, username, status):
     client = client_of(kpi_web, username)
     token = csrf(client, "/inbox")
@@ -245,7 +253,7 @@ def test_plan_vs_actual_as_pdf_with_its_chart(kpi_web):
 
 
 @pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("regional", 200),
-                                             ("school", 403), ("manager", 403), ("cur1", 403)])
+                                             ("school", 403), ("manager", 200), ("amanager", 200), ("cur1", 403)])
 def test_who_may_export_the_plan(kpi_web, username, status):
     client = client_of(kpi_web, username)
     for path in ("/kpi/report.xlsx", "/kpi/report.pdf"):

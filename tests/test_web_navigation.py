@@ -29,6 +29,19 @@ def test_the_commission_finds_the_reports_under_one_menu(web):  # noqa: F811
     assert "<details" not in bar(client_of(web, "school").get("/inbox").get_data(as_text=True))
 
 
+def test_a_manager_finds_the_reports_they_may_open(web):  # noqa: F811
+    """The manager at the commission gets the whole menu; an agency's manager the pages of figures alone (not
+    «Подросток», `webapp.access.reads_reports`); the links are those the pages open."""
+    links = {"/reports": "/reports?on=2025-12-31", "/kpi": "/kpi?half=2025-H2", "/podrostok": "/podrostok"}
+    for username, shown in (("manager", ["/reports", "/kpi", "/podrostok"]), ("amanager", ["/reports", "/kpi"])):
+        client = client_of(web, username)
+        inbox = bar(client.get("/inbox").get_data(as_text=True))
+        assert '<details class="menu"> <summary>Отчеты</summary>' in inbox, username
+        assert [href for href in re.findall(r"<a href=\"([^\"]+)\"", inbox) if href in links] == shown, username
+        for path, url in links.items():
+            assert (client.get(url).status_code == 200) == (path in shown), (username, path)
+
+
 def test_a_menu_of_one_link_is_the_link():
     links = [("inbox.index", "Мои задачи", False), ("kpi.index", "Показатели", True)]
     assert menu(links) == [{"endpoint": "inbox.index", "label": "Мои задачи", "active": False, "children": None},

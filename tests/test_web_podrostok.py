@@ -18,7 +18,7 @@ from sqlalchemy import select
 import sop
 from engine.models import AuditEvent, Municipality
 from sop import podrostok
-from sop.models import Person, PodrostokEntry
+from sop.models import Person, PodrostokCampaign, PodrostokEntry
 from webapp import create_app
 
 from .test_podrostok_campaign import FILES, PLAN, add_case, at, campaign, job, one, open_tasks, submit
@@ -41,7 +41,9 @@ def web(engine):
                                 ("vsecretary", ["commission_secretary"], "КДНиЗП Волжска"),
                                 ("police", ["agency_specialist"], "ОМВД Йошкар-Олы"),
                                 ("vpolice", ["agency_specialist"], "ОМВД Волжска"),
-                                ("regional", ["regional_secretary"], "КДНиЗП Республики")):
+                                ("regional", ["regional_secretary"], "КДНиЗП Республики"),
+                                ("manager", ["manager"], "КДНиЗП Йошкар-Олы"),  # a manager at the commission
+                                ("pmanager", ["manager"], "ОМВД Йошкар-Олы")):  # an agency's manager
         engine.identity.add_user(user, roles, agency=agency, password_hash=HASH, full_name=user)
     with engine.db.session() as session:
         yo, vo = (session.scalar(select(Municipality.id).where(Municipality.name == name))
@@ -77,9 +79,30 @@ def client_of(app, username):
 
 
 @pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("vsecretary", 200),
-                                             ("regional", 200), ("police", 403)])
+                                             ("regional", 200), ("police", 403), ("manager", 200),
+                                             ("pmanager", 403)])
 def test_who_may_see_the_campaign(web, username, status):
-    assert client_of(web, username).get("/podrostok?year=2026").status_code == status
+    client = client_of(web, username)
+    assert client.get("/podrostok?year=2026").status_code == status
+    assert client.get("/podrostok/form.xlsx?year=2026&form=2026-06").status_code == status
+    assert ('href="/podrostok"' in client.get("/inbox").get_data(as_text=True)) == (status == 200)
+
+
+def test_an_agencys_manager_is_kept_out_because_the_page_shows_the_commissions_free_text(web, engine):
+    """The returns' comments (on an agency's lists of children) and the results of App. 5 are free text the
+    commission writes: they may name a child, so the page is not the figures alone that an agency's manager reads
+    (`webapp.access.reads_reports`); the manager at the commission reads it, and only reads it."""
+    with engine.db.session() as db:  # a return as the secretary's review stores it (test_podrostok_campaign)
+        row = db.scalar(select(PodrostokCampaign).where(PodrostokCampaign.municipality_id == web.ids["yo"]))
+        row.reports = {**(row.reports or {}), "returns": [{
+            "month": "2026-06", "agencies": [engine.identity.agency_id("ОМВД Йошкар-Олы")],
+            "comment": "Петров: уточните даты"}]}
+    page = client_of(web, "manager").get("/podrostok?year=2026").get_data(as_text=True)
+    assert "Петров: уточните даты" in page  # what an agency's manager would read
+    assert client_of(web, "pmanager").get("/podrostok?year=2026").status_code == 403
+    # the pages only read: no endpoint of «Подросток» takes a POST
+    assert not [rule for rule in web.url_map.iter_rules()
+                if rule.endpoint.startswith("podrostok.") and "POST" in rule.methods]
 
 
 def test_the_commission_sees_its_own_municipality_only(web):

@@ -18,6 +18,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 
 import sop
 from engine.models import AuditEvent, User
+from sop.models import Family, Person
 from sop.reports import Period, build_report
 from webapp import create_app
 from webapp.access import REGION, CurrentUser, report_scope
@@ -38,6 +39,7 @@ def web(engine):
             ("secretary", ["commission_secretary"], "КДН Йошкар-Олы", "Смирнова Ольга"),
             ("chair", ["commission"], "КДН Йошкар-Олы", "Кузнецов Андрей"),
             ("manager", ["manager"], "КДН Йошкар-Олы", "Федоров Павел"),
+            ("amanager", ["manager"], "ОМВД", "Начальник ОМВД"),  # an agency's manager
             ("vsecretary", ["commission_secretary"], "КДН Волжска", "Секретарь Волжска"),
             ("school", ["education", "agency_specialist"], "Школа № 1", "Лебедева Ирина"),
             ("regional", ["regional_secretary"], "КДНиЗП Республики", "Михайлова Светлана"),
@@ -64,7 +66,8 @@ def row_text(label: str, *values) -> str:
 
 
 @pytest.mark.parametrize("username,status", [("secretary", 200), ("chair", 200), ("vsecretary", 200),
-                                             ("regional", 200), ("school", 403), ("manager", 403), ("cur1", 403)])
+                                             ("regional", 200), ("school", 403), ("manager", 200),
+                                             ("amanager", 200), ("cur1", 403)])
 def test_who_may_open_the_statistics(web, username, status):
     client = client_of(web, username)
     for path in ("/reports", "/reports/statistics.xlsx", "/reports/statistics.pdf"):
@@ -90,6 +93,27 @@ def test_a_municipal_user_sees_only_its_municipality(web):
     assert secretary.get("/reports", query_string={**YEAR, "municipality": "99999999999"}).status_code == 404
     volzhsk = client_of(web, "vsecretary").get("/reports", query_string=YEAR).get_data(as_text=True)
     assert row_text(FAMILIES_AT, 1, 0, "—") in volzhsk and "Йошкар-Ола" not in volzhsk
+
+
+def test_managers_read_their_municipalitys_figures_with_no_child_or_family_data(web):
+    """A manager at the commission and an agency's manager read the municipality's statistics (`REPORT_ROLES`,
+    `webapp.access.reads_reports`): counts, the names of agencies and curators — no child's or family's name."""
+    municipalities = web.cohort.municipalities
+    engine = web.extensions["kurator"]
+    with engine.db.session() as db:
+        names = {name for row in db.execute(select(Person.last_name, Person.first_name, Family.name)
+                                            .join(Family, Family.id == Person.family_id)) for name in row if name}
+    names -= {"Мать"}  # the parents' first name in the cohort, a common word
+    assert names
+    for username in ("manager", "amanager"):
+        client = client_of(web, username)
+        page = client.get("/reports", query_string=YEAR).get_data(as_text=True)
+        assert row_text(FAMILIES_AT, 3, 3, "0,0") in page and "Волжск" not in page
+        book = load_workbook(io.BytesIO(client.get("/reports/statistics.xlsx", query_string=YEAR).data))
+        cells = " ".join(str(v) for sheet in book for row in sheet.iter_rows(values_only=True) for v in row if v)
+        assert not [name for name in names if name in page or name in cells], username
+        other = client.get("/reports", query_string={**YEAR, "municipality": municipalities["Волжск"]})
+        assert other.status_code == 404
 
 
 def test_the_regional_secretary_sees_the_region_and_each_municipality(web):

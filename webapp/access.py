@@ -7,8 +7,10 @@
 - The regional secretary, methodologists and administrators see no case files.
 - The regional secretary's inbox holds the steps offered to her role in any municipality (the region's steps of
   the reporting processes: the databank, «Подросток»); no step of a case is offered to that role.
-- Statistics (reports): the commission sees its municipality's; the regional secretary sees every municipality of
-  the region (those with a commission) and their sum; nobody else sees any.
+- Statistics (reports): the commission and the municipality's managers see its municipality's; the regional
+  secretary sees every municipality of the region (those with a commission) and their sum; nobody else sees any.
+  An agency's manager reads only the pages of figures alone (`reads_reports`), not «Подросток», which shows the
+  commission's free text.
 """
 
 from __future__ import annotations
@@ -151,19 +153,37 @@ def can_view_case(session, user: CurrentUser, case_id: int) -> bool:
     return session.scalar(visible_cases(user).where(Case.id == case_id)) is not None
 
 
-REPORT_ROLES = MUNICIPALITY_ROLES | {"regional_secretary"}
+# The roles that may ask for a report page at all; `report_municipalities` decides whose figures they read (a manager:
+# only of their own municipality, and an agency's manager only on the pages of figures alone).
+REPORT_ROLES = MUNICIPALITY_ROLES | {"regional_secretary", "manager"}
 
 
-def report_municipalities(session, user: CurrentUser) -> list[tuple[int, str]]:
+def reads_reports(user: CurrentUser, personal: bool = False) -> bool:
+    """Whether the user reads some municipality's statistics (the top bar's test; `report_municipalities` says
+    whose): the regional secretary; the commission and the managers of a municipality, its own. `personal`: the
+    page may show personal data in free text (the «Подросток» campaign: the commission's comments on an agency's
+    lists of children and the results it enters), which an agency's manager does not read; «Статистика» and
+    «Показатели» show counts, the names of agencies and of the staff who curate, no child's or family's data, and an
+    agency's manager reads them as the municipality's."""
+    if user.has("regional_secretary"):
+        return True
+    if user.municipality_id is None:
+        return False
+    if user.has(*MUNICIPALITY_ROLES):
+        return True
+    return user.has("manager") and (user.municipality_wide or not personal)
+
+
+def report_municipalities(session, user: CurrentUser, personal: bool = False) -> list[tuple[int, str]]:
     """The municipalities whose statistics the user may read, by name: for the regional secretary every municipality
-    with a commission; for the commission (secretary, chair, members: `REPORT_ROLES`) its own; for anyone else
-    none."""
+    with a commission; for the commission (secretary, chair, members) and the municipality's managers its own (an
+    agency's manager not on a page of `personal` data, `reads_reports`); for anyone else none."""
     if user.has("regional_secretary"):
         with_commission = select(Agency.municipality_id).where(Agency.kind == "commission")
         return [(m_id, name) for m_id, name in session.execute(
             select(Municipality.id, Municipality.name).where(Municipality.id.in_(with_commission))
             .order_by(Municipality.name)).all()]
-    if user.has(*MUNICIPALITY_ROLES) and user.municipality_id is not None:
+    if reads_reports(user, personal):
         return [(user.municipality_id, user.municipality)]
     return []
 
@@ -194,11 +214,11 @@ class ReportScope:
         return "region" if self.region else str(self.municipality_id)
 
 
-def report_scope(session, user: CurrentUser, raw: str | int | None) -> ReportScope:
+def report_scope(session, user: CurrentUser, raw: str | int | None, personal: bool = False) -> ReportScope:
     """The municipality a report is asked for (`raw`: its id; empty: the regional secretary's region, anyone else's
-    own), as the user may see it: 403 for a user who may read no report, 404 for a municipality outside the user's
-    scope (or not a number)."""
-    options = report_municipalities(session, user)
+    own), as the user may see it (`personal`: the page may show personal data, `reads_reports`): 403 for a user who
+    may read no such report, 404 for a municipality outside the user's scope (or not a number)."""
+    options = report_municipalities(session, user, personal)
     if not options:
         abort(403)
     raw = str(raw if raw is not None else "").strip()

@@ -24,7 +24,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import func, select
 
-from engine.identity import MAX_PASSWORD, MIN_PASSWORD, PASSWORD_HASHER
+from engine.identity import PASSWORD_HASHER, password_error
 from engine.models import AuditEvent, User
 
 from .access import CurrentUser
@@ -286,10 +286,9 @@ def password():
     if not check_password(g.user.id, current):
         errors["current"] = "Текущий пароль неверен"
         engine.audit.record(g.user.username, "password_check_failed", ip=client_ip())
-    if len(new) < MIN_PASSWORD:
-        errors["new"] = f"Не короче {MIN_PASSWORD} символов"
-    elif len(new) > MAX_PASSWORD:
-        errors["new"] = f"Не длиннее {MAX_PASSWORD} символов"
+    problem = password_error(new, g.user.username)  # the password policy of `engine.identity`
+    if problem:
+        errors["new"] = problem
     elif new != again:
         errors["again"] = "Пароли не совпадают"
     if errors:

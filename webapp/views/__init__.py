@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from ..access import REPORT_ROLES
+from ..access import reads_reports
 
-# (endpoint, label, roles that see the link; None = every signed-in user)
+# (endpoint, label, roles that see the link; None = every signed-in user; a function: a test of the user, the one the
+# pages apply — `webapp.access.reads_reports` for the reports, whose scope is not a set of roles)
 NAVIGATION = [
     ("inbox.index", "Мои задачи", None),
     ("intake.new", "Новое сообщение", {"commission_secretary", "police", "guardianship", "social_protection",
@@ -18,9 +19,9 @@ NAVIGATION = [
                                     "agency_specialist", "curator"}),
     ("manager.overdue", "Просроченные", {"manager", "commission_secretary", "commission"}),
     ("meetings.index", "Заседания", "meetings"),
-    ("reports.index", "Статистика", REPORT_ROLES),
-    ("kpi.index", "Показатели", REPORT_ROLES),
-    ("podrostok.index", "Подросток", REPORT_ROLES),
+    ("reports.index", "Статистика", reads_reports),
+    ("kpi.index", "Показатели", reads_reports),
+    ("podrostok.index", "Подросток", lambda user: reads_reports(user, personal=True)),
     ("modeler.index", "Моделер", {"methodologist"}),
     ("admin.index", "Администрирование", {"admin"}),
 ]
@@ -89,4 +90,6 @@ def register(app: Flask) -> None:
     def _shown(user, roles) -> bool:
         if roles == "meetings":  # the commission's roles and its members (a look-up of the membership)
             return meetings.shows_link(user)
+        if callable(roles):
+            return roles(user)
         return roles is None or user.has(*roles)

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import func, or_, select
 
 from engine.errors import InvalidInput, NotFound
-from engine.identity import MAX_PASSWORD, MIN_PASSWORD
+from engine.identity import password_error
 from engine.models import (
     Agency,
     AuditEvent,
@@ -143,11 +143,12 @@ def _check_user_fields(db, form: dict, errors: dict) -> None:
             errors["agency"] = "Такого органа нет"
 
 
-def _password_errors(errors: dict, password: str, again: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = f"Пароль — не короче {MIN_PASSWORD} символов"
-    elif len(password) > MAX_PASSWORD:
-        errors["password"] = f"Пароль — не длиннее {MAX_PASSWORD} символов"
+def _password_errors(errors: dict, password: str, again: str, username: str) -> None:
+    """The password policy's objection (`engine.identity.password_error`: length, the login, repeats, runs of keys,
+    the most common passwords) at the field, else a mismatch of the two fields."""
+    problem = password_error(password, username)
+    if problem:
+        errors["password"] = problem
     elif password != again:
         errors["password2"] = "Пароли не совпадают"
 
@@ -192,7 +193,8 @@ def user_new():
             elif db.scalar(select(User.id).where(func.lower(User.username) == form["username"].lower())):
                 errors["username"] = "Такое имя пользователя уже занято"
             _check_user_fields(db, form, errors)
-            _password_errors(errors, request.form.get("password", ""), request.form.get("password2", ""))
+            _password_errors(errors, request.form.get("password", ""), request.form.get("password2", ""),
+                             form["username"])
         context = _user_form_context(db)
     if request.method == "POST" and not errors:
         try:
@@ -291,13 +293,13 @@ def user_active(user_id: int):
 def user_password(user_id: int):
     errors: dict[str, str] = {}
     password = request.form.get("password", "")
-    _password_errors(errors, password, request.form.get("password2", ""))
+    with kurator().db.session() as db:
+        username = _load_user(db, user_id).username
+    _password_errors(errors, password, request.form.get("password2", ""), username)
     if errors:
         return _render_user(user_id, errors=errors, status=422, section="password")
     keep = session.get("sid") if user_id == g.user.id else None  # the administrator's own current session stays
     ended = _or_404(kurator().identity.set_password, user_id, password, keep_secret=keep)
-    with kurator().db.session() as db:
-        username = _load_user(db, user_id).username
     _audit("password_reset", "user", user_id, username=username, sessions_ended=ended["sessions"],
            tokens_revoked=ended["tokens"])
     flash(f"Пароль пользователя {username} изменен, его сеансы и токены API завершены. Сообщите пароль "

@@ -1,11 +1,12 @@
 """«Показатели»: the KPI plan vs actual of a municipality for a half-year (seed 003), with the plan's editor, and
 the same as XLSX and PDF; for the regional secretary also the region (the municipalities summed).
 
-Who: the commission of the municipality (secretary, chair, members) and the regional secretary (any municipality of
-the region with a commission, `webapp.access.report_municipalities`, and their sum); anyone else gets 403, a
-municipality outside the user's scope 404. The plan is changed by the municipality's secretary and by the regional
-secretary only, one municipality at a time. The figures come from `sop.kpi.figures`; every display is audited as
-`kpi_viewed`, every download as `kpi_exported`, every change as `kpi_plan_changed`.
+Who: the commission of the municipality (secretary, chair, members), the municipality's managers (at the commission
+or an agency: the figures are counts) and the regional secretary (any municipality of the region with a commission,
+`webapp.access.report_municipalities`, and their sum); anyone else gets 403, a municipality outside the user's scope
+404. The plan is changed by the municipality's secretary and by the regional secretary only, one municipality at a
+time; the chair, the members and the managers read it. The figures come from `sop.kpi.figures`; every display is
+audited as `kpi_viewed`, every download as `kpi_exported`, every change as `kpi_plan_changed`.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def index():
 @roles_required(*REPORT_ROLES)
 def save():
     if not g.user.has(*PLAN_EDITORS):
-        abort(403)  # the chair and the members read the plan
+        abort(403)  # the chair, the members and the managers read the plan
     engine = kurator()
     with engine.db.session() as db:
         scope = _scope(db)

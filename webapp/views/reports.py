@@ -1,9 +1,10 @@
 """«Статистика»: figures from the case records at a date and for a period beside the same period of last year
 (АППГ), on screen with charts by month, and as XLSX and PDF.
 
-The commission sees its own municipality; the regional secretary sees the region (all municipalities with a
-commission, summed, and by municipality) or one municipality of it (`webapp.access.report_municipalities`). Anyone
-else gets 403; a municipality outside the user's scope is a 404. The figures come from `sop.reports`; every
+The commission and the municipality's managers (those at the commission and an agency's: the figures are counts,
+no child's or family's data) see their own municipality; the regional secretary sees the region (all municipalities
+with a commission, summed, and by municipality) or one municipality of it (`webapp.access.report_municipalities`).
+Anyone else gets 403; a municipality outside the user's scope is a 404. The figures come from `sop.reports`; every
 display is audited as `report_viewed`, every export as `report_exported`.
 """
 
