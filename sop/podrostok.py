@@ -26,8 +26,8 @@ from engine.models import Agency, HumanTask, Municipality
 from .models import Case, InstanceScope, Person, PodrostokCampaign, PodrostokEntry
 from .reports import podrostok as rules
 from .reports.podrostok_app5 import APP5_ROWS
+from .reports.statistics import MONTH_NAMES, child_key, load_cohort
 from .reports.statistics import Period as StatPeriod
-from .reports.statistics import child_key, load_cohort
 
 if TYPE_CHECKING:
     from .handlers import Context
@@ -560,6 +560,14 @@ def _agency_report_context(scope: Any, context: Any) -> None:
         context.panels.append(panel)
 
 
+def month_title(month: str) -> str:
+    """A report month as the pages name it: «2026-06» -> «июнь 2026 г.»; anything else as it is."""
+    year, _, number = (month or "").partition("-")
+    if not (year.isdigit() and number.isdigit() and 1 <= int(number) <= 12):
+        return month
+    return f"{MONTH_NAMES[int(number) - 1]} {year} г."
+
+
 def _review_context(scope: Any, context: Any) -> None:
     from .task_context import Panel
 
@@ -570,7 +578,7 @@ def _review_context(scope: Any, context: Any) -> None:
     context.options["round_agency_options"] = [{"value": str(a), "label": name}
                                                for a, name in agency_ids(campaign, scope.session).items()]
     context.defaults.update({"returned_agencies": [], "return_comment": ""})  # a new decision each round
-    panel = Panel("podrostok_submissions", f"Информация органов за {month}",
+    panel = Panel("podrostok_submissions", f"Информация органов за {month_title(month)}",
                   columns=["Орган", "Состояние", "Строк", "Представлено"])
     tz = _tz(campaign)
     for item in submissions(scope.session, campaign, month, now):
@@ -599,7 +607,7 @@ def _monthly_context(scope: Any, context: Any) -> None:
     if campaign is None:
         return
     form = form_for(scope.session, campaign, month_period(month))
-    context.panels.append(_form_panel(form, f"Приложение 3 за {month} (по учетам и информации органов)"))
+    context.panels.append(_form_panel(form, f"Приложение 3 за {month_title(month)} (по учетам и информации органов)"))
 
 
 def _summer_context(scope: Any, context: Any) -> None:

@@ -139,3 +139,24 @@ def test_the_inbox_statements_say_open_in_the_sql_so_a_generic_plan_may_use_the_
                 raw.execute("DEALLOCATE inbox_generic")
                 conn.rollback()
             assert any(index in plan for index in PARTIAL), (user.username, scope, plan)
+
+
+def stage_options(page: str) -> list[str]:
+    select_ = re.search(r'<select name="stage"[^>]*>(.*?)</select>', page, re.S).group(1)
+    return [name for _value, name in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select_)][1:]
+
+
+def test_an_agency_user_is_offered_only_the_stages_of_the_tasks_they_can_see(app):  # noqa: F811
+    """The quarter's reconciliation addresses a task to each agency, named after it: the school's «Все этапы» list
+    holds its own, not the police's or the hospital's (`task_scope`), while the commission sees them all."""
+    engine = kurator(app)
+    engine.sop.register_intake("school", SIGNAL)
+    engine.clock.set("2025-11-13T10:00:00+03:00")
+    engine.management.sweep()  # starts the quarter's reconciliation
+    names = {t["agency_name"]: t["name"] for t in engine.tasks.query() if t["element_id"] == "rec_agency"}
+    assert {"МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"} <= set(names)
+    school = stage_options(signed_in(app, "school").get("/inbox").get_data(as_text=True))
+    assert names["МБОУ СОШ № 5"] in school
+    assert not [n for agency, n in names.items() if agency != "МБОУ СОШ № 5" and n in school], school
+    secretary = stage_options(signed_in(app, "secretary").get("/inbox").get_data(as_text=True))
+    assert set(names.values()) <= set(secretary)

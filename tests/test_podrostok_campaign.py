@@ -163,6 +163,7 @@ def test_the_campaign_through_the_summer(world):
     assert datetime.fromisoformat(review["due"]) == end_of_day("2026-07-06")
     panel = engine.sop.task_context(review["id"], "secretary").panel("podrostok_submissions")
     assert [row[1] for row in panel.table] == ["представлено", "представлено"]
+    assert panel.title == "Информация органов за июнь 2026 г."  # the month in words, not «2026-06»
     # the secretary returns the school's information with a comment
     with pytest.raises(InvalidInput) as error:
         engine.tasks.complete(review["id"], "secretary", {"review_decision": "return",
@@ -184,6 +185,7 @@ def test_the_campaign_through_the_summer(world):
     assert context.defaults["report_sent_date"] == engine.clock.now().astimezone(MSK).date().isoformat()
     panel = context.panel("podrostok_form")
     rows = {r[0]: r for r in panel.table}
+    assert panel.title == "Приложение 3 за июнь 2026 г. (по учетам и информации органов)"
     assert rows["1"][2:] == ["1", "", "2", ""] and rows["3"][2:] == ["1", "100,0", "2", "100,0"]
     engine.tasks.complete(monthly["id"], "secretary", {"report_sent_date": "2026-07-06"})
     june = campaign(engine, yo).reports["months"]["2026-06"]["rows"]
@@ -319,3 +321,9 @@ def test_started_from_the_command_line_and_driven_by_tick(tmp_path):
     rounds = [t for t in json.loads(run("tasks", "--json", now="2026-07-01T00:31:00+03:00").output)
               if t["form_key"] == "pod_agency_report"]
     assert [t["agency_name"] for t in rounds] == ["ОМВД Йошкар-Олы"]
+
+
+def test_a_report_month_is_named_in_words():
+    assert podrostok.month_title("2026-06") == "июнь 2026 г."
+    assert podrostok.month_title("2026-08") == "август 2026 г."
+    assert podrostok.month_title("2026-13") == "2026-13" and podrostok.month_title("") == ""

@@ -136,3 +136,18 @@ def test_call_activity_to_a_process_deployed_earlier(engine):
     engine.repository.deploy([caller])
     instance_id = engine.runtime.start("caller", {"curator": "curator", "plan_items": []})
     assert engine.tasks.query(instance_id=instance_id)[0]["assignee"] == "curator"
+
+
+def test_a_flow_node_with_the_id_of_its_process_is_refused(engine):
+    """bpmn-js resolves such an id to the process and draws none of the element's flows (the case file's diagram
+    of `sop_materials` showed only its start and end): the file is refused, naming the element."""
+    name, text = single_task('camunda:candidateGroups="admin"')
+    text = text.replace('id="t"', 'id="p"').replace('targetRef="t"', 'targetRef="p"').replace('sourceRef="t"',
+                                                                                                 'sourceRef="p"')
+    problems = refused(engine, (name, text))
+    assert [(p.element_id, p.file) for p in problems] == [("p", "p.bpmn")]
+    assert "id of its process" in problems[0].message and "тот же id" in problems[0].message_ru
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Resource)) == 0
+    # the same task under an id of its own deploys
+    assert engine.repository.deploy([single_task('camunda:candidateGroups="admin"')]).items

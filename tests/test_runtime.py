@@ -96,11 +96,11 @@ def test_dynamic_list_rows_are_checked_against_their_own_components():
 
 
 def test_multi_instance_over_a_collection_survives_save_and_restore(engine):
-    body = ('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="mi"/>'
-            '<bpmn:userTask id="mi" name="Per agency" camunda:candidateGroups="education">'
+    body = ('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="per_agency"/>'
+            '<bpmn:userTask id="per_agency" name="Per agency" camunda:candidateGroups="education">'
             '<bpmn:multiInstanceLoopCharacteristics camunda:collection="working_group" '
             'camunda:elementVariable="agency_kind"/></bpmn:userTask>'
-            '<bpmn:sequenceFlow id="f2" sourceRef="mi" targetRef="e"/><bpmn:endEvent id="e"/>')
+            '<bpmn:sequenceFlow id="f2" sourceRef="per_agency" targetRef="e"/><bpmn:endEvent id="e"/>')
     engine.repository.deploy([diagram(body, key="mi")])
     engine.identity.add_user("teacher", ["education"])
     instance_id = engine.runtime.start("mi", {"working_group": ["police", "education"]})

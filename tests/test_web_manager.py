@@ -12,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 import sop
+from engine.calendar import CalendarCoverageError
 from engine.models import HumanTask
 from webapp import create_app
 
@@ -79,7 +80,8 @@ def test_a_task_made_overdue_by_the_clock_is_shown_grouped_and_aged(app):
     assert '<span class="big">3</span><span>просрочено</span>' in page
     # grouped by agency (the commission answers for its secretary's task), by role and by person
     assert "КДНиЗП" in page and "Ответственный секретарь КДНиЗП" in page and "Не назначен" in page
-    assert "<svg" in page and "Просрочено 6–10 дней" in page  # 7 days late: 06.11 23:59 -> 13.11 10:00
+    # 7 calendar days late (06.11 23:59 -> 13.11 10:00), 5 working days: aged as the table counts
+    assert "<svg" in page and chart_counts(page)["2–5 раб. дн."] == 1 and chart_counts(page)["6–10 раб. дн."] == 0
     assert "Иванов" not in page  # no child or family data on this page
     # in working days of the production calendar (7-13.11.2025: 5), each task linked to its page, read-only
     assert "5&nbsp;раб.&nbsp;дн." in page
@@ -168,11 +170,79 @@ def test_xlsx_export_has_the_tables_no_child_data_and_is_audited(app):
     assert (tasks[3][0], tasks[3][1], tasks[3][2], tasks[3][3], tasks[3][4], tasks[3][6]) == (
         CHECK_STEP, "1/2025", "КДНиЗП", "Ответственный секретарь КДНиЗП", "Не назначен", 7)
     ageing = dict(list(book["Давность просрочки"].iter_rows(values_only=True))[1:])
-    assert ageing == {"до 1 дня": 0, "2–5 дней": 0, "6–10 дней": 1, "более 10 дней": 2}
+    assert ageing == {"до 1 раб. дн.": 0, "2–5 раб. дн.": 1, "6–10 раб. дн.": 0, "более 10 раб. дн.": 2}
+    assert book["Давность просрочки"]["A1"].value == "Просрочено на (рабочих дней)"
     agencies = {r[0]: r[2:] for r in list(book["По органам"].iter_rows(values_only=True))[1:]}
     assert agencies == {"ОМВД": (1, 0), "Школа № 5": (1, 0), "КДНиЗП": (1, 0)}
+    roles = list(book["По ролям"].iter_rows(values_only=True))  # people read it: titles, no role codes
+    assert roles[0] == ("Роль", "Просрочено", "Срок в ближайшие 2 дня")
+    assert {r[0]: r[1:] for r in roles[1:]} == {"Специалист органа системы профилактики": (2, 0),
+                                                "Ответственный секретарь КДНиЗП": (1, 0)}
     everything = " ".join(str(value) for sheet in book for row in sheet.iter_rows(values_only=True)
                           for value in row if value is not None)
     assert "Иванов" not in everything and "Пушкина" not in everything  # no child, family or address
     events = [e for e in engine.audit.events() if e["action"] == "report_exported"]
     assert len(events) == 1 and events[0]["actor"] == "manager" and events[0]["details"]["overdue_tasks"] == 3
+
+
+def _late_task(instance_id, name, due):
+    return HumanTask(id=str(uuid.uuid4()), instance_id=instance_id, process_key="sop_case", element_id="step",
+                     name=name, candidates="|role:commission_secretary|", candidate_roles=["commission_secretary"],
+                     due=due, status="open", overdue=True, created_at=due - timedelta(days=5))
+
+
+def chart_counts(page: str) -> dict[str, int]:
+    """The ageing chart's bars: label -> count."""
+    return {label: int(count) for label, count in re.findall(
+        r">Просрочено ([^<]+)</text>.*?<text class=\"value\"[^>]*>(\d+)</text>", page, re.S)}
+
+
+def test_the_ageing_counts_the_working_days_the_table_shows(app):
+    """A task 8 working days late (due 31.10.2025, 13 calendar days: 1.11 a working Saturday, 3–4.11 days off) is
+    aged «6–10 раб. дн.», not «более 10»: the chart and the XLSX count as the table. Every task due on each of the
+    last 30 days lands in the bucket of the working days its row shows."""
+    engine = app.extensions["kurator"]
+    result = late_check(app)  # now 13.11.2025 10:00
+    instance = result.instance_ids[0]
+    with engine.db.session() as db:
+        db.add(_late_task(instance, "Восемь рабочих дней", datetime(2025, 10, 31, 23, 59, 59, tzinfo=MSK)))
+    client = client_for(app, "manager")
+    page = client.get("/manager/overdue").get_data(as_text=True)
+    assert re.search(r'title="13 календарных дн\.">8&nbsp;раб\.&nbsp;дн\.</td>\s*<td><a [^>]+>Восемь рабочих дней',
+                     page)
+    assert chart_counts(page) == {"до 1 раб. дн.": 0, "2–5 раб. дн.": 1, "6–10 раб. дн.": 1, "более 10 раб. дн.": 2}
+    assert "В рабочих днях по производственному календарю" in page
+    book = load_workbook(io.BytesIO(client.get("/manager/overdue.xlsx").data))
+    ageing = dict(list(book["Давность просрочки"].iter_rows(values_only=True))[1:])
+    assert ageing == {"до 1 раб. дн.": 0, "2–5 раб. дн.": 1, "6–10 раб. дн.": 1, "более 10 раб. дн.": 2}
+
+    with engine.db.session() as db:
+        db.add_all([_late_task(instance, f"День {k}", datetime(2025, 11, 13, 9, 0, tzinfo=MSK) - timedelta(days=k))
+                    for k in range(30)])
+    book = load_workbook(io.BytesIO(client.get("/manager/overdue.xlsx").data))
+    ageing = dict(list(book["Давность просрочки"].iter_rows(values_only=True))[1:])
+    rows = list(book["Просроченные задачи"].iter_rows(values_only=True))[1:]
+    counted = {"до 1 раб. дн.": 0, "2–5 раб. дн.": 0, "6–10 раб. дн.": 0, "более 10 раб. дн.": 0}
+    for working_days in (r[8] for r in rows):
+        label = ("до 1 раб. дн." if working_days <= 1 else "2–5 раб. дн." if working_days <= 5
+                 else "6–10 раб. дн." if working_days <= 10 else "более 10 раб. дн.")
+        counted[label] += 1
+    assert ageing == counted and sum(counted.values()) == 34
+
+
+def test_the_ageing_falls_back_to_calendar_days_without_the_production_calendar(app, monkeypatch):
+    engine = app.extensions["kurator"]
+    late_check(app)
+
+    def uncovered(day):
+        raise CalendarCoverageError(day.year)
+
+    monkeypatch.setattr(engine.calendar.calendar, "is_working_day", uncovered)
+    monkeypatch.setattr(engine.calendar.calendar, "working_days_between", lambda a, b: uncovered(b))
+    client = client_for(app, "manager")
+    page = client.get("/manager/overdue").get_data(as_text=True)
+    assert chart_counts(page) == {"до 1 дня": 0, "2–5 дней": 0, "6–10 дней": 1, "более 10 дней": 2}
+    assert "В календарных днях" in page and "7&nbsp;дн." in page
+    book = load_workbook(io.BytesIO(client.get("/manager/overdue.xlsx").data))
+    ageing = dict(list(book["Давность просрочки"].iter_rows(values_only=True))[1:])
+    assert ageing == {"до 1 дня": 0, "2–5 дней": 0, "6–10 дней": 1, "более 10 дней": 2}

@@ -163,6 +163,15 @@ def check_specs(spec, subprocess_specs: dict, file: str, known_forms: set[str], 
             def report(message: str, message_ru: str, severity: str = "error", _element=element) -> None:
                 problems.append(Problem(severity, message, element_id=_element, file=file, message_ru=message_ru))
 
+            if getattr(task_spec, "bpmn_id", None) and task_spec.bpmn_id == process.name:
+                # ids are unique in a BPMN file (xsd:ID); the engine would run it, but bpmn-js (the modeler and the
+                # case file's diagram) resolves the id to the process and draws none of the flows to the element
+                report(f"Element '{label}' has the id of its process '{process.name}': element ids must be unique "
+                       f"in the file; give the element an id of its own",
+                       f"Элемент «{label}» имеет тот же id, что и его процесс («{process.name}»): id элементов в "
+                       f"файле не должны повторяться, иначе схему нельзя показать и отредактировать. Задайте "
+                       f"элементу собственный id.")
+
             if isinstance(task_spec, KuratorUserTask):
                 _check_user_task(task_spec, label, known_forms, roles, report)
             if isinstance(task_spec, ScriptTask):

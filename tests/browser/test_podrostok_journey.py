@@ -194,7 +194,7 @@ def test_the_agencies_report_employment_and_the_secretary_reads_app_3(live, logi
     finish(secretary)
     open_campaign_task(secretary, base, MONTHLY)
     app3 = secretary.locator("[data-panel=podrostok_form]")
-    assert f"Приложение 3 за {YEAR}-06" in app3.inner_text()
+    assert f"Приложение 3 за июнь {YEAR} г." in app3.inner_text()
 
     # App. 3 on the operation's page: June as computed from the records and the agencies' App. 2
     secretary.goto(f"{base}/podrostok")

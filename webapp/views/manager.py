@@ -37,8 +37,11 @@ DEFAULT_PERIOD = 90  # days, today included
 LIST_LIMIT = 100  # the longest overdue tasks listed on the page
 EXPORT_LIMIT = 10_000  # … and in the export
 CHART_LIMIT = 15  # bars per chart; the rest is summed up in a note and listed in the export
-# (label, more than this many days late, at most this many days late)
-AGEING = (("до 1 дня", 0, 1), ("2–5 дней", 1, 5), ("6–10 дней", 5, 10), ("более 10 дней", 10, None))
+# (label, more than this many working days late, at most this many working days late): the days the table of the
+# overdue tasks shows (`working_days_late`)
+AGEING = (("до 1 раб. дн.", 0, 1), ("2–5 раб. дн.", 1, 5), ("6–10 раб. дн.", 5, 10), ("более 10 раб. дн.", 10, None))
+# … and in calendar days, where the production calendar does not cover the dates (the table then shows calendar days)
+AGEING_CALENDAR = (("до 1 дня", 0, 1), ("2–5 дней", 1, 5), ("6–10 дней", 5, 10), ("более 10 дней", 10, None))
 NOBODY = "Не назначен"
 NO_ROLE = "Без роли"
 NO_AGENCY = "Орган не определен"
@@ -131,6 +134,7 @@ class Report:
     steps: list[dict] = field(default_factory=list)
     met: int = 0
     measured: int = 0
+    working_days: bool = True  # the ageing counts working days (else calendar days: the calendar lacks the dates)
 
 
 def _late(now: datetime):
@@ -168,22 +172,48 @@ def roles_of(candidates: str | None) -> list[str]:
     return [token[5:] for token in (candidates or "").split("|") if token.startswith("role:")]
 
 
+def ageing_bounds(now: datetime, tz: ZoneInfo) -> tuple[tuple, dict[int, datetime]]:
+    """The buckets of the ageing chart and, for each of their bounds n, the moment before which a task is due that is
+    more than n working days late as `working_days_late` counts them (in the user's time zone): the start of the
+    (n+1)-th working day counted back from today, today included. Where the production calendar does not cover
+    those days, the calendar-day buckets (n days before now), as the table then counts."""
+    wanted = sorted({bound for _label, above, upto in AGEING for bound in (above, upto) if bound})
+    today = now.astimezone(tz).date()
+    calendar = kurator().calendar.calendar
+    starts: dict[int, datetime] = {}
+    day, counted = today, 0
+    try:
+        for _ in range(366):  # a year back is far more than the widest bound needs
+            if calendar.is_working_day(day):
+                counted += 1
+                if counted - 1 in wanted:
+                    starts[counted - 1] = datetime.combine(day, time(0), tzinfo=tz)
+                    if len(starts) == len(wanted):
+                        return AGEING, starts
+            day -= timedelta(days=1)
+    except (CalendarCoverageError, ValueError):
+        pass
+    return AGEING_CALENDAR, {bound: now - timedelta(days=bound) for bound in wanted}
+
+
 def build_report(db, user: CurrentUser, now: datetime, period: Period) -> Report:
     report = Report(now=now, period=period)
 
-    # totals and the ageing of the late tasks: one scan
+    # totals and the ageing of the late tasks in working days (as the table's): one scan
+    ageing, before = ageing_bounds(now, ZoneInfo(user.timezone))
     buckets = []
-    for _label, above, upto in AGEING:
-        condition = [HumanTask.due < now - timedelta(days=above)] if above else [_late(now)]
+    for _label, above, upto in ageing:
+        condition = [HumanTask.due < before[above]] if above else [_late(now)]
         if upto is not None:
-            condition.append(HumanTask.due >= now - timedelta(days=upto))
+            condition.append(HumanTask.due >= before[upto])
         buckets.append(case((and_(*condition), 1), else_=0).label(f"b{len(buckets)}"))
     sub = _pressing(user, now, *buckets).subquery()
     totals = db.execute(select(late_sum(sub), soon_sum(sub),
-                               *(func.sum(sub.c[f"b{i}"]) for i in range(len(AGEING))))).one()
+                               *(func.sum(sub.c[f"b{i}"]) for i in range(len(ageing))))).one()
     report.overdue, report.soon = int(totals[0] or 0), int(totals[1] or 0)
     report.ageing = [{"label": label, "count": int(value or 0)}
-                     for (label, _a, _u), value in zip(AGEING, totals[2:], strict=True)]
+                     for (label, _a, _u), value in zip(ageing, totals[2:], strict=True)]
+    report.working_days = ageing is AGEING
 
     # by agency: tasks grouped by (assignee, candidates, process) first, the agency found once per group
     groups = (_pressing(user, now, HumanTask.assignee, HumanTask.candidates, HumanTask.instance_id,
@@ -393,13 +423,14 @@ def export():
         ], [34, 60])
         sheet("По органам", ["Орган", "Муниципальное образование", "Просрочено", "Срок в ближайшие 2 дня"],
               ([r["label"], r["municipality"], r["late"], r["soon"]] for r in report.by_agency), [60, 30, 14, 24])
-        sheet("По ролям", ["Роль", "Код роли", "Просрочено", "Срок в ближайшие 2 дня"],
-              ([r["label"], r["code"], r["late"], r["soon"]] for r in report.by_role), [44, 24, 14, 24])
+        # the role by its title only: the sheet is read by people, and no one reads the codes out of it
+        sheet("По ролям", ["Роль", "Просрочено", "Срок в ближайшие 2 дня"],
+              ([r["label"], r["late"], r["soon"]] for r in report.by_role), [44, 14, 24])
         sheet("По исполнителям", ["Исполнитель", "Учетная запись", "Орган", "Просрочено", "Срок в ближайшие 2 дня"],
               ([r["label"], r["username"], r["agency"], r["late"], r["soon"]] for r in report.by_person),
               [40, 20, 50, 14, 24])
-        sheet("Давность просрочки", ["Просрочено на", "Задач"], ([r["label"], r["count"]] for r in report.ageing),
-              [24, 12])
+        sheet("Давность просрочки", ["Просрочено на" + (" (рабочих дней)" if report.working_days else ""), "Задач"],
+              ([r["label"], r["count"]] for r in report.ageing), [28, 12])
         sheet("Соблюдение сроков", ["Этап", "В срок", "Всего", "Доля в срок, %"],
               ([r["label"], r["met"], r["total"], r["percent"]] for r in report.steps), [64, 10, 10, 16])
         roles, processes = kurator().role_titles(), kurator().repository.process_names()

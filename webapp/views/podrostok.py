@@ -1,10 +1,12 @@
 """«Подросток»: the state of the operation's reporting campaign (stage, each agency's App. 2 per month, returns,
 the reports sent) and its forms as XLSX in the layout of Appendices 3, 4 and 5.
 
-Who: the municipality's commission (its own campaign) and the regional secretary (each municipality's, and the
-region: the forms the municipalities sent, summed). Anyone else gets 403; a municipality outside the user's scope is
-a 404. The figures come from `sop.podrostok` / `sop.reports.podrostok`; every display is audited as
-`report_viewed`, every download as `report_exported`.
+Who: the municipality's commission and the managers at the commission (its own campaign; reading only: the page
+has no action) and the regional secretary (each municipality's, and the region: the forms the municipalities sent,
+summed). Anyone else gets 403, an agency's manager too: the page shows the commission's free text (its comments on
+the agencies' lists of children, the results of App. 5 it enters), `webapp.access.reads_reports`. A municipality
+outside the user's scope is a 404. The figures come from `sop.podrostok` / `sop.reports.podrostok`; every display
+is audited as `report_viewed`, every download as `report_exported`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _today() -> date:
 
 
 def _asked(db) -> Asked:
-    scope = report_scope(db, g.user, request.args.get("municipality"))
+    scope = report_scope(db, g.user, request.args.get("municipality"), personal=True)
     raw_year = (request.args.get("year") or "").strip()
     year = _today().year
     if raw_year:
@@ -141,7 +143,8 @@ def index():
                            "overdue": bool(t.due and t.due < now)} for t in tasks],
                 "months": [(label, key, podrostok.submissions(db, campaign, key, now))
                            for key, label in _months(asked.year)],
-                "returns": (campaign.reports or {}).get("returns") or [],
+                "returns": [{**r, "month": podrostok.month_title(r.get("month") or "")}
+                            for r in (campaign.reports or {}).get("returns") or []],
                 "sent": sorted(((campaign.reports or {}).get("months") or {}).keys()),
                 "summer_sent": bool((campaign.reports or {}).get("summer")),
                 "final_sent": bool((campaign.reports or {}).get("final")),
