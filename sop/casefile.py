@@ -301,23 +301,44 @@ def case_data(session: Session, case: Case) -> dict[str, Any]:
 
 
 def programme_data(session: Session, case: Case) -> dict[str, Any]:
+    """Appendix 4 from the case's programme and its activities: each activity in its columns (the content without
+    the term, the term as a day or in words), the perspective plan's activities and the programme's term, and the
+    social patronage the curator chose."""
     programme = case.programme or {}
     activities = session.scalars(select(Activity).where(Activity.case_id == case.id)
                                  .order_by(Activity.number, Activity.id)).all()
+    planned = [a for a in activities if a.status != "cancelled"]
+    patronage = programme.get("patronage_kind")
     return {
         "goal": programme.get("goal"),
         "consilium_conclusion": programme.get("consilium_conclusion"),
         "plan": [{"situation": programme.get("programme_situation"), "tasks": programme.get("programme_tasks"),
-                  "planned": programme.get("programme_activities")}],
+                  "planned": "\n".join(f"{a.number}. {a.title}" for a in planned)
+                  or programme.get("programme_activities"),
+                  "term": programme_term(case)}],
         "potential": {"initial": _code(programme.get("rehabilitation_potential"), labels.REHABILITATION_POTENTIAL)},
         "reactions": {"initial": _code(programme.get("family_reaction"), labels.FAMILY_REACTIONS)},
+        "patronage_changes": [{"kind": patronage, "reason": "установлен индивидуальной программой",
+                               "date": programme.get("approved_date")}]
+        if patronage in labels.PATRONAGE_TYPES else [],
         "approved_protocol": programme.get("approved_protocol"),
         "approved_date": programme.get("approved_date"),
-        "activities": [{"number": a.number, "title": a.title, "content": a.content,
+        "activities": [{"number": a.number, "title": a.title, "content": split_term(a.content)[0],
                         "agency": labels.AGENCY_REGISTERS.get(a.agency_kind or "", a.agency_kind),
-                        "responsible": a.responsible, "term": a.term, "status": a.status,
+                        "responsible": a.responsible, "term": activity_term(a), "status": a.status,
                         "done_at": a.done_on} for a in activities],
     }
+
+
+def programme_term(case: Case) -> str | None:
+    """The programme's term: the individual preventive work the recognition organised, «с 23.12.2025 по
+    23.06.2026» (the months alone before the recognition)."""
+    months = case.ipr_term_months
+    if not months:
+        return None
+    if case.recognized_on is None:
+        return f"{months} мес."
+    return f"с {case.recognized_on:%d.%m.%Y} по {facts.add_months(case.recognized_on, months):%d.%m.%Y}"
 
 
 def proposals_data(session: Session, case: Case, source_ref: str | None) -> dict[str, Any]:
@@ -507,20 +528,53 @@ def databank_context(engine: ProcessEngine, municipality_id: int, as_of: date,
 
 def activities_from_form(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Programme activities from the draft form's `programme_activities`: one per line, as the form asks,
-    "мероприятие; содержание деятельности; исполнитель; срок" (only the first part is required; a term that
-    is not a date, e.g. "ежемесячно", is kept as text)."""
+    "мероприятие; содержание деятельности; исполнитель; срок" (only the first part is required; a line with no
+    activity, such as ";;", is left out). A term that names a day ("01.03.2026", "2026-03-01", "до 01.03.2026")
+    is the activity's date; any other term (e.g. "ежемесячно", "6 месяцев") is kept as text at the end of the
+    content, "(срок: …)", where `split_term` finds it."""
     result = []
     for line in str(data.get("programme_activities") or "").splitlines():
         parts = [part.strip() for part in line.split(";")] + ["", "", ""]
         title, content, responsible, term = parts[0], parts[1], parts[2], ";".join(parts[3:]).strip("; ")
-        if not title:
+        if not re.search(r"\w", title):
             continue
-        term_date = _parse_date(term)
+        term_date = term_day(term)
         if term and term_date is None:
             content = f"{content} (срок: {term})" if content else f"срок: {term}"
         result.append({"title": title[:500], "content": content or None, "responsible": responsible or None,
                        "agency_kind": None, "term": term_date})
     return result
+
+
+_DEADLINE = re.compile(r"^(?:до|не позднее|не позже)\s+(.+?)(?:\s*г(?:ода?)?)?\.?$", re.IGNORECASE)
+
+
+def term_day(text: str) -> date | None:
+    """The day an activity's term names: "2026-03-01", "01.03.2026", or a deadline "до 01.03.2026" (that day);
+    None for any other term ("ежемесячно", "весь учебный год")."""
+    text = (text or "").strip()
+    deadline = _DEADLINE.match(text)
+    if deadline is not None:
+        day = deadline.group(1).strip()
+        return _parse_date(day) if len(day) == 10 else None
+    return _parse_date(text)
+
+
+def split_term(content: str | None) -> tuple[str | None, str | None]:
+    """An activity's content and the term that names no day, which `activities_from_form` keeps at its end:
+    "2 встречи (срок: 6 месяцев)" -> ("2 встречи", "6 месяцев"); "срок: ежемесячно" -> (None, "ежемесячно")."""
+    text = (content or "").strip()
+    if text.startswith("срок: "):
+        return None, text.removeprefix("срок: ").strip() or None
+    head, found, term = text.rpartition(" (срок: ")
+    if found and term.endswith(")"):
+        return head.strip() or None, term[:-1].strip() or None
+    return text or None, None
+
+
+def activity_term(activity: Any) -> date | str | None:
+    """An activity's term: its day, else the term it names in words, else None."""
+    return activity.term if activity.term is not None else split_term(activity.content)[1]
 
 
 def _parse_date(text: str) -> date | None:

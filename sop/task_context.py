@@ -35,6 +35,7 @@ from engine.models import Agency, HistoryEvent, HumanTask, Municipality, Process
 
 from . import PLUGIN, handlers, lookups
 from .access import AccessUser, CaseAccess, cases_taken_part_in
+from .casefile import activity_term
 from .document_facts import add_months, programme_agencies
 from .documents import labels
 from .emergencies import EMERGENCY_PROCESS, emergency_elements
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 # Roles that see the whole municipality (as `webapp.access.CurrentUser.municipality_wide`, for a user given by name).
 MUNICIPALITY_ROLES = frozenset({"commission_secretary", "commission"})
 REPORT_STATUSES = {"done": "выполнено", "partly": "выполнено частично", "not_done": "не выполнено"}
-_TERM_IN_CONTENT = re.compile(r"\(?срок: ([^)]*)\)?\s*$")
 
 
 @dataclass
@@ -260,10 +260,12 @@ def _check(scope: _Scope, context: TaskContext) -> None:
 
 def _registration_card(scope: _Scope, context: TaskContext) -> None:
     """The card starts from the signal: detected when the first agency received it, and by that agency (the one
-    that passed it to the commission; else the source the journal names)."""
+    that passed it to the commission; else the source the journal names); and from what the check and the
+    recognition recorded (`_card_from_case`)."""
     case = scope.case
     if case is None:
         return
+    _card_from_case(scope, context)
     first = scope.session.scalars(select(IntakeEntry).where(IntakeEntry.case_id == case.id)
                                   .order_by(IntakeEntry.received_on, IntakeEntry.id).limit(1)).first()
     if first is None:
@@ -274,6 +276,35 @@ def _registration_card(scope: _Scope, context: TaskContext) -> None:
     detected_by = found.agency.name if found.agency.kind != "commission" else found.source
     if detected_by:
         context.defaults["detected_by"] = detected_by
+
+
+def _card_from_case(scope: _Scope, context: TaskContext) -> None:
+    """What the case already knows of the card: the kinds of the situation from the criteria of the check's
+    conclusion, the commission's register from the recognition (date, number, criteria), the actual address (the
+    registered one when the case says they are the same)."""
+    case = scope.case
+    check = case.conclusion or {}
+    criteria = case.criteria if case.criteria is not None else check.get("family_criteria") or []
+    kinds = [_CARD_SITUATION_OF[c] for c in criteria if c in _CARD_SITUATION_OF]
+    if kinds:
+        context.defaults["sop_kind"] = kinds
+    resolution = _latest_resolution(scope, "recognition")
+    if resolution is not None:
+        reasons = "; ".join(labels.FAMILY_CRITERIA_SHORT[c] for c in criteria if c in labels.FAMILY_CRITERIA_SHORT)
+        context.defaults["agency_registrations"] = ", ".join(part for part in (
+            f"КДН: {_date(resolution.adopted_on)}", f"протокол № {resolution.number}" if resolution.number else "",
+            "признание находящимися в социально опасном положении" + (f" ({reasons})" if reasons else ""))
+            if part)
+    family = case.family
+    registered = str(check.get("address_registered") or "").strip() or family.address_registered
+    actual = str(check.get("address_actual") or "").strip() or family.address_actual or registered
+    if actual:
+        context.defaults["address_actual"] = actual
+
+
+# the card's kinds of the situation (forms/sop_registration_card.json `sop_kind`) by the check's criteria
+_CARD_SITUATION_OF = {"c1": "evasion", "c2": "evasion_addiction", "c3": "involvement", "c4": "unlawful_acts",
+                      "c5": "minor_alcohol", "c6": "minor_drugs", "c7": "violence", "c8": "no_home"}
 
 
 def _check_assign(scope: _Scope, context: TaskContext) -> None:
@@ -363,8 +394,10 @@ def _programme_draft(scope: _Scope, context: TaskContext) -> None:
     panel = Panel("proposals", "Предложения органов системы профилактики в программу",
                   columns=["Орган", "Ситуация в семье", "Задачи", "Мероприятия", "Срок"])
     for agency, data in proposals:
+        activities = [line.strip() for line in str(data.get("proposal_activities") or "").splitlines()
+                      if re.search(r"\w", line)]  # not the lines that name no activity («;;»)
         panel.table.append([agency, _text(data.get("proposal_situation")), _text(data.get("proposal_tasks")),
-                            _text(data.get("proposal_activities")), _text(data.get("proposal_term"))])
+                            "\n".join(activities), _text(data.get("proposal_term"))])
     if not proposals:
         panel.note = "Предложений органов нет."
     context.panels.append(panel)
@@ -375,19 +408,41 @@ def _programme_draft(scope: _Scope, context: TaskContext) -> None:
     context.defaults.update(_family_information(case))
     if not proposals:
         return
+    programme_term = _ipr_end(case)
     lines = []
     for agency, data in proposals:
-        term = _plain(data.get("proposal_term"))
+        term = _plain(data.get("proposal_term")) or programme_term
         for line in str(data.get("proposal_activities") or "").splitlines():
-            title = _plain(line)
-            if title:  # "мероприятие; содержание деятельности; исполнитель; срок" (casefile.activities_from_form)
-                lines.append(f"{title}; ; {_plain(agency)}; {term}".rstrip("; "))
+            activity = proposed_activity(line, agency, term)
+            if activity:
+                lines.append(activity)
     context.defaults["programme_activities"] = "\n".join(lines)
     for key, source in (("programme_situation", "proposal_situation"), ("programme_tasks", "proposal_tasks")):
         text = "\n".join(f"{agency}: {str(data[source]).strip()}" for agency, data in proposals
                          if str(data.get(source) or "").strip())
         if text:
             context.defaults[key] = text
+
+
+def proposed_activity(line: str, agency: str, term: str) -> str:
+    """A line of an agency's proposals («мероприятие; содержание; срок», as the proposals form asks) as a line of
+    the draft («мероприятие; содержание деятельности; исполнитель; срок», `casefile.activities_from_form`): each
+    part in its column, the proposing agency the executor, the activity's own term, else `term` (the proposal's
+    term for the whole programme). Empty for a line that names no activity (blank, «;;»)."""
+    parts = [_plain(part) for part in line.split(";")]
+    title = parts[0]
+    if not re.search(r"\w", title):
+        return ""
+    content = ", ".join(p for p in parts[1:-1] if p) if len(parts) > 2 else (parts[1] if len(parts) > 1 else "")
+    own_term = parts[-1] if len(parts) > 2 else ""
+    return f"{title}; {content}; {_plain(agency)}; {own_term or term}".rstrip("; ")
+
+
+def _ipr_end(case: Case) -> str:
+    """The end of the case's individual preventive work, «до 23.06.2026» (empty before the recognition)."""
+    if case.recognized_on is None or not case.ipr_term_months:
+        return ""
+    return f"до {_date(add_months(case.recognized_on, case.ipr_term_months))}"
 
 
 # Russian patronymics tell a parent's sex (-вна, -чна / -вич, -ич; the Turkic кызы / оглы, улы, уулу)
@@ -515,10 +570,7 @@ def _executor(scope: _Scope, activity: Activity) -> str:
 
 
 def _term(activity: Activity) -> str:
-    if activity.term is not None:
-        return _date(activity.term)
-    found = _TERM_IN_CONTENT.search(activity.content or "")
-    return found.group(1).strip() if found else ""
+    return _date(activity_term(activity))
 
 
 # -- execution: the agency's report, the curator's summary -------------------------------------------------------

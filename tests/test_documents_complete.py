@@ -121,7 +121,7 @@ def whole_case(world):  # noqa: F811
     at(engine, "2025-10-30 09:00")
     result = service.register_intake("school", dict(SIGNAL, received_on="2025-10-30"))
     iid = result.instance_ids[0]
-    complete(engine, iid, "sop_check", dict(CHECK, **INCOME, conclusion_date="2025-11-05"))
+    complete(engine, iid, "sop_check", dict(CHECK, **INCOME, conclusion_date="2025-10-30"))
     at(engine, "2025-12-23 10:00")
     complete(engine, iid, "sop_recognition", dict(RECOGNITION, ipr_term_months=6,
                                                   recognition_notes="Мать не занимается воспитанием сына"))
@@ -138,6 +138,7 @@ def whole_case(world):  # noqa: F811
     at(engine, "2026-06-24 09:00")
     assert engine.management.sweep().timers_fired == 1
     complete(engine, iid, "sop_review", REVIEW_CLOSE)
+    at(engine, "2026-12-28 10:00")  # the commission's meeting that removes the family from the register
     complete(engine, iid, "sop_closure_decision", dict(CLOSURE, closure_initiator="agency"))
     pdfs: dict[str, list] = {}
     with engine.db.session() as session:
@@ -163,6 +164,45 @@ def test_every_case_document_prints_the_data_entered(whole_case):
     card = docs.text("registration_card")  # §9: the КДН row from the recognition, the others as the card says
     assert re.search(r"КДН 23\.12\.2025, протокол № 45/3 признание находящимися в социально опасном положении", card)
     assert re.search(r"ПДН 12\.09\.2025, протокол № 7 неисполнение родительских обязанностей", card)
+
+
+def test_the_programme_prints_each_activity_in_its_columns_the_term_and_the_patronage(web):  # noqa: F811
+    """Appendix 4 from the draft as the curator wrote it («мероприятие; содержание; исполнитель; срок»): the plan
+    lists the activities and the programme's term, each activity its content and term in their columns, the
+    patronage the curator chose heads its table; the case page shows the term in its column."""
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", dict(RECOGNITION, ipr_term_months=6))
+    complete(engine, iid, "sop_registration_card", CARD)
+    for proposal in tasks(engine, iid)["sop_proposals"]:
+        engine.tasks.complete(proposal["id"], {"Школа № 5": "school"}.get(proposal["agency_name"], "police"), PROPOSAL)
+    complete(engine, iid, "sop_programme_draft", dict(DRAFT, programme_activities=(
+        "Консультация педагога-психолога; 2 встречи; Школа № 5; до 31.12.2026\n"
+        "Беседа инспектора ПДН; ежемесячно; ОМВД; 6 месяцев")))
+    at(engine, "2026-01-15 10:00")
+    complete(engine, iid, "sop_programme_approval", APPROVE)
+    with engine.db.session() as session:
+        document = session.scalar(select(Document).where(Document.case_id == result.case_id,
+                                                         Document.kind == "programme").order_by(Document.id.desc()))
+        text = text_of(casefile.pdf_of(session, document))
+    plan = text[text.index("Перспективный план"):text.index("Проведение социально-реабилитационных")]
+    assert "1. Консультация педагога-психолога 2. Беседа инспектора ПДН с 23.12.2025 по 23.06.2026" in plan
+    assert "2 встречи;" not in plan and str(BLANK) not in plan
+    activities = text[text.index("Проведение социально-реабилитационных"):text.index("Динамика")]
+    assert "Консультация педагога-психолога Исполнитель: Образование, Школа № 5 2 встречи срок: 31.12.2026" \
+        in activities
+    assert "ежемесячно срок: 6 месяцев" in activities and "(срок:" not in activities
+    patronage = text[text.index("Изменения вида патронажа"):text.index("Проведение заседаний")]
+    assert "периодический установлен индивидуальной программой, 15.01.2026" in patronage
+    assert "экстренный" not in patronage  # not the list of every kind to choose from
+    page = client_of(web, "secretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    rows = re.findall(r"<tr class=\"[^\"]*\">\s*<td>\d+</td>.*?</tr>", page, re.S)
+    assert len(rows) == 2
+    assert '<td class="nowrap">31.12.2026</td>' in rows[0] and "2 встречи" in rows[0]
+    assert '<td class="nowrap">6 месяцев</td>' in rows[1] and "срок:" not in rows[1]
 
 
 def test_the_recognition_names_the_term_group_deadlines_and_who_signs(whole_case):

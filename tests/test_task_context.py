@@ -41,7 +41,7 @@ CHECK = {"minor_name": "Иванов Петр, 12.03.2012", "parents_names": "И
          "living_conditions": "Отдельного места для занятий нет", "family_criteria": ["c1", "c2"],
          "housing_type": "apartment", "housing_area": 42.5, "sanitary_state": "unsatisfactory",
          "danger_level": "high", "sop_confirmed": True, "conclusion": "Семья находится в СОП",
-         "conclusion_date": "2025-11-05", "head_name": "Кузнецов А. П."}
+         "conclusion_date": "2025-10-30", "head_name": "Кузнецов А. П."}
 COMMISSION, SCHOOL, POLICE = "КДНиЗП г. Йошкар-Олы", "МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"
 GUARDIANSHIP, SOCIAL = "Отдел опеки и попечительства", "КЦСОН г. Йошкар-Олы"
 PROPOSALS = {
@@ -185,7 +185,7 @@ def test_recognition_shows_the_conclusion_and_offers_the_municipality_curators_b
     assert len(conclusion["Критерии СОП"].splitlines()) == 2
     assert conclusion["Жилищные условия"] == "Квартира, 42,5 кв. м"
     assert conclusion["Санитарное состояние жилья"] == "Неудовлетворительное"
-    assert conclusion["Дата заключения"] == "05.11.2025" and conclusion["Руководитель"] == "Кузнецов А. П."
+    assert conclusion["Дата заключения"] == "30.10.2025" and conclusion["Руководитель"] == "Кузнецов А. П."
     family = context.panel("family")
     assert ["ребенок", "Иванов Петр Андреевич", "12.03.2012", "СОШ № 5, 7 «Б»"] in family.table
     assert ["родитель", "Иванова Анна Сергеевна", "02.05.1988", "не работает"] in family.table
@@ -196,8 +196,10 @@ def test_recognition_shows_the_conclusion_and_offers_the_municipality_curators_b
     assert context.defaults == {}
     # the choice is still a username, checked by the handler
     with pytest.raises(InvalidInput, match="curator"):
-        engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "curator": "secretary"})
-    engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "curator": "curator2"})
+        engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "meeting_date": "2025-10-30",
+                                                           "curator": "secretary"})
+    engine.tasks.complete(recognition["id"], "chair", {**RECOGNITION, "meeting_date": "2025-10-30",
+                                                       "curator": "curator2"})
     assert service.case(case_id)["curator"] == "curator2"
 
 
@@ -211,23 +213,54 @@ def test_a_valueskey_field_takes_any_plain_value_and_leaves_the_check_to_the_han
     assert set(err.value.errors) == {"curator", "many", "fixed"}
 
 
-def test_the_card_starts_from_who_detected_the_situation_and_when(world):
-    engine, service = world
+def recognised_card_defaults(engine, service) -> dict:
+    """The registration card's defaults of a case the commission recognised on 23.12.2025."""
     _case_id, iid = to_recognition(engine, service)
     at(engine, "2025-12-23 10:00")
     do(engine, iid, "sop_recognition", "chair", RECOGNITION)
     card = one(engine, iid, "sop_registration_card")
-    defaults = engine.sop.task_context(card["id"], "curator1").defaults
+    return engine.sop.task_context(card["id"], "curator1").defaults
+
+
+def test_the_card_starts_from_who_detected_the_situation_and_when(world):
+    engine, service = world
+    defaults = recognised_card_defaults(engine, service)
     # the school received the signal on 29.10.2025 and passed it to the commission
     assert defaults["detection_date"] == "2025-10-29" and defaults["detected_by"] == SCHOOL
     # a signal the commission registered itself names its source
     other = service.register_intake("secretary", dict(SIGNAL, source="Заявление соседей", received_on="2025-11-03"),
                                     new_family=True)
-    do(engine, other.instance_ids[0], "sop_check", "secretary", CHECK)
+    do(engine, other.instance_ids[0], "sop_check", "secretary", dict(CHECK, conclusion_date="2025-11-05"))
     do(engine, other.instance_ids[0], "sop_recognition", "chair", RECOGNITION)
     card = one(engine, other.instance_ids[0], "sop_registration_card")
     defaults = engine.sop.task_context(card["id"], "curator1").defaults
     assert defaults["detection_date"] == "2025-11-03" and defaults["detected_by"] == "Заявление соседей"
+
+
+def test_the_card_starts_from_the_criteria_the_recognition_and_the_address_the_case_knows(world):
+    """The check found the criteria, the commission recognised the family (resolution № 45/3 of 23.12.2025), the
+    signal gave one address: the card does not ask for them again."""
+    engine, service = world
+    defaults = recognised_card_defaults(engine, service)
+    assert defaults["sop_kind"] == ["evasion", "evasion_addiction"]  # CHECK's criteria c1, c2
+    assert defaults["agency_registrations"] == (
+        "КДН: 23.12.2025, протокол № 45/3, признание находящимися в социально опасном положении (уклонение родителей "
+        "от воспитания и содержания детей; уклонение родителей от воспитания детей в связи со злоупотреблением "
+        "алкоголем, наркотиками, ПАВ)")
+    assert defaults["address_actual"] == SIGNAL["address"]  # the case says the family lives where registered
+    validate_submission(engine.repository.form("sop_registration_card"), {**CARD, **defaults})  # values it accepts
+    # an actual address of its own; the card's kind of violence from the check's c7
+    other = service.register_intake("secretary", dict(SIGNAL, address_actual="г. Йошкар-Ола, ул. Баумана, д. 9"),
+                                    new_family=True)
+    do(engine, other.instance_ids[0], "sop_check", "secretary", dict(CHECK, family_criteria=["c7", "c3"]))
+    do(engine, other.instance_ids[0], "sop_recognition", "chair", dict(RECOGNITION, resolution_number="46/1"))
+    card = one(engine, other.instance_ids[0], "sop_registration_card")
+    defaults = engine.sop.task_context(card["id"], "curator1").defaults
+    assert defaults["sop_kind"] == ["violence", "involvement"]
+    assert defaults["address_actual"] == "г. Йошкар-Ола, ул. Баумана, д. 9"
+    assert defaults["agency_registrations"] == (
+        "КДН: 23.12.2025, протокол № 46/1, признание находящимися в социально опасном положении (жестокое обращение "
+        "с детьми; вовлечение несовершеннолетних в правонарушения, антиобщественные действия)")
 
 
 # -- the programme: proposals, draft, approval ------------------------------------------------------------------
@@ -246,9 +279,9 @@ def test_the_draft_shows_each_agency_proposal_and_starts_from_their_activities(w
     lines = context.defaults["programme_activities"].splitlines()
     assert f"Беседа инспектора ПДН; ; {POLICE}; до 01.03.2026" in lines
     assert f"Рейд по месту жительства; ; {POLICE}; до 01.03.2026" in lines
-    assert f"Контроль посещаемости, ежедневно; ; {SCHOOL}; весь учебный год" in lines
+    assert f"Контроль посещаемости; ежедневно; {SCHOOL}; весь учебный год" in lines
     activities = casefile.activities_from_form(context.defaults)
-    assert sorted(a["title"] for a in activities) == ["Беседа инспектора ПДН", "Контроль посещаемости, ежедневно",
+    assert sorted(a["title"] for a in activities) == ["Беседа инспектора ПДН", "Контроль посещаемости",
                                                       "Рейд по месту жительства"]
     assert {a["responsible"] for a in activities} == {POLICE, SCHOOL}
     assert f"{POLICE}: Мать злоупотребляет алкоголем" in context.defaults["programme_situation"]
@@ -272,6 +305,72 @@ def test_the_draft_starts_its_family_information_from_the_case(world):
     assert defaults["mother_info"] == "Иванова Анна Сергеевна, 02.05.1988, не работает"
     assert defaults["child_info"] == "Иванов Петр Андреевич, 12.03.2012, СОШ № 5, 7 «Б»"
     assert "father_info" not in defaults  # the signal named no father
+
+
+def test_the_draft_keeps_each_part_of_a_proposed_activity_in_its_column(world):
+    """The proposals form asks for «мероприятие; содержание; срок» per line: the draft starts from the activity, its
+    content, the proposing agency as the executor and the activity's own term (else the term the agency proposed
+    for the programme), each in its column; a line that names no activity («;;», blank) is left out. The draft
+    submitted as prefilled keeps them apart: the day of a term is the activity's date, a term in words its term."""
+    engine, service = world
+    case_id, iid = to_recognition(engine, service)
+    at(engine, "2025-12-23 10:00")
+    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    do(engine, iid, "sop_registration_card", "curator1", CARD)
+    proposals = {
+        SCHOOL: dict(PROPOSALS[SCHOOL], proposal_term="6 месяцев", proposal_activities=(
+            "Консультация педагога-психолога; 2 встречи; до 31.12.2026\n\n ; ;\nКонтроль посещаемости; ежедневно\n"
+            "Классный час")),
+        POLICE: dict(PROPOSALS[POLICE], proposal_term="вчера", proposal_activities=(
+            ";;\nБеседа инспектора ПДН; ежемесячно; с матерью; 2026-03-01")),
+    }
+    for proposal in open_tasks(engine, iid, "sop_proposals"):
+        agency = proposal["agency_name"]
+        engine.tasks.complete(proposal["id"], AGENCY_USERS[agency], proposals[agency])
+    draft = one(engine, iid, "sop_programme_draft")
+    context = engine.sop.task_context(draft["id"], "curator1")
+    assert next(row for row in context.panel("proposals").table if row[0] == POLICE)[3] == \
+        "Беседа инспектора ПДН; ежемесячно; с матерью; 2026-03-01"  # as the agency wrote it, without «;;»
+    defaults = context.defaults
+    assert sorted(defaults["programme_activities"].splitlines()) == sorted([
+        f"Консультация педагога-психолога; 2 встречи; {SCHOOL}; до 31.12.2026",
+        f"Контроль посещаемости; ежедневно; {SCHOOL}; 6 месяцев",
+        f"Классный час; ; {SCHOOL}; 6 месяцев",
+        f"Беседа инспектора ПДН; ежемесячно, с матерью; {POLICE}; 2026-03-01"])
+
+    engine.tasks.complete(draft["id"], "curator1", {**DRAFT, "programme_activities": defaults["programme_activities"]})
+    with engine.db.session() as session:
+        activities = {a.title: a for a in session.scalars(select(Activity).where(Activity.case_id == case_id))}
+        assert sorted(activities) == ["Беседа инспектора ПДН", "Классный час", "Консультация педагога-психолога",
+                                      "Контроль посещаемости"]
+        consultation = activities["Консультация педагога-психолога"]
+        assert (consultation.content, consultation.responsible, consultation.term) == \
+            ("2 встречи", SCHOOL, date(2026, 12, 31))
+        visits = activities["Контроль посещаемости"]
+        assert visits.term is None and casefile.activity_term(visits) == "6 месяцев"
+        assert casefile.split_term(visits.content) == ("ежедневно", "6 месяцев")
+        assert casefile.activity_term(activities["Классный час"]) == "6 месяцев"
+        assert casefile.split_term(activities["Классный час"].content) == (None, "6 месяцев")
+        assert activities["Беседа инспектора ПДН"].term == date(2026, 3, 1)
+    # the commission reads the terms in their column
+    panel = engine.sop.task_context(one(engine, iid, "sop_programme_approval")["id"], "chair").panel("programme")
+    assert {row[1]: row[3] for row in panel.table} == {
+        "Консультация педагога-психолога": "31.12.2026", "Контроль посещаемости": "6 месяцев",
+        "Классный час": "6 месяцев", "Беседа инспектора ПДН": "01.03.2026"}
+
+
+def test_a_proposed_activity_line_becomes_a_draft_line():
+    from sop.task_context import proposed_activity
+
+    assert proposed_activity("Консультация педагога-психолога; 2 встречи; до 31.12.2026", "МБОУ", "6 месяцев") == \
+        "Консультация педагога-психолога; 2 встречи; МБОУ; до 31.12.2026"
+    assert proposed_activity("Рейд; ; ", "ОМВД", "до 23.06.2026") == "Рейд; ; ОМВД; до 23.06.2026"
+    assert proposed_activity("Беседа", "ОМВД", "") == "Беседа; ; ОМВД"
+    assert proposed_activity(" ;; ", "ОМВД", "вчера") == "" and proposed_activity("", "ОМВД", "вчера") == ""
+    # the draft's own format: the day of a deadline is the activity's date, other terms stay in words
+    assert [(a["title"], a["content"], a["responsible"], a["term"]) for a in casefile.activities_from_form(
+        {"programme_activities": "Рейд; ; ОМВД; до 23.06.2026\n,,; ; ОМВД; вчера\nБеседа; ; ОМВД; до конца года"})] \
+        == [("Рейд", None, "ОМВД", date(2026, 6, 23)), ("Беседа", "срок: до конца года", "ОМВД", None)]
 
 
 def test_mother_and_father_are_told_apart_by_the_patronymic_and_never_guessed():
@@ -360,7 +459,7 @@ def test_the_coming_of_age_proposal_is_worded_from_the_record(world):
     iid = result.instance_ids[0]
     do(engine, iid, "sop_check", "secretary", CHECK)
     at(engine, "2025-12-22 10:00")
-    do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+    do(engine, iid, "sop_recognition", "chair", dict(RECOGNITION, meeting_date="2025-12-22"))
     at(engine, "2025-12-23 00:05")
     assert engine.management.sweep().jobs["minor_turned_18"] == 1
     context = engine.sop.task_context(one(engine, iid, "sop_closure_proposal")["id"], "secretary")
@@ -720,10 +819,10 @@ def test_the_steps_after_the_visit_show_its_act_and_the_removal_act_starts_from_
         "Ребенок отобран (ст. 77 СК РФ), акт об отобрании № 5 от 30.10.2025; передан: Бабушке, Ивановой Г. П.",
         "Прокурор уведомлен (Прокуратура г. Йошкар-Олы) 30.10.2025."]
     do(engine, emergency, "em_court_claim", "guardian", {"claim_kind": "deprive", "court_name":
-                                                         "Йошкар-Олинский городской суд", "claim_date": "2025-11-05"})
+                                                         "Йошкар-Олинский городской суд", "claim_date": "2025-10-30"})
     inform = engine.sop.task_context(one(engine, emergency, "em_inform_commission")["id"], "guardian")
     assert inform.defaults["measures_taken"].splitlines()[-1] == (
-        "Подан иск в Йошкар-Олинский городской суд (лишение родительских прав) 05.11.2025.")
+        "Подан иск в Йошкар-Олинский городской суд (лишение родительских прав) 30.10.2025.")
     assert validate_submission(engine.repository.form("em_inform_commission"),
                                {**inform.defaults, "inform_date": "2025-11-05"})
     assert rows(inform.panel("removal"))["Куда и кому передан ребенок"] == "Бабушке, Ивановой Г. П."
@@ -753,7 +852,7 @@ def test_an_agencys_answer_to_a_request_for_materials_names_who_fills_it_in(worl
     result = service.register_intake("school", SIGNAL)
     [_instance] = request_materials(engine, result.case_id, [agency_id(engine, POLICE)], "Сведения о семье",
                                     "secretary")
-    [asked] = [t for t in engine.tasks.query() if t["element_id"] == "sop_materials"]
+    [asked] = [t for t in engine.tasks.query() if t["element_id"] == "materials_reply"]
     assert context_of(engine, asked["id"], "police").defaults == {"materials_specialist": "Орлов Дмитрий Сергеевич",
                                                                   "materials_date": "2025-10-30"}
 

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select, update
 
 import sop
-from engine.models import AuditEvent
+from engine.models import AuditEvent, ProcessInstance
 from sop.models import Document
+from sop.roles import ROLES
 from webapp import create_app
 
 from .test_sop_diagrams import (
@@ -252,7 +253,8 @@ def test_removal_act_is_for_the_commission_and_guardianship(web):
                                                   "removed_from_all_parents": True, "removal_date": "2025-10-30",
                                                   "placement": "institution"}, user="guardian")
     complete(engine, emergency, "em_removal_act", {"removal_act_number": "7", "removal_act_date": "2025-10-30",
-                                                   "placement_details": "СРЦН «Дружба»"}, user="guardian")
+                                                   "placement_details": "СРЦН «Дружба»", "removal_act_signed": True},
+             user="guardian")
     act = document_ids(engine, result.case_id)["removal_act"]
     url = f"/cases/{result.case_id}/documents/{act}"
     assert client_of(web, "secretary").get(url).status_code == 200
@@ -353,7 +355,7 @@ def test_the_secretary_requests_materials_from_the_case_file(web):
                                      "agencies": [agencies["ОМВД"], agencies["Опека"]]},
                           follow_redirects=True).get_data(as_text=True)
     assert "Запрос материалов отправлен: органов — 2" in sent
-    asked = {t["agency_name"]: t["id"] for t in engine.tasks.query() if t["element_id"] == "sop_materials"}
+    asked = {t["agency_name"]: t["id"] for t in engine.tasks.query() if t["element_id"] == "materials_reply"}
     assert sorted(asked) == ["ОМВД", "Опека"]
     police_inbox = client_of(web, "police").get("/inbox").get_data(as_text=True)
     assert asked["ОМВД"] in police_inbox and asked["Опека"] not in police_inbox
@@ -381,12 +383,12 @@ def test_an_agency_answers_a_request_for_materials_with_pdf_files(web):
     result = engine.sop.register_intake("school", SIGNAL)
     police_id = next(a["id"] for a in engine.identity.agencies() if a["name"] == "ОМВД")
     request_materials(engine, result.case_id, [police_id], "Сведения о семье", "secretary")
-    task_id = next(t["id"] for t in engine.tasks.query() if t["element_id"] == "sop_materials")
+    task_id = next(t["id"] for t in engine.tasks.query() if t["element_id"] == "materials_reply")
     police = client_of(web, "police")
     page = police.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert 'enctype="multipart/form-data"' in page and 'type="file"' in page and "Сведения о семье" in page
     answer = {"materials_question": "Сведения о семье", "materials_answer": "На учете не состоит",
-              "materials_date": "2025-10-31"}
+              "materials_date": "2025-10-30"}
     # a file that is not a PDF: refused under its field, nothing saved
     refused = police.post(f"/tasks/{task_id}", content_type="multipart/form-data", data={
         **answer, "csrf_token": csrf(police, f"/tasks/{task_id}"),
@@ -431,6 +433,41 @@ def test_diagram_xml_and_state(web):
     complete(engine, iid, "sop_check", CHECK)
     state = client.get(f"/cases/{result.case_id}/diagram/{iid}/state.json").get_json()
     assert "sop_check" in state["completed"] and "sop_recognition" in state["active"]
+
+
+def test_the_diagram_shows_role_titles_and_russian_event_names_and_keeps_the_ids(web):
+    """Lanes are named with role codes on purpose (the engine offers a lane's tasks to that role), so the served copy
+    labels them with the roles' titles; the events of the signal and the message have Russian names."""
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    xml = client_of(web, "school").get(f"/cases/{result.case_id}/diagram/{iid}.bpmn").get_data(as_text=True)
+    lanes = dict(re.findall(r'<bpmn:lane id="([^"]+)" name="([^"]*)"', xml))
+    assert lanes and set(lanes.values()) <= set(ROLES.values()), lanes
+    assert lanes["Lane_case_secretary"] == "Ответственный секретарь КДНиЗП"
+    events = re.findall(r'<bpmn:startEvent id="[^"]+" name="([^"]*)"', xml)
+    assert "Угроза жизни или здоровью ребенка" in events and "Исполнилось 18 лет" in events
+    assert "threat_to_life" not in " ".join(events) and "minor_turned_18" not in " ".join(events)
+    # the ids the state marks and the signal's and message's own names (what the engine correlates) stay
+    assert 'id="sop_check"' in xml and 'name="threat_to_life"' in xml and 'bpmnElement="Lane_case_secretary"' in xml
+    with engine.db.session() as db:  # the deployed version is not changed
+        assert 'name="commission_secretary"' in db.get(ProcessInstance, iid).definition.resource.content
+
+
+def test_a_version_that_named_the_events_with_the_raw_signal_shows_them_in_russian():
+    from webapp.views import cases
+
+    old = (WORKFLOWS / "sop_case.bpmn").read_text(encoding="utf-8").replace(
+        'name="Угроза жизни или здоровью ребенка"', 'name="Сигнал threat_to_life"').replace(
+        'name="Исполнилось 18 лет"', 'name="Сообщение minor_turned_18"')
+    shown = cases._for_viewing("old", old, tuple(sorted(ROLES.items())))
+    assert "Сигнал threat_to_life" not in shown and "Сообщение minor_turned_18" not in shown
+    assert 'id="case_threat_start" name="Угроза жизни или здоровью ребенка"' in shown
+    assert 'id="case_minor_adult_start" name="Исполнилось 18 лет"' in shown
+    assert 'name="curator"' not in shown and 'name="Куратор случая"' in shown
+    # a lane already named with a title, or with no role at all, is left as it is
+    plain = old.replace('name="curator"', 'name="Куратор случая"').replace('name="commission"', 'name="Гости"')
+    assert 'name="Гости"' in cases._for_viewing("plain", plain, tuple(sorted(ROLES.items())))
 
 
 def test_diagram_state_marks_the_call_activity_of_a_called_process(web):

@@ -13,7 +13,7 @@ from webapp import create_app
 from webapp.views.tasks import build_widgets, initial_values
 
 from .modeler_support import post_json
-from .test_sop_diagrams import RECOGNITION
+from .test_sop_diagrams import RECOGNITION, at
 from .test_sop_service import SIGNAL
 from .test_task_context import HASH, PASSWORD, SOCIAL, escalated, one, to_recognition, world  # noqa: F401 - fixture
 from .test_web_tasks import block, post, signed_in
@@ -27,7 +27,7 @@ def app(world):  # noqa: F811 - the fixture imported above
 
 
 def recognition_form(**changes) -> dict:
-    form = {"decision": "recognize", "meeting_date": "2025-12-23", "resolution_number": "45/3", "curator": "curator1",
+    form = {"decision": "recognize", "meeting_date": "2025-10-30", "resolution_number": "45/3", "curator": "curator1",
             "ipr_term_months": "6", "working_group": ["police", "education"], "consent_obtained": "true"}
     return {**form, **changes}
 
@@ -86,7 +86,7 @@ def test_the_recognition_api_keeps_the_username_and_gives_the_context(app):
     school = client.get(f"/api/v1/tasks/{task_id}", headers=headers("school"))
     assert school.status_code == 200 and school.get_json()["context"] is None
     done = client.post(f"/api/v1/tasks/{task_id}/complete", headers=headers("chair"),
-                       json={"data": dict(RECOGNITION, curator="curator1")})
+                       json={"data": dict(RECOGNITION, meeting_date="2025-10-30", curator="curator1")})
     assert done.status_code == 200 and engine.sop.case(case_id)["curator"] == "curator1"
 
 
@@ -104,6 +104,28 @@ def test_the_check_page_starts_from_the_signal_and_a_draft_comes_first(app):
     page = unescape(client.get(f"/tasks/{task_id}").get_data(as_text=True))
     assert 'value="Иванов П. А."' in block(page, "minor_name")  # draft > defaults
     assert 'value=""' in block(page, "parents_names")  # emptied in the draft: stays empty
+
+
+def test_the_card_page_starts_from_what_the_case_knows_and_a_draft_comes_first(app):
+    engine = app.extensions["kurator"]
+    _case_id, iid = to_recognition(engine, engine.sop)
+    at(engine, "2025-12-23 10:00")
+    engine.tasks.complete(one(engine, iid, "sop_recognition")["id"], "chair", RECOGNITION)
+    task_id = one(engine, iid, "sop_registration_card")["id"]
+    client = signed_in(app, "curator1")
+    page = unescape(client.get(f"/tasks/{task_id}").get_data(as_text=True))
+    kinds = block(page, "sop_kind")
+    assert re.findall(r'value="(\w+)" checked', kinds) == ["evasion", "evasion_addiction"]
+    assert f'value="{SIGNAL["address"]}"' in block(page, "address_actual")
+    assert "КДН: 23.12.2025, протокол № 45/3, признание находящимися" in block(page, "agency_registrations")
+    post(client, f"/tasks/{task_id}/draft", {"sop_kind": ["violence"], "address_actual": "",
+                                             "agency_registrations": "ПДН: 12.09.2025, протокол № 7"},
+         f"/tasks/{task_id}")
+    page = unescape(client.get(f"/tasks/{task_id}").get_data(as_text=True))  # draft > defaults
+    assert re.findall(r'value="(\w+)" checked', block(page, "sop_kind")) == ["violence"]
+    assert 'value=""' in block(page, "address_actual")
+    registrations = block(page, "agency_registrations")
+    assert "ПДН: 12.09.2025, протокол № 7" in registrations and "КДН: 23.12.2025" not in registrations
 
 
 def test_the_escalation_page_passes_the_visit_to_a_guardianship_specialist(app):

@@ -38,6 +38,7 @@ from flask import Blueprint, Response, flash, g, jsonify, redirect, render_templ
 from lxml import etree
 from sqlalchemy import extract, func, or_, select
 
+from engine.bpmn.validation import resolve_role
 from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HistoryEvent, HumanTask, ProcessDefinition, ProcessInstance, User
 from sop import casefile, checks, materials
@@ -283,8 +284,8 @@ def _programme(db, case: Case, today: date) -> dict:
         status = a.status
         if status == "planned" and a.term is not None and a.term < today:
             status = "overdue"
-        activities.append({"number": a.number, "title": a.title, "content": a.content,
-                           "responsible": a.responsible, "term": a.term, "done_on": a.done_on,
+        activities.append({"number": a.number, "title": a.title, "content": casefile.split_term(a.content)[0],
+                           "responsible": a.responsible, "term": casefile.activity_term(a), "done_on": a.done_on,
                            "status": labels.ACTIVITY_STATUSES.get(status, status), "status_code": status})
     state = {"draft": "проект", "approved": "утверждена"}.get(programme.get("status"), programme.get("status"))
     return {"goal": programme.get("goal"), "state": state, "protocol": programme.get("approved_protocol"),
@@ -540,11 +541,50 @@ def regenerate(case_id: int, document_id: int):
 @bp.route("/cases/<int:case_id>/diagram/<int:instance_id>.bpmn")
 @roles_required(*CASE_ROLES)
 def diagram(case_id: int, instance_id: int):
-    with kurator().db.session() as db:
+    engine = kurator()
+    with engine.db.session() as db:
         case = _case_or_404(db, case_id)
         row = _instance_or_404(db, case, instance_id)
-        content = row.definition.resource.content
+        resource = row.definition.resource
+        content = _for_viewing(resource.content_hash, resource.content, tuple(sorted(engine.role_titles().items())))
     return Response(content, mimetype="application/xml")
+
+
+# what the events of the signal and the message are called on the current diagrams (workflows/sop_case.bpmn), for
+# the versions that named them with the signal's or the message's own name («Сигнал threat_to_life»)
+_EVENT_LABELS = {"threat_to_life": "Угроза жизни или здоровью ребенка", "minor_turned_18": "Исполнилось 18 лет"}
+
+
+@lru_cache(maxsize=32)
+def _for_viewing(content_hash: str, content: str, roles: tuple[tuple[str, str], ...]) -> str:
+    """The diagram as the case file shows it: a lane named with a role code (the engine offers the lane's tasks
+    to that role: `engine.bpmn.validation.resolve_role`) is labelled with the role's title, and an event named
+    with the raw name of its signal or message (the versions before «Угроза жизни или здоровью ребенка») with
+    the event's Russian name. Only the served copy changes: the deployed version, its ids and the modeler's
+    diagram stay as they are."""
+    del content_hash  # part of the cache key only
+    try:
+        root = etree.fromstring(content.encode("utf-8"), _SAFE_XML)
+    except (etree.XMLSyntaxError, ValueError):
+        return content
+    titles = dict(roles)
+    changed = False
+    for lane in root.iter("{*}lane"):
+        name = (lane.get("name") or "").strip()
+        code = resolve_role(name, titles)
+        if code is not None and name.casefold() == code.casefold() and titles[code]:
+            lane.set("name", titles[code])
+            changed = True
+    refs = {el.get("id"): el.get("name") for el in root.iter("{*}signal", "{*}message") if el.get("name")}
+    for definition in root.iter("{*}signalEventDefinition", "{*}messageEventDefinition"):
+        event = definition.getparent()
+        raw = refs.get(definition.get("signalRef") or definition.get("messageRef"))
+        if raw in _EVENT_LABELS and raw in (event.get("name") or ""):
+            event.set("name", _EVENT_LABELS[raw])
+            changed = True
+    if not changed:
+        return content
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8")
 
 
 @bp.route("/cases/<int:case_id>/diagram/<int:instance_id>/state.json")
