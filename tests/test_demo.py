@@ -182,7 +182,7 @@ def test_document_commands(tmp_path):
     task = run("tasks", "--user", "secretary").split()[0]
     run("complete", task, "--user", "secretary", "--data",
         '{"minor_name": "Петров Иван", "parents_names": "—", "living_conditions": "удовл.", "danger_level": "low",'
-        ' "sop_confirmed": true, "conclusion": "СОП подтверждено"}')
+        ' "family_criteria": ["c1"], "sop_confirmed": true, "conclusion": "СОП подтверждено"}')
     listing = run("documents", "list", "1")
     document_id = listing.split(":")[0]
     run("documents", "get", document_id, "--out", str(tmp_path / "c.pdf"))

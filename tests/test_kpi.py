@@ -272,7 +272,7 @@ def test_half_year_campaign_with_returns_for_rework(campaign):
     with engine.db.session() as db:
         today = engine.clock.now().astimezone(MSK).date().isoformat()
         assert task_context(engine, db, db.get(HumanTask, send["id"]), "secretary").defaults == {"sent_on": today}
-    engine.tasks.complete(send["id"], "secretary", {"sent_on": "2026-07-13", "outgoing_number": "01-12/345"})
+    engine.tasks.complete(send["id"], "secretary", {"sent_on": "2026-07-04", "outgoing_number": "01-12/345"})
     assert engine.runtime.instance(iid)["status"] == "completed"
     with engine.db.session() as db:
         rows = {r.code: r for r in plan_vs_actual(db, engine.municipality, Half(2026, 1), MSK)}

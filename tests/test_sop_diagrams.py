@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from engine import InvalidInput, task_query
+from engine import InvalidInput, ValidationFailed, task_query
 from engine.errors import PermissionDenied
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -46,8 +46,8 @@ DRAFT = {"consilium_conclusion": "Реабилитационный потенц�
 APPROVE = {"decision": "approve", "protocol_number": "2", "approval_date": "2026-01-15"}
 REWORK = {"decision": "rework", "protocol_number": "1", "approval_date": "2026-01-14",
           "comment": "Добавить мероприятия здравоохранения"}
-DISPATCH = {"programme_sent": True, "programme_sent_date": "2026-01-16"}
-REPORT = {"report_agency": "ОМВД", "activities_done": "Проведены 2 беседы", "report_date": "2026-02-10"}
+DISPATCH = {"programme_sent": True, "programme_sent_date": "2026-01-15"}
+REPORT = {"report_agency": "ОМВД", "activities_done": "Проведены 2 беседы", "report_date": "2026-01-15"}
 SUMMARY = {"execution_summary": "Положительная динамика", "curator_proposal": "continue"}
 REVIEW_CONTINUE = {"summary": "Программа исполняется", "decision": "continue"}
 REVIEW_CLOSE = {"summary": "Обстановка в семье улучшилась", "decision": "close"}
@@ -248,8 +248,12 @@ def test_every_user_task_has_a_form_a_role_and_the_diagram_is_fully_drawn():
                 edge = edges[element.get("id")]
                 assert len(edge.findall("{http://www.omg.org/spec/DD/20100524/DI}waypoint")) >= 2
             if tag == "userTask":
+                # a task's id is its form key, unless that is the key of its process (`sop_materials`): an id is
+                # unique in the file, and bpmn-js draws no flow to a task that has its process's id
                 key = element.get(f"{CAMUNDA}formKey")
-                assert key == element.get("id") and key in forms, (path.name, key)
+                process = next(p.get("id") for p in processes if element in p.iter())
+                assert element.get("id") != process, (path.name, element.get("id"))
+                assert key in forms and key in (element.get("id"), process), (path.name, key)
                 used_forms.add(key)
                 assert any("а" <= ch <= "я" for ch in element.get("name").lower()), element.get("name")
     assert used_forms == set(forms)
@@ -637,3 +641,41 @@ def test_quarterly_reconciliation_with_two_agencies(sop):
     assert sorted(results) == sorted([str(police_id), str(school_id)])
     assert {r["confirmed"] for r in results.values()} == {True, False}
     assert {r["agency"] for r in results.values()} == {a["name"] for a in agencies}
+
+
+def test_a_request_for_materials_started_when_its_task_had_the_process_id_still_runs(engine, monkeypatch):
+    """Version 1 of `sop_materials` gave its task the id of the process (`sop_materials`: bpmn-js could not draw
+    the diagram), which deploying now refuses. Its running requests stay on it and are answered there; the task
+    has its own id (`materials_reply`) from the next version on."""
+    from engine.bpmn import validation
+
+    current = (WORKFLOWS / "sop_materials.bpmn").read_text(encoding="utf-8")
+    assert 'id="materials_reply"' in current and 'userTask id="sop_materials"' not in current
+    first = current.replace("materials_reply", "sop_materials")
+    with pytest.raises(ValidationFailed):
+        engine.repository.deploy([("sop_materials.bpmn", first), FORMS / "sop_materials.json"])
+    with monkeypatch.context() as patched:  # deployed before the rule
+        patched.setattr(validation, "check_specs", lambda *args, **kwargs: None)
+        engine.repository.deploy([("sop_materials.bpmn", first), FORMS / "sop_materials.json"])
+    engine.identity.add_agency("МБОУ СОШ № 5", "Йошкар-Ола", kind="education")
+    engine.identity.add_user("school", ["agency_specialist"], agency="МБОУ СОШ № 5")
+    agency = engine.identity.agencies()[0]["id"]
+    variables = {"agency_id": agency, "due_on": "2026-03-05T23:59:59+03:00", "materials_question": "Характеристика"}
+    old = [engine.runtime.start("sop_materials", variables) for _ in range(2)]
+    assert engine.repository.deploy([("sop_materials.bpmn", current)]).items[0].version == 2
+    [task] = engine.tasks.query(instance_id=old[0])
+    assert task["element_id"] == "sop_materials"
+    engine.tasks.complete(task["id"], "school", {"materials_answer": "Характеристика приложена",
+                                                "materials_date": "2026-03-03", "materials_specialist": "Иванова"})
+    assert engine.runtime.instance(old[0])["status"] == "completed"
+    new = engine.runtime.start("sop_materials", variables)
+    assert [t["element_id"] for t in engine.tasks.query(instance_id=new)] == ["materials_reply"]
+    # the other one may be moved to the new version: its open task is the same step under its new id
+    [moving] = engine.migration.plan("sop_materials").instances
+    assert (moving.instance_id, moving.movable) == (old[1], True)
+    engine.migration.migrate("sop_materials", actor="methodologist")
+    [task] = engine.tasks.query(instance_id=old[1])
+    assert (engine.runtime.instance(old[1])["version"], task["element_id"]) == (2, "materials_reply")
+    engine.tasks.complete(task["id"], "school", {"materials_answer": "Сведений нет", "materials_date": "2026-03-03",
+                                                 "materials_specialist": "Иванова"})
+    assert engine.runtime.instance(old[1])["status"] == "completed"

@@ -25,7 +25,7 @@ LATEST_DIAGRAM = re.compile(r"FROM resource JOIN process_definition\b", re.S)
 def _checked_case(engine, service) -> int:
     at(engine, "2025-10-30 09:00")
     iid = service.register_intake("school", dict(SIGNAL, received_on="2025-10-30"), new_family=True).instance_ids[0]
-    complete(engine, iid, "sop_check", dict(CHECK, conclusion_date="2025-11-05"))
+    complete(engine, iid, "sop_check", dict(CHECK, conclusion_date="2025-10-30"))
     at(engine, "2025-12-23 10:00")
     return iid
 

@@ -24,10 +24,11 @@ from .test_web_tasks import HASH, build_app, signed_in
 EMERGENCY_DATA = {
     "em_inspection": {"visit_date": "2025-10-30", "inspection_findings": "Дети дома, мать трезвая",
                       "threat_confirmed": False, "removed": False, "removed_from_all_parents": False},
-    "em_police_report": {"police_measures": "Проведена беседа с матерью", "police_report_date": "2025-10-30"},
+    "em_police_report": {"guardianship_informed": True, "police_measures": "Проведена беседа с матерью",
+                         "police_report_date": "2025-10-30"},
     "em_social_inspection": {"social_inspection_date": "2025-10-30", "social_findings": "Семья обследована",
                              "social_report_date": "2025-10-30"},
-    "em_inform_commission": {"inform_date": "2025-10-31", "measures_taken": "Угроза не подтвердилась"},
+    "em_inform_commission": {"inform_date": "2025-10-30", "measures_taken": "Угроза не подтвердилась"},
 }
 DOER = {"guardianship": "guardian", "police": "police", "social_protection": "social",
         "commission_secretary": "secretary"}

@@ -7,9 +7,11 @@ from html import unescape
 
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import update
 from werkzeug.datastructures import MultiDict
 
 import sop
+from engine.models import Agency
 from webapp import create_app
 from webapp.views.tasks import for_engine, parse_submission
 
@@ -17,6 +19,7 @@ from .test_sop_diagrams import (
     FORMS,
     REVIEW_CLOSE,
     WORKFLOWS,
+    at,
     complete,
     tasks,
     to_execution,
@@ -31,7 +34,7 @@ CHECK_FORM = {"minor_name": "Иванов Петр, 12.03.2012", "parents_names"
               "housing_type": "apartment", "housing_area": "42,5", "housing_amenities": "", "sanitary_state": "",
               "living_conditions": "Отдельного места для занятий нет", "income_per_capita": "12000",
               "family_criteria": ["c1", "c2"], "danger_level": "high", "sop_confirmed": "true",
-              "conclusion": "Семья находится в СОП", "conclusion_date": "2025-11-05"}
+              "conclusion": "Семья находится в СОП", "conclusion_date": "2025-10-30"}
 
 
 @pytest.fixture
@@ -136,6 +139,7 @@ def test_the_closure_decision_form_is_drawn(app):
     result, _ = check_task(app)
     iid = result.instance_ids[0]
     to_registration_card(engine, iid)
+    at(engine, "2026-01-15 10:00")  # approved and sent on the day APPROVE and DISPATCH say
     to_execution(engine, iid)
     to_first_review(engine, iid)
     complete(engine, iid, "sop_review", REVIEW_CLOSE)
@@ -193,7 +197,7 @@ def test_a_validation_error_is_shown_under_its_field_and_the_input_is_kept(app):
     assert 'value="c1" checked' in block(page, "family_criteria") and 'value="c3" checked' not in page
     assert "checked" in block(page, "sop_confirmed")
     assert ">Семья находится в СОП</textarea>" in block(page, "conclusion")
-    assert 'value="2025-11-05"' in block(page, "conclusion_date")
+    assert 'value="2025-10-30"' in block(page, "conclusion_date")
     assert "field-error" not in block(page, "minor_name")
     assert engine.tasks.get(task_id)["status"] == "open"
     # a number that is no number
@@ -270,7 +274,7 @@ def test_a_task_completed_meanwhile_gives_a_clear_message(app):
     page = unescape(response.get_data(as_text=True))
     assert response.status_code == 409
     assert "Эту задачу уже завершил(а) Петрова Мария Ивановна 30.10.2025 09:00. Ваши данные не сохранены." in page
-    assert "Семья находится в СОП" in page and "05.11.2025" in page  # what was typed is shown, not lost
+    assert "Семья находится в СОП" in page and "30.10.2025" in page  # what was typed is shown, not lost
     assert engine.tasks.get(task_id)["completed_by"] == "secretary2"
     # the draft button too, and opening the page again
     response = client.post(f"/tasks/{task_id}/draft", data={"minor_name": "x", "csrf_token": token})
@@ -336,6 +340,7 @@ def test_an_agency_marks_its_activities_in_the_report_table(app):
     result, _ = check_task(app)
     iid = result.instance_ids[0]
     to_registration_card(engine, iid)
+    at(engine, "2026-01-15 10:00")  # approved and sent on the day APPROVE and DISPATCH say
     to_execution(engine, iid)
     reports = {t["agency_name"]: t for t in tasks(engine, iid)["sop_execution_report"]}
     police_task = reports["ОМВД России по г. Йошкар-Оле"]["id"]
@@ -344,6 +349,7 @@ def test_an_agency_marks_its_activities_in_the_report_table(app):
     # the police's own activity of the programme, as a row to mark; the social service's is not its to report
     assert "Беседа инспектора ПДН" in page and 'name="activity_reports[0][status]"' in page
     assert "Патронаж" not in page.split("Мероприятия программы, порученные органу")[1].split("</table>")[0]
+    at(engine, "2026-02-10 10:00")  # the report's day
     token = csrf(client, f"/tasks/{police_task}")
     response = client.post(f"/tasks/{police_task}", data={
         "csrf_token": token, "report_agency": "ОМВД", "activities_done": "Проведены беседы",
@@ -358,3 +364,20 @@ def test_an_agency_marks_its_activities_in_the_report_table(app):
     assert statuses == {"Беседа инспектора ПДН": ("partly", "2026-02-01"), "Патронаж": ("planned", None)}
     data = engine.tasks.get(police_task)
     assert data["status"] == "completed"
+
+
+def test_the_agency_of_a_task_is_quoted_once(app):
+    """«Задача органа: «МБОУ «Средняя школа № 5»»» doubled the closing quotes: a name with quotes of its own is shown
+    as it is, any other in «»."""
+    engine = app.extensions["kurator"]
+    school_name = "МБОУ «Средняя школа № 5 г. Йошкар-Олы»"
+    with engine.db.session() as db:
+        db.execute(update(Agency).where(Agency.name == "МБОУ СОШ № 5").values(name=school_name))
+    engine.clock.set("2025-11-13T10:00:00+03:00")
+    engine.management.sweep()  # the quarter's reconciliation: a task for each agency
+    own = {t["agency_name"]: t["id"] for t in engine.tasks.query() if t["element_id"] == "rec_agency"}
+    page = signed_in(app, "school").get(f"/tasks/{own[school_name]}").get_data(as_text=True)
+    assert f'<p class="task-agency">Задача органа: {school_name}</p>' in page and "»»" not in page
+    police = own["ОМВД России по г. Йошкар-Оле"]
+    page = signed_in(app, "police").get(f"/tasks/{police}").get_data(as_text=True)
+    assert '<p class="task-agency">Задача органа: «ОМВД России по г. Йошкар-Оле»</p>' in page

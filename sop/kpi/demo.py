@@ -71,5 +71,8 @@ def run(engine: ProcessEngine, municipality: str, now: datetime) -> None:
     approve = open_task("kpi_approve")[0]
     engine.tasks.complete(approve["id"], _worker(engine, approve), {"approval": "approve"})
     send = open_task("kpi_send")[0]
+    # sent 12 days after the half-year, or today when that day has not come yet: a sending date is never ahead
+    sent_at = min(datetime.combine(half.end + timedelta(days=12), time(10), tzinfo=ZoneInfo(tz)), now)
+    engine.clock.set(max(sent_at, engine.clock.now()))
     engine.tasks.complete(send["id"], "secretary", {
-        "sent_on": (half.end + timedelta(days=12)).isoformat(), "outgoing_number": "01-15/214"})
+        "sent_on": engine.clock.now().astimezone(ZoneInfo(tz)).date().isoformat(), "outgoing_number": "01-15/214"})

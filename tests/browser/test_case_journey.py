@@ -51,6 +51,7 @@ def test_signal_check_recognition_case_file_and_overdue(live, login):
     secretary.fill("#f-parents_names", "Григорьева Алла")
     secretary.fill("#f-living_conditions", "Квартира в удовлетворительном состоянии")
     secretary.check("input[name=danger_level][value=high]")
+    secretary.check("input[name=family_criteria][value=c1]")  # a confirmed СОП names its criteria
     secretary.check("input[name=sop_confirmed]")
     secretary.fill("#f-conclusion", "Семья находится в социально опасном положении")
     secretary.locator("button.primary").click()

@@ -112,6 +112,7 @@ def test_a_working_group_of_four_agencies_proposes_reports_and_the_case_file_fol
     fill_if_empty(secretary, "#f-parents_names", "Трофимова Инна")
     secretary.fill("#f-living_conditions", "Квартира запущена, продуктов питания мало, места для занятий нет")
     secretary.check("input[name=danger_level][value=high]")
+    secretary.check("input[name=family_criteria][value=c1]")  # a confirmed СОП names its criteria
     secretary.check("input[name=sop_confirmed]")
     secretary.fill("#f-conclusion", "Семья находится в социально опасном положении: мать уклоняется от "
                                     "воспитания ребенка и злоупотребляет алкоголем")
