@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
 
 from . import casefile, lookups, materials
+from .meetings.models import Commission, Meeting, MeetingItem
 from .models import Activity, Case, CaseAgency, ExecutionReport, Proposal, Reconciliation, Resolution
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ def on_check(ctx: Context) -> None:
 
 def on_recognition(ctx: Context) -> None:
     case, data = ctx.case, ctx.data
+    _check_where_decided(ctx, "meeting_date")
     if data.get("decision") == "recognize":
         curator = str(data.get("curator") or "").strip()
         user = lookups.user_named(ctx.session, curator)
@@ -151,6 +154,7 @@ def _kind_of_responsible(case: Case, responsible: str | None) -> str | None:
 
 
 def on_programme_approval(ctx: Context) -> None:
+    _check_where_decided(ctx, "approval_date")
     if ctx.data.get("decision") != "approve":
         return
     case = ctx.case
@@ -199,6 +203,7 @@ def _day(value: Any, default: date) -> date:
 
 def on_closure_decision(ctx: Context) -> None:
     data = ctx.data
+    _check_where_decided(ctx, "closure_date")
     votes_for, against, present = (_int(data, "votes_for"), _int(data, "votes_against"), _int(data, "present"))
     if votes_for + against > present:
         raise InvalidInput("votes: more votes than members present",
@@ -283,6 +288,49 @@ def on_reconciliation(ctx: Context) -> None:
         results[ctx.task.form_key] = [*results.get(ctx.task.form_key, []),
                                       {"by": ctx.actor, "agency_id": ctx.task.agency_id, **ctx.data}]
         row.results = results
+
+
+def _check_where_decided(ctx: Context, date_field: str) -> None:
+    """A commission's decision is recorded by its meeting (`MeetingService.decide`), or after the fact from the task
+    when the meeting was not held in the system. After the fact it is refused while the question is on the agenda of
+    a planned or open meeting (it would be decided twice), and its date may not precede the day the question came
+    to the commission; a closure's vote needs the quorum of the commission's members (004 §6; the commission's
+    regulation: at least half of its members)."""
+    task = ctx.task
+    if task is None:  # a decision recorded outside any task (a test's or a repair's): nothing to check it against
+        return
+    meeting_id = _meeting_id(ctx.data)
+    if meeting_id is not None and ctx.session.scalar(
+            select(MeetingItem.id).join(Meeting, Meeting.id == MeetingItem.meeting_id)
+            .where(MeetingItem.task_id == task.id, Meeting.id == meeting_id, Meeting.status == "open")):
+        return
+    waiting = ctx.session.execute(
+        select(Meeting.held_on, MeetingItem.position).join(MeetingItem, MeetingItem.meeting_id == Meeting.id)
+        .where(MeetingItem.task_id == task.id, MeetingItem.status == "planned",
+               Meeting.status.in_(("planned", "open")))).first()
+    if waiting is not None:
+        raise InvalidInput(f"The question is item {waiting.position} of the meeting of {waiting.held_on:%d.%m.%Y}: "
+                           "the decision is recorded at the meeting",
+                           {date_field: f"вопрос включен в повестку заседания {waiting.held_on:%d.%m.%Y} "
+                                        f"(№ {waiting.position}): решение записывается на странице заседания"})
+    decided = ctx.date(date_field)
+    arose = task.created_at
+    if decided is not None and arose is not None:
+        zone = ZoneInfo(ctx.instance.timezone) if ctx.instance is not None and ctx.instance.timezone else None
+        arose_on = arose.astimezone(zone).date() if zone is not None else arose.date()
+        if decided < arose_on:
+            raise InvalidInput(f"{date_field}: {decided} is before the question came to the commission",
+                               {date_field: "дата решения не может быть раньше, чем вопрос поступил в комиссию "
+                                            f"({arose_on:%d.%m.%Y})"})
+    if "present" in ctx.data and ctx.case is not None:
+        commission = ctx.session.scalar(select(Commission).where(
+            Commission.municipality_id == ctx.case.municipality_id))
+        members = len(commission.active_members) if commission is not None else 0
+        present = _int(ctx.data, "present")
+        if members and present * 2 < members:
+            raise InvalidInput(f"present: no quorum ({present} of {members} members)",
+                               {"present": f"нет кворума: в комиссии {members} членов, на заседании должно "
+                                           f"присутствовать не менее {(members + 1) // 2}"})
 
 
 def _meeting_id(data: dict[str, Any]) -> int | None:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import KuratorError, NotFound
-from engine.models import Agency, Municipality
+from engine.models import Agency, HumanTask, Municipality
 
 from .models import Case, InstanceScope, Person, Reconciliation
 
@@ -76,17 +76,28 @@ def start_quarterly(service: SopService) -> int:
     return started
 
 
+# the forms of a case's closure question before the commission
+CLOSURE_QUESTIONS = ("sop_closure_decision", "sop_closure_proposal")
+
+
 def propose_closure_at_18(service: SopService) -> int:
-    """On the day a minor of an open case turns 18, the case receives `minor_turned_18` (a closure proposal)."""
+    """On the day a minor of an open case turns 18, the case receives `minor_turned_18` (a closure proposal).
+
+    Not while the case's closure is already before the commission (an open closure decision or proposal): the
+    commission decides the closure anyway, and a second question on the same agenda would only repeat it. The
+    minor stays unproposed, so that the proposal follows on the next run if the commission continues the work."""
     engine = service.engine
     proposed = 0
+    closing = select(HumanTask.instance_id).where(HumanTask.status == "open",
+                                                  HumanTask.form_key.in_(CLOSURE_QUESTIONS))
     with engine.db.session() as session:
         rows = session.execute(
             select(Person.id, Person.birth_date, Case.id, Case.process_instance_id, Municipality.timezone)
             .join(Case, Case.family_id == Person.family_id)
             .join(Municipality, Municipality.id == Case.municipality_id)
             .where(Person.kind == "child", Person.age18_proposed_on.is_(None), Person.birth_date.is_not(None),
-                   Case.status == "recognized", Case.process_instance_id.is_not(None))
+                   Case.status == "recognized", Case.process_instance_id.is_not(None),
+                   Case.process_instance_id.not_in(closing))
         ).all()
     for person_id, birth_date, case_id, instance_id, tz in rows:
         today = engine.clock.now().astimezone(ZoneInfo(tz)).date()

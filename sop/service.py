@@ -15,7 +15,8 @@ from engine import history
 from engine.errors import InvalidInput, NotFound
 from engine.models import Agency, HumanTask, ProcessInstance
 
-from . import casefile, emergencies, handlers, podrostok
+from . import access as sop_access
+from . import casefile, emergencies, form_rules, handlers, podrostok
 from . import jobs as periodic
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CASE_PROCESS = "sop_case"
 EMERGENCY_PROCESS = "emergency_child_safety"
 OPEN_STATUSES = ("check", "recognized")
+MUNICIPALITY_WIDE_ROLES = {"commission_secretary", "commission"}  # see every case of the municipality
 
 
 class DuplicateFound(InvalidInput):
@@ -41,13 +43,20 @@ class DuplicateFound(InvalidInput):
     code = "duplicate"
 
     def __init__(self, duplicates: list[dict[str, Any]]):
-        numbers = ", ".join(f"№ {d['number']} ({d['family']})" for d in duplicates)
+        numbers = ", ".join(duplicate_label(d) for d in duplicates)
         super().__init__(f"Семья или ребенок уже известны комиссии: дело {numbers}. Откройте существующее дело "
                          f"или подтвердите, что это другая семья.", {"duplicates": numbers})
         self.duplicates = duplicates
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "duplicates": self.duplicates}
+
+
+def duplicate_label(duplicate: dict[str, Any]) -> str:
+    """«№ 6/2026 (Семья Зайцева)», or, for a case the user does not take part in, no number and no family."""
+    if duplicate.get("number") is None:
+        return "дело, которое ведет комиссия (сведения о нем вашему органу не показываются)"
+    return f"№ {duplicate['number']} ({duplicate['family']})"
 
 
 @dataclass
@@ -115,7 +124,7 @@ class SopService:
             if attach_to_case is None and not new_family:
                 duplicates = self.find_duplicates(session, agency.municipality_id, values)
                 if duplicates:
-                    raise DuplicateFound(duplicates)
+                    raise DuplicateFound(_as_seen_by(session, user, duplicates))
             entry = self._journal_entry(session, agency, values, username)
             if agency.id != commission.id:  # the agency passes the signal to the commission (§4.4–4.5)
                 forwarded = self._journal_entry(session, commission, values, username)
@@ -203,8 +212,8 @@ class SopService:
             raise NotFound(f"No case {case_id} in this municipality")
         for entry in entries:
             entry.family_id, entry.case_id = case.family_id, case.id
-        if not any(p.agency_id == agency.id for p in case.participants):
-            case.participants.append(CaseAgency(agency_id=agency.id, role="intake", responsible=username))
+        # the signal waits for the commission (`repeated_signals`); it does not open the case file to an agency
+        # outside the working group: the secretary adds the agency to the group if it is to take part
         if values["threat_to_life"] and case.process_instance_id:
             self.engine.runtime.send_signal("threat_to_life", {"threat_reported_on": values["received_on"]
                                                                .isoformat()},
@@ -261,6 +270,7 @@ class SopService:
         self._step_closed(session, event.instance_id, task.element_id)
         if not task.form_key:
             return
+        form_rules.check(session, task, event.instance_id, self.engine.clock.now(), event.data or {})
         handler = handlers.HANDLERS.get(task.form_key)
         if handler is None:
             return
@@ -375,3 +385,15 @@ def _people_text(people: list[dict[str, Any]]) -> str:
 def _family_name(values: dict[str, Any]) -> str:
     first = (values["parents"] or values["children"])[0]
     return f"Семья {first['last_name'].strip()}"
+
+
+def _as_seen_by(session: Session, user: Any, duplicates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The matching cases as the registering user may know them: a case they do not take part in (nor see as the
+    commission) keeps only its id, to attach the signal to; its number, family and status are not shown."""
+    if set(user.roles) & MUNICIPALITY_WIDE_ROLES:
+        return duplicates
+    ids = [d["case_id"] for d in duplicates]
+    seen = set(session.scalars(sop_access.cases_taken_part_in(select(Case.id).where(Case.id.in_(ids)),
+                                                                user.username, user.agency_id)))
+    return [d if d["case_id"] in seen else {"case_id": d["case_id"], "number": None, "family": None,
+                                            "status": None} for d in duplicates]

@@ -303,16 +303,23 @@ def test_intake_opens_a_case_and_is_audited(app, client, auth, case):
 
 
 def test_intake_of_a_known_family_is_409_with_the_duplicates(client, auth, case):
-    response = client.post("/api/v1/intake", json=SIGNAL, headers=auth("police"))
+    response = client.post("/api/v1/intake", json=SIGNAL, headers=auth("secretary"))
     assert response.status_code == 409
     body = response.get_json()
     assert body["duplicates"] == [{"case_id": case["case_id"], "number": "1/2025", "family": "Семья Иванова",
                                    "status": "check"}]
     assert "1/2025" in body["message"] and "1/2025" in body["errors"]["duplicates"]
+    # the police take no part in the case: the commission knows the family, but not which case it is to them
+    response = client.post("/api/v1/intake", json=SIGNAL, headers=auth("police"))
+    assert response.status_code == 409
+    body = response.get_json()
+    assert body["duplicates"] == [{"case_id": case["case_id"], "number": None, "family": None, "status": None}]
+    assert "1/2025" not in body["message"] and "Иванов" not in str(body["errors"])
     attached = client.post("/api/v1/intake", json={**SIGNAL, "attach_to_case": case["case_id"]},
                            headers=auth("police"))
     assert attached.status_code == 201
     assert attached.get_json()["attached"] is True and attached.get_json()["case_id"] == case["case_id"]
+    assert client.get(f"/api/v1/cases/{case['case_id']}", headers=auth("police")).status_code == 404
     another = client.post("/api/v1/intake", json={**SIGNAL, "new_family": True}, headers=auth("police"))
     assert another.status_code == 201 and another.get_json()["case_number"] == "2/2025"
 

@@ -12,11 +12,11 @@ from sqlalchemy import event, func, select
 
 import sop
 from engine import InvalidInput
-from engine.errors import PermissionDenied
+from engine.errors import NotFound, PermissionDenied
 from engine.models import Agency, HumanTask
-from sop import casefile
+from sop import casefile, repeated_signals
 from sop.documents.render import render_pdf
-from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Resolution
+from sop.models import Activity, Case, Document, Escalation, ExecutionReport, IntakeEntry, Person, Resolution
 from sop.service import DuplicateFound
 
 from .support import statements_sent
@@ -123,14 +123,37 @@ def test_duplicate_guard_shows_the_existing_case(world):
     engine, service = world
     first = service.register_intake("school", SIGNAL)
     again = dict(SIGNAL, source="Участковый", address="другой адрес, д. 5")
+    # the school reported the family: it takes part in the case and is shown the case
+    with pytest.raises(DuplicateFound) as err:
+        service.register_intake("school", again)
+    assert err.value.duplicates[0]["number"] == "1/2025"
+    # the police take no part in it: they learn that the commission knows the family, not the case's number,
+    # family or status
     with pytest.raises(DuplicateFound) as err:
         service.register_intake("police", again)
-    assert err.value.duplicates[0]["number"] == "1/2025"
+    assert err.value.duplicates == [{"case_id": first.case_id, "number": None, "family": None, "status": None}]
+    assert "1/2025" not in err.value.message and "Иванов" not in err.value.message
     with engine.db.session() as session:
         assert session.scalar(select(func.count()).select_from(IntakeEntry)) == 2  # nothing saved
     attached = service.register_intake("police", again, attach_to_case=first.case_id)
     assert attached.attached and attached.case_id == first.case_id
-    assert {a["name"] for a in service.case(first.case_id)["agencies"]} >= {"ОМВД России по г. Йошкар-Оле"}
+    # attaching the signal does not open the case to the police
+    assert {a["name"] for a in service.case(first.case_id)["agencies"]}.isdisjoint({"ОМВД России по г. Йошкар-Оле"})
+    # the signal waits for the commission: the secretary sees it and records what was done with it
+    assert repeated_signals.pending(engine, "police") == []
+    [waiting] = repeated_signals.pending(engine, "secretary")
+    assert (waiting["case_number"], waiting["agency"], waiting["source"]) == (
+        "1/2025", "ОМВД России по г. Йошкар-Оле", "Участковый")
+    with pytest.raises(InvalidInput):
+        repeated_signals.consider(engine, waiting["id"], "secretary", " ")
+    with pytest.raises(PermissionDenied):
+        repeated_signals.consider(engine, waiting["id"], "police", "Приобщено")
+    repeated_signals.consider(engine, waiting["id"], "secretary", "Приобщено к делу, передано куратору")
+    assert repeated_signals.pending(engine, "secretary") == []
+    with engine.db.session() as session:
+        assert session.get(IntakeEntry, waiting["id"]).result == "Приобщено к делу, передано куратору"
+    with pytest.raises(NotFound):  # considered once
+        repeated_signals.consider(engine, waiting["id"], "secretary", "еще раз")
     other = service.register_intake("police", again, new_family=True)
     assert other.case_number == "2/2025"
 
@@ -145,8 +168,8 @@ def test_bad_signal_gets_a_message_per_field_and_saves_nothing(world):
         assert session.scalar(select(func.count()).select_from(Case)) == 0
 
 
-def test_each_agency_reports_on_its_activities_and_their_status_follows(world):
-    engine, service = world
+def to_approval(engine, service):
+    """A case recognised on 23.12.2025 whose programme waits for the commission's approval."""
     result = service.register_intake("school", SIGNAL)
     iid = result.instance_ids[0]
     complete(engine, iid, "sop_check", CHECK)
@@ -156,6 +179,12 @@ def test_each_agency_reports_on_its_activities_and_their_status_follows(world):
     for proposal in tasks(engine, iid)["sop_proposals"]:
         engine.tasks.complete(proposal["id"], agency_user(proposal, "police"), PROPOSAL)
     complete(engine, iid, "sop_programme_draft", DRAFT)
+    return result, iid
+
+
+def test_each_agency_reports_on_its_activities_and_their_status_follows(world):
+    engine, service = world
+    result, iid = to_approval(engine, service)
     at(engine, "2026-01-15 10:00")
     complete(engine, iid, "sop_programme_approval", APPROVE)
     complete(engine, iid, "sop_programme_dispatch", DISPATCH)
@@ -165,14 +194,14 @@ def test_each_agency_reports_on_its_activities_and_their_status_follows(world):
     with pytest.raises(PermissionDenied):  # the school cannot report for the police
         engine.tasks.complete(police["id"], "school", REPORT)
     engine.tasks.complete(police["id"], "police", dict(REPORT, activity_reports=[
-        {"number": 1, "title": "Беседа инспектора ПДН", "status": "partly", "status_date": "2026-02-01",
+        {"number": 1, "title": "Беседа инспектора ПДН", "status": "partly", "status_date": "2026-01-15",
          "comment": "Одна беседа из двух"}]))
     with engine.db.session() as session:
         statuses = {a.number: (a.status, a.done_on) for a in
                     session.scalars(select(Activity).where(Activity.case_id == result.case_id))}
         report = session.scalar(select(ExecutionReport).where(ExecutionReport.case_id == result.case_id))
         police_agency = session.scalar(select(Agency.id).where(Agency.name == "ОМВД России по г. Йошкар-Оле"))
-    assert statuses == {1: ("partly", date(2026, 2, 1)), 2: ("planned", None)}
+    assert statuses == {1: ("partly", date(2026, 1, 15)), 2: ("planned", None)}
     assert report.agency_id == police_agency and report.data["activity_reports"][0]["comment"] == "Одна беседа из двух"
     assert "sop_curator_summary" not in tasks(engine, iid)  # the school has not reported yet
     engine.tasks.complete(reports["МБОУ СОШ № 5"]["id"], "school", REPORT)
@@ -285,7 +314,7 @@ def test_threat_to_life_starts_the_emergency_path_and_the_removal_joins_the_case
                                                          "removed_from_all_parents": True,
                                                          "removal_date": "2025-10-30", "placement": "institution"})
     engine.tasks.complete(open_task(engine, emergency, "em_removal_act")["id"], "guardian",
-                          {"removal_act_number": "7", "removal_act_date": "2025-10-30",
+                          {"removal_act_number": "7", "removal_act_date": "2025-10-30", "removal_act_signed": True,
                            "placement_details": "СРЦН «Дружба»"})
     case = service.case(result.case_id)
     assert case["danger_level"] == "critical"
@@ -316,13 +345,37 @@ def test_a_minor_turning_18_produces_a_closure_proposal_that_day(world):
     instance = result.instance_ids[0]
     engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
     at(engine, "2025-12-22 10:00")
-    engine.tasks.complete(open_task(engine, instance, "sop_recognition")["id"], "chair", RECOGNITION)
+    engine.tasks.complete(open_task(engine, instance, "sop_recognition")["id"], "chair",
+                          dict(RECOGNITION, meeting_date="2025-12-22"))
     assert engine.management.sweep().jobs["minor_turned_18"] == 0
     at(engine, "2025-12-23 00:05")
     assert engine.management.sweep().jobs["minor_turned_18"] == 1
     proposal = open_task(engine, instance, "sop_closure_proposal")
     assert proposal["candidate_roles"] == ["commission_secretary"]
     assert engine.management.sweep().jobs["minor_turned_18"] == 0
+
+
+def test_no_second_closure_question_while_the_commission_has_one(world):
+    """A sibling turning 18 the next day, while the first proposal is still before the commission, adds no second
+    closure question to the agenda; the sibling stays unproposed until the commission has decided."""
+    engine, service = world
+    children = [dict(SIGNAL["children"][0], birth_date="2007-12-23"),
+                dict(SIGNAL["children"][0], first_name="Анна", birth_date="2007-12-24")]
+    result = service.register_intake("school", dict(SIGNAL, children=children))
+    instance = result.instance_ids[0]
+    engine.tasks.complete(open_task(engine, instance, "sop_check")["id"], "secretary", CHECK)
+    at(engine, "2025-12-22 10:00")
+    engine.tasks.complete(open_task(engine, instance, "sop_recognition")["id"], "chair",
+                          dict(RECOGNITION, meeting_date="2025-12-22"))
+    at(engine, "2025-12-23 00:05")
+    assert engine.management.sweep().jobs["minor_turned_18"] == 1
+    at(engine, "2025-12-24 00:05")
+    assert engine.management.sweep().jobs["minor_turned_18"] == 0
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(HumanTask).where(
+            HumanTask.instance_id == instance, HumanTask.form_key == "sop_closure_proposal")) == 1
+        anna = session.scalar(select(Person).where(Person.first_name == "Анна"))
+        assert anna.age18_proposed_on is None
 
 
 def test_journal_and_databank_registers(world):
@@ -360,6 +413,7 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
     assert engine.management.sweep().overdue_marked == 1
     assert [e["task_name"] for e in service.escalations()] == [tasks(engine, iid)["sop_programme_draft"][0]["name"]]
     complete(engine, iid, "sop_programme_draft", DRAFT)
+    at(engine, "2026-01-15 10:00")  # the commission approves the programme at its meeting
     complete(engine, iid, "sop_programme_approval", APPROVE)
     complete(engine, iid, "sop_programme_dispatch", DISPATCH)
     report_all(engine, iid)
@@ -372,6 +426,7 @@ def test_whole_case_from_signal_to_removal_from_the_register(world):
     at(engine, "2026-12-25 09:00")
     assert engine.management.sweep().timers_fired == 1
     complete(engine, iid, "sop_review", REVIEW_CLOSE)
+    at(engine, "2026-12-28 10:00")  # the commission's meeting
     with pytest.raises(InvalidInput, match="majority"):
         complete(engine, iid, "sop_closure_decision", dict(CLOSURE, votes_for=3, votes_against=3, present=7))
     complete(engine, iid, "sop_closure_decision", CLOSURE)
@@ -468,16 +523,16 @@ def test_the_commission_requests_materials_and_each_agency_answers_into_the_case
     started = request_materials(engine, result.case_id, [police, school], "Сведения о поведении подростка",
                                 "secretary")
     assert len(started) == 2 and before == 0
-    asked = {t["agency_name"]: t for t in engine.tasks.query() if t["element_id"] == "sop_materials"}
+    asked = {t["agency_name"]: t for t in engine.tasks.query() if t["element_id"] == "materials_reply"}
     assert sorted(asked) == ["МБОУ СОШ № 5", "ОМВД России по г. Йошкар-Оле"]
     # 3 working days from 30.10.2025 is 5.11.2025 (1.11 worked, 3-4.11 off): earlier than the check's 7.11
     assert {t["due"] for t in asked.values()} == {"2025-11-05T20:59:59+00:00"}
-    assert [t["id"] for t in engine.tasks.query(user="police") if t["element_id"] == "sop_materials"] == [
+    assert [t["id"] for t in engine.tasks.query(user="police") if t["element_id"] == "materials_reply"] == [
         asked["ОМВД России по г. Йошкар-Оле"]["id"]]
     assert engine.tasks.draft(asked["ОМВД России по г. Йошкар-Оле"]["id"]) == {}
     engine.tasks.complete(asked["ОМВД России по г. Йошкар-Оле"]["id"], "police", {
         "materials_question": "Сведения о поведении подростка", "materials_answer": "На учете в ПДН не состоит",
-        "materials_specialist": "Инспектор ПДН Орлов Д. С.", "materials_date": "2025-10-31"})
+        "materials_specialist": "Инспектор ПДН Орлов Д. С.", "materials_date": "2025-10-30"})
     with engine.db.session() as session:
         [document] = session.scalars(select(Document).where(Document.case_id == result.case_id,
                                                             Document.kind == "materials")).all()

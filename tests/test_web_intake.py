@@ -8,6 +8,7 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
+from sop import repeated_signals
 from sop.models import Case, IntakeEntry
 
 from .test_sop_service import SIGNAL
@@ -137,7 +138,7 @@ def test_errors_are_shown_per_field_and_nothing_is_saved(app):
 def test_a_known_family_is_shown_and_the_user_decides(app, choice):
     engine = app.extensions["kurator"]
     first = engine.sop.register_intake("school", SIGNAL)
-    client = signed_in(app, "police")
+    client = signed_in(app, "school")  # the school reported the family: it takes part in the case
     response = submit(client, {**FORM, "source": "Участковый уполномоченный", "address": "другой адрес, д. 5"})
     page = response.get_data(as_text=True)
     assert response.status_code == 409
@@ -153,8 +154,6 @@ def test_a_known_family_is_shown_and_the_user_decides(app, choice):
         assert response.status_code == 302
         assert flashes(client) == ["Сообщение зарегистрировано: дело № 1/2025 (присоединено к существующему делу)."]
         assert cases(engine) == 1
-        case = engine.sop.case(first.case_id)
-        assert {a["name"] for a in case["agencies"]} >= {"ОМВД России по г. Йошкар-Оле"}
         with engine.db.session() as session:
             entries = session.scalars(select(IntakeEntry).where(IntakeEntry.case_id == first.case_id)).all()
             assert {e.source for e in entries} == {SIGNAL["source"], "Участковый уполномоченный"}
@@ -175,7 +174,7 @@ def test_attaching_only_to_a_case_among_the_duplicates(app):
     client = signed_in(app, "police")
     response = submit(client, {**FORM, "attach_to_case": str(other.case_id)})
     assert response.status_code == 409 and "Выберите одно из дел" in response.get_data(as_text=True)
-    assert "Присоединить к делу № 1/2025" in response.get_data(as_text=True)
+    assert "Передать сообщение в комиссию к этому делу" in response.get_data(as_text=True)
     with engine.db.session() as session:
         assert session.scalar(select(func.count()).select_from(IntakeEntry)) == 4  # two signals, two journals
 
@@ -194,3 +193,41 @@ def test_registering_needs_the_csrf_token(app):
     response = client.post("/intake/new", data=FORM)
     assert response.status_code == 400 and "Форма устарела" in response.get_data(as_text=True)
     assert cases(app.extensions["kurator"]) == 0
+
+
+def test_an_agency_outside_the_case_passes_its_signal_to_the_commission_without_seeing_the_case(app):
+    """The police report a family the school reported: they are told the commission knows it, not which case it
+    is; attaching passes the signal to the commission without opening the case to them, and the secretary sees it
+    in her inbox until she records what was done with it."""
+    engine = app.extensions["kurator"]
+    first = engine.sop.register_intake("school", SIGNAL)
+    client = signed_in(app, "police")
+    response = submit(client, {**FORM, "source": "Участковый уполномоченный", "address": "другой адрес, д. 5"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "Семья или ребенок уже известны комиссии" in page
+    assert "1/2025" not in page and "Семья Иванова" not in page and "на проверке" not in page.lower()
+    assert f'name="attach_to_case" value="{first.case_id}">Передать сообщение в комиссию к этому делу</button>' \
+        in page
+    response = client.post("/intake/new", data={**hidden_fields(page), "attach_to_case": str(first.case_id)})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/inbox")
+    assert flashes(client) == ["Сообщение зарегистрировано и передано в комиссию: оно присоединено к делу, "
+                               "которое ведет комиссия."]
+    assert client.get(f"/cases/{first.case_id}").status_code == 404
+
+    secretary = signed_in(app, "secretary")
+    inbox = secretary.get("/inbox").get_data(as_text=True)
+    assert "Повторные сообщения по делам" in inbox and "Участковый уполномоченный" in inbox
+    [waiting] = [signal["id"] for signal in repeated_signals.pending(engine, "secretary")]
+    token = csrf(secretary, "/inbox")
+    response = secretary.post(f"/signals/{waiting}/consider", data={"result": " ", "csrf_token": token})
+    assert response.status_code == 302 and "Повторные сообщения по делам" in secretary.get("/inbox").get_data(
+        as_text=True)
+    response = secretary.post(f"/signals/{waiting}/consider", data={"result": "Приобщено, передано куратору",
+                                                                    "csrf_token": token})
+    assert response.status_code == 302
+    assert "Повторные сообщения по делам" not in secretary.get("/inbox").get_data(as_text=True)
+    with engine.db.session() as session:
+        assert session.get(IntakeEntry, waiting).result == "Приобщено, передано куратору"
+    police = signed_in(app, "police")
+    assert police.post(f"/signals/{waiting}/consider",
+                       data={"result": "x", "csrf_token": csrf(police, "/inbox")}).status_code == 403

@@ -33,6 +33,7 @@ class ApiErrorSchema(Schema):
 
     message = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={"description": "field: message"})
+    message_ru = fields.String(metadata={"description": "The message in Russian, where the error has one"})
 
 
 # NUL (PostgreSQL refuses it in text) and lone UTF-16 surrogates (no UTF-8 for them): JSON can carry both

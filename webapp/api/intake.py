@@ -14,7 +14,7 @@ from marshmallow import Schema, fields, validate
 
 from engine.errors import NotFound
 from sop.schemas import IntakeSchema
-from sop.service import DuplicateFound
+from sop.service import DuplicateFound, duplicate_label
 
 from ..auth import kurator
 from ..views import NAVIGATION
@@ -52,10 +52,12 @@ class IntakeResultSchema(Schema):
 
 
 class DuplicateSchema(Schema):
-    case_id = fields.Integer(required=True)
-    number = fields.String(required=True)
-    family = fields.String(required=True)
-    status = fields.String(required=True)
+    case_id = fields.Integer(required=True, metadata={"description": "The case to attach the signal to"})
+    number = fields.String(required=True, allow_none=True, metadata={
+        "description": "null for a case the user's agency takes no part in (its number, family and status are not "
+                       "shown)"})
+    family = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True, allow_none=True)
 
 
 class DuplicateErrorSchema(ApiErrorSchema):
@@ -77,7 +79,7 @@ class Intake(MethodView):
                                                    attach_to_case=attach_to_case, new_family=new_family)
         except DuplicateFound as exc:
             return error_response(409, exc.message, {"duplicates": "; ".join(
-                f"№ {d['number']} ({d['family']})" for d in exc.duplicates)}, duplicates=exc.duplicates)
+                duplicate_label(d) for d in exc.duplicates)}, duplicates=exc.duplicates)
         except NotFound:
             return error_response(422, "Дело для присоединения сообщения не найдено",
                                   {"attach_to_case": "нет такого дела в вашем муниципалитете"})

@@ -12,6 +12,7 @@ from sqlalchemy.sql import CompoundSelect
 from engine import task_query
 from engine.errors import Conflict, NotFound, PermissionDenied
 from engine.models import Agency, HumanTask, ProcessInstance, User
+from sop import repeated_signals
 from sop.meetings.models import ITEM_STATUSES
 from sop.models import Case, Family, InstanceScope
 
@@ -74,6 +75,7 @@ def index():
         pages = max(pages, page + 1)  # past the counted pages, one more link while pages are full
     return render_template("inbox.html", items=items, total=count_label(total), page=page, pages=pages,
                            stages=stages, processes=processes, args=args, now=now, notices=meeting_notices(user),
+                           signals=signals_to_consider(user),
                            item_statuses=ITEM_STATUSES,
                            role_titles=kurator().role_titles(), process_names=process_names())
 
@@ -125,24 +127,31 @@ def meeting_notices(user) -> list[dict]:
     return service.meetings.notices(user.agency_id)
 
 
+def signals_to_consider(user) -> list[dict]:
+    """Repeated signals about the families of open cases that wait for the secretary (or the case's curator)."""
+    if getattr(kurator(), "sop", None) is None:
+        return []
+    return repeated_signals.pending(kurator(), user.username)
+
+
 def count_label(total: int) -> str:
     """The number in the page title: exact up to COUNT_CAP, then «более 500»."""
     return f"более {COUNT_CAP}" if total > COUNT_CAP else str(total)
 
 
 def filter_list_query(user) -> Select | CompoundSelect:
-    """The stages and processes of open tasks in the user's municipality (and of processes outside any
-    municipality), read from the partial index on open tasks; never other municipalities' (their agencies' names).
+    """The stages and processes of the open tasks the user can see (`task_scope`: their municipality's, and of
+    processes outside any municipality; for agency staff only their cases' tasks that are not another agency's),
+    read from the partial index on open tasks; never a task name the user may not read (other agencies' names).
     One DISTINCT per municipality column value, so that each reads its own part of the index in its order instead
     of every open task's entry (the two may repeat a stage; `filter_lists` merges them)."""
-    def of(where) -> Select:
-        return select(HumanTask.process_key, HumanTask.element_id, HumanTask.name).where(
-            task_query.is_open(), where).distinct()
+    def of(*where) -> Select:
+        query = select(HumanTask.process_key, HumanTask.element_id, HumanTask.name).where(task_query.is_open(), *where)
+        return task_scope(query, user, open_tasks=True).distinct()
 
-    unscoped = of(HumanTask.municipality_id.is_(None))
-    if user.municipality_id is None:
-        return unscoped
-    return union_all(of(HumanTask.municipality_id == user.municipality_id), unscoped)
+    if user.municipality_id is None or user.has("regional_secretary"):
+        return of()  # the scope reaches past one municipality: it alone says where
+    return union_all(of(HumanTask.municipality_id == user.municipality_id), of(HumanTask.municipality_id.is_(None)))
 
 
 def filter_lists(db, user) -> tuple[list[tuple[str, str]], list[str]]:

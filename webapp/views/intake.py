@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from engine.errors import InvalidInput, NotFound
+from engine.errors import InvalidInput, NotFound, PermissionDenied
+from sop import repeated_signals
 from sop.schemas import IntakeSchema, load
 from sop.service import DuplicateFound
 
@@ -127,8 +128,12 @@ def _case_link(case_id: int) -> str | None:
 
 
 def _duplicates_page(entry: dict[str, Any], duplicates: list[dict[str, Any]], message: str | None = None):
-    shown = [{**d, "status_label": CASE_STATUS.get(d["status"], d["status"]), "link": _case_link(d["case_id"])}
-             for d in duplicates]
+    # a case the user may not open is named only as the commission's: not its number, family or status
+    shown = []
+    for d in duplicates:
+        link = _case_link(d["case_id"])
+        shown.append({**d, "status_label": CASE_STATUS.get(d["status"], d["status"]), "link": link}
+                     if link else {"case_id": d["case_id"], "hidden": True})
     return render_template("intake/duplicates.html", entry=entry, duplicates=shown, message=message,
                            fields=PERSON_FIELDS, labels=LABELS), 409
 
@@ -181,7 +186,26 @@ def new():
         return _form(entry, {"attach_to_case": "дело не найдено"}, "Сообщение не зарегистрировано.", status=422)
     kurator().audit.record(g.user.username, "intake_registered", "case", result.case_id, ip=client_ip(),
                            details={"intake_id": result.intake_id, "attached": result.attached})
-    flash(f"Сообщение зарегистрировано: дело № {result.case_number}"
-          + (" (присоединено к существующему делу)." if result.attached else "."))
     link = _case_link(result.case_id) if result.case_id else None
+    if link is None and result.attached:  # a case of the commission the user does not take part in
+        flash("Сообщение зарегистрировано и передано в комиссию: оно присоединено к делу, которое ведет комиссия.")
+    else:
+        flash(f"Сообщение зарегистрировано: дело № {result.case_number}"
+              + (" (присоединено к существующему делу)." if result.attached else "."))
     return redirect(link or url_for("inbox.index"))
+
+
+@bp.route("/signals/<int:entry_id>/consider", methods=["POST"])
+@roles_required("commission_secretary", "curator")
+def consider_signal(entry_id: int):
+    """The secretary (or the case's curator) records what was done with a repeated signal (`repeated_signals`)."""
+    try:
+        repeated_signals.consider(kurator(), entry_id, g.user.username, request.form.get("result", ""))
+    except InvalidInput as exc:
+        flash(f"Результат не записан: {exc.errors.get('result', exc.message)}.", "error")
+    except (NotFound, PermissionDenied):
+        raise NotFound("Сообщение не найдено") from None
+    else:
+        kurator().audit.record(g.user.username, "signal_considered", "intake", entry_id, ip=client_ip())
+        flash("Результат рассмотрения сообщения записан в журнал комиссии.")
+    return redirect(url_for("inbox.index") + "#repeated-signals")
