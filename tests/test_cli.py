@@ -90,3 +90,44 @@ def test_console_script_runs_as_a_process(tmp_path):
                               timeout=120)
         assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["timezone"] == "Asia/Yekaterinburg"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
+def test_run_stopped_with_sigterm_stops_its_scheduler(tmp_path):
+    """`kurator run` starts the scheduler as a child process; stopped as a service manager stops it (SIGTERM), it
+    stops the scheduler too instead of leaving it running on the database."""
+    import signal
+    import socket
+    import time
+
+    env = {**os.environ, "KURATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    subprocess.run([sys.executable, "-m", "webapp.cli", "init-db"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    web = subprocess.Popen([sys.executable, "-m", "webapp.cli", "run", "--port", str(port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        with open(f"/proc/{web.pid}/task/{web.pid}/children") as listed:
+            return [int(pid) for pid in listed.read().split()]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not children() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [scheduler] = children()
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{scheduler}") and time.monotonic() < deadline:
+            with open(f"/proc/{scheduler}/stat") as stat:
+                if stat.read().split(")")[-1].split()[0] == "Z":  # a zombie has stopped; only its entry is left
+                    break
+            time.sleep(0.2)
+        else:
+            assert not os.path.exists(f"/proc/{scheduler}"), "the scheduler outlived `kurator run`"
+    finally:
+        if web.poll() is None:
+            web.kill()

@@ -255,6 +255,7 @@ def test_a_programme_approved_at_a_meeting_takes_the_meetings_resolution_number_
     member_ids = set_up_commission(engine, service)
     case = new_case(engine, service, "Федоров")
     iid = case["instance_id"]
+    at(engine, "2025-12-23 12:00:00")  # recognised at a meeting held outside the system (RECOGNITION's date)
     complete(engine, iid, "sop_recognition", RECOGNITION)
     complete(engine, iid, "sop_registration_card", CARD)
     for proposal in tasks(engine, iid)["sop_proposals"]:
@@ -289,9 +290,7 @@ def test_counted_nouns_agree_with_the_number():
         "член", "члена", "членов", "членов", "членов", "член", "члена", "членов", "членов"]
 
 
-def test_a_question_decided_without_the_meeting_leaves_the_agenda_numbered_without_a_gap(world):
-    from .test_sop_diagrams import RECOGNITION
-
+def test_a_question_gone_without_the_meeting_leaves_the_agenda_numbered_without_a_gap(world):
     engine, service = world
     at(engine, "2025-10-30 09:00:00")
     set_up_commission(engine, service)
@@ -300,7 +299,62 @@ def test_a_question_decided_without_the_meeting_leaves_the_agenda_numbered_witho
     meeting_id = meetings.upcoming(municipality_id(engine), "secretary")
     meetings.refresh_agenda(meeting_id, "secretary")
     assert [i["position"] for i in meetings.get(meeting_id, "secretary")["items"]] == [1, 2, 3]
-    engine.tasks.complete(cases[1]["task"]["id"], "chair", RECOGNITION)  # recorded after the fact
+    with engine.db.session() as session:  # the step went away without the meeting (e.g. a boundary event)
+        session.get(HumanTask, cases[1]["task"]["id"]).status = "cancelled"
     meetings.refresh_agenda(meeting_id, "secretary")
     agenda = meetings.get(meeting_id, "secretary")["items"]
     assert [(i["position"], i["case_id"]) for i in agenda] == [(1, cases[0]["case_id"]), (2, cases[2]["case_id"])]
+
+
+def test_a_decision_on_a_meetings_agenda_is_recorded_at_the_meeting_not_from_the_task(world):
+    """While the question is on the agenda of a planned or open meeting, its task refuses a decision recorded
+    directly (it would be decided twice); recorded after the fact, a decision may not be dated before the question
+    came to the commission."""
+    from .test_sop_diagrams import RECOGNITION
+
+    engine, service = world
+    at(engine, "2025-10-30 09:00:00")
+    set_up_commission(engine, service)
+    on_agenda, other = new_case(engine, service, "Петров"), new_case(engine, service, "Сидоров")
+    meetings = service.meetings
+    meeting_id = meetings.upcoming(municipality_id(engine), "secretary")
+    meetings.refresh_agenda(meeting_id, "secretary")
+    for item in meetings.get(meeting_id, "secretary")["items"]:
+        if item["case_id"] == other["case_id"]:
+            meetings.postpone(item["id"], "Материалы не готовы", "secretary")
+    at(engine, "2025-11-06 09:00:00")
+    with pytest.raises(InvalidInput) as refused:
+        engine.tasks.complete(on_agenda["task"]["id"], "chair", {**RECOGNITION, "meeting_date": "2025-11-05"})
+    assert "вопрос включен в повестку заседания 05.11.2025" in refused.value.errors["meeting_date"]
+    with pytest.raises(InvalidInput) as refused:  # postponed: off the agenda, but dated before it came
+        engine.tasks.complete(other["task"]["id"], "chair", {**RECOGNITION, "meeting_date": "2025-10-29"})
+    assert "раньше, чем вопрос поступил в комиссию (30.10.2025)" in refused.value.errors["meeting_date"]
+    with engine.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Resolution)) == 0
+        assert {session.get(HumanTask, c["task"]["id"]).status for c in (on_agenda, other)} == {"open"}
+    engine.tasks.complete(other["task"]["id"], "chair", {**RECOGNITION, "meeting_date": "2025-11-05"})
+    with engine.db.session() as session:
+        assert session.get(HumanTask, other["task"]["id"]).status == "completed"
+
+
+def test_a_vote_recorded_after_the_fact_needs_the_commissions_quorum(world):
+    from sop import handlers
+
+    engine, service = world
+    at(engine, "2025-10-30 09:00:00")
+    set_up_commission(engine, service)  # six members: four make the quorum
+    case = new_case(engine, service, "Петров")
+    with engine.db.session() as session:
+        task = session.get(HumanTask, case["task"]["id"])
+
+        def check(present: int) -> None:
+            context = handlers.Context(service, session, session.get(Case, case["case_id"]), task,
+                                       {"present": present, "votes_for": present, "closure_date": "2025-10-30"},
+                                       "chair", None)
+            handlers._check_where_decided(context, "closure_date")
+
+        with pytest.raises(InvalidInput) as refused:
+            check(2)
+        assert refused.value.errors["present"] == ("нет кворума: в комиссии 6 членов, на заседании должно "
+                                                   "присутствовать не менее 3")
+        check(3)

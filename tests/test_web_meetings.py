@@ -95,6 +95,10 @@ def test_the_secretary_prepares_holds_and_closes_a_meeting_through_the_pages(app
     for case in cases:
         assert f'href="/cases/{case["case_id"]}"' in html
     assert "Печать повестки" in html and "Уведомить органы" in html and "Обновить повестку" in html
+    # each case's question carries what the commission decides on: its task's panels (here the check's conclusion)
+    block = item_block(html, agenda[0]["id"])
+    assert '<details class="item-materials">' in block and "Материалы к вопросу" in block
+    assert "Заключение по результатам проверки (приложение 2)" in block
 
     # a free item, moved up; a free item without a title is refused under its field
     response = post(client, f"/meetings/{meeting_id}/items", {"title": " ", "speaker": ""}, f"/meetings/{meeting_id}")

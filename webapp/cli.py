@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -49,11 +50,17 @@ def run(ctx: Context, host, port) -> None:
     scheduler = subprocess.Popen([sys.executable, "-m", "webapp.cli", "--database-url", ctx.url, "scheduler"],
                                  env=env)
     click.echo(f"Kurator: http://{host}:{port}/  — demo users ({', '.join(USERS)}), password 'demo'")
+    # stopped with SIGTERM (kill, systemd, docker stop) as with Ctrl+C: the scheduler it started stops with it
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=10)
+
+
+def _exit_on_sigterm(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

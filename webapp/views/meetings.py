@@ -279,6 +279,18 @@ def _case_context(item: dict[str, Any]) -> dict[str, Any] | None:
             "late": item["late"]}
 
 
+def _materials(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the commission decides on, for a case's question still before it: the panels its task's page shows
+    (`sop.task_context`: the programme to approve, the control's results, the proposal to close…), as the user may
+    see them."""
+    if item["kind"] != "decision" or item["status"] != "planned" or not item.get("task_id"):
+        return []
+    try:
+        return kurator().sop.task_context(item["task_id"], g.user).to_dict()["panels"]
+    except NotFound:
+        return []
+
+
 def _render(meeting_id: int, errors: dict[int | str, dict[str, str]] | None = None,
             values: dict[int, dict[str, Any]] | None = None, message: str | None = None, status: int = 200):
     """The meeting page; `errors` per item id (or "attendance", "add", "meeting") and the values posted."""
@@ -289,6 +301,7 @@ def _render(meeting_id: int, errors: dict[int | str, dict[str, str]] | None = No
     for item in meeting["items"]:
         item["status_label"] = ITEM_STATUSES.get(item["status"], item["status"])
         item["context"] = _case_context(item)
+        item["panels"] = _materials(item)
         item["errors"] = errors.get(item["id"], {})
         item["posted"] = values.get(item["id"], {})
         item["widgets"] = []
