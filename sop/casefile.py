@@ -50,7 +50,8 @@ _PLACEMENTS = {"family": "foster"}
 
 
 def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, actor: str | None,
-             source_ref: str | None = None, agency_id: int | None = None) -> Document | None:
+             source_ref: str | None = None, agency_id: int | None = None, title: str | None = None
+             ) -> Document | None:
     """Write a case document from the records and store it as the newest version of that kind (for that source).
 
     The document is rendered to HTML here, from the records as the caller's transaction has them; its PDF is laid
@@ -63,7 +64,7 @@ def generate(engine: ProcessEngine, session: Session, case: Case, kind: str, act
     except ValueError:
         log.exception("case %s: document %s could not be rendered", case.id, kind)
         return None
-    title, suffix = DOCUMENT_KINDS[kind], ""
+    title, suffix = title or DOCUMENT_KINDS[kind], ""
     agency = session.get(Agency, agency_id) if agency_id is not None else None
     if agency is not None:  # documents of one kind from several agencies are told apart by their agency
         title, suffix = f"{title} — {agency.name}", f"-{_file_part(agency.name)}"
@@ -372,7 +373,10 @@ def materials_data(session: Session, case: Case, source_ref: str | None) -> dict
 
 
 def _latest_resolution(session: Session, case: Case, kind: str) -> Resolution | None:
-    return session.scalar(select(Resolution).where(Resolution.case_id == case.id, Resolution.kind == kind)
+    """The case's latest resolution of a kind; for "recognition" the commission's answer either way (a refusal to
+    recognise is printed on the same form, «не признавать»)."""
+    kinds = ("recognition", "rejection") if kind == "recognition" else (kind,)
+    return session.scalar(select(Resolution).where(Resolution.case_id == case.id, Resolution.kind.in_(kinds))
                           .order_by(Resolution.id.desc()).limit(1))
 
 
@@ -389,7 +393,9 @@ def resolution_data(engine: ProcessEngine, session: Session, case: Case, kind: s
               "chair": meeting["chair"], "secretary": meeting["secretary"],
               "decision": _DECISION_CODES.get(resolution.decision, resolution.decision), **facts.votes(resolution)}
     curator = case_data(session, case)["curator"]
-    if kind == "recognition":
+    if kind == "recognition" and resolution.kind == "rejection":
+        result.update(text=_conclusion_found(case), recommendations=data.get("recognition_notes"))
+    elif kind == "recognition":
         start = case.recognized_on or resolution.adopted_on
         months = case.ipr_term_months or 6
         terms = {"meeting_date": start, "programme_start": start}

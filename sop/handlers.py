@@ -68,8 +68,10 @@ class Context:
         self.session.flush()
         return resolution
 
-    def document(self, kind: str, source_ref: str | None = None, agency_id: int | None = None) -> None:
-        casefile.generate(self.service.engine, self.session, self.case, kind, self.actor, source_ref, agency_id)
+    def document(self, kind: str, source_ref: str | None = None, agency_id: int | None = None,
+                 title: str | None = None) -> None:
+        casefile.generate(self.service.engine, self.session, self.case, kind, self.actor, source_ref, agency_id,
+                          title)
 
 
 def on_check(ctx: Context) -> None:
@@ -102,6 +104,12 @@ def on_recognition(ctx: Context) -> None:
     else:
         case.status = "rejected"
         ctx.resolution("rejection", "reject", "resolution_number", "meeting_date")
+        # «не признавать»: the same form, for the agencies that sent the information to be told
+        ctx.document("resolution_recognition", title=REJECTION_TITLE)
+
+
+REJECTION_TITLE = "Постановление об отказе в признании несовершеннолетнего и (или) семьи находящимися в социально " \
+    "опасном положении"
 
 
 def _join_working_group(ctx: Context, kinds: list[str], curator: User) -> None:

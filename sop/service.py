@@ -18,6 +18,7 @@ from engine.models import Agency, HumanTask, ProcessInstance
 from . import access as sop_access
 from . import casefile, emergencies, form_rules, handlers, podrostok
 from . import jobs as periodic
+from .documents import labels
 from .kpi import campaign as kpi_campaign
 from .meetings.service import MeetingService
 from .migrations import BRANCH as MIGRATIONS
@@ -361,6 +362,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "received_on": _iso(case.received_on), "recognized_on": _iso(case.recognized_on),
         "closed_on": _iso(case.closed_on), "closure_grounds": case.closure_grounds,
         "programme_result": case.programme_result, "process_instance_id": case.process_instance_id,
+        "status_label": labels.case_status(case.status, case.programme),
         "agencies": [{"id": p.agency_id, "name": p.agency.name, "role": p.role} for p in case.participants],
     }
 

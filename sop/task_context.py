@@ -891,6 +891,8 @@ def _emergency(scope: _Scope, context: TaskContext) -> None:
     act and, after it, the removal act. The removal act starts from what the visit's act recorded."""
     _threat(scope, context)
     key = scope.task.form_key
+    if key == "em_social_inspection":
+        _child_outcome(scope, context)
     if key not in _AFTER_VISIT:
         return
     visit = _step_answers(scope, context, "em_inspection", "visit", "Акт обследования условий жизни ребенка")
@@ -901,7 +903,10 @@ def _emergency(scope: _Scope, context: TaskContext) -> None:
             context.defaults["placement_details"] = scope.option_label("em_inspection", "placement",
                                                                        visit["placement"])
     else:
-        _step_answers(scope, context, "em_removal_act", "removal", "Акт об отобрании ребенка")
+        # the removal act runs beside the notice to the prosecutor and the journal: the one made since the visit,
+        # even after this step opened (the notice cites its number and date)
+        _step_answers(scope, context, "em_removal_act", "removal", "Акт об отобрании ребенка",
+                      since=_completed_at(scope, "em_inspection"))
     if key == "em_inform_commission":
         summary = _measures_taken(scope)
         if summary:
@@ -960,6 +965,48 @@ def _measures_taken(scope: _Scope) -> str:
     return "\n".join(lines)
 
 
+def _completed_at(scope: _Scope, form_key: str) -> datetime | None:
+    """When the instance's last step with `form_key` completed before this task opened."""
+    query = select(HumanTask.completed_at).where(HumanTask.instance_id == scope.task.instance_id,
+                                                 HumanTask.form_key == form_key, HumanTask.status == "completed")
+    if scope.task.created_at is not None:
+        query = query.where(HumanTask.completed_at <= scope.task.created_at)
+    return scope.session.scalar(query.order_by(HumanTask.completed_at.desc()).limit(1))
+
+
+def _child_outcome(scope: _Scope, context: TaskContext) -> None:
+    """Social protection examines the family after the guardianship's visit and the police's measures (004 п. 7.1,
+    7.2 «г», 7.3): it is told what became of the child — removed and placed, delivered to an institution, handed
+    to the parents — not the other agencies' acts themselves."""
+    steps = {key: (data or {}, at) for key, data, at in scope.session.execute(
+        select(HumanTask.form_key, HumanTask.data, HumanTask.completed_at)
+        .where(HumanTask.instance_id == scope.task.instance_id, HumanTask.status == "completed",
+               HumanTask.form_key.in_(("em_inspection", "em_removal_act", "em_police_report")))
+        .order_by(HumanTask.completed_at, HumanTask.id)).all()}  # the latest of each
+    panel = Panel("child_outcome", "Что стало с ребенком: меры органа опеки и ОВД")
+    visit = steps.get("em_inspection")
+    if visit is not None:
+        data = visit[0]
+        found = "подтверждена" if data.get("threat_confirmed") else "не подтверждена"
+        panel.row("Выезд органа опеки", f"{_date(data.get('visit_date')) or '—'}; угроза жизни или здоровью {found}")
+        if data.get("removed"):
+            placed = scope.option_label("em_inspection", "placement", data["placement"]) \
+                if data.get("placement") not in (None, "", "not_removed") else None
+            removal = steps.get("em_removal_act", ({}, None))[0]
+            panel.row("Ребенок отобран", ", ".join(part for part in (
+                _date(data.get("removal_date")), removal.get("placement_details") or placed) if part) or "да")
+        else:
+            panel.row("Ребенок отобран", "нет")
+    police = steps.get("em_police_report")
+    if police is not None and police[0].get("child_outcome"):
+        outcome = scope.option_label("em_police_report", "child_outcome", police[0]["child_outcome"])
+        act = police[0].get("detection_act_number")
+        panel.row("ОВД", f"{outcome}{f' (акт № {act})' if act else ''}")
+    if not panel.rows:
+        panel.note = "Орган опеки и ОВД еще не сообщили о принятых мерах."
+    context.panels.append(panel)
+
+
 _AFTER_VISIT = frozenset({"em_removal_act", "em_prosecutor_notice", "em_orphan_journal", "em_court_claim",
                           "em_inform_commission"})
 
@@ -982,13 +1029,16 @@ def _threat(scope: _Scope, context: TaskContext) -> None:
 
 
 def _step_answers(scope: _Scope, context: TaskContext, form_key: str, panel_key: str,
-                  title: str) -> dict[str, Any] | None:
-    """The answers of the instance's last completed step with `form_key` before this task opened, as a panel of
-    the form's own labels, shown to those who may read that agency's entries; the answers themselves, else None."""
+                  title: str, since: datetime | None = None) -> dict[str, Any] | None:
+    """The answers of the instance's last completed step with `form_key` before this task opened (with `since`:
+    completed since then, before or after this task opened), as a panel of the form's own labels, shown to those
+    who may read that agency's entries; the answers themselves, else None."""
     query = (select(HumanTask.data, HumanTask.agency_id, HumanTask.completed_by, HumanTask.completed_at)
              .where(HumanTask.instance_id == scope.task.instance_id, HumanTask.form_key == form_key,
                     HumanTask.status == "completed"))
-    if scope.task.created_at is not None:
+    if since is not None:
+        query = query.where(HumanTask.completed_at >= since)
+    elif scope.task.created_at is not None:
         query = query.where(HumanTask.completed_at <= scope.task.created_at)
     row = scope.session.execute(query.order_by(HumanTask.completed_at.desc(), HumanTask.id.desc()).limit(1)).first()
     if row is None:

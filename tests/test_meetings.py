@@ -161,6 +161,13 @@ def test_the_agenda_holds_exactly_the_due_decisions_and_is_decided_with_quorum(w
         assert session.get(Meeting, meeting_id).number == 1
         minutes = session.get(Document, minutes_id)
         text = pdf_text(minutes.content)
+        # the refusal is a resolution too, printed «не признавать» for the agencies that sent the information
+        refused = session.scalar(select(Document).where(Document.case_id == cases[2]["case_id"],
+                                                        Document.kind == "resolution_recognition"))
+        assert refused.title.startswith("Постановление об отказе в признании")
+        refusal = " ".join(pdf_text(casefile.pdf_of(session, refused)).split())
+        assert "Не признавать находящимися в социально опасном положении" in refusal
+        assert "«за» — 2, «против» — 2" in refusal
     for expected in ("ПРОТОКОЛ № 1", "05 ноября 2025 г.", "Кузнецов Андрей Петрович", "Смирнова Ольга Викторовна",
                      "Иванова А. С.", "СЛУШАЛИ", "РЕШИЛИ", "ГОЛОСОВАЛИ", "«за» — 3", "«воздержались» — 1",
                      "Семья не уведомлена о заседании", "Направить материалы в ОМВД", "Постановление № 1/1",

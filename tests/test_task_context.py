@@ -807,6 +807,16 @@ def test_the_steps_after_the_visit_show_its_act_and_the_removal_act_starts_from_
     notice = engine.sop.task_context(one(engine, emergency, "em_prosecutor_notice")["id"], "guardian")
     assert [p.key for p in notice.panels] == ["signal", "visit"] and notice.defaults == {}
     engine.tasks.complete(removal["id"], "guardian", REMOVAL)
+    # once the act is made, the notice (open since before it) cites it: its number and date
+    notice = engine.sop.task_context(one(engine, emergency, "em_prosecutor_notice")["id"], "guardian")
+    assert [p.key for p in notice.panels] == ["signal", "visit", "removal"]
+    assert rows(notice.panel("removal"))["Номер акта"] == "5"
+    # social protection, examining the family, is told what became of the child (not the acts themselves)
+    social = context_of(engine, one(engine, emergency, "em_social_inspection")["id"], "social")
+    assert [p.key for p in social.panels] == ["signal", "child_outcome"]
+    assert rows(social.panel("child_outcome")) == {
+        "Выезд органа опеки": "30.10.2025; угроза жизни или здоровью подтверждена",
+        "Ребенок отобран": "30.10.2025, Бабушке, Ивановой Г. П."}
     do(engine, emergency, "em_prosecutor_notice", "guardian", {"prosecutor_office": "Прокуратура г. Йошкар-Олы",
                                                                  "prosecutor_notice_date": "2025-10-30"})
     inform = engine.sop.task_context(one(engine, emergency, "em_inform_commission")["id"], "guardian")
@@ -867,3 +877,24 @@ def test_other_forms_have_no_context(world):
     assert context.to_dict() == {"panels": [], "defaults": {}, "options": {}}
     with engine.db.session() as session:
         assert session.scalar(select(Case.curator)) == "curator1"
+
+
+def test_a_recognised_cases_status_says_how_far_its_programme_got():
+    from sop.documents.labels import case_status
+
+    assert case_status("recognized", None) == "В СОП, программа разрабатывается"
+    assert case_status("recognized", {"status": "draft"}) == "В СОП, программа на утверждении"
+    assert case_status("recognized", {"status": "approved"}) == "В СОП, идет работа по программе"
+    assert case_status("check") == "Проверка информации" and case_status("closed") == "Сняты с учета"
+
+
+def test_the_closure_dispatch_does_not_ask_what_the_databank_does_itself():
+    """The municipal databank lists a case's removal from the register as soon as the commission decides it (it is
+    read from the case), so the dispatch of the copies does not ask the secretary to tick that it was entered."""
+    import json
+
+    from .test_sop_diagrams import FORMS
+
+    form = json.loads((FORMS / "sop_closure_dispatch.json").read_text(encoding="utf-8"))
+    assert "databank_updated" not in {c.get("key") for c in form["components"]}
+    assert "банк данных автоматически" in form["components"][0]["text"]

@@ -92,6 +92,35 @@ def case_in_programme(engine) -> tuple[int, int]:
     return result.case_id, iid
 
 
+def test_a_report_the_process_went_on_without_stays_a_missed_deadline(web):
+    """The school never reports: after the grace period the curator goes on without it and its task is withdrawn;
+    the case's deadlines still show the report as not done, its deadline missed."""
+    engine = web.extensions["kurator"]
+    result = engine.sop.register_intake("school", SIGNAL)
+    iid = result.instance_ids[0]
+    complete(engine, iid, "sop_check", CHECK)
+    at(engine, "2025-12-23 10:00")
+    complete(engine, iid, "sop_recognition", RECOGNITION)
+    complete(engine, iid, "sop_registration_card", CARD)
+    for proposal in tasks(engine, iid)["sop_proposals"]:
+        engine.tasks.complete(proposal["id"], {"Школа № 5": "school"}.get(proposal["agency_name"], "police"), PROPOSAL)
+    complete(engine, iid, "sop_programme_draft", DRAFT)
+    at(engine, "2026-01-15 10:00")
+    complete(engine, iid, "sop_programme_approval", APPROVE)
+    complete(engine, iid, "sop_programme_dispatch", DISPATCH)
+    [school_report] = [r for r in tasks(engine, iid)["sop_execution_report"] if r["agency_name"] == "Школа № 5"]
+    for report in tasks(engine, iid)["sop_execution_report"]:
+        if report["id"] != school_report["id"]:
+            engine.tasks.complete(report["id"], "police", REPORT)
+    at(engine, "2026-03-02 09:00")
+    engine.management.sweep()
+    assert engine.tasks.get(school_report["id"])["status"] == "cancelled"
+    page = client_of(web, "secretary").get(f"/cases/{result.case_id}").get_data(as_text=True)
+    deadlines = page.split('id="deadlines-h"')[1].split("</table>")[0]
+    row = next(r for r in deadlines.split("<tr") if school_report["name"] in r)
+    assert "не выполнено, срок нарушен" in row
+
+
 def document_ids(engine, case_id) -> dict[str, int]:
     with engine.db.session() as db:
         return {d.kind: d.id for d in db.scalars(select(Document).where(Document.case_id == case_id)

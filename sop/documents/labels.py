@@ -342,3 +342,23 @@ CLOSURE_DECISIONS: dict[str, str] = {
     "close": "прекратить индивидуальную профилактическую работу и снять с учета",
     "continue": "продолжить индивидуальную профилактическую работу",
 }
+
+# A case's stage as the pages name it (`case_status`): the status, and for a recognised case how far its programme got.
+CASE_STATUSES: dict[str, str] = {
+    "check": "Проверка информации",
+    "recognized": "В СОП, идет работа по программе",
+    "rejected": "Не признаны в СОП",
+    "closed": "Сняты с учета",
+}
+
+
+def case_status(status: str | None, programme: dict | None = None) -> str:
+    """«В СОП, программа разрабатывается» until the programme is drafted, «…на утверждении» while the commission has
+    the draft, «…идет работа по программе» once it is approved; the other statuses as they are."""
+    if status == "recognized":
+        stage = (programme or {}).get("status")
+        if stage == "draft":
+            return "В СОП, программа на утверждении"
+        if stage != "approved":
+            return "В СОП, программа разрабатывается"
+    return CASE_STATUSES.get(status or "", status or "")

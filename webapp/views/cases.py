@@ -66,8 +66,7 @@ bp = Blueprint("cases", __name__)
 log = logging.getLogger(__name__)
 PAGE_SIZE = 25
 
-STATUSES = {"check": "Проверка информации", "recognized": "В СОП, ведется ИПР", "rejected": "Не признаны в СОП",
-            "closed": "Снят с учета"}
+STATUSES = labels.CASE_STATUSES  # the list's status filter
 PARTICIPANT_ROLES = {"commission": "комиссия", "intake": "выявил(о)", "member": "рабочая группа"}
 RESOLUTION_KINDS = {"recognition": "О признании находящимися в СОП", "rejection": "Об отказе в признании",
                     "approval": "Об утверждении индивидуальной программы",
@@ -164,7 +163,8 @@ def _search(text: str):
 def _list_row(case: Case, curators: dict[str, str]) -> dict:
     family = case.family
     return {"id": case.id, "number": case.number, "family": family.name,
-            "children": [p.full_name for p in family.children], "status": STATUSES.get(case.status, case.status),
+            "children": [p.full_name for p in family.children],
+            "status": labels.case_status(case.status, case.programme),
             "status_code": case.status, "danger": labels.DANGER_LEVELS.get(case.danger_level or ""),
             "danger_code": case.danger_level, "curator": curators.get(case.curator or "", case.curator),
             "received_on": case.received_on}
@@ -205,7 +205,7 @@ def show(case_id: int):
             Agency.id.in_({r.agency_id for r in reports if r.agency_id}))).all())
         context = {
             "case": case, "family": _family(case.family, today), "access": access, "today": today,
-            "status": STATUSES.get(case.status, case.status),
+            "status": labels.case_status(case.status, case.programme),
             "danger": labels.DANGER_LEVELS.get(case.danger_level or ""),
             "criteria": [labels.FAMILY_CRITERIA.get(c, c) for c in case.criteria or []],
             "closure_grounds": labels.CLOSURE_GROUNDS_SHORT.get(case.closure_grounds or ""),
@@ -338,12 +338,17 @@ def _documents(db, case: Case, access: CaseAccess) -> list[dict]:
 
 
 def _deadlines(tasks: list[HumanTask], now: datetime, names: dict[str, str]) -> list[dict]:
-    """Human tasks with a due date: met (done in time), missed (done late or open past due) or still running."""
+    """Human tasks with a due date: met (done in time), missed (done late, open past due, or withdrawn undone after
+    its due date, e.g. an agency's report the process went on without) or still running."""
     result = []
     for task in tasks:
-        if task.due is None or task.status not in ("open", "completed"):
+        if task.due is None or task.status not in ("open", "completed", "cancelled"):
             continue
-        if task.status == "completed":
+        if task.status == "cancelled":
+            if task.completed_at is None or task.completed_at <= task.due:
+                continue  # withdrawn in time (the case moved on, a migration): no deadline was missed
+            state, label = "missed", "не выполнено, срок нарушен"
+        elif task.status == "completed":
             late = task.completed_at is not None and task.completed_at > task.due
             state, label = ("missed", "выполнено с нарушением срока") if late else ("met", "выполнено в срок")
         elif task.overdue or task.due < now:
@@ -351,7 +356,8 @@ def _deadlines(tasks: list[HumanTask], now: datetime, names: dict[str, str]) -> 
         else:
             state, label = "due", "в работе, срок не истек"
         who = task.completed_by or task.assignee
-        result.append({"name": task.name, "due": task.due, "completed_at": task.completed_at, "state": state,
+        result.append({"name": task.name, "due": task.due,
+                       "completed_at": task.completed_at if task.status == "completed" else None, "state": state,
                        "label": label, "assignee": names.get(who or "", who)})
     result.sort(key=lambda d: d["due"])
     return result

@@ -17,6 +17,7 @@ from engine.errors import Conflict, ExecutionError, InvalidInput, NotFound, Perm
 from engine.forms import input_fields
 from engine.models import Agency, HumanTask, User, UserRole
 from sop import materials
+from sop.documents import labels
 from sop.models import InstanceScope
 
 from ..access import inbox_query, task_scope
@@ -26,8 +27,7 @@ from .inbox import DUE_SOON, process_names
 
 bp = Blueprint("tasks", __name__)
 
-CASE_STATUS = {"check": "Проверка информации", "recognized": "В СОП, идет работа по программе",
-               "rejected": "Не признана в СОП", "closed": "Снята с учета"}
+CASE_STATUS = labels.CASE_STATUSES
 DANGER_LEVEL = {"low": "низкий", "medium": "средний", "high": "высокий", "critical": "критический"}
 CHOICE_TYPES = ("select", "radio")
 LIST_TYPES = ("checklist", "taglist")
@@ -372,7 +372,7 @@ def _case_panel(case_id: int | None) -> dict[str, Any] | None:
     children = [{**child, "age_text": years(_age(child.get("birth_date"), today))}
                 for child in case["family"]["children"]]
     curator = case.get("curator")
-    return {**case, "children": children, "status_label": CASE_STATUS.get(case["status"], case["status"]),
+    return {**case, "children": children,
             "danger_label": DANGER_LEVEL.get(case.get("danger_level") or "", case.get("danger_level")),
             "curator_name": _full_names([curator]).get(curator, curator) if curator else None}
 
