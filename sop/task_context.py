@@ -39,7 +39,7 @@ from .casefile import activity_term
 from .document_facts import add_months, programme_agencies
 from .documents import labels
 from .emergencies import EMERGENCY_PROCESS, emergency_elements
-from .jobs import quarter_of, quarter_start
+from .jobs import eighteenth_birthday, quarter_of, quarter_start
 from .models import (
     Activity,
     Case,
@@ -755,6 +755,9 @@ def _closure_decision(scope: _Scope, context: TaskContext) -> None:
         if not grounds.rows:
             grounds.note = "Ни контроль исполнения программы, ни предложение о снятии с учета еще не записаны."
         context.panels.append(grounds)
+    children = [p for p in case.family.children if p.birth_date is not None] if case.family is not None else []
+    if children and all(scope.today >= eighteenth_birthday(p.birth_date) for p in children):
+        context.defaults["grounds"] = "age_18"  # п. 6.3: every minor of the case has come of age
     _review(scope, context)
 
 

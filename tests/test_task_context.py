@@ -898,3 +898,21 @@ def test_the_closure_dispatch_does_not_ask_what_the_databank_does_itself():
     form = json.loads((FORMS / "sop_closure_dispatch.json").read_text(encoding="utf-8"))
     assert "databank_updated" not in {c.get("key") for c in form["components"]}
     assert "банк данных автоматически" in form["components"][0]["text"]
+
+
+def test_the_closure_decision_starts_from_coming_of_age_when_every_minor_has(world):
+    """п. 6.3: when every child of the case has turned 18, the closure's grounds start at «достижение 18 лет»; while
+    a younger child remains, nothing is chosen for the commission."""
+    engine, service = world
+    for children, expected in (([dict(SIGNAL["children"][0], birth_date="2007-12-23")], "age_18"),
+                               ([dict(SIGNAL["children"][0], birth_date="2007-12-23"),
+                                 dict(SIGNAL["children"][0], first_name="Илья", birth_date="2015-02-01")], None)):
+        at(engine, "2025-10-30 09:00")
+        result = service.register_intake("school", dict(SIGNAL, children=children), new_family=True)
+        iid = result.instance_ids[0]
+        do(engine, iid, "sop_check", "secretary", CHECK)
+        at(engine, "2025-12-23 10:00")
+        do(engine, iid, "sop_recognition", "chair", RECOGNITION)
+        card = one(engine, iid, "sop_registration_card")
+        context = context_of(engine, card["id"], "secretary", form_key="sop_closure_decision")
+        assert context.defaults.get("grounds") == expected
