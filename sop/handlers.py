@@ -308,14 +308,13 @@ def _check_where_decided(ctx: Context, date_field: str) -> None:
     if task is None:  # a decision recorded outside any task (a test's or a repair's): nothing to check it against
         return
     meeting_id = _meeting_id(ctx.data)
-    if meeting_id is not None and ctx.session.scalar(
-            select(MeetingItem.id).join(Meeting, Meeting.id == MeetingItem.meeting_id)
-            .where(MeetingItem.task_id == task.id, Meeting.id == meeting_id, Meeting.status == "open")):
+    # the question's items on agendas, in one read: the open meeting deciding it now, or a meeting still to decide it
+    on_agendas = ctx.session.execute(
+        select(Meeting.id, Meeting.status, Meeting.held_on, MeetingItem.position, MeetingItem.status.label("item"))
+        .join(MeetingItem, MeetingItem.meeting_id == Meeting.id).where(MeetingItem.task_id == task.id)).all()
+    if meeting_id is not None and any(row.id == meeting_id and row.status == "open" for row in on_agendas):
         return
-    waiting = ctx.session.execute(
-        select(Meeting.held_on, MeetingItem.position).join(MeetingItem, MeetingItem.meeting_id == Meeting.id)
-        .where(MeetingItem.task_id == task.id, MeetingItem.status == "planned",
-               Meeting.status.in_(("planned", "open")))).first()
+    waiting = next((row for row in on_agendas if row.item == "planned" and row.status in ("planned", "open")), None)
     if waiting is not None:
         raise InvalidInput(f"The question is item {waiting.position} of the meeting of {waiting.held_on:%d.%m.%Y}: "
                            "the decision is recorded at the meeting",

@@ -463,3 +463,17 @@ def test_an_emergency_report_on_the_agenda_shows_what_the_guardianship_reported(
     assert ("Представлено: guardian, Отдел опеки и попечительства. Дата направления информации: 30.10.2025; Принятые "
             "меры по защите прав и обеспечению безопасности ребенка, дальнейшая реабилитация: Проведена беседа с "
             "матерью Семья передана под патронаж КЦСОН") in text
+
+
+def test_a_question_put_on_the_agenda_after_the_notice_says_its_agencies_are_not_told(app):
+    engine = app.extensions["kurator"]
+    meeting_id, _cases, client = open_meeting(app)
+    client.get(f"/meetings/{meeting_id}")  # the agenda builds itself
+    post(client, f"/meetings/{meeting_id}/notify", {}, f"/meetings/{meeting_id}")
+    assert "повестка изменилась" not in page(client.get(f"/meetings/{meeting_id}"))
+    late_case = new_case(engine, "Волков")
+    html = page(client.get(f"/meetings/{meeting_id}"))
+    assert late_case["case_id"] in [i["case_id"] for i in items(engine, meeting_id)]
+    assert "повестка изменилась: органы по 1 делу не уведомлены" in html
+    post(client, f"/meetings/{meeting_id}/notify", {}, f"/meetings/{meeting_id}")
+    assert "повестка изменилась" not in page(client.get(f"/meetings/{meeting_id}"))

@@ -412,24 +412,12 @@ class MeetingService:
             _require_status(meeting, "planned")
             self._refresh(session, meeting)
             written = 0
-            for item in meeting.items:
-                if item.case_id is None or item.status != "planned":
-                    continue
-                # the working group: not the commission itself, whose staff prepare and hold the meeting
-                agencies = session.scalars(select(CaseAgency.agency_id)
-                                           .join(Agency, Agency.id == CaseAgency.agency_id)
-                                           .where(CaseAgency.case_id == item.case_id,
-                                                  CaseAgency.role != "commission", Agency.kind != "commission"))
-                for agency_id in agencies:
-                    exists = session.scalar(select(Notice.id).where(
-                        Notice.meeting_id == meeting.id, Notice.case_id == item.case_id, Notice.agency_id == agency_id))
-                    if exists is None:
-                        session.add(Notice(agency_id=agency_id, case_id=item.case_id, meeting_id=meeting.id,
-                                           text=f"Ваш вопрос на заседании комиссии {meeting.held_on:%d.%m.%Y}"
-                                                f"{f' в {meeting.starts_at}' if meeting.starts_at else ''}: "
-                                                f"{item.title}",
-                                           created_at=self.engine.clock.now()))
-                        written += 1
+            for item, agency_id in _not_notified(session, meeting):
+                session.add(Notice(agency_id=agency_id, case_id=item.case_id, meeting_id=meeting.id,
+                                   text=f"Ваш вопрос на заседании комиссии {meeting.held_on:%d.%m.%Y}"
+                                        f"{f' в {meeting.starts_at}' if meeting.starts_at else ''}: {item.title}",
+                                   created_at=self.engine.clock.now()))
+                written += 1
             meeting.agenda_notified_at = self.engine.clock.now()
             self._audit(by, "meeting_agencies_notified", "meeting", meeting_id, {"notices": written},
                                      session=session)
@@ -757,7 +745,11 @@ class MeetingService:
                 "present_member_ids": sorted(present), "invited": meeting.invited or [],
                 "quorum": {"members": quorum.members, "present": quorum.present, "needed": quorum.needed,
                            "reached": quorum.reached},
-                "agenda_notified_at": meeting.agenda_notified_at, "items": items}
+                "agenda_notified_at": meeting.agenda_notified_at,
+                # questions put on the agenda after the agencies were told, whose agencies are not told yet
+                "not_notified_cases": sorted({i.case_id for i, _ in _not_notified(session, meeting)})
+                if meeting.status == "planned" and meeting.agenda_notified_at is not None else [],
+                "items": items}
 
     def _report(self, session: Session, task: HumanTask) -> dict[str, Any] | None:
         """What the agency reported (an emergency's information to the commission), as its form labels it, by whom
@@ -788,6 +780,22 @@ class MeetingService:
 
 
 # -- module helpers -------------------------------------------------------------------------------------------
+
+
+def _not_notified(session: Session, meeting: Meeting) -> list[tuple[MeetingItem, int]]:
+    """The planned case questions of the agenda with each working-group agency not yet told of them (not the
+    commission itself, whose staff prepare and hold the meeting)."""
+    missing = []
+    for item in meeting.items:
+        if item.case_id is None or item.status != "planned":
+            continue
+        agencies = session.scalars(select(CaseAgency.agency_id).join(Agency, Agency.id == CaseAgency.agency_id)
+                                   .where(CaseAgency.case_id == item.case_id, CaseAgency.role != "commission",
+                                          Agency.kind != "commission"))
+        told = set(session.scalars(select(Notice.agency_id).where(Notice.meeting_id == meeting.id,
+                                                                  Notice.case_id == item.case_id)))
+        missing.extend((item, agency_id) for agency_id in agencies if agency_id not in told)
+    return missing
 
 
 def _commission(session: Session, municipality_id: int | None, required: bool = True) -> Commission | None:
