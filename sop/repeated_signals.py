@@ -21,12 +21,12 @@ from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.models import Agency, User
 
 from .models import Case, IntakeEntry
+from .service import OPEN_STATUSES  # the statuses of a case the commission still works on, kept there once
 
 if TYPE_CHECKING:
     from engine import ProcessEngine
 
 SECRETARY_ROLE = "commission_secretary"
-OPEN_STATUSES = ("check", "recognized")
 RESULT_MAX = 2000
 
 
